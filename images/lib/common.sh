@@ -1,0 +1,149 @@
+# shellcheck shell=bash
+# Helpers shared by the image recipes. Source this file; do not run it.
+#
+# Nothing here names a package mirror: every repository URI is read at run
+# time from the host's own apt configuration (/etc/apt).
+
+COMPAT_DIST=${COMPAT_DIST:-bookworm}
+
+compat_log() { printf '[%s] %s\n' "${COMPAT_LOG_TAG:-images}" "$*" >&2; }
+
+compat_die() {
+	printf '[%s] ERROR: %s\n' "${COMPAT_LOG_TAG:-images}" "$*" >&2
+	exit 1
+}
+
+compat_need() { # compat_need CMD "apt package that provides it"
+	command -v "$1" >/dev/null 2>&1 ||
+		compat_die "'$1' not found; install it with: apt-get install -y $2"
+}
+
+# Root of the build cache (outputs never go into git).
+compat_cache_root() {
+	printf '%s\n' "${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}"
+}
+
+# Prints one line per host apt source entry:
+#   TYPE<TAB>URI<TAB>SUITE<TAB>COMPONENTS<TAB>SIGNED-BY
+# from deb822 files (sources.list.d/*.sources) and one-line files
+# (sources.list, sources.list.d/*.list). Disabled deb822 stanzas are skipped.
+compat_apt_entries() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -r "$f" ] || continue
+		awk '
+		function flush(   nt, nu, ns, t, u, s, i, j, k, T, U, S) {
+			if (tolower(F["enabled"]) != "no" && F["types"] != "" && F["uris"] != "" && F["suites"] != "") {
+				nt = split(F["types"], T, /[ \t]+/)
+				nu = split(F["uris"], U, /[ \t]+/)
+				ns = split(F["suites"], S, /[ \t]+/)
+				for (i = 1; i <= nt; i++) for (j = 1; j <= nu; j++) for (k = 1; k <= ns; k++)
+					if (T[i] != "" && U[j] != "" && S[k] != "")
+						printf "%s\t%s\t%s\t%s\t%s\n", T[i], U[j], S[k], F["components"], F["signed-by"]
+			}
+			delete F; key = ""
+		}
+		/^[ \t]*#/ { next }
+		/^[ \t]*$/ { flush(); next }
+		/^[ \t]/ { if (key != "") { sub(/^[ \t]+/, ""); F[key] = F[key] " " $0 } ; next }
+		{
+			i = index($0, ":"); if (i == 0) next
+			key = tolower(substr($0, 1, i - 1)); v = substr($0, i + 1)
+			gsub(/^[ \t]+|[ \t]+$/, "", v); F[key] = v
+		}
+		END { flush() }' "$f"
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -r "$f" ] || continue
+		awk '
+		/^[ \t]*(#|$)/ { next }
+		{
+			sub(/#.*/, ""); n = split($0, W, /[ \t]+/); i = 1; if (W[1] == "") i++
+			type = W[i++]; sb = ""
+			if (substr(W[i], 1, 1) == "[") {
+				opts = ""
+				while (i <= n) { opts = opts " " W[i]; if (W[i] ~ /\]$/) { i++; break } ; i++ }
+				if (match(opts, /signed-by=[^] ]+/)) sb = substr(opts, RSTART + 10, RLENGTH - 10)
+			}
+			uri = W[i++]; suite = W[i++]; comps = ""
+			for (; i <= n; i++) if (W[i] != "") comps = comps (comps == "" ? "" : " ") W[i]
+			if (type != "" && uri != "" && suite != "") printf "%s\t%s\t%s\t%s\t%s\n", type, uri, suite, comps, sb
+		}' "$f"
+	done
+}
+
+# Prints the host's Debian archive entries re-targeted at $COMPAT_DIST:
+#   URI<TAB>SUITE<TAB>COMPONENTS<TAB>SIGNED-BY
+# A host suite NAME maps to DIST, NAME-updates to DIST-updates and
+# NAME-security to DIST-security; other suites (backports, ...) are dropped.
+compat_debian_entries() {
+	compat_apt_entries | awk -F '\t' -v dist="$COMPAT_DIST" '
+	$1 != "deb" && $1 != "deb-src" { next }
+	{
+		s = $3
+		if (s ~ /^[a-z]+$/) t = dist
+		else if (s ~ /^[a-z]+-updates$/) t = dist "-updates"
+		else if (s ~ /^[a-z]+-security$/) t = dist "-security"
+		else next
+		line = $2 "\t" t "\t" $4 "\t" $5
+		if (!(line in seen)) { seen[line] = 1; print line }
+	}'
+}
+
+# The URI of the main archive (the entry whose suite is DIST itself).
+compat_debian_mirror() {
+	local uri
+	uri=$(compat_debian_entries | awk -F '\t' -v dist="$COMPAT_DIST" '$2 == dist { print $1; exit }')
+	[ -n "$uri" ] || compat_die "no Debian archive found in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources; add a 'deb URI <codename> main' entry for Debian and retry"
+	printf '%s\n' "$uri"
+}
+
+# compat_write_sources_list TYPE FILE [KEEP_SIGNED_BY=yes]
+# Writes a one-line-format list of TYPE ("deb" or "deb-src") entries for
+# $COMPAT_DIST, derived from the host's Debian entries.
+compat_write_sources_list() {
+	local type=$1 out=$2 keep_sb=${3:-yes} uri suite comps sb n=0
+	: >"$out"
+	while IFS=$'\t' read -r uri suite comps sb; do
+		[ -n "$comps" ] || comps=main
+		if [ "$keep_sb" = yes ] && [ -n "$sb" ] && [ -r "$sb" ]; then
+			printf '%s [signed-by=%s] %s %s %s\n' "$type" "$sb" "$uri" "$suite" "$comps" >>"$out"
+		else
+			printf '%s %s %s %s\n' "$type" "$uri" "$suite" "$comps" >>"$out"
+		fi
+		n=$((n + 1))
+	done < <(compat_debian_entries)
+	[ "$n" -gt 0 ] || compat_die "could not derive any Debian $type entry from the host's /etc/apt sources"
+}
+
+# Private apt options: a given source list, its own lists/cache directories,
+# so the host's apt state is never touched. Sets the array COMPAT_APT_OPTS.
+# compat_private_apt DIR TYPE  (DIR is created; TYPE deb or deb-src)
+compat_private_apt() {
+	local dir=$1 type=$2
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+	compat_write_sources_list "$type" "$dir/sources.list"
+	COMPAT_APT_OPTS=(
+		-o "Dir::Etc::SourceList=$dir/sources.list"
+		-o "Dir::Etc::SourceParts=/dev/null"
+		-o "Dir::State::Lists=$dir/lists"
+		-o "Dir::Cache=$dir/cache"
+		-o "Dir::Cache::pkgcache=$dir/cache/pkgcache.bin"
+		-o "Dir::Cache::srcpkgcache=$dir/cache/srcpkgcache.bin"
+		-o "Acquire::Languages=none"
+	)
+}
+
+# sha256 of a list of files (names relative to $1 are part of the hash,
+# so renaming a patch changes the key) plus extra strings.
+# compat_hash BASEDIR "FILE..." "EXTRA..."
+compat_hash() {
+	local base=$1 files=$2 extra=$3 f
+	{
+		for f in $files; do
+			[ -f "$base/$f" ] || compat_die "recipe file missing: $base/$f"
+			printf 'file %s %s\n' "$f" "$(sha256sum <"$base/$f" | cut -d' ' -f1)"
+		done
+		printf 'extra %s\n' "$extra"
+	} | sha256sum | cut -d' ' -f1
+}
