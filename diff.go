@@ -38,7 +38,8 @@ const (
 	// unit crashed.
 	Regression Class = "regression"
 	// UnexpectedPass: expected to fail or be skipped, but passed (lit's
-	// XPASS): the baseline wants updating.
+	// XPASS), or expected to fail but was skipped: either way the test no
+	// longer fails and the baseline wants updating.
 	UnexpectedPass Class = "unexpected-pass"
 	// Flaky: failed, then passed when run again. Reported, not a
 	// regression.

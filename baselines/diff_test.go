@@ -1,0 +1,221 @@
+package baselines
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/compat-project/compat"
+)
+
+func mustParse(t *testing.T, s string) *Baseline {
+	t.Helper()
+	b, err := Parse("test.txt", strings.NewReader(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func res(unit, test string, st compat.Status, msg string) compat.Result {
+	return compat.Result{Suite: "python", Unit: unit, Test: test, Status: st, Message: msg}
+}
+
+func flaky(unit, test string) compat.Result {
+	r := res(unit, test, compat.Pass, "")
+	r.Previous = []compat.Result{res(unit, test, compat.Fail, "AssertionError: timing")}
+	return r
+}
+
+const diffBaseline = `# header kept by Update
+pass  test_a.T.test_pass_pass
+pass  test_a.T.test_pass_fail
+pass  test_a.T.test_pass_error
+pass  test_a.T.test_pass_skip
+pass  test_a.T.test_pass_gone
+pass  test_a.T.test_pass_flaky
+fail  test_a.T.test_fail_pass  # known bug
+fail  test_a.T.test_fail_fail  # known bug
+fail  test_a.T.test_fail_skip  # known bug
+skip  test_a.T.test_skip_pass  # no network
+skip  test_a.T.test_skip_fail  # no network
+skip  test_a.T.test_skip_skip  # no network
+flaky test_a.T.test_flaky_pass  # load
+flaky test_a.T.test_flaky_fail  # load
+flaky test_a.T.test_flaky_skip  # load
+pass  test_crash.T.test_pass
+fail  test_crash.T.test_fail  # known
+skip  test_crash.T.test_skip  # resource
+pass  test_notrun.T.test_x
+fail  test_notrun.T.test_y  # not in this run
+pass  test_a2.T.test_other_unit
+`
+
+func diffRun() compat.Run {
+	return compat.Run{Suite: "python", Target: "vkernel", Results: []compat.Result{
+		res("test_a", "test_a.T.test_pass_pass", compat.Pass, ""),
+		res("test_a", "test_a.T.test_pass_fail", compat.Fail, "AssertionError: 1 != 2"),
+		res("test_a", "test_a.T.test_pass_error", compat.Error, "OSError: [Errno 58] Not supported"),
+		res("test_a", "test_a.T.test_pass_skip", compat.Skip, "requires network"),
+		flaky("test_a", "test_a.T.test_pass_flaky"),
+		res("test_a", "test_a.T.test_fail_pass", compat.Pass, ""),
+		res("test_a", "test_a.T.test_fail_fail", compat.Error, "boom"),
+		res("test_a", "test_a.T.test_fail_skip", compat.Skip, "skipped now"),
+		res("test_a", "test_a.T.test_skip_pass", compat.Pass, ""),
+		res("test_a", "test_a.T.test_skip_fail", compat.Fail, "broken"),
+		res("test_a", "test_a.T.test_skip_skip", compat.Skip, "no network"),
+		res("test_a", "test_a.T.test_flaky_pass", compat.Pass, ""),
+		res("test_a", "test_a.T.test_flaky_fail", compat.Fail, "timing"),
+		res("test_a", "test_a.T.test_flaky_skip", compat.Skip, "gone"),
+		res("test_a", "test_a.T.test_new_pass", compat.Pass, ""),
+		res("test_a", "test_a.T.test_new_fail", compat.Fail, "AssertionError: new\nsecond line"),
+		flaky("test_a", "test_a.T.test_new_flaky"),
+		res("test_a", "test_a.T.test_new_skip", compat.Skip, "requires 'cpu' resource"),
+		res("test_crash", "test_crash", compat.Error, "exit status 139 without JUnit XML"),
+	}}
+}
+
+func TestDiff(t *testing.T) {
+	d := Diff(diffRun(), mustParse(t, diffBaseline))
+	var got []string
+	for _, c := range d.Changes {
+		got = append(got, string(c.Class)+" "+c.Test+" "+string(c.Want)+"->"+string(c.Got))
+	}
+	want := []string{
+		"regression test_a.T.test_flaky_skip flaky->skip",
+		"regression test_a.T.test_pass_error pass->error",
+		"regression test_a.T.test_pass_fail pass->fail",
+		"regression test_a.T.test_pass_skip pass->skip",
+		"regression test_a.T.test_skip_fail skip->fail",
+		"regression test_crash.T.test_pass pass->",
+		"unexpected-pass test_a.T.test_fail_pass fail->pass",
+		"unexpected-pass test_a.T.test_fail_skip fail->skip",
+		"unexpected-pass test_a.T.test_skip_pass skip->pass",
+		"flaky test_a.T.test_new_flaky ->pass",
+		"flaky test_a.T.test_pass_flaky pass->pass",
+		"new test_a.T.test_new_fail ->fail",
+		"new test_a.T.test_new_pass ->pass",
+		"new test_a.T.test_new_skip ->skip",
+		"new test_crash ->error",
+		"removed test_a.T.test_pass_gone pass->",
+		"known-failure test_a.T.test_fail_fail fail->error",
+		"known-failure test_a.T.test_flaky_fail flaky->fail",
+		"known-failure test_crash.T.test_fail fail->",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Matched: pass_pass, skip_skip, flaky_pass, test_crash.T.test_skip.
+	if d.Matched != 4 {
+		t.Errorf("Matched = %d, want 4", d.Matched)
+	}
+	// test_notrun and test_a2 were not run: their lines are out of scope.
+	wantExp := compat.Counts{Pass: 7, Fail: 4, Skip: 4, Flaky: 3}
+	if d.Expected != wantExp {
+		t.Errorf("Expected = %+v, want %+v", d.Expected, wantExp)
+	}
+	if d.OK() {
+		t.Error("OK() = true with regressions")
+	}
+	if d.Suite != "python" || d.Target != "vkernel" {
+		t.Errorf("Suite, Target = %q, %q", d.Suite, d.Target)
+	}
+	for _, c := range d.Changes {
+		if c.Test == "test_a.T.test_fail_fail" && (c.Reason != "known bug" || c.Message != "boom") {
+			t.Errorf("known failure lost its reason or message: %+v", c)
+		}
+	}
+}
+
+func TestDiffNilBaseline(t *testing.T) {
+	d := Diff(diffRun(), nil)
+	if n := d.Count(compat.NewTest) + d.Count(compat.Flaky); n != len(diffRun().Results) {
+		t.Errorf("against no baseline: %d new or flaky, want every one of %d results", n, len(diffRun().Results))
+	}
+	if !d.OK() {
+		t.Error("regressions against an empty baseline")
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	old := mustParse(t, diffBaseline)
+	nb, changes := Update(old, diffRun())
+	var buf bytes.Buffer
+	nb.WriteTo(&buf)
+	wantFile := `# header kept by Update
+fail  test_a.T.test_fail_fail  # known bug
+pass  test_a.T.test_fail_pass
+skip  test_a.T.test_fail_skip  # known bug
+flaky test_a.T.test_flaky_fail  # load
+flaky test_a.T.test_flaky_pass  # load
+skip  test_a.T.test_flaky_skip  # load
+fail  test_a.T.test_new_fail  # TODO: AssertionError: new
+flaky test_a.T.test_new_flaky  # TODO: failed, then passed when run again: AssertionError: timing
+pass  test_a.T.test_new_pass
+skip  test_a.T.test_new_skip  # requires 'cpu' resource
+fail  test_a.T.test_pass_error  # TODO: OSError: [Errno 58] Not supported
+fail  test_a.T.test_pass_fail  # TODO: AssertionError: 1 != 2
+flaky test_a.T.test_pass_flaky  # TODO: failed, then passed when run again: AssertionError: timing
+pass  test_a.T.test_pass_pass
+skip  test_a.T.test_pass_skip  # requires network
+fail  test_a.T.test_skip_fail  # no network
+pass  test_a.T.test_skip_pass
+skip  test_a.T.test_skip_skip  # no network
+pass  test_a2.T.test_other_unit
+fail  test_crash  # TODO: exit status 139 without JUnit XML
+fail  test_crash.T.test_fail  # known
+pass  test_crash.T.test_pass
+skip  test_crash.T.test_skip  # resource
+pass  test_notrun.T.test_x
+fail  test_notrun.T.test_y  # not in this run
+`
+	if buf.String() != wantFile {
+		t.Errorf("updated baseline:\n%s\nwant:\n%s", buf.String(), wantFile)
+	}
+	wantChanges := []string{
+		"changed test_a.T.test_fail_pass: fail -> pass",
+		"changed test_a.T.test_fail_skip: fail -> skip  # known bug",
+		"changed test_a.T.test_flaky_skip: flaky -> skip  # load",
+		"added   fail  test_a.T.test_new_fail  # TODO: AssertionError: new",
+		"added   flaky test_a.T.test_new_flaky  # TODO: failed, then passed when run again: AssertionError: timing",
+		"added   pass  test_a.T.test_new_pass",
+		"added   skip  test_a.T.test_new_skip  # requires 'cpu' resource",
+		"changed test_a.T.test_pass_error: pass -> fail  # TODO: OSError: [Errno 58] Not supported",
+		"changed test_a.T.test_pass_fail: pass -> fail  # TODO: AssertionError: 1 != 2",
+		"changed test_a.T.test_pass_flaky: pass -> flaky  # TODO: failed, then passed when run again: AssertionError: timing",
+		"removed pass  test_a.T.test_pass_gone",
+		"changed test_a.T.test_pass_skip: pass -> skip  # requires network",
+		"changed test_a.T.test_skip_fail: skip -> fail  # no network",
+		"changed test_a.T.test_skip_pass: skip -> pass",
+		"added   fail  test_crash  # TODO: exit status 139 without JUnit XML",
+	}
+	if !reflect.DeepEqual(changes, wantChanges) {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(changes, "\n"), strings.Join(wantChanges, "\n"))
+	}
+	// The rewritten baseline must parse, and a run compared with it must
+	// show nothing but the tests whose unit crashed and the flaky ones.
+	again := mustParse(t, buf.String())
+	d := Diff(diffRun(), again)
+	for _, c := range d.Changes {
+		switch {
+		case c.Class == compat.Flaky:
+		case c.Class == compat.KnownFailure:
+		case c.Test == "test_crash.T.test_pass" && c.Class == compat.Regression:
+		default:
+			t.Errorf("after Update, Diff still reports %+v", c)
+		}
+	}
+	// Update leaves its input alone.
+	if !reflect.DeepEqual(old, mustParse(t, diffBaseline)) {
+		t.Error("Update modified its input baseline")
+	}
+}
+
+func TestUpdateNoTODOWithoutMessage(t *testing.T) {
+	run := compat.Run{Results: []compat.Result{res("t", "t.A.b", compat.Error, "")}}
+	nb, _ := Update(nil, run)
+	if len(nb.Entries) != 1 || nb.Entries[0].Reason != "TODO: explain" {
+		t.Errorf("entries = %+v, want one with reason %q", nb.Entries, "TODO: explain")
+	}
+}
