@@ -118,11 +118,16 @@ compat_write_sources_list() {
 
 # Private apt options: a given source list, its own lists/cache directories,
 # so the host's apt state is never touched. Sets the array COMPAT_APT_OPTS.
-# compat_private_apt DIR TYPE  (DIR is created; TYPE deb or deb-src)
+# compat_private_apt DIR TYPE... (DIR is created; TYPE deb and/or deb-src)
 compat_private_apt() {
-	local dir=$1 type=$2
+	local dir=$1 type
+	shift
 	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
-	compat_write_sources_list "$type" "$dir/sources.list"
+	: >"$dir/sources.list"
+	for type in "$@"; do
+		compat_write_sources_list "$type" "$dir/sources.list.$type"
+		cat "$dir/sources.list.$type" >>"$dir/sources.list"
+	done
 	COMPAT_APT_OPTS=(
 		-o "Dir::Etc::SourceList=$dir/sources.list"
 		-o "Dir::Etc::SourceParts=/dev/null"

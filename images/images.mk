@@ -1,0 +1,22 @@
+# Image recipes. Include from the top-level Makefile:
+#     include images/images.mk
+# Targets: images-base, python-wasm, python-image, images (all three).
+# Each prints where its output went (an image name or a cache directory).
+
+IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+
+.PHONY: images images-base python-wasm python-image
+
+images: images-base python-wasm python-image
+
+images-base:
+	@img=$$($(IMAGES_DIR)/base/build.sh | tail -n 1) && \
+	  echo "images-base: docker image $$img"
+
+python-wasm:
+	@out=$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1) && \
+	  echo "python-wasm: $$out (python.wasm, lib/python3.11, build-info.json)"
+
+python-image: images-base
+	@img=$$($(IMAGES_DIR)/python/build-image.sh | tail -n 1) && \
+	  echo "python-image: docker image $$img"

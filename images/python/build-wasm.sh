@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# Builds python.wasm (wasm32-wasi) and its installed standard library,
+# tests included, from Debian bookworm's own python3.11 source package,
+# with Debian's clang-14/lld-14/wasi-libc. zlib and bzip2 are cross-built
+# from Debian's sources so that the zlib and _bz2 modules exist.
+#
+# Output (not in git):
+#   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/python-wasm/<key>/
+#     python.wasm            stripped of DWARF (the name section is kept)
+#     lib/python3.11/...     stdlib incl. test/ (prefix /usr: mount lib/ at /usr/lib)
+#     build-info.json        versions, toolchain, sizes, modules, wasm imports
+#     .done                  written when everything else is in place
+# <key> = first 16 hex digits of sha256 over this recipe's files (names and
+# contents) and the pinned versions. If the output exists this is instant.
+# The last line of stdout is the output directory.
+#
+# Env: COMPAT_CACHE, COMPAT_JOBS (default 2), COMPAT_KEEP_WORK=1 (keep the
+#      build tree), COMPAT_PY_BUILD_PYTHON (override the build python).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+images=$(cd "$here/.." && pwd)
+# shellcheck source=../lib/common.sh
+. "$images/lib/common.sh"
+# shellcheck source=versions.env
+. "$here/versions.env"
+COMPAT_LOG_TAG=python-wasm
+
+# ---------------------------------------------------------------- cache key
+recipe_files="python/build-wasm.sh python/versions.env python/config.site-extra lib/common.sh"
+for p in "$here"/patches/*.patch; do
+	[ -e "$p" ] && recipe_files="$recipe_files python/patches/$(basename "$p")"
+done
+key=$(compat_hash "$images" "$recipe_files" "python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION")
+key=${key:0:16}
+cache=$(compat_cache_root)
+outroot=$cache/python-wasm
+out=$outroot/$key
+
+if [ -f "$out/.done" ]; then
+	printf '%s\n' "$out"
+	exit 0
+fi
+
+mkdir -p "$outroot"
+exec 9>"$outroot/.lock-$key"
+if ! flock -n 9; then
+	compat_log "another build of $key is running; waiting for it"
+	flock 9
+fi
+if [ -f "$out/.done" ]; then
+	printf '%s\n' "$out"
+	exit 0
+fi
+
+jobs=${COMPAT_JOBS:-2}
+t_start=$(date +%s)
+
+# ------------------------------------------------------------- tool checks
+compat_need clang-14 clang-14
+compat_need llvm-ar-14 llvm-14
+compat_need llvm-ranlib-14 llvm-14
+compat_need llvm-strip-14 llvm-14
+compat_need wasm-ld-14 lld-14
+compat_need wasm-objdump wabt
+compat_need autoconf autoconf
+compat_need autoheader autoconf
+compat_need dpkg-source dpkg-dev
+compat_need apt-get apt
+compat_need flock util-linux
+[ -f /usr/include/wasm32-wasi/stdio.h ] && [ -f /usr/lib/wasm32-wasi/libc.a ] ||
+	compat_die "wasi-libc headers/libraries missing under /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi; install them with: apt-get install -y wasi-libc"
+rt=$(clang-14 --target=wasm32-wasi -print-libgcc-file-name)
+[ -f "$rt" ] || compat_die "compiler-rt for wasm32 missing ($rt); install it with: apt-get install -y libclang-rt-14-dev-wasm32"
+
+work=$outroot/.work-$key
+rm -rf "$work"
+mkdir -p "$work/logs"
+logs=$work/logs
+compat_log "building $key (work tree $work)"
+
+fail() { # fail STEP LOGFILE
+	tail -n 40 "$2" >&2 || true
+	compat_die "$1 failed; full log: $2 (work tree kept in $work)"
+}
+run_logged() { # run_logged STEP LOGFILE CMD...
+	local step=$1 log=$2
+	shift 2
+	compat_log "$step"
+	"$@" >"$log" 2>&1 || fail "$step" "$log"
+}
+
+# ------------------------------------------------------------- private apt
+aptdir=$(mktemp -d "${TMPDIR:-/tmp}/compat-apt.XXXXXX")
+trap 'rm -rf "$aptdir"' EXIT
+compat_private_apt "$aptdir" deb-src deb
+apt_ready=no
+apt_update() {
+	[ "$apt_ready" = yes ] && return 0
+	run_logged "apt-get update (private lists, derived from /etc/apt)" "$logs/apt-update.log" \
+		apt-get "${COMPAT_APT_OPTS[@]}" -q update
+	apt_ready=yes
+}
+
+# fetch_source PKG VERSION -> prints the .dsc path (download cached in $cache/sources)
+fetch_source() {
+	local pkg=$1 ver=$2 dir dsc
+	dir=$cache/sources/${pkg}_${ver#*:}
+	dsc=$dir/${pkg}_${ver#*:}.dsc
+	if [ ! -f "$dir/.complete" ]; then
+		apt_update
+		offered=$(apt-cache "${COMPAT_APT_OPTS[@]}" showsrc "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -u)
+		if ! grep -qxF -- "$ver" <<<"$offered"; then
+			compat_die "source package $pkg=$ver is not offered by the Debian archive in /etc/apt (offered: $(echo $offered)); update images/python/versions.env"
+		fi
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		(cd "$dir" && apt-get "${COMPAT_APT_OPTS[@]}" -o APT::Sandbox::User=root -q \
+			source --download-only "$pkg=$ver") >"$logs/fetch-$pkg.log" 2>&1 ||
+			fail "apt-get source $pkg=$ver" "$logs/fetch-$pkg.log"
+		[ -f "$dsc" ] || compat_die "apt-get source $pkg=$ver did not produce $dsc"
+		touch "$dir/.complete"
+	fi
+	printf '%s\n' "$dsc"
+}
+
+# unpack PKG VERSION DEST (applies Debian's patches)
+unpack() {
+	local dsc
+	dsc=$(fetch_source "$1" "$2")
+	run_logged "unpack $1 $2" "$logs/unpack-$1.log" dpkg-source -x "$dsc" "$3"
+}
+
+# ------------------------------------------------------------ build python
+# Prefer the host's /usr/bin/python3.11 when it is the pinned revision;
+# otherwise unpack the pinned binary packages privately (the host's
+# packages are never changed).
+if [ -n "${COMPAT_PY_BUILD_PYTHON:-}" ]; then
+	build_python=$COMPAT_PY_BUILD_PYTHON
+else
+	if [ ! -x /usr/bin/python3.11 ]; then
+		compat_log "installing python3.11 (needed as the build python)"
+		apt-get install -y -q python3.11 >"$logs/apt-install-python.log" 2>&1 ||
+			fail "apt-get install python3.11" "$logs/apt-install-python.log"
+	fi
+	host_ver=$(dpkg-query -W -f '${Version}' python3.11 2>/dev/null || true)
+	if [ "$host_ver" = "$PY_DEB_VERSION" ]; then
+		build_python=/usr/bin/python3.11
+	else
+		bp=$cache/build-python/$PY_DEB_VERSION
+		if [ ! -f "$bp/.complete" ]; then
+			compat_log "host python3.11 is $host_ver, not $PY_DEB_VERSION: unpacking the pinned build python into $bp"
+			apt_update
+			rm -rf "$bp"
+			mkdir -p "$bp/debs"
+			(cd "$bp/debs" && apt-get "${COMPAT_APT_OPTS[@]}" -o APT::Sandbox::User=root -q download \
+				"python3.11-minimal=$PY_DEB_VERSION" "libpython3.11-minimal=$PY_DEB_VERSION" \
+				"libpython3.11-stdlib=$PY_DEB_VERSION") >"$logs/build-python.log" 2>&1 ||
+				fail "apt-get download python3.11 $PY_DEB_VERSION binaries" "$logs/build-python.log"
+			for deb in "$bp"/debs/*.deb; do
+				dpkg-deb -x "$deb" "$bp/root"
+			done
+			touch "$bp/.complete"
+		fi
+		build_python=$bp/root/usr/bin/python3.11
+	fi
+fi
+"$build_python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' >/dev/null 2>&1 ||
+	compat_die "build python $build_python does not run as Python 3.11"
+build_python_version=$("$build_python" -c 'import sys; print(sys.version.split()[0])')
+
+# ------------------------------------------------------------------ sysroot
+sysroot=$work/sysroot
+mkdir -p "$sysroot/include" "$sysroot/lib"
+ln -s /usr/include/wasm32-wasi "$sysroot/include/wasm32-wasi"
+ln -s /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
+CC_WASI="clang-14 --target=wasm32-wasi --sysroot=$sysroot"
+deps=$work/deps
+mkdir -p "$deps/include" "$deps/lib/pkgconfig"
+
+# --------------------------------------------------------------------- zlib
+t0=$(date +%s)
+unpack zlib "$ZLIB_DEB_VERSION" "$work/zlib"
+(
+	cd "$work/zlib"
+	CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+		./configure --static --prefix="$deps"
+	nice make -j"$jobs" libz.a
+	make install
+) >"$logs/zlib.log" 2>&1 || fail "zlib cross-build" "$logs/zlib.log"
+[ -f "$deps/lib/libz.a" ] || fail "zlib cross-build (no libz.a)" "$logs/zlib.log"
+
+# -------------------------------------------------------------------- bzip2
+unpack bzip2 "$BZIP2_DEB_VERSION" "$work/bzip2"
+(
+	cd "$work/bzip2"
+	objs=
+	for c in blocksort huffman crctable randtable compress decompress bzlib; do
+		# shellcheck disable=SC2086
+		nice $CC_WASI -O2 -D_FILE_OFFSET_BITS=64 -c "$c.c" -o "$c.o"
+		objs="$objs $c.o"
+	done
+	# shellcheck disable=SC2086
+	llvm-ar-14 rc libbz2.a $objs
+	llvm-ranlib-14 libbz2.a
+	cp libbz2.a "$deps/lib/"
+	cp bzlib.h "$deps/include/"
+) >"$logs/bzip2.log" 2>&1 || fail "bzip2 cross-build" "$logs/bzip2.log"
+t_deps=$(($(date +%s) - t0))
+
+# -------------------------------------------------------------- CPython
+unpack python3.11 "$PY_DEB_VERSION" "$work/src"
+src=$work/src
+for p in "$here"/patches/*.patch; do
+	[ -e "$p" ] || continue
+	run_logged "patch $(basename "$p")" "$logs/patch-$(basename "$p").log" patch -d "$src" -p1 -N -i "$p"
+done
+# The stdlib test packages that the Makefile's install list leaves out.
+for t in test_capi test_sqlite3 test_tomllib; do
+	[ -d "$src/Lib/test/$t" ] || compat_die "Lib/test/$t not found in the python3.11 source"
+done
+touch "$src/Modules/Setup.local"
+cat "$src/Tools/wasm/config.site-wasm32-wasi" "$here/config.site-extra" >"$work/config.site"
+
+t0=$(date +%s)
+run_logged "autoconf" "$logs/autoconf.log" sh -c "cd '$src' && autoconf -f && autoheader -f"
+
+configure_args=(
+	--host=wasm32-unknown-wasi
+	--build="$("$src/config.guess")"
+	--with-build-python="$build_python"
+	--prefix=/usr
+	--without-ensurepip
+)
+run_logged "configure" "$logs/configure.log" env -C "$src" \
+	CONFIG_SITE="$work/config.site" \
+	CC="$CC_WASI" CPP="$CC_WASI -E" CXX=false \
+	AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$deps/lib/pkgconfig" \
+	ZLIB_CFLAGS="-I$deps/include" ZLIB_LIBS="-L$deps/lib -lz" \
+	BZIP2_CFLAGS="-I$deps/include" BZIP2_LIBS="-L$deps/lib -lbz2" \
+	nice ./configure "${configure_args[@]}"
+t_configure=$(($(date +%s) - t0))
+
+t0=$(date +%s)
+run_logged "make -j$jobs" "$logs/make.log" nice make -C "$src" -j"$jobs"
+t_make=$(($(date +%s) - t0))
+
+t0=$(date +%s)
+stage=$work/stage
+run_logged "make install" "$logs/install.log" nice make -C "$src" install DESTDIR="$stage"
+t_install=$(($(date +%s) - t0))
+
+# ------------------------------------------------------------- assemble
+new=$outroot/.new-$key
+rm -rf "$new"
+mkdir -p "$new/lib"
+[ -f "$src/python.wasm" ] || compat_die "make did not produce $src/python.wasm"
+[ -d "$stage/usr/lib/python3.11" ] || compat_die "make install did not produce usr/lib/python3.11"
+unstripped_size=$(stat -c %s "$src/python.wasm")
+llvm-strip-14 --strip-debug -o "$new/python.wasm" "$src/python.wasm"
+mv "$stage/usr/lib/python3.11" "$new/lib/python3.11"
+lib=$new/lib/python3.11
+# The static libpython archive is only for embedding; nothing runs it.
+rm -f "$lib"/config-3.11-*/*.a
+for t in test_capi test_sqlite3 test_tomllib; do
+	if [ ! -d "$lib/test/$t" ]; then
+		cp -a "$src/Lib/test/$t" "$lib/test/$t"
+		for o in 0 1 2; do
+			PYTHONHASHSEED=0 "$build_python" -E -m compileall -q -o "$o" \
+				-d "/usr/lib/python3.11/test/$t" "$lib/test/$t" >>"$logs/compileall.log" 2>&1 ||
+				fail "compileall $t" "$logs/compileall.log"
+		done
+	fi
+done
+[ -f "$lib/os.py" ] && [ -f "$lib/test/regrtest.py" ] ||
+	compat_die "installed stdlib looks incomplete (os.py or test/regrtest.py missing in $lib)"
+
+# ---------------------------------------------------------- wasm imports
+wasm-objdump -x -j Import "$new/python.wasm" >"$logs/imports.txt" 2>&1 ||
+	fail "wasm-objdump on python.wasm" "$logs/imports.txt"
+bad_imports=$(grep -E '^ - func\[' "$logs/imports.txt" | grep -v '<- wasi_snapshot_preview1\.' || true)
+[ -z "$bad_imports" ] ||
+	compat_die "python.wasm imports functions outside wasi_snapshot_preview1: $bad_imports"
+other_imports=$(grep -E '^ - ' "$logs/imports.txt" | grep -v '^ - func\[' || true)
+[ -z "$other_imports" ] ||
+	compat_die "python.wasm imports something other than functions: $other_imports"
+sed -n 's/^ - func\[[0-9]*\] sig=[0-9]* <\([^>]*\)> <- wasi_snapshot_preview1\.\(.*\)$/\2/p' "$logs/imports.txt" |
+	sort -u >"$work/imports.list"
+[ -s "$work/imports.list" ] || compat_die "could not read the import list of python.wasm (see $logs/imports.txt)"
+
+# ------------------------------------------------------------ build info
+pkgver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
+grep -E '^MODULE_[A-Z0-9_]+_STATE=' "$src/Makefile" >"$work/modules.txt" || true
+t_total=$(($(date +%s) - t_start))
+INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work \
+	INFO_PY=$PY_DEB_VERSION INFO_ZLIB=$ZLIB_DEB_VERSION INFO_BZIP2=$BZIP2_DEB_VERSION \
+	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
+	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) \
+	INFO_WABT=$(pkgver wabt) INFO_AUTOCONF=$(pkgver autoconf) \
+	INFO_BUILD_PY=$build_python INFO_BUILD_PY_VER=$build_python_version \
+	INFO_PYVER=$(sed -n 's/^#define PY_VERSION[[:space:]]*"\(.*\)"/\1/p' "$src/Include/patchlevel.h") \
+	INFO_UNSTRIPPED=$unstripped_size INFO_CONFIGURE="${configure_args[*]}" \
+	INFO_T_DEPS=$t_deps INFO_T_CONFIGURE=$t_configure INFO_T_MAKE=$t_make \
+	INFO_T_INSTALL=$t_install INFO_T_TOTAL=$t_total \
+	"$build_python" -E - <<'PY' || compat_die "writing build-info.json failed"
+import hashlib, json, os
+e = os.environ
+out = e["INFO_OUT"]; work = e["INFO_WORK"]
+wasm = os.path.join(out, "python.wasm")
+h = hashlib.sha256()
+with open(wasm, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+lib_bytes = lib_files = 0
+for root, dirs, files in os.walk(os.path.join(out, "lib")):
+    for name in files:
+        lib_files += 1
+        lib_bytes += os.lstat(os.path.join(root, name)).st_size
+modules = {}
+with open(os.path.join(work, "modules.txt")) as f:
+    for line in f:
+        k, _, v = line.strip().partition("=")
+        modules[k[len("MODULE_"):-len("_STATE")].lower()] = v
+with open(os.path.join(work, "imports.list")) as f:
+    imports = [l.strip() for l in f if l.strip()]
+info = {
+    "key": e["INFO_KEY"],
+    "source": {"package": "python3.11", "version": e["INFO_PY"], "distribution": "debian bookworm"},
+    "deps": {"zlib": e["INFO_ZLIB"], "bzip2": e["INFO_BZIP2"]},
+    "python_version": e["INFO_PYVER"],
+    "target": "wasm32-unknown-wasi",
+    "prefix": "/usr",
+    "stdlib_dir": "lib/python3.11",
+    "mount_hint": "mount <out>/lib at /usr/lib (or set PYTHONHOME=/usr with lib/ there)",
+    "configure_args": e["INFO_CONFIGURE"].split(),
+    "toolchain": {
+        "clang-14": e["INFO_CLANG"], "lld-14": e["INFO_LLD"], "llvm-14": e["INFO_LLVM"],
+        "wasi-libc": e["INFO_WASILIBC"], "libclang-rt-14-dev-wasm32": e["INFO_RT"],
+        "wabt": e["INFO_WABT"], "autoconf": e["INFO_AUTOCONF"],
+        "build_python": {"path": e["INFO_BUILD_PY"], "version": e["INFO_BUILD_PY_VER"]},
+    },
+    "sizes": {
+        "python.wasm": os.path.getsize(wasm),
+        "python.wasm_unstripped": int(e["INFO_UNSTRIPPED"]),
+        "lib_bytes": lib_bytes, "lib_files": lib_files,
+    },
+    "sha256": {"python.wasm": h.hexdigest()},
+    "timings_s": {
+        "deps": int(e["INFO_T_DEPS"]), "configure": int(e["INFO_T_CONFIGURE"]),
+        "make": int(e["INFO_T_MAKE"]), "install": int(e["INFO_T_INSTALL"]),
+        "total": int(e["INFO_T_TOTAL"]),
+    },
+    "wasm_imports": {"wasi_snapshot_preview1": imports},
+    "modules": modules,
+}
+with open(os.path.join(out, "build-info.json"), "w") as f:
+    json.dump(info, f, indent=2, sort_keys=False)
+    f.write("\n")
+PY
+
+date -u +%Y-%m-%dT%H:%M:%SZ >"$new/.done"
+rm -rf "$out"
+mv "$new" "$out"
+if [ "${COMPAT_KEEP_WORK:-0}" != 1 ]; then
+	rm -rf "$work"
+fi
+compat_log "done in ${t_total} s: python.wasm $(($(stat -c %s "$out/python.wasm") / 1000)) kB (unstripped $((unstripped_size / 1000)) kB)"
+printf '%s\n' "$out"
