@@ -1,0 +1,171 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/compat-project/compat"
+)
+
+// Section is one suite in a summary.
+type Section struct {
+	// Run is the run under test, such as the suite on the vkernel.
+	Run compat.Run
+	// Reference is the same suite on the native reference build, if it
+	// was run.
+	Reference *compat.Run
+	// Diff compares Run with its baseline (baselines.Diff).
+	Diff compat.Diff
+}
+
+// WriteSummary writes a Markdown summary for release sign-off: for each
+// section, a table of counts (run, reference, baseline), then the changes,
+// regressions first, then unexpected passes, flaky tests, new and removed
+// tests, and the known failures folded away at the end.
+func WriteSummary(w io.Writer, sections ...Section) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	regressions := 0
+	for _, s := range sections {
+		regressions += s.Diff.Count(compat.Regression)
+	}
+	p("# Compatibility summary\n\n")
+	if regressions == 0 {
+		p("No regressions in %d suite(s).\n", len(sections))
+	} else {
+		p("**%d regression(s)** in %d suite(s).\n", regressions, len(sections))
+	}
+	for _, s := range sections {
+		writeSection(p, s)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing summary: %w", err)
+	}
+	return nil
+}
+
+var classTitles = map[compat.Class]string{
+	compat.Regression:     "Regressions",
+	compat.UnexpectedPass: "Unexpected passes",
+	compat.Flaky:          "Flaky",
+	compat.NewTest:        "New tests",
+	compat.RemovedTest:    "Removed tests",
+	compat.KnownFailure:   "Known failures",
+}
+
+func writeSection(p func(string, ...any), s Section) {
+	p("\n## %s on %s\n\n", cell(s.Run.Suite), cell(s.Run.Target))
+	p("| | pass | fail | error | skip | flaky | total | time |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	row := func(name string, c compat.Counts, d time.Duration) {
+		t := ""
+		if d > 0 {
+			t = d.Round(time.Second).String()
+		}
+		p("| %s | %d | %d | %d | %d | %d | %d | %s |\n", cell(name), c.Pass, c.Fail, c.Error, c.Skip, c.Flaky, c.Total(), t)
+	}
+	row(s.Run.Target, s.Run.Counts(), s.Run.Duration)
+	if s.Reference != nil {
+		row(s.Reference.Target, s.Reference.Counts(), s.Reference.Duration)
+	}
+	e := s.Diff.Expected
+	// The baseline's flaky tests may pass or fail, so they count in the
+	// total only.
+	p("| baseline | %d | %d | | %d | %d | %d | |\n", e.Pass, e.Fail, e.Skip, e.Flaky, e.Pass+e.Fail+e.Skip+e.Flaky)
+	p("\n")
+	var parts []string
+	for _, c := range compat.Classes {
+		parts = append(parts, fmt.Sprintf("%s: %d", strings.ToLower(classTitles[c]), s.Diff.Count(c)))
+	}
+	p("%s; as expected: %d.\n", strings.Join(parts, ", "), s.Diff.Matched)
+	writeProperties(p, s.Run)
+	if s.Reference != nil {
+		writeProperties(p, *s.Reference)
+	}
+	for _, c := range compat.Classes {
+		changes := s.Diff.Of(c)
+		if len(changes) == 0 {
+			continue
+		}
+		if c == compat.KnownFailure {
+			p("\n<details><summary>%s (%d)</summary>\n", classTitles[c], len(changes))
+		} else {
+			p("\n### %s (%d)\n", classTitles[c], len(changes))
+		}
+		p("\n| test | baseline | got | reason / message |\n| --- | --- | --- | --- |\n")
+		for _, ch := range changes {
+			want, got := string(ch.Want), string(ch.Got)
+			if want == "" {
+				want = "(none)"
+			}
+			if got == "" {
+				got = "missing"
+			}
+			if ch.Class == compat.Flaky {
+				got = "pass on rerun"
+			}
+			var why []string
+			if ch.Reason != "" {
+				why = append(why, "baseline: "+ch.Reason)
+			}
+			if m := firstLine(ch.Message); m != "" {
+				why = append(why, m)
+			}
+			p("| `%s` | %s | %s | %s |\n", code(ch.Test), want, got, cell(strings.Join(why, "; ")))
+		}
+		if c == compat.KnownFailure {
+			p("\n</details>\n")
+		}
+	}
+}
+
+func writeProperties(p func(string, ...any), run compat.Run) {
+	if len(run.Properties) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(run.Properties))
+	for k := range run.Properties {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var kv []string
+	for _, k := range keys {
+		kv = append(kv, fmt.Sprintf("%s `%s`", cell(k), code(run.Properties[k])))
+	}
+	p("\n%s: %s\n", cell(run.Target), strings.Join(kv, ", "))
+}
+
+// firstLine returns the first non-blank line of s, cut to a table-friendly
+// length.
+func firstLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if r := []rune(l); len(r) > 160 {
+			l = string(r[:157]) + "..."
+		}
+		return l
+	}
+	return ""
+}
+
+// cell makes s safe inside a Markdown table cell: one line, no column
+// separators, no stray markup from test messages.
+func cell(s string) string {
+	s = clean(s)
+	r := strings.NewReplacer("\r", " ", "\n", " ", "|", `\|`, "<", "&lt;", ">", "&gt;", "`", "\\`", "*", `\*`, "_", `\_`)
+	return r.Replace(s)
+}
+
+// code makes s safe inside a `code span` in a table cell.
+func code(s string) string {
+	s = clean(s)
+	r := strings.NewReplacer("\r", " ", "\n", " ", "|", `\|`, "`", "'")
+	return r.Replace(s)
+}
