@@ -1,0 +1,752 @@
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+
+	"github.com/tetratelabs/wazero/api"
+	"golang.org/x/sys/unix"
+)
+
+// fdAdvise is preview1 fd_advise(fd, offset, len, advice) -> errno. Advice is
+// accepted and ignored. EBADF for an unknown fd, EINVAL for an unknown advice.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_advisefd-fd-offset-filesize-len-filesize-advice-advice---errno
+var fdAdvise = &hostFunc{
+	module: ModulePreview1, name: "fd_advise",
+	params: []string{"fd", "offset", "len", "advice"}, types: []api.ValueType{i32, i64, i64, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		if p.fds.get(uint32(s[0])) == nil {
+			return EBADF
+		}
+		if uint32(s[3]) > 5 {
+			return EINVAL
+		}
+		return ESUCCESS
+	},
+}
+
+// fdAllocate is preview1 fd_allocate(fd, offset, len) -> errno: reserves
+// file space with fallocate. EBADF, EROFS on a read-only mount, ENOSPC.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_allocatefd-fd-offset-filesize-len-filesize---errno
+var fdAllocate = &hostFunc{
+	module: ModulePreview1, name: "fd_allocate",
+	params: []string{"fd", "offset", "len"}, types: []api.ValueType{i32, i64, i64}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		f, errno := p.hostFile(uint32(s[0]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		if int64(s[1]) < 0 || int64(s[2]) <= 0 {
+			return EINVAL
+		}
+		return errnoOf(unix.Fallocate(f.hostFD, 0, int64(s[1]), int64(s[2])))
+	},
+}
+
+// fdClose is preview1 fd_close(fd) -> errno. Closing a socket closes the
+// host socket, so the peer sees EOF at once (wazero's preview1 only shuts it
+// down). EBADF for an unknown fd.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_closefd-fd---errno
+var fdClose = &hostFunc{
+	module: ModulePreview1, name: "fd_close",
+	params: []string{"fd"}, types: []api.ValueType{i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		f := p.fds.remove(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		p.forgetEpoll(f.hostFD)
+		return errnoOf(f.closeHost())
+	},
+}
+
+// fdDatasync is preview1 fd_datasync(fd) -> errno.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_datasyncfd-fd---errno
+var fdDatasync = &hostFunc{
+	module: ModulePreview1, name: "fd_datasync",
+	params: []string{"fd"}, types: []api.ValueType{i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		f, errno := p.hostFile(uint32(s[0]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		return errnoOf(unix.Fdatasync(f.hostFD))
+	},
+}
+
+// fdSync is preview1 fd_sync(fd) -> errno.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_syncfd-fd---errno
+var fdSync = &hostFunc{
+	module: ModulePreview1, name: "fd_sync",
+	params: []string{"fd"}, types: []api.ValueType{i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		f, errno := p.hostFile(uint32(s[0]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		return errnoOf(unix.Fsync(f.hostFD))
+	},
+}
+
+// fdFdstatGet is preview1 fd_fdstat_get(fd, result.stat) -> errno: the file
+// type, the flags the guest set, and all rights (access is enforced by
+// mounts, not rights). EBADF, EFAULT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_fdstat_getfd-fd---errno-fdstat
+var fdFdstatGet = &hostFunc{
+	module: ModulePreview1, name: "fd_fdstat_get",
+	params: []string{"fd", "result.stat"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		b, ok := view(mod.Memory(), uint32(s[1]), 24)
+		if !ok {
+			return EFAULT
+		}
+		clear(b)
+		b[0] = f.filetype
+		put16(b[2:], f.flags)
+		put64(b[8:], allRights)
+		put64(b[16:], allRights)
+		return ESUCCESS
+	},
+}
+
+// fdFdstatSetFlags is preview1 fd_fdstat_set_flags(fd, flags) -> errno.
+// NONBLOCK makes reads, writes and accepts on the fd answer EAGAIN instead
+// of waiting; APPEND sets O_APPEND on the host file. EBADF, EINVAL for
+// unknown flags.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_fdstat_set_flagsfd-fd-flags-fdflags---errno
+var fdFdstatSetFlags = &hostFunc{
+	module: ModulePreview1, name: "fd_fdstat_set_flags",
+	params: []string{"fd", "flags"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		flags := uint32(s[1])
+		if flags&^0x1f != 0 {
+			return EINVAL
+		}
+		if f.hostFD >= 0 && f.filetype == filetypeRegularFile && (flags^uint32(f.flags))&fdflagAppend != 0 {
+			fl, err := unix.FcntlInt(uintptr(f.hostFD), unix.F_GETFL, 0)
+			if err != nil {
+				return errnoOf(err)
+			}
+			if flags&fdflagAppend != 0 {
+				fl |= unix.O_APPEND
+			} else {
+				fl &^= unix.O_APPEND
+			}
+			if _, err := unix.FcntlInt(uintptr(f.hostFD), unix.F_SETFL, fl); err != nil {
+				return errnoOf(err)
+			}
+		}
+		f.flags = uint16(flags)
+		return ESUCCESS
+	},
+}
+
+// fdFdstatSetRights is preview1 fd_fdstat_set_rights(fd, base, inheriting)
+// -> errno. Rights are not enforced (see fd_fdstat_get); the call succeeds
+// for any open fd.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_fdstat_set_rightsfd-fd-fs_rights_base-rights-fs_rights_inheriting-rights---errno
+var fdFdstatSetRights = &hostFunc{
+	module: ModulePreview1, name: "fd_fdstat_set_rights",
+	params: []string{"fd", "fs_rights_base", "fs_rights_inheriting"}, types: []api.ValueType{i32, i64, i64}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		if p.fds.get(uint32(s[0])) == nil {
+			return EBADF
+		}
+		return ESUCCESS
+	},
+}
+
+// fdFilestatGet is preview1 fd_filestat_get(fd, result.buf) -> errno: the
+// host file's attributes. EBADF, EFAULT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_filestat_getfd-fd---errno-filestat
+var fdFilestatGet = &hostFunc{
+	module: ModulePreview1, name: "fd_filestat_get",
+	params: []string{"fd", "result.buf"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		b, ok := view(mod.Memory(), uint32(s[1]), 64)
+		if !ok {
+			return EFAULT
+		}
+		fd := f.statFD()
+		if fd < 0 {
+			clear(b)
+			b[16] = f.filetype
+			return ESUCCESS
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return errnoOf(err)
+		}
+		putFilestat(b, &st)
+		return ESUCCESS
+	},
+}
+
+// fdFilestatSetSize is preview1 fd_filestat_set_size(fd, size) -> errno:
+// ftruncate. EBADF, EINVAL, EROFS on a read-only mount.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_filestat_set_sizefd-fd-size-filesize---errno
+var fdFilestatSetSize = &hostFunc{
+	module: ModulePreview1, name: "fd_filestat_set_size",
+	params: []string{"fd", "size"}, types: []api.ValueType{i32, i64}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		f, errno := p.hostFile(uint32(s[0]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		if int64(s[1]) < 0 {
+			return EINVAL
+		}
+		return errnoOf(unix.Ftruncate(f.hostFD, int64(s[1])))
+	},
+}
+
+// fdFilestatSetTimes is preview1 fd_filestat_set_times(fd, atim, mtim,
+// fst_flags) -> errno: futimens, honouring ATIM_NOW and MTIM_NOW. EBADF,
+// EINVAL for contradictory flags.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_filestat_set_timesfd-fd-atim-timestamp-mtim-timestamp-fst_flags-fstflags---errno
+var fdFilestatSetTimes = &hostFunc{
+	module: ModulePreview1, name: "fd_filestat_set_times",
+	params: []string{"fd", "atim", "mtim", "fst_flags"}, types: []api.ValueType{i32, i64, i64, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		ts, errno := utimes(s[1], s[2], uint32(s[3]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		if f.mount != nil && f.mount.readOnly {
+			return EROFS
+		}
+		fd := f.statFD()
+		if fd < 0 {
+			return EBADF
+		}
+		return errnoOf(unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0))
+	},
+}
+
+// fdPread is preview1 fd_pread(fd, iovs, iovs_len, offset, result.nread) ->
+// errno: one preadv into the iovecs. EBADF, EFAULT, ESPIPE on a socket.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_preadfd-fd-iovs-iovec_array-offset-filesize---errno-size
+var fdPread = &hostFunc{
+	module: ModulePreview1, name: "fd_pread",
+	params: []string{"fd", "iovs", "iovs_len", "offset", "result.nread"}, types: []api.ValueType{i32, i32, i32, i64, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f, errno := p.hostFile(uint32(s[0]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		n, err := unix.Preadv(f.hostFD, bufs, int64(s[3]))
+		if err != nil {
+			return errnoOf(err)
+		}
+		return putU32(mod.Memory(), uint32(s[4]), uint32(n))
+	},
+}
+
+// fdPwrite is preview1 fd_pwrite(fd, iovs, iovs_len, offset,
+// result.nwritten) -> errno: one pwritev. EBADF, EFAULT, ESPIPE.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_pwritefd-fd-iovs-ciovec_array-offset-filesize---errno-size
+var fdPwrite = &hostFunc{
+	module: ModulePreview1, name: "fd_pwrite",
+	params: []string{"fd", "iovs", "iovs_len", "offset", "result.nwritten"}, types: []api.ValueType{i32, i32, i32, i64, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f, errno := p.hostFile(uint32(s[0]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		n, err := unix.Pwritev(f.hostFD, bufs, int64(s[3]))
+		if err != nil {
+			return errnoOf(err)
+		}
+		return putU32(mod.Memory(), uint32(s[4]), uint32(n))
+	},
+}
+
+// fdPrestatGet is preview1 fd_prestat_get(fd, result.prestat) -> errno. Only
+// the mounts are preopens; every other fd, sockets included, answers EBADF,
+// which is where wasi-libc stops scanning (wazero answers a preopened socket
+// as a directory named "", which wasi-libc then prefers over "/").
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_prestat_getfd-fd---errno-prestat
+var fdPrestatGet = &hostFunc{
+	module: ModulePreview1, name: "fd_prestat_get",
+	params: []string{"fd", "result.prestat"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil || f.preopen == "" {
+			return EBADF
+		}
+		b, ok := view(mod.Memory(), uint32(s[1]), 8)
+		if !ok {
+			return EFAULT
+		}
+		clear(b)
+		put32(b[4:], uint32(len(f.preopen)))
+		return ESUCCESS
+	},
+}
+
+// fdPrestatDirName is preview1 fd_prestat_dir_name(fd, path, path_len) ->
+// errno: the preopen's guest path. EBADF when fd is not a preopen,
+// ENAMETOOLONG when path_len is too small.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_prestat_dir_namefd-fd-path-pointeru8-path_len-size---errno
+var fdPrestatDirName = &hostFunc{
+	module: ModulePreview1, name: "fd_prestat_dir_name",
+	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil || f.preopen == "" {
+			return EBADF
+		}
+		if uint32(s[2]) < uint32(len(f.preopen)) {
+			return ENAMETOOLONG
+		}
+		b, ok := view(mod.Memory(), uint32(s[1]), uint32(len(f.preopen)))
+		if !ok {
+			return EFAULT
+		}
+		copy(b, f.preopen)
+		return ESUCCESS
+	},
+}
+
+// fdRead is preview1 fd_read(fd, iovs, iovs_len, result.nread) -> errno. On
+// a host fd it is one readv, so the count always covers every byte moved
+// (wazero's loses the first iovecs' bytes when a later one hits EAGAIN). A
+// blocking fd waits for data; a NONBLOCK one answers EAGAIN. EBADF, EFAULT,
+// EISDIR.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_readfd-fd-iovs-iovec_array---errno-size
+var fdRead = &hostFunc{
+	module: ModulePreview1, name: "fd_read",
+	params: []string{"fd", "iovs", "iovs_len", "result.nread"}, types: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32},
+	call: func(ctx context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		n, errno := p.read(ctx, f, bufs)
+		if errno != ESUCCESS {
+			return errno
+		}
+		return putU32(mod.Memory(), uint32(s[3]), uint32(n))
+	},
+}
+
+func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno) {
+	switch {
+	case f.filetype == filetypeDirectory:
+		return 0, EISDIR
+	case f.listener:
+		return 0, ENOTCONN
+	case f.reader != nil:
+		n := 0
+		for _, b := range bufs {
+			m, err := f.reader.Read(b)
+			n += m
+			if err != nil && !errors.Is(err, io.EOF) && n == 0 {
+				return 0, EIO
+			}
+			if m < len(b) || err != nil {
+				break
+			}
+		}
+		return n, ESUCCESS
+	case f.hostFD < 0:
+		return 0, EBADF
+	}
+	return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return unix.Readv(f.hostFD, bufs) })
+}
+
+// fdWrite is preview1 fd_write(fd, iovs, iovs_len, result.nwritten) -> errno:
+// one writev on a host fd, so a short write reports exactly what was
+// written. EBADF, EFAULT, EPIPE, EAGAIN on a NONBLOCK socket.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_writefd-fd-iovs-ciovec_array---errno-size
+var fdWrite = &hostFunc{
+	module: ModulePreview1, name: "fd_write",
+	params: []string{"fd", "iovs", "iovs_len", "result.nwritten"}, types: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32},
+	call: func(ctx context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		n, errno := p.write(ctx, f, bufs)
+		if errno != ESUCCESS {
+			return errno
+		}
+		return putU32(mod.Memory(), uint32(s[3]), uint32(n))
+	},
+}
+
+func (p *Process) write(ctx context.Context, f *file, bufs [][]byte) (int, Errno) {
+	switch {
+	case f.filetype == filetypeDirectory:
+		return 0, EISDIR
+	case f.listener:
+		return 0, ENOTCONN
+	case f.writer != nil:
+		n := 0
+		for _, b := range bufs {
+			m, err := f.writer.Write(b)
+			n += m
+			if err != nil {
+				if n > 0 {
+					return n, ESUCCESS
+				}
+				return 0, errnoOf(err)
+			}
+		}
+		return n, ESUCCESS
+	case f.hostFD < 0:
+		return 0, EBADF
+	}
+	if f.filetype == filetypeSocketStream {
+		return p.retry(ctx, f, unix.POLLOUT, func() (int, error) {
+			return unix.SendmsgBuffers(f.hostFD, bufs, nil, nil, unix.MSG_NOSIGNAL)
+		})
+	}
+	return p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return unix.Writev(f.hostFD, bufs) })
+}
+
+// retry runs a non-blocking host operation, waiting for readiness while it
+// answers EAGAIN on a fd the guest has not made non-blocking.
+func (p *Process) retry(ctx context.Context, f *file, events int16, op func() (int, error)) (int, Errno) {
+	for {
+		n, err := op()
+		switch {
+		case err == nil:
+			return n, ESUCCESS
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN && !f.nonblocking():
+			if errno := waitFD(ctx, f.hostFD, events); errno != ESUCCESS {
+				return 0, errno
+			}
+			continue
+		}
+		return 0, errnoOf(err)
+	}
+}
+
+// waitFD blocks until fd is ready for events or ctx ends, checking ctx
+// often enough that a cancelled exec stops promptly.
+func waitFD(ctx context.Context, fd int, events int16) Errno {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+	for {
+		if ctx.Err() != nil {
+			return EINTR
+		}
+		n, err := unix.Poll(pfd, 100)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return errnoOf(err)
+		}
+		if n > 0 {
+			return ESUCCESS
+		}
+	}
+}
+
+// fdReaddir is preview1 fd_readdir(fd, buf, buf_len, cookie,
+// result.bufused) -> errno: directory entries from cookie on, each a 24-byte
+// dirent and its name; the last may be cut short, and bufused == buf_len
+// tells the caller to ask again with a larger buffer. Cookie 0 rereads the
+// directory. EBADF, ENOTDIR, EFAULT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_readdirfd-fd-buf-pointeru8-buf_len-size-cookie-dircookie---errno-size
+var fdReaddir = &hostFunc{
+	module: ModulePreview1, name: "fd_readdir",
+	params: []string{"fd", "buf", "buf_len", "cookie", "result.bufused"}, types: []api.ValueType{i32, i32, i32, i64, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		if f.filetype != filetypeDirectory || f.mount == nil {
+			return ENOTDIR
+		}
+		buf, ok := view(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		if !ok {
+			return EFAULT
+		}
+		cookie := s[3]
+		if cookie == 0 || f.dirents == nil {
+			ents, errno := f.readDir()
+			if errno != ESUCCESS {
+				return errno
+			}
+			f.dirents = ents
+		}
+		if cookie > uint64(len(f.dirents)) {
+			return EINVAL
+		}
+		used := 0
+		for i := int(cookie); i < len(f.dirents) && used < len(buf); i++ {
+			used += f.dirents[i].encode(buf[used:], uint64(i+1))
+		}
+		return putU32(mod.Memory(), uint32(s[4]), uint32(used))
+	},
+}
+
+type dirent struct {
+	ino      uint64
+	filetype uint8
+	name     string
+}
+
+// encode writes the dirent and its name into b, cut short if b is.
+func (d dirent) encode(b []byte, next uint64) int {
+	var hdr [24]byte
+	put64(hdr[0:], next)
+	put64(hdr[8:], d.ino)
+	put32(hdr[16:], uint32(len(d.name)))
+	hdr[20] = d.filetype
+	n := copy(b, hdr[:])
+	return n + copy(b[n:], d.name)
+}
+
+// readDir lists the directory with getdents64 on a fresh descriptor, so
+// the guest's own offset is never disturbed.
+func (f *file) readDir() ([]dirent, Errno) {
+	fd, err := unix.Openat(f.dirFD(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	defer unix.Close(fd)
+	var ents []dirent
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, errnoOf(err)
+		}
+		if n <= 0 {
+			return ents, ESUCCESS
+		}
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(le16(b[16:]))
+			if reclen < 19 || reclen > len(b) {
+				return nil, EIO
+			}
+			name := b[19:reclen]
+			for i, c := range name {
+				if c == 0 {
+					name = name[:i]
+					break
+				}
+			}
+			ents = append(ents, dirent{ino: le64(b), filetype: direntType(b[18]), name: string(name)})
+			b = b[reclen:]
+		}
+	}
+}
+
+func direntType(t uint8) uint8 {
+	switch t {
+	case unix.DT_BLK:
+		return filetypeBlockDevice
+	case unix.DT_CHR:
+		return filetypeCharDevice
+	case unix.DT_DIR:
+		return filetypeDirectory
+	case unix.DT_REG:
+		return filetypeRegularFile
+	case unix.DT_LNK:
+		return filetypeSymlink
+	case unix.DT_SOCK:
+		return filetypeSocketStream
+	}
+	return filetypeUnknown
+}
+
+// fdRenumber is preview1 fd_renumber(fd, to) -> errno: moves fd to the
+// number to, closing what was there. EBADF when fd is not open or to is out
+// of range.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_renumberfd-fd-to-fd---errno
+var fdRenumber = &hostFunc{
+	module: ModulePreview1, name: "fd_renumber",
+	params: []string{"fd", "to"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
+		from, to := uint32(s[0]), uint32(s[1])
+		f := p.fds.get(from)
+		if f == nil || to >= maxFDs {
+			return EBADF
+		}
+		if from == to {
+			return ESUCCESS
+		}
+		if old := p.fds.get(to); old != nil {
+			p.forgetEpoll(old.hostFD)
+			old.closeHost()
+		}
+		for uint32(len(p.fds.files)) <= to {
+			p.fds.files = append(p.fds.files, nil)
+		}
+		p.fds.files[to] = f
+		p.fds.files[from] = nil
+		return ESUCCESS
+	},
+}
+
+// fdSeek is preview1 fd_seek(fd, offset, whence, result.newoffset) -> errno.
+// EBADF, EINVAL for an unknown whence, ESPIPE on sockets and stdio.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_seekfd-fd-offset-filedelta-whence-whence---errno-filesize
+var fdSeek = &hostFunc{
+	module: ModulePreview1, name: "fd_seek",
+	params: []string{"fd", "offset", "whence", "result.newoffset"}, types: []api.ValueType{i32, i64, i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		if uint32(s[2]) > 2 {
+			return EINVAL
+		}
+		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
+			return ESPIPE
+		}
+		off, err := unix.Seek(f.hostFD, int64(s[1]), int(s[2]))
+		if err != nil {
+			return errnoOf(err)
+		}
+		return putU64(mod.Memory(), uint32(s[3]), uint64(off))
+	},
+}
+
+// fdTell is preview1 fd_tell(fd, result.offset) -> errno.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_tellfd-fd---errno-filesize
+var fdTell = &hostFunc{
+	module: ModulePreview1, name: "fd_tell",
+	params: []string{"fd", "result.offset"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
+			return EBADF
+		}
+		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
+			return ESPIPE
+		}
+		off, err := unix.Seek(f.hostFD, 0, 1)
+		if err != nil {
+			return errnoOf(err)
+		}
+		return putU64(mod.Memory(), uint32(s[1]), uint64(off))
+	},
+}
+
+// hostFile returns the open regular file or directory at fd, or EBADF.
+func (p *Process) hostFile(fd uint32) (*file, Errno) {
+	f := p.fds.get(fd)
+	if f == nil || f.hostFD < 0 {
+		return nil, EBADF
+	}
+	return f, ESUCCESS
+}
+
+// statFD is the host fd to fstat for f: its own, or its mount's root.
+func (f *file) statFD() int {
+	if f.hostFD >= 0 {
+		return f.hostFD
+	}
+	if f.mount != nil && f.rel == "." {
+		return f.mount.rootFD
+	}
+	return -1
+}
+
+// dirFD is the host fd of a directory file, for *at calls.
+func (f *file) dirFD() int { return f.statFD() }
+
+func putFilestat(b []byte, st *unix.Stat_t) {
+	clear(b)
+	put64(b[0:], st.Dev)
+	put64(b[8:], st.Ino)
+	b[16] = modeType(st.Mode)
+	put64(b[24:], uint64(st.Nlink))
+	put64(b[32:], uint64(st.Size))
+	put64(b[40:], uint64(st.Atim.Nano()))
+	put64(b[48:], uint64(st.Mtim.Nano()))
+	put64(b[56:], uint64(st.Ctim.Nano()))
+}
+
+func modeType(mode uint32) uint8 {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFBLK:
+		return filetypeBlockDevice
+	case unix.S_IFCHR:
+		return filetypeCharDevice
+	case unix.S_IFDIR:
+		return filetypeDirectory
+	case unix.S_IFREG:
+		return filetypeRegularFile
+	case unix.S_IFLNK:
+		return filetypeSymlink
+	case unix.S_IFSOCK:
+		return filetypeSocketStream
+	}
+	return filetypeUnknown
+}
+
+// Preview1 fstflags.
+const (
+	fstAtim    = 1
+	fstAtimNow = 2
+	fstMtim    = 4
+	fstMtimNow = 8
+)
+
+// utimes turns preview1 times and fstflags into utimensat's timespecs.
+func utimes(atim, mtim uint64, flags uint32) ([]unix.Timespec, Errno) {
+	if flags&^0xf != 0 || flags&(fstAtim|fstAtimNow) == fstAtim|fstAtimNow || flags&(fstMtim|fstMtimNow) == fstMtim|fstMtimNow {
+		return nil, EINVAL
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+	switch {
+	case flags&fstAtimNow != 0:
+		ts[0] = unix.Timespec{Nsec: unix.UTIME_NOW}
+	case flags&fstAtim != 0:
+		ts[0] = unix.NsecToTimespec(int64(atim))
+	}
+	switch {
+	case flags&fstMtimNow != 0:
+		ts[1] = unix.Timespec{Nsec: unix.UTIME_NOW}
+	case flags&fstMtim != 0:
+		ts[1] = unix.NsecToTimespec(int64(mtim))
+	}
+	return ts, ESUCCESS
+}

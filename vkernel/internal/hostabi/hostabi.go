@@ -1,0 +1,340 @@
+// Package hostabi is the vkernel's host surface: the WASI preview1 functions
+// guests import from "wasi_snapshot_preview1", implemented on host file
+// descriptors, and the "vkernel" module's own calls. ABI.md in the vkernel
+// directory documents both.
+//
+// One file per call family, as in wazero's preview1: args, environ, clock,
+// fd, path, poll, proc, random, sched, sock; and vk_* for the vkernel module.
+// Every function is bounds-checked against guest memory and answers EFAULT
+// rather than touching memory outside it.
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"path"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
+)
+
+// Module names guests import from.
+const (
+	ModulePreview1 = "wasi_snapshot_preview1"
+	ModuleVkernel  = "vkernel"
+)
+
+// Mount makes a host directory visible to the guest at an absolute guest path.
+type Mount struct {
+	Guest    string
+	Host     string
+	ReadOnly bool
+}
+
+// Hooks are the decisions the host surface leaves to the vkernel's policy.
+type Hooks struct {
+	// Audit records a security-relevant decision the ABI made.
+	Audit func(action, detail, decision, reason string)
+	// AllowConnect reports whether the guest may dial addr.
+	AllowConnect func(addr netip.AddrPort) bool
+	// Spawn execs the file at a host path through the vkernel (routed by
+	// hash) and returns its exit status, or the errno to report.
+	Spawn func(ctx context.Context, hostPath string, args []string) (uint32, Errno)
+}
+
+// Config describes a process to create.
+type Config struct {
+	Args   []string
+	Env    []string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Mounts []Mount
+	// Listeners are handed to the guest as fds after the preopens, in order.
+	Listeners []net.Listener
+	Hooks     Hooks
+}
+
+// Process is the host-side state of one guest instance: its fd table,
+// arguments, environment and accounting. It is used by one goroutine at a
+// time: the one running the guest.
+type Process struct {
+	args, env [][]byte
+	fds       fdTable
+	mounts    []*mount
+	hooks     Hooks
+	start     time.Time
+
+	epfd     int
+	epollSet map[int]uint32
+
+	jumps map[uint32]jumpPoint
+
+	hostNanos atomic.Int64
+	hostCalls atomic.Int64
+}
+
+// NewProcess creates a process: fds 0-2 are stdio, the mounts follow as
+// preopened directories, then the listeners. It takes its own duplicates of
+// the listeners' sockets; the caller still owns the listeners.
+func NewProcess(cfg Config) (*Process, error) {
+	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, epollSet: map[int]uint32{}}
+	for _, a := range cfg.Args {
+		p.args = append(p.args, []byte(a))
+	}
+	for _, e := range cfg.Env {
+		p.env = append(p.env, []byte(e))
+	}
+	stdin := cfg.Stdin
+	if stdin == nil {
+		stdin = eofReader{}
+	}
+	p.fds.files = []*file{
+		{filetype: filetypeCharDevice, hostFD: -1, reader: stdin},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stdout)},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stderr)},
+	}
+	for _, m := range cfg.Mounts {
+		if err := p.addMount(m); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	for i, l := range cfg.Listeners {
+		if err := p.addListener(l); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("listener %d (%s): %w", i, l.Addr(), err)
+		}
+	}
+	return p, nil
+}
+
+func (p *Process) addMount(m Mount) error {
+	if !path.IsAbs(m.Guest) || path.Clean(m.Guest) != m.Guest {
+		return fmt.Errorf("mount %s: guest path must be absolute and clean", m.Guest)
+	}
+	fd, err := unix.Open(m.Host, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("mount %s at %s: %w", m.Host, m.Guest, err)
+	}
+	mt := &mount{guest: m.Guest, host: m.Host, rootFD: fd, readOnly: m.ReadOnly}
+	p.mounts = append(p.mounts, mt)
+	_, errno := p.fds.insert(&file{filetype: filetypeDirectory, hostFD: -1, mount: mt, rel: ".", preopen: m.Guest})
+	if errno != ESUCCESS {
+		return fmt.Errorf("mount %s: fd table full", m.Guest)
+	}
+	return nil
+}
+
+func (p *Process) addListener(l net.Listener) error {
+	sc, ok := l.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return fmt.Errorf("%T has no socket to hand over", l)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd, err := dupSocket(raw)
+	if err != nil {
+		return err
+	}
+	if _, errno := p.fds.insert(&file{filetype: filetypeSocketStream, hostFD: fd, listener: true}); errno != ESUCCESS {
+		unix.Close(fd)
+		return errors.New("fd table full")
+	}
+	return nil
+}
+
+// dupSocket takes a non-blocking close-on-exec duplicate of a Go socket.
+func dupSocket(c syscall.RawConn) (int, error) {
+	var fd int
+	var dupErr error
+	if err := c.Control(func(s uintptr) {
+		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, dupErr
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// ListenerFDs returns the guest fd numbers of the listeners, in Config order.
+func (p *Process) ListenerFDs() []uint32 {
+	var fds []uint32
+	for i, f := range p.fds.files {
+		if f != nil && f.listener {
+			fds = append(fds, uint32(i))
+		}
+	}
+	return fds
+}
+
+// Close releases every host fd the process holds.
+func (p *Process) Close() error {
+	for i, f := range p.fds.files {
+		if f != nil {
+			f.closeHost()
+			p.fds.files[i] = nil
+		}
+	}
+	for _, m := range p.mounts {
+		unix.Close(m.rootFD)
+	}
+	p.mounts = nil
+	if p.epfd >= 0 {
+		unix.Close(p.epfd)
+		p.epfd = -1
+	}
+	return nil
+}
+
+// HostTime returns the time spent in host calls and how many were made.
+func (p *Process) HostTime() (time.Duration, int64) {
+	return time.Duration(p.hostNanos.Load()), p.hostCalls.Load()
+}
+
+type processKey struct{}
+
+// WithProcess returns a context that host functions called under it act on p.
+// It also enables wazero's snapshotter, which setjmp needs.
+func WithProcess(ctx context.Context, p *Process) context.Context {
+	return experimental.WithSnapshotter(context.WithValue(ctx, processKey{}, p))
+}
+
+func processFrom(ctx context.Context) *Process {
+	p, _ := ctx.Value(processKey{}).(*Process)
+	return p
+}
+
+// hostFunc is one host function of the ABI.
+type hostFunc struct {
+	module  string
+	name    string
+	params  []string // parameter names, documentation only
+	types   []api.ValueType
+	results []api.ValueType
+	call    func(ctx context.Context, p *Process, mod api.Module, stack []uint64) Errno
+}
+
+var (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+// functions lists the whole host surface.
+func functions() []*hostFunc {
+	return []*hostFunc{
+		argsGet, argsSizesGet, environGet, environSizesGet,
+		clockResGet, clockTimeGet,
+		fdAdvise, fdAllocate, fdClose, fdDatasync, fdFdstatGet, fdFdstatSetFlags, fdFdstatSetRights,
+		fdFilestatGet, fdFilestatSetSize, fdFilestatSetTimes, fdPread, fdPrestatGet, fdPrestatDirName,
+		fdPwrite, fdRead, fdReaddir, fdRenumber, fdSeek, fdSync, fdTell, fdWrite,
+		pathCreateDirectory, pathFilestatGet, pathFilestatSetTimes, pathLink, pathOpen, pathReadlink,
+		pathRemoveDirectory, pathRename, pathSymlink, pathUnlinkFile,
+		pollOneoff, procExit, procRaise, schedYield, randomGet,
+		sockAccept, sockRecv, sockSend, sockShutdown,
+		vkSockConnect, vkSockError, vkSockPeerAddr, vkSockLocalAddr, vkSockSetopt,
+		vkSetjmp, vkLongjmp, vkMemMap, vkMemProtect, vkProcSpawn,
+	}
+}
+
+// Instantiate defines the host modules in r. It must be called once per
+// runtime, before any guest is instantiated.
+func Instantiate(ctx context.Context, r wazero.Runtime) error {
+	builders := map[string]wazero.HostModuleBuilder{}
+	for _, f := range functions() {
+		b := builders[f.module]
+		if b == nil {
+			b = r.NewHostModuleBuilder(f.module)
+			builders[f.module] = b
+		}
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(f.goFunc(), f.types, f.results).
+			WithParameterNames(f.params...).
+			Export(f.name)
+	}
+	for _, name := range []string{ModulePreview1, ModuleVkernel} {
+		if _, err := builders[name].Instantiate(ctx); err != nil {
+			return fmt.Errorf("instantiate host module %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (f *hostFunc) goFunc() api.GoModuleFunc {
+	call, hasResult := f.call, len(f.results) > 0
+	return func(ctx context.Context, mod api.Module, stack []uint64) {
+		p := processFrom(ctx)
+		if p == nil {
+			if hasResult {
+				stack[0] = uint64(ENOSYS)
+			}
+			return
+		}
+		start := nanotime()
+		errno := call(ctx, p, mod, stack)
+		if hasResult {
+			stack[0] = uint64(errno)
+		}
+		p.hostNanos.Add(nanotime() - start)
+		p.hostCalls.Add(1)
+	}
+}
+
+// Signature returns the parameter and result types of a host function, or
+// false when the host surface has no such function.
+func Signature(module, name string) (params, results []api.ValueType, ok bool) {
+	for _, f := range functions() {
+		if f.module == module && f.name == name {
+			return f.types, f.results, true
+		}
+	}
+	return nil, nil, false
+}
+
+// Names returns "module.name" for every host function, for documentation
+// and tests.
+func Names() []string {
+	var names []string
+	for _, f := range functions() {
+		names = append(names, f.module+"."+f.name)
+	}
+	return names
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// The zero of CLOCK_MONOTONIC is shared with native programs, so exec
+// latency can be measured across the two.
+func nanotime() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}

@@ -1,0 +1,472 @@
+package hostabi
+
+import (
+	"context"
+	"path"
+	"strconv"
+
+	"github.com/tetratelabs/wazero/api"
+	"golang.org/x/sys/unix"
+)
+
+// Every path a guest names is resolved inside its mount: the path is joined
+// to the directory fd's mount-relative path and cleaned lexically (".."
+// stops at the mount root), then opened with openat2 and RESOLVE_IN_ROOT so
+// that symbolic links, absolute ones included, cannot leave the mount
+// either.
+const resolveInMount = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+
+// Preview1 lookupflags and oflags.
+const (
+	lookupSymlinkFollow = 1
+
+	oflagCreat     = 1
+	oflagDirectory = 2
+	oflagExcl      = 4
+	oflagTrunc     = 8
+
+	rightFDRead  = 1 << 1
+	rightFDWrite = 1 << 6
+)
+
+// JoinInMount joins a guest path to a mount-relative directory path and
+// returns the mount-relative result: clean, never absolute, never above the
+// mount root ("." for the root itself).
+func JoinInMount(dir, name string) string {
+	c := path.Clean("/" + dir + "/" + name)
+	if c == "/" {
+		return "."
+	}
+	return c[1:]
+}
+
+// target is a guest path resolved to its mount.
+type target struct {
+	mount *mount
+	rel   string
+}
+
+// resolve reads the path argument of a path_* call and resolves it against
+// the directory fd. EBADF for an unknown fd, ENOTDIR when it is not a
+// directory under a mount, EFAULT, ENOENT for an empty path.
+func (p *Process) resolve(m api.Memory, dirfd, ptr, n uint32) (target, Errno) {
+	d := p.fds.get(dirfd)
+	if d == nil {
+		return target{}, EBADF
+	}
+	if d.filetype != filetypeDirectory || d.mount == nil {
+		return target{}, ENOTDIR
+	}
+	name, errno := readString(m, ptr, n)
+	if errno != ESUCCESS {
+		return target{}, errno
+	}
+	if name == "" {
+		return target{}, ENOENT
+	}
+	return target{mount: d.mount, rel: JoinInMount(d.rel, name)}, ESUCCESS
+}
+
+// open opens the target with openat2 beneath its mount root.
+func (t target) open(flags uint64, mode uint64) (int, error) {
+	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: resolveInMount}
+	for {
+		fd, err := unix.Openat2(t.mount.rootFD, t.rel, &how)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// parent opens the target's parent directory (O_PATH) and returns it with
+// the final name, for the *at calls that act on a name without following it.
+func (t target) parent() (int, string, error) {
+	dir, base := path.Dir(t.rel), path.Base(t.rel)
+	fd, err := target{t.mount, dir}.open(unix.O_PATH|unix.O_DIRECTORY, 0)
+	return fd, base, err
+}
+
+// exists reports whether the final name exists, without following it.
+func exists(pfd int, base string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
+// readOnlyRemove is the answer on a read-only mount to removing a name:
+// ENOENT when it does not exist (so "remove if present" code works), else
+// EROFS. wazero answered EROFS even for missing files.
+func readOnlyRemove(pfd int, base string) Errno {
+	if !exists(pfd, base) {
+		return ENOENT
+	}
+	return EROFS
+}
+
+// readOnlyCreate is the answer on a read-only mount to creating a name.
+func readOnlyCreate(pfd int, base string) Errno {
+	if exists(pfd, base) {
+		return EEXIST
+	}
+	return EROFS
+}
+
+// withParent runs op on the target's parent fd and final name.
+func withParent(t target, op func(pfd int, base string) Errno) Errno {
+	pfd, base, err := t.parent()
+	if err != nil {
+		return errnoOf(err)
+	}
+	defer unix.Close(pfd)
+	return op(pfd, base)
+}
+
+// pathCreateDirectory is preview1 path_create_directory(fd, path, path_len)
+// -> errno: mkdirat, mode 0777 less the umask. EEXIST, ENOENT, EROFS on a
+// read-only mount, EBADF, ENOTDIR, EFAULT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_create_directoryfd-fd-path-string---errno
+var pathCreateDirectory = &hostFunc{
+	module: ModulePreview1, name: "path_create_directory",
+	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		return withParent(t, func(pfd int, base string) Errno {
+			if t.mount.readOnly {
+				return readOnlyCreate(pfd, base)
+			}
+			return errnoOf(unix.Mkdirat(pfd, base, 0o777))
+		})
+	},
+}
+
+// pathFilestatGet is preview1 path_filestat_get(fd, flags, path, path_len,
+// result.buf) -> errno: the attributes of the named file, following a final
+// symbolic link when flags has SYMLINK_FOLLOW. ENOENT, ELOOP, EBADF, EFAULT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_filestat_getfd-fd-flags-lookupflags-path-string---errno-filestat
+var pathFilestatGet = &hostFunc{
+	module: ModulePreview1, name: "path_filestat_get",
+	params: []string{"fd", "flags", "path", "path_len", "result.buf"}, types: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		b, ok := view(mod.Memory(), uint32(s[4]), 64)
+		if !ok {
+			return EFAULT
+		}
+		flags := uint64(unix.O_PATH)
+		if uint32(s[1])&lookupSymlinkFollow == 0 {
+			flags |= unix.O_NOFOLLOW
+		}
+		fd, err := t.open(flags, 0)
+		if err != nil {
+			return errnoOf(err)
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return errnoOf(err)
+		}
+		putFilestat(b, &st)
+		return ESUCCESS
+	},
+}
+
+// pathFilestatSetTimes is preview1 path_filestat_set_times(fd, flags, path,
+// path_len, atim, mtim, fst_flags) -> errno. EINVAL for contradictory
+// fst_flags, EROFS on a read-only mount, ENOENT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_filestat_set_timesfd-fd-flags-lookupflags-path-string-atim-timestamp-mtim-timestamp-fst_flags-fstflags---errno
+var pathFilestatSetTimes = &hostFunc{
+	module: ModulePreview1, name: "path_filestat_set_times",
+	params: []string{"fd", "flags", "path", "path_len", "atim", "mtim", "fst_flags"},
+	types:   []api.ValueType{i32, i32, i32, i32, i64, i64, i32},
+	results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		ts, errno := utimes(s[4], s[5], uint32(s[6]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		flags := uint64(unix.O_PATH)
+		if uint32(s[1])&lookupSymlinkFollow == 0 {
+			flags |= unix.O_NOFOLLOW
+		}
+		fd, err := t.open(flags, 0)
+		if err != nil {
+			return errnoOf(err)
+		}
+		defer unix.Close(fd)
+		if t.mount.readOnly {
+			return EROFS
+		}
+		// The fd was resolved inside the mount; its /proc link names exactly
+		// that inode, so following it cannot escape.
+		return errnoOf(unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0))
+	},
+}
+
+// pathLink is preview1 path_link(old_fd, old_flags, old_path, old_path_len,
+// new_fd, new_path, new_path_len) -> errno: a hard link. EXDEV across
+// mounts, EEXIST, EROFS on a read-only mount.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_linkold_fd-fd-old_flags-lookupflags-old_path-string-new_fd-fd-new_path-string---errno
+var pathLink = &hostFunc{
+	module: ModulePreview1, name: "path_link",
+	params: []string{"old_fd", "old_flags", "old_path", "old_path_len", "new_fd", "new_path", "new_path_len"},
+	types:   []api.ValueType{i32, i32, i32, i32, i32, i32, i32},
+	results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		old, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		nt, errno := p.resolve(mod.Memory(), uint32(s[4]), uint32(s[5]), uint32(s[6]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		if old.mount != nt.mount {
+			return EXDEV
+		}
+		flags := uint64(unix.O_PATH)
+		if uint32(s[1])&lookupSymlinkFollow == 0 {
+			flags |= unix.O_NOFOLLOW
+		}
+		ofd, err := old.open(flags, 0)
+		if err != nil {
+			return errnoOf(err)
+		}
+		defer unix.Close(ofd)
+		return withParent(nt, func(pfd int, base string) Errno {
+			if nt.mount.readOnly {
+				return readOnlyCreate(pfd, base)
+			}
+			return errnoOf(unix.Linkat(ofd, "", pfd, base, unix.AT_EMPTY_PATH))
+		})
+	},
+}
+
+// pathOpen is preview1 path_open(fd, dirflags, path, path_len, oflags,
+// fs_rights_base, fs_rights_inheriting, fdflags, result.opened_fd) -> errno.
+// The access mode comes from the FD_READ and FD_WRITE rights; oflags map to
+// O_CREAT, O_DIRECTORY, O_EXCL and O_TRUNC; a final symbolic link is
+// followed only with SYMLINK_FOLLOW. On a read-only mount, opening to write
+// or create answers ENOENT for a missing file and EROFS otherwise.
+// ENOENT, EEXIST, EISDIR, ENOTDIR, ELOOP, EMFILE, EBADF, EFAULT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_openfd-fd-dirflags-lookupflags-path-string-oflags-oflags-fs_rights_base-rights-fs_rights_inheriting-rights-fdflags-fdflags---errno-fd
+var pathOpen = &hostFunc{
+	module: ModulePreview1, name: "path_open",
+	params: []string{"fd", "dirflags", "path", "path_len", "oflags", "fs_rights_base", "fs_rights_inheriting", "fdflags", "result.opened_fd"},
+	types:   []api.ValueType{i32, i32, i32, i32, i32, i64, i64, i32, i32},
+	results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		oflags, rights, fdflags := uint32(s[4]), s[5], uint32(s[7])
+		if oflags&^0xf != 0 || fdflags&^0x1f != 0 {
+			return EINVAL
+		}
+		if _, ok := view(mod.Memory(), uint32(s[8]), 4); !ok {
+			return EFAULT
+		}
+		var flags uint64
+		write := rights&rightFDWrite != 0
+		switch {
+		case oflags&oflagDirectory != 0:
+			flags = unix.O_RDONLY | unix.O_DIRECTORY
+			write = false
+		case write && rights&rightFDRead != 0:
+			flags = unix.O_RDWR
+		case write:
+			flags = unix.O_WRONLY
+		default:
+			flags = unix.O_RDONLY
+		}
+		if oflags&oflagCreat != 0 {
+			flags |= unix.O_CREAT
+		}
+		if oflags&oflagExcl != 0 {
+			flags |= unix.O_EXCL
+		}
+		if oflags&oflagTrunc != 0 {
+			flags |= unix.O_TRUNC
+		}
+		if uint32(s[1])&lookupSymlinkFollow == 0 {
+			flags |= unix.O_NOFOLLOW
+		}
+		if fdflags&fdflagAppend != 0 {
+			flags |= unix.O_APPEND
+		}
+		if fdflags&(fdflagSync|fdflagRsync) != 0 {
+			flags |= unix.O_SYNC
+		} else if fdflags&fdflagDsync != 0 {
+			flags |= unix.O_DSYNC
+		}
+		if t.mount.readOnly && (write || oflags&(oflagCreat|oflagTrunc) != 0) {
+			fd, err := t.open(unix.O_PATH|flags&unix.O_NOFOLLOW, 0)
+			if err != nil {
+				if err == unix.ENOENT && oflags&oflagCreat != 0 {
+					return EROFS
+				}
+				return errnoOf(err)
+			}
+			unix.Close(fd)
+			if oflags&oflagExcl != 0 {
+				return EEXIST
+			}
+			return EROFS
+		}
+		fd, err := t.open(flags, 0o666)
+		if err != nil {
+			return errnoOf(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return errnoOf(err)
+		}
+		f := &file{filetype: modeType(st.Mode), hostFD: fd, flags: uint16(fdflags), mount: t.mount}
+		if f.filetype == filetypeDirectory {
+			f.rel = t.rel
+		}
+		newfd, errno := p.fds.insert(f)
+		if errno != ESUCCESS {
+			unix.Close(fd)
+			return errno
+		}
+		return putU32(mod.Memory(), uint32(s[8]), newfd)
+	},
+}
+
+// pathReadlink is preview1 path_readlink(fd, path, path_len, buf, buf_len,
+// result.bufused) -> errno: the link's contents, cut to buf_len. EINVAL when
+// the name is not a symbolic link, ENOENT, EFAULT.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_readlinkfd-fd-path-string-buf-pointeru8-buf_len-size---errno-size
+var pathReadlink = &hostFunc{
+	module: ModulePreview1, name: "path_readlink",
+	params: []string{"fd", "path", "path_len", "buf", "buf_len", "result.bufused"},
+	types:   []api.ValueType{i32, i32, i32, i32, i32, i32},
+	results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		buf, ok := view(mod.Memory(), uint32(s[3]), uint32(s[4]))
+		if !ok {
+			return EFAULT
+		}
+		return withParent(t, func(pfd int, base string) Errno {
+			tmp := make([]byte, 4096)
+			n, err := unix.Readlinkat(pfd, base, tmp)
+			if err != nil {
+				return errnoOf(err)
+			}
+			n = copy(buf, tmp[:n])
+			return putU32(mod.Memory(), uint32(s[5]), uint32(n))
+		})
+	},
+}
+
+// pathRemoveDirectory is preview1 path_remove_directory(fd, path, path_len)
+// -> errno. ENOTEMPTY, ENOTDIR, ENOENT, EROFS on a read-only mount (ENOENT
+// there when the directory does not exist).
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_remove_directoryfd-fd-path-string---errno
+var pathRemoveDirectory = &hostFunc{
+	module: ModulePreview1, name: "path_remove_directory",
+	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		return p.unlink(mod.Memory(), s, unix.AT_REMOVEDIR)
+	},
+}
+
+// pathUnlinkFile is preview1 path_unlink_file(fd, path, path_len) -> errno.
+// EISDIR, ENOENT, EROFS on a read-only mount (ENOENT there when the file
+// does not exist).
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_unlink_filefd-fd-path-string---errno
+var pathUnlinkFile = &hostFunc{
+	module: ModulePreview1, name: "path_unlink_file",
+	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		return p.unlink(mod.Memory(), s, 0)
+	},
+}
+
+func (p *Process) unlink(m api.Memory, s []uint64, flags int) Errno {
+	t, errno := p.resolve(m, uint32(s[0]), uint32(s[1]), uint32(s[2]))
+	if errno != ESUCCESS {
+		return errno
+	}
+	return withParent(t, func(pfd int, base string) Errno {
+		if t.mount.readOnly {
+			return readOnlyRemove(pfd, base)
+		}
+		return errnoOf(unix.Unlinkat(pfd, base, flags))
+	})
+}
+
+// pathRename is preview1 path_rename(fd, old_path, old_path_len, new_fd,
+// new_path, new_path_len) -> errno. EXDEV across mounts, ENOENT, EROFS on a
+// read-only mount.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_renamefd-fd-old_path-string-new_fd-fd-new_path-string---errno
+var pathRename = &hostFunc{
+	module: ModulePreview1, name: "path_rename",
+	params: []string{"fd", "old_path", "old_path_len", "new_fd", "new_path", "new_path_len"},
+	types:   []api.ValueType{i32, i32, i32, i32, i32, i32},
+	results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		old, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		nt, errno := p.resolve(mod.Memory(), uint32(s[3]), uint32(s[4]), uint32(s[5]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		if old.mount != nt.mount {
+			return EXDEV
+		}
+		return withParent(old, func(opfd int, obase string) Errno {
+			if old.mount.readOnly {
+				return readOnlyRemove(opfd, obase)
+			}
+			return withParent(nt, func(npfd int, nbase string) Errno {
+				return errnoOf(unix.Renameat(opfd, obase, npfd, nbase))
+			})
+		})
+	},
+}
+
+// pathSymlink is preview1 path_symlink(old_path, old_path_len, fd, new_path,
+// new_path_len) -> errno: a symbolic link holding old_path. Its target is
+// resolved inside the mount when followed. EEXIST, EROFS.
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_symlinkold_path-string-fd-fd-new_path-string---errno
+var pathSymlink = &hostFunc{
+	module: ModulePreview1, name: "path_symlink",
+	params: []string{"old_path", "old_path_len", "fd", "new_path", "new_path_len"},
+	types:   []api.ValueType{i32, i32, i32, i32, i32},
+	results: []api.ValueType{i32},
+	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+		link, errno := readString(mod.Memory(), uint32(s[0]), uint32(s[1]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		t, errno := p.resolve(mod.Memory(), uint32(s[2]), uint32(s[3]), uint32(s[4]))
+		if errno != ESUCCESS {
+			return errno
+		}
+		return withParent(t, func(pfd int, base string) Errno {
+			if t.mount.readOnly {
+				return readOnlyCreate(pfd, base)
+			}
+			return errnoOf(unix.Symlinkat(link, pfd, base))
+		})
+	},
+}

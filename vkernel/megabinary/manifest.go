@@ -1,0 +1,209 @@
+package megabinary
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Manifest is the signed table of contents of a megabinary: the modules it
+// stores and the entries that executable hashes route to.
+type Manifest struct {
+	// Format is the megabinary format version the manifest was written for.
+	Format int `json:"format"`
+	// Modules lists every stored module once, in storage order.
+	Modules []Module `json:"modules"`
+	// Entries are the programs an exec request can route to.
+	Entries []Entry `json:"entries"`
+}
+
+// Module describes one stored WebAssembly module.
+type Module struct {
+	// Digest is the lowercase hex SHA-256 of the module's bytes.
+	Digest string `json:"digest"`
+	// Size is the module's length in bytes.
+	Size int64 `json:"size"`
+}
+
+// Entry is one program: the hashes that route to it and how it starts.
+type Entry struct {
+	// Name identifies the entry in audit records and listings, e.g. "python".
+	Name string `json:"name"`
+	// Hashes are the lowercase hex SHA-256 digests of every executable file
+	// that routes to this entry: the recompiled module itself and aliases
+	// such as the native Debian binary it replaces.
+	Hashes []string `json:"hashes"`
+	// Paths pins the entry to these absolute paths under the path+hash
+	// policy. The hash policy ignores them.
+	Paths []string `json:"paths,omitempty"`
+	// Module is the digest of the stored module the entry runs.
+	Module string `json:"module"`
+	// Export is the function called to start the program; "_start" when empty.
+	Export string `json:"export,omitempty"`
+	// Args are prepended to the exec request's arguments (after argv[0]).
+	Args []string `json:"args,omitempty"`
+	// Env holds KEY=VALUE pairs set before the exec request's own.
+	Env []string `json:"env,omitempty"`
+	// Resources bounds what an exec request may hand the program.
+	Resources Resources `json:"resources"`
+}
+
+// Resources bounds what an exec request may give an entry's instance.
+type Resources struct {
+	// Mounts lists the guest paths that may be mounted, each with whether it
+	// must be read-only. An empty list allows no mounts.
+	Mounts []MountRule `json:"mounts,omitempty"`
+	// Listeners is the largest number of listening sockets the instance may
+	// be handed.
+	Listeners int `json:"listeners,omitempty"`
+	// Connect lists the CIDR prefixes the instance may open outgoing TCP
+	// connections to. Empty means none.
+	Connect []string `json:"connect,omitempty"`
+	// Spawn allows the instance to exec other files through the vkernel; each
+	// is still routed by hash.
+	Spawn bool `json:"spawn,omitempty"`
+}
+
+// MountRule allows a mount at a guest path.
+type MountRule struct {
+	// Guest is the absolute guest path, e.g. "/" or "/usr/lib/python3.11".
+	Guest string `json:"guest"`
+	// ReadOnly forces the mount read-only.
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// StartExport returns the export that starts the entry.
+func (e *Entry) StartExport() string {
+	if e.Export == "" {
+		return "_start"
+	}
+	return e.Export
+}
+
+// Validate checks the manifest's internal consistency: known format, well
+// formed digests, unique module digests and entry names, entries that name a
+// stored module, absolute pinned paths, and every executable hash routing to
+// exactly one entry.
+func (m *Manifest) Validate() error {
+	if m.Format != Version {
+		return fmt.Errorf("manifest format %d, want %d", m.Format, Version)
+	}
+	modules := make(map[string]bool, len(m.Modules))
+	for i, mod := range m.Modules {
+		if err := checkDigest(mod.Digest); err != nil {
+			return fmt.Errorf("module %d: %w", i, err)
+		}
+		if mod.Size <= 0 {
+			return fmt.Errorf("module %s: size %d", mod.Digest, mod.Size)
+		}
+		if modules[mod.Digest] {
+			return fmt.Errorf("module %s is stored twice", mod.Digest)
+		}
+		modules[mod.Digest] = true
+	}
+	if len(m.Entries) == 0 {
+		return fmt.Errorf("manifest has no entries")
+	}
+	names := map[string]bool{}
+	routes := map[string]string{}
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.Name == "" || strings.ContainsAny(e.Name, " \t\n/") {
+			return fmt.Errorf("entry %d: name %q must be non-empty without spaces or slashes", i, e.Name)
+		}
+		if names[e.Name] {
+			return fmt.Errorf("entry %q is listed twice", e.Name)
+		}
+		names[e.Name] = true
+		if !modules[e.Module] {
+			return fmt.Errorf("entry %q: module %q is not stored in the megabinary", e.Name, e.Module)
+		}
+		if len(e.Hashes) == 0 {
+			return fmt.Errorf("entry %q: no executable hashes route to it", e.Name)
+		}
+		for _, h := range e.Hashes {
+			if err := checkDigest(h); err != nil {
+				return fmt.Errorf("entry %q: %w", e.Name, err)
+			}
+			if other, dup := routes[h]; dup {
+				return fmt.Errorf("hash %s routes to both %q and %q", h, other, e.Name)
+			}
+			routes[h] = e.Name
+		}
+		for _, p := range e.Paths {
+			if !path.IsAbs(p) || path.Clean(p) != p {
+				return fmt.Errorf("entry %q: pinned path %q must be absolute and clean", e.Name, p)
+			}
+		}
+		for _, r := range e.Resources.Mounts {
+			if !path.IsAbs(r.Guest) || path.Clean(r.Guest) != r.Guest {
+				return fmt.Errorf("entry %q: mount %q must be an absolute clean guest path", e.Name, r.Guest)
+			}
+		}
+		if e.Resources.Listeners < 0 {
+			return fmt.Errorf("entry %q: negative listener count", e.Name)
+		}
+		for _, env := range e.Env {
+			if !strings.Contains(env, "=") {
+				return fmt.Errorf("entry %q: env %q is not KEY=VALUE", e.Name, env)
+			}
+		}
+	}
+	return nil
+}
+
+// Routes returns the routing table: executable hash to entry index.
+func (m *Manifest) Routes() map[string]int {
+	routes := make(map[string]int)
+	for i, e := range m.Entries {
+		for _, h := range e.Hashes {
+			routes[h] = i
+		}
+	}
+	return routes
+}
+
+// Entry returns the entry with the given name, or nil.
+func (m *Manifest) Entry(name string) *Entry {
+	for i := range m.Entries {
+		if m.Entries[i].Name == name {
+			return &m.Entries[i]
+		}
+	}
+	return nil
+}
+
+// canonical encodes the manifest deterministically: entries and their hash
+// lists sorted, so that the same inputs always sign the same bytes.
+func (m *Manifest) canonical() ([]byte, error) {
+	c := *m
+	c.Entries = append([]Entry(nil), m.Entries...)
+	for i := range c.Entries {
+		c.Entries[i].Hashes = sortedCopy(c.Entries[i].Hashes)
+		c.Entries[i].Paths = sortedCopy(c.Entries[i].Paths)
+	}
+	sort.Slice(c.Entries, func(i, j int) bool { return c.Entries[i].Name < c.Entries[j].Name })
+	return json.Marshal(&c)
+}
+
+func sortedCopy(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	return c
+}
+
+func checkDigest(d string) error {
+	if len(d) != 64 || strings.ToLower(d) != d {
+		return fmt.Errorf("digest %q is not 64 lowercase hex digits", d)
+	}
+	if _, err := hex.DecodeString(d); err != nil {
+		return fmt.Errorf("digest %q is not hex", d)
+	}
+	return nil
+}
