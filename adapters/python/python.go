@@ -161,11 +161,6 @@ func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, 
 			}
 			start := time.Now()
 			results, err := runModule(gctx, target, opts, mod)
-			if ctx.Err() != nil {
-				// Cancelled from outside: what the module reported is
-				// kept, but nothing is made up for it.
-				err = nil
-			}
 			mu.Lock()
 			run.Results = append(run.Results, results...)
 			if err != nil {
@@ -217,6 +212,7 @@ func (b *lockedBuffer) String() string {
 type attempt struct {
 	exit    runners.Exit
 	err     error // the target's error, including a timeout
+	stopped error // the run's context ended while the module ran
 	output  string
 	xml     []compat.Result
 	xmlErr  error // why there are no XML results
@@ -239,6 +235,7 @@ func runOnce(ctx context.Context, target runners.Target, opts Options, mod strin
 		args = append(args, "-m", m)
 	}
 	args = append(args, mod)
+	parent := ctx
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
@@ -247,6 +244,7 @@ func runOnce(ctx context.Context, target runners.Target, opts Options, mod strin
 	var out lockedBuffer
 	var a attempt
 	a.exit, a.err = target.Run(ctx, runners.Process{Args: args, Env: opts.Env, Dir: opts.Dir, Stdout: &out, Stderr: &out})
+	a.stopped = parent.Err()
 	a.output = out.String()
 	a.verbose = parseVerbose(a.output, mod)
 	f, err := os.Open(hostXML)
@@ -266,7 +264,7 @@ func runModule(ctx context.Context, target runners.Target, opts Options, mod str
 	a := runOnce(ctx, target, opts, mod, nil)
 	results := merge(a, mod, opts.Timeout, time.Since(start))
 	var targetErr error
-	if a.err != nil && !errors.Is(a.err, context.DeadlineExceeded) {
+	if a.err != nil && a.stopped == nil && !errors.Is(a.err, context.DeadlineExceeded) {
 		targetErr = fmt.Errorf("python adapter: module %s: %w", mod, a.err)
 	}
 	if !opts.Rerun || a.err != nil || ctx.Err() != nil {
@@ -331,6 +329,12 @@ func merge(a attempt, mod string, timeout, elapsed time.Duration) []compat.Resul
 		failed = failed || r.Status.Failed()
 	}
 	switch {
+	case a.stopped != nil:
+		// The whole run was stopped (^C, the CI's deadline): say so
+		// rather than blame the module, but keep an error result, so
+		// that its missing tests count as missing, not as removed.
+		unit.Status = compat.Error
+		unit.Message = fmt.Sprintf("run stopped before the module finished (%v)", a.stopped)
 	case errors.Is(a.err, context.DeadlineExceeded):
 		unit.Status = compat.Error
 		unit.Message = fmt.Sprintf("timed out after %v", timeout)
