@@ -26,10 +26,17 @@ esac
 compat_need docker docker.io
 docker info >/dev/null 2>&1 || compat_die "the Docker engine does not answer ('docker info' failed); start it and retry"
 
+# The image carries a hash of this recipe; a changed recipe rebuilds it.
+images=$(cd "$here/.." && pwd)
+recipe=$(compat_hash "$images" "base/build.sh lib/common.sh" "dist=$COMPAT_DIST")
 if [ "$force" = no ] && docker image inspect "$image" >/dev/null 2>&1; then
-	compat_log "$image already present (use --force to rebuild)"
-	printf '%s\n' "$image"
-	exit 0
+	have=$(docker image inspect -f '{{ index .Config.Labels "compat.recipe" }}' "$image" 2>/dev/null || true)
+	if [ "$have" = "$recipe" ]; then
+		compat_log "$image already present and up to date (use --force to rebuild)"
+		printf '%s\n' "$image"
+		exit 0
+	fi
+	compat_log "$image exists but was built from another recipe (${have:-none}); rebuilding"
 fi
 
 [ "$(id -u)" = 0 ] || compat_die "debootstrap needs root; run this as root"
@@ -123,6 +130,7 @@ if ! tar --numeric-owner -C "$rootfs" -c . |
 		-c 'CMD ["bash"]' \
 		-c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 		-c 'ENV LANG=C.UTF-8' \
+		-c "LABEL compat.recipe=$recipe" \
 		-m "debootstrap --variant=minbase $COMPAT_DIST, slimmed (images/base/build.sh)" \
 		- "$image" >/dev/null; then
 	compat_die "docker import of the root file system failed"

@@ -128,6 +128,7 @@ compat_private_apt() {
 		compat_write_sources_list "$type" "$dir/sources.list.$type"
 		cat "$dir/sources.list.$type" >>"$dir/sources.list"
 	done
+	COMPAT_APT_DIR=$dir
 	COMPAT_APT_OPTS=(
 		-o "Dir::Etc::SourceList=$dir/sources.list"
 		-o "Dir::Etc::SourceParts=/dev/null"
@@ -137,6 +138,47 @@ compat_private_apt() {
 		-o "Dir::Cache::srcpkgcache=$dir/cache/srcpkgcache.bin"
 		-o "Acquire::Languages=none"
 	)
+}
+
+# compat_private_apt_update LOGDIR: "apt-get update" of the private lists,
+# once per private apt dir.
+compat_private_apt_update() {
+	local logdir=$1
+	[ -n "${COMPAT_APT_DIR:-}" ] || compat_die "internal: compat_private_apt must run before compat_private_apt_update"
+	[ -f "$COMPAT_APT_DIR/.updated" ] && return 0
+	compat_log "apt-get update (private lists, derived from /etc/apt)"
+	if ! apt-get "${COMPAT_APT_OPTS[@]}" -q update >"$logdir/apt-update.log" 2>&1; then
+		tail -n 20 "$logdir/apt-update.log" >&2
+		compat_die "apt-get update with the private source list failed (log $logdir/apt-update.log); check the Debian entries in /etc/apt and that the archive is reachable"
+	fi
+	touch "$COMPAT_APT_DIR/.updated"
+}
+
+# compat_fetch_source PKG VERSION LOGDIR
+# Downloads Debian source package PKG=VERSION once into
+# $(compat_cache_root)/sources/PKG_VERSION/ and prints the .dsc path.
+compat_fetch_source() {
+	local pkg=$1 ver=$2 logdir=$3 dir dsc offered
+	dir=$(compat_cache_root)/sources/${pkg}_${ver#*:}
+	dsc=$dir/${pkg}_${ver#*:}.dsc
+	if [ ! -f "$dir/.complete" ]; then
+		compat_private_apt_update "$logdir"
+		offered=$(apt-cache "${COMPAT_APT_OPTS[@]}" showsrc "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -u)
+		if ! grep -qxF -- "$ver" <<<"$offered"; then
+			compat_die "source package $pkg=$ver is not offered by the Debian archive in /etc/apt (offered: $(echo $offered)); update the pin in images/python/versions.env"
+		fi
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		compat_log "apt-get source $pkg=$ver"
+		if ! (cd "$dir" && apt-get "${COMPAT_APT_OPTS[@]}" -o APT::Sandbox::User=root -q \
+			source --download-only "$pkg=$ver") >"$logdir/fetch-$pkg.log" 2>&1; then
+			tail -n 20 "$logdir/fetch-$pkg.log" >&2
+			compat_die "apt-get source $pkg=$ver failed (log $logdir/fetch-$pkg.log); the pool may not serve this version's source: pick one that 'apt-cache showsrc $pkg' lists and that downloads"
+		fi
+		[ -f "$dsc" ] || compat_die "apt-get source $pkg=$ver did not produce $dsc"
+		touch "$dir/.complete"
+	fi
+	printf '%s\n' "$dsc"
 }
 
 # sha256 of a list of files (names relative to $1 are part of the hash,

@@ -28,24 +28,51 @@ docker info >/dev/null 2>&1 || compat_die "the Docker engine does not answer ('d
 tag=$(printf '%s' "$PY_DEB_VERSION" | tr '+~:' '__-')
 image=${COMPAT_PY_REFERENCE_IMAGE:-compat/python-reference:$tag}
 
-if [ "$force" = no ] && docker image inspect "$image" >/dev/null 2>&1; then
-	compat_log "$image already present (use --force to rebuild)"
-	printf '%s\n' "$image"
-	exit 0
-fi
-
 base=$("$here/../base/build.sh" | tail -n 1)
 [ -n "$base" ] || compat_die "images/base/build.sh printed no image name"
 
+# The image carries a hash of this recipe and of the base image's id; a
+# change of either rebuilds it.
+images=$(cd "$here/.." && pwd)
+base_id=$(docker image inspect -f '{{.Id}}' "$base")
+recipe=$(compat_hash "$images" "python/Dockerfile python/build-image.sh python/versions.env lib/common.sh" "base=$base_id")
+if [ "$force" = no ] && docker image inspect "$image" >/dev/null 2>&1; then
+	have=$(docker image inspect -f '{{ index .Config.Labels "compat.recipe" }}' "$image" 2>/dev/null || true)
+	if [ "$have" = "$recipe" ]; then
+		compat_log "$image already present and up to date (use --force to rebuild)"
+		printf '%s\n' "$image"
+		exit 0
+	fi
+	compat_log "$image exists but was built from another recipe (${have:-none}); rebuilding"
+fi
+
 start=$(date +%s)
-log=$(mktemp "${TMPDIR:-/tmp}/compat-python-image.XXXXXX.log")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/compat-python-image.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+log=$tmp/docker-build.log
+mkdir -p "$tmp/logs" "$tmp/context/extra-tests"
+
+# Build context: the Dockerfile and the test packages that make install
+# leaves out, taken from the pinned source package (cached download).
+compat_private_apt "$tmp/apt" deb-src
+dsc=$(compat_fetch_source python3.11 "$PY_DEB_VERSION" "$tmp/logs")
+if ! dpkg-source -x "$dsc" "$tmp/src" >"$tmp/logs/unpack.log" 2>&1; then
+	tail -n 20 "$tmp/logs/unpack.log" >&2
+	compat_die "dpkg-source -x $dsc failed"
+fi
+for t in test_capi test_sqlite3 test_tomllib; do
+	[ -d "$tmp/src/Lib/test/$t" ] || compat_die "Lib/test/$t missing in the python3.11 $PY_DEB_VERSION source"
+	cp -a "$tmp/src/Lib/test/$t" "$tmp/context/extra-tests/$t"
+done
+cp "$here/Dockerfile" "$tmp/context/Dockerfile"
 compat_log "docker build $image (log: $log)"
 if ! docker build \
 	--build-arg "BASE_IMAGE=$base" \
 	--build-arg "PY_DEB_VERSION=$PY_DEB_VERSION" \
-	-t "$image" -f "$here/Dockerfile" "$here" >"$log" 2>&1; then
+	--label "compat.recipe=$recipe" \
+	-t "$image" "$tmp/context" >"$log" 2>&1; then
 	tail -n 40 "$log" >&2
-	compat_die "docker build of $image failed (log above, full log $log); if apt could not find version $PY_DEB_VERSION, the archive has moved on: update images/python/versions.env"
+	compat_die "docker build of $image failed (log above); if apt could not find version $PY_DEB_VERSION, the archive has moved on: update images/python/versions.env"
 fi
 
 got=$(docker run --rm "$image" python3.11 -c 'import sys; print(sys.version.split()[0])')
@@ -53,6 +80,7 @@ docker run --rm "$image" python3.11 -m test -h >/dev/null ||
 	compat_die "'python3.11 -m test -h' does not run in $image"
 docker run --rm "$image" sh -c "dpkg-query -W -f '\${Version}' libpython3.11-testsuite | grep -qxF '$PY_DEB_VERSION'" ||
 	compat_die "$image does not hold libpython3.11-testsuite $PY_DEB_VERSION"
-rm -f "$log"
+docker run --rm "$image" test -f /usr/lib/python3.11/test/test_tomllib/__init__.py ||
+	compat_die "$image lacks test/test_tomllib"
 compat_log "built $image (Python $got, Debian $PY_DEB_VERSION) in $(($(date +%s) - start)) s, $(($(docker image inspect -f '{{.Size}}' "$image") / 1000000)) MB"
 printf '%s\n' "$image"

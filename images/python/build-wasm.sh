@@ -94,40 +94,12 @@ run_logged() { # run_logged STEP LOGFILE CMD...
 aptdir=$(mktemp -d "${TMPDIR:-/tmp}/compat-apt.XXXXXX")
 trap 'rm -rf "$aptdir"' EXIT
 compat_private_apt "$aptdir" deb-src deb
-apt_ready=no
-apt_update() {
-	[ "$apt_ready" = yes ] && return 0
-	run_logged "apt-get update (private lists, derived from /etc/apt)" "$logs/apt-update.log" \
-		apt-get "${COMPAT_APT_OPTS[@]}" -q update
-	apt_ready=yes
-}
+apt_update() { compat_private_apt_update "$logs"; }
 
-# fetch_source PKG VERSION -> prints the .dsc path (download cached in $cache/sources)
-fetch_source() {
-	local pkg=$1 ver=$2 dir dsc
-	dir=$cache/sources/${pkg}_${ver#*:}
-	dsc=$dir/${pkg}_${ver#*:}.dsc
-	if [ ! -f "$dir/.complete" ]; then
-		apt_update
-		offered=$(apt-cache "${COMPAT_APT_OPTS[@]}" showsrc "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -u)
-		if ! grep -qxF -- "$ver" <<<"$offered"; then
-			compat_die "source package $pkg=$ver is not offered by the Debian archive in /etc/apt (offered: $(echo $offered)); update images/python/versions.env"
-		fi
-		rm -rf "$dir"
-		mkdir -p "$dir"
-		(cd "$dir" && apt-get "${COMPAT_APT_OPTS[@]}" -o APT::Sandbox::User=root -q \
-			source --download-only "$pkg=$ver") >"$logs/fetch-$pkg.log" 2>&1 ||
-			fail "apt-get source $pkg=$ver" "$logs/fetch-$pkg.log"
-		[ -f "$dsc" ] || compat_die "apt-get source $pkg=$ver did not produce $dsc"
-		touch "$dir/.complete"
-	fi
-	printf '%s\n' "$dsc"
-}
-
-# unpack PKG VERSION DEST (applies Debian's patches)
+# unpack PKG VERSION DEST (applies Debian's patches; download cached)
 unpack() {
 	local dsc
-	dsc=$(fetch_source "$1" "$2")
+	dsc=$(compat_fetch_source "$1" "$2" "$logs")
 	run_logged "unpack $1 $2" "$logs/unpack-$1.log" dpkg-source -x "$dsc" "$3"
 }
 
