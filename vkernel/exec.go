@@ -1,0 +1,408 @@
+package vkernel
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compat-project/compat/vkernel/internal/hashcache"
+	"github.com/compat-project/compat/vkernel/internal/hostabi"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+	"golang.org/x/sys/unix"
+)
+
+// Mount makes a host directory visible to a guest at an absolute guest path.
+type Mount struct {
+	Guest    string
+	Host     string
+	ReadOnly bool
+}
+
+// Request is one exec.
+type Request struct {
+	// Path is the file to run. Its SHA-256, read from the opened file,
+	// selects the entry.
+	Path string
+	// Args is argv, argv[0] first; empty means just Path. The entry's own
+	// args go after argv[0].
+	Args []string
+	// Env holds KEY=VALUE pairs, after the entry's own.
+	Env []string
+	// Stdin, Stdout and Stderr are the guest's fds 0-2; nil means empty
+	// input and discarded output.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Mounts become the guest's preopened directories (fds 3...), within
+	// what the entry's resources allow.
+	Mounts []Mount
+	// Listeners are handed to the guest as fds after the mounts; their
+	// numbers and addresses are in VKERNEL_LISTEN_FDS ("fd=addr,...").
+	Listeners []net.Listener
+}
+
+// Result describes a finished exec.
+type Result struct {
+	// Entry is the manifest entry that ran.
+	Entry string
+	// Hash is the SHA-256 the file routed by.
+	Hash string
+	// ExitCode is the guest's exit status (0 when _start returned).
+	ExitCode uint32
+	// Duration is the time from the exec call to the guest's end.
+	Duration time.Duration
+	// HostTime is the time the guest spent in host calls, HostCalls their
+	// number; the rest of Duration after start-up was guest code.
+	HostTime  time.Duration
+	HostCalls int64
+}
+
+// DeniedError reports an exec the policy refused. Nothing ran.
+type DeniedError struct {
+	Path   string
+	Hash   string // empty when the file could not be hashed
+	Reason string
+}
+
+func (e *DeniedError) Error() string {
+	if e.Hash == "" {
+		return fmt.Sprintf("exec %s: denied: %s", e.Path, e.Reason)
+	}
+	return fmt.Sprintf("exec %s: denied: sha256 %s: %s", e.Path, e.Hash, e.Reason)
+}
+
+// TrapError reports a guest that ended abnormally: a WebAssembly trap, a
+// host call that failed fatally, or a cancelled context.
+type TrapError struct {
+	Entry string
+	Err   error
+}
+
+func (e *TrapError) Error() string { return fmt.Sprintf("guest %s: %v", e.Entry, e.Err) }
+func (e *TrapError) Unwrap() error { return e.Err }
+
+// racyWindow is how old a file's last change must be, when hashing starts,
+// before its digest is cached. A change within the same timestamp tick can
+// leave size, mtime and ctime unchanged (Linux stamps files with a coarse
+// clock; some filesystems keep whole seconds), so a digest of a file that
+// changed that recently could be stale under an identical key.
+const racyWindow = 2 * time.Second
+
+// maxSpawnDepth bounds nested proc_spawn calls.
+const maxSpawnDepth = 8
+
+type spawnDepthKey struct{}
+
+// Exec runs the entry that the file at req.Path routes to and waits for it
+// to finish. It returns a *DeniedError when the policy refuses the exec
+// (unknown hash, path not pinned, resources not allowed), a *TrapError when
+// the guest ends abnormally, and otherwise the guest's exit status in the
+// Result. Every decision is written to the audit log.
+func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
+	start := time.Now()
+	r, hash, err := k.resolve(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.checkResources(r, &req); err != nil {
+		k.audit.write(AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: r.entry.Name, Decision: "deny", Reason: err.Reason})
+		err.Hash = hash
+		return nil, err
+	}
+	k.audit.write(AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: r.entry.Name, Decision: "allow"})
+	proc, perr := hostabi.NewProcess(k.processConfig(r, &req))
+	if perr != nil {
+		return nil, fmt.Errorf("exec %s: %w", req.Path, perr)
+	}
+	defer proc.Close()
+	res := &Result{Entry: r.entry.Name, Hash: hash}
+	code, err := k.run(hostabi.WithProcess(ctx, proc), r)
+	res.ExitCode = code
+	res.Duration = time.Since(start)
+	res.HostTime, res.HostCalls = proc.HostTime()
+	if err != nil {
+		return res, &TrapError{Entry: r.entry.Name, Err: err}
+	}
+	return res, nil
+}
+
+func (k *Kernel) run(ctx context.Context, r *route) (uint32, error) {
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	mod, err := k.runtime.InstantiateModule(ctx, r.module, cfg)
+	if err != nil {
+		return exitStatus(ctx, err)
+	}
+	defer mod.Close(context.Background())
+	_, err = mod.ExportedFunction(r.entry.StartExport()).Call(ctx)
+	return exitStatus(ctx, err)
+}
+
+func exitStatus(ctx context.Context, err error) (uint32, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch code := exit.ExitCode(); code {
+		case sys.ExitCodeContextCanceled, sys.ExitCodeDeadlineExceeded:
+			return 0, fmt.Errorf("stopped: %w", context.Cause(ctx))
+		default:
+			return code, nil
+		}
+	}
+	return 0, err
+}
+
+func (k *Kernel) processConfig(r *route, req *Request) hostabi.Config {
+	argv := req.Args
+	if len(argv) == 0 {
+		argv = []string{req.Path}
+	}
+	args := append([]string{argv[0]}, r.entry.Args...)
+	args = append(args, argv[1:]...)
+	env := mergeEnv(r.entry.Env, req.Env)
+	if len(req.Listeners) > 0 {
+		var fds []string
+		first := 3 + len(req.Mounts)
+		for i, l := range req.Listeners {
+			fds = append(fds, strconv.Itoa(first+i)+"="+l.Addr().String())
+		}
+		env = append(env, "VKERNEL_LISTEN_FDS="+strings.Join(fds, ","))
+	}
+	cfg := hostabi.Config{
+		Args: args, Env: env,
+		Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr,
+		Listeners: req.Listeners,
+		Hooks: hostabi.Hooks{
+			Audit: func(action, detail, decision, reason string) {
+				k.audit.write(AuditRecord{Action: action, Entry: r.entry.Name, Detail: detail, Decision: decision, Reason: reason})
+			},
+			AllowConnect: func(a netip.AddrPort) bool {
+				for _, p := range r.connect {
+					if p.Contains(a.Addr()) {
+						return true
+					}
+				}
+				return false
+			},
+		},
+	}
+	for _, m := range req.Mounts {
+		cfg.Mounts = append(cfg.Mounts, hostabi.Mount(m))
+	}
+	if r.entry.Resources.Spawn {
+		cfg.Hooks.Spawn = func(ctx context.Context, hostPath string, args []string) (uint32, hostabi.Errno) {
+			return k.spawn(ctx, req, hostPath, args)
+		}
+	}
+	return cfg
+}
+
+// spawn runs a guest's proc_spawn: an exec like any other, with the
+// parent's stdio and mounts.
+func (k *Kernel) spawn(ctx context.Context, parent *Request, hostPath string, args []string) (uint32, hostabi.Errno) {
+	depth, _ := ctx.Value(spawnDepthKey{}).(int)
+	if depth >= maxSpawnDepth {
+		return 0, hostabi.EAGAIN
+	}
+	ctx = context.WithValue(ctx, spawnDepthKey{}, depth+1)
+	res, err := k.Exec(ctx, Request{
+		Path: hostPath, Args: args, Env: nil,
+		Stdout: parent.Stdout, Stderr: parent.Stderr,
+		Mounts: parent.Mounts,
+	})
+	var denied *DeniedError
+	switch {
+	case errors.As(err, &denied):
+		return 0, hostabi.EACCES
+	case errors.Is(err, os.ErrNotExist):
+		return 0, hostabi.ENOENT
+	case err != nil:
+		var trap *TrapError
+		if errors.As(err, &trap) {
+			return 128 + 6, hostabi.ESUCCESS // as a native parent sees an abort
+		}
+		return 0, hostabi.EIO
+	}
+	return res.ExitCode, hostabi.ESUCCESS
+}
+
+// checkResources holds a request to what its entry's resources allow.
+func (k *Kernel) checkResources(r *route, req *Request) *DeniedError {
+	res := r.entry.Resources
+	if len(req.Listeners) > res.Listeners {
+		return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may be given %d listener(s), the request has %d", r.entry.Name, res.Listeners, len(req.Listeners))}
+	}
+	for i := range req.Mounts {
+		m := &req.Mounts[i]
+		rule := -1
+		for j, mr := range res.Mounts {
+			if m.Guest == mr.Guest || mr.Guest == "/" || strings.HasPrefix(m.Guest, mr.Guest+"/") {
+				if rule < 0 || len(mr.Guest) > len(res.Mounts[rule].Guest) {
+					rule = j
+				}
+			}
+		}
+		if rule < 0 {
+			return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may not mount %s", r.entry.Name, m.Guest)}
+		}
+		if res.Mounts[rule].ReadOnly && !m.ReadOnly {
+			return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may mount %s read-only only", r.entry.Name, m.Guest)}
+		}
+	}
+	return nil
+}
+
+// resolve opens the file, hashes it from the opened descriptor and routes
+// the hash under the policy. Denials are audited here.
+func (k *Kernel) resolve(name string) (*route, string, error) {
+	deny := func(hash, reason string) (*route, string, error) {
+		k.audit.write(AuditRecord{Action: "exec", Path: name, Hash: hash, Decision: "deny", Reason: reason})
+		return nil, hash, &DeniedError{Path: name, Hash: hash, Reason: reason}
+	}
+	// O_NONBLOCK: opening a FIFO must not wait for a writer.
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		err = &os.PathError{Op: "exec", Path: name, Err: err}
+		if errors.Is(err, os.ErrNotExist) {
+			k.audit.write(AuditRecord{Action: "exec", Path: name, Decision: "deny", Reason: "no such file"})
+			return nil, "", err
+		}
+		return deny("", "cannot open: "+err.(*os.PathError).Err.Error())
+	}
+	defer unix.Close(fd)
+	hash, reason := k.hashFD(fd)
+	if reason != "" {
+		return deny(hash, reason)
+	}
+	r, ok := k.routes[hash]
+	if !ok {
+		return deny(hash, "not in the signed manifest: "+describe(fd))
+	}
+	if k.policy == PolicyPathHash {
+		real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		if err != nil {
+			return deny(hash, "cannot resolve the opened file's path: "+err.Error())
+		}
+		if !r.paths[path.Clean(real)] {
+			return deny(hash, fmt.Sprintf("policy path+hash: entry %q is not pinned to %s", r.entry.Name, real))
+		}
+	}
+	return r, hash, nil
+}
+
+// hashFD returns the SHA-256 of the open file, from the cache when the
+// file's identity is unchanged. A reason is returned when the file may not
+// be executed at all.
+func (k *Kernel) hashFD(fd int) (string, string) {
+	for attempt := 0; attempt < 3; attempt++ {
+		var before unix.Stat_t
+		if err := unix.Fstat(fd, &before); err != nil {
+			return "", "cannot stat: " + err.Error()
+		}
+		if reason := notRegular(before.Mode); reason != "" {
+			return "", reason
+		}
+		key := hashcache.KeyOf(&before)
+		if d, ok := k.hashes.Get(key); ok {
+			k.hashHits.Add(1)
+			return d, ""
+		}
+		k.hashMisses.Add(1)
+		started := time.Now()
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(fdReader(fd), 0, 1<<62)); err != nil {
+			return "", "cannot read: " + err.Error()
+		}
+		digest := hex.EncodeToString(h.Sum(nil))
+		var after unix.Stat_t
+		if err := unix.Fstat(fd, &after); err != nil {
+			return "", "cannot stat: " + err.Error()
+		}
+		if hashcache.KeyOf(&after) != key {
+			continue // changed while being read: hash it again
+		}
+		if time.Unix(0, after.Ctim.Nano()).Before(started.Add(-racyWindow)) {
+			k.hashes.Put(key, digest)
+		}
+		return digest, ""
+	}
+	return "", "the file kept changing while it was being hashed"
+}
+
+// fdReader reads a file descriptor at offsets, without moving its offset.
+type fdReader int
+
+func (r fdReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(r), p, off)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func notRegular(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return ""
+	case unix.S_IFDIR:
+		return "is a directory, not a regular file"
+	case unix.S_IFIFO:
+		return "is a FIFO, not a regular file"
+	case unix.S_IFSOCK:
+		return "is a socket, not a regular file"
+	case unix.S_IFCHR, unix.S_IFBLK:
+		return "is a device, not a regular file"
+	}
+	return "is not a regular file"
+}
+
+// describe names what kind of file an unlisted one looks like, so a denial
+// says more than "unknown hash".
+func describe(fd int) string {
+	head := make([]byte, 4)
+	n, _ := unix.Pread(fd, head, 0)
+	head = head[:max(n, 0)]
+	switch {
+	case len(head) == 0:
+		return "empty file"
+	case bytes.HasPrefix(head, []byte("#!")):
+		return "a #! script; scripts are not run by path, only listed entries run"
+	case bytes.HasPrefix(head, []byte("\x7fELF")):
+		return "a native ELF executable; only code AOT-compiled into the signed megabinary runs"
+	case bytes.HasPrefix(head, []byte("\x00asm")):
+		return "a WebAssembly module that is not in the signed megabinary; unlisted modules are never compiled"
+	}
+	return "unknown content"
+}
+
+// mergeEnv returns base with over's variables added, replacing base's
+// variables of the same name.
+func mergeEnv(base, over []string) []string {
+	names := map[string]bool{}
+	for _, kv := range over {
+		name, _, _ := strings.Cut(kv, "=")
+		names[name] = true
+	}
+	var env []string
+	for _, kv := range base {
+		if name, _, _ := strings.Cut(kv, "="); !names[name] {
+			env = append(env, kv)
+		}
+	}
+	return append(env, over...)
+}

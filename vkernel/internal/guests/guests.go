@@ -1,0 +1,182 @@
+// Package guests builds the small WebAssembly programs the vkernel's tests
+// and benchmarks run, from the sources in src/, with Debian's wabt
+// (wat2wasm) and clang-14 for wasm32-wasi. Nothing is committed as a
+// binary: each build is cached by the hash of its source and command line.
+package guests
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+//go:embed src
+var sources embed.FS
+
+// ErrToolMissing reports a build tool that is not installed; the message
+// names the tool and the package to install.
+var ErrToolMissing = errors.New("guest build tool missing")
+
+// Source returns the text of a source file in src/.
+func Source(name string) ([]byte, error) { return sources.ReadFile("src/" + name) }
+
+// Ident returns the ident guest that prints "<id>\n".
+func Ident(id string) ([]byte, error) {
+	src, err := Source("ident.wat")
+	if err != nil {
+		return nil, err
+	}
+	text := strings.Replace(string(src), "IDENT\\n", id+"\\n", 1)
+	text = strings.Replace(text, "LEN", fmt.Sprint(len(id)+1), 1)
+	return WAT(text)
+}
+
+// WAT assembles WebAssembly text with wat2wasm.
+func WAT(text string) ([]byte, error) {
+	return cached("wat", text, func(dir, out string) error {
+		in := filepath.Join(dir, "in.wat")
+		if err := os.WriteFile(in, []byte(text), 0o644); err != nil {
+			return err
+		}
+		return run("wat2wasm", "wabt", in, "-o", out)
+	})
+}
+
+// C compiles one C source from src/ for wasm32-wasi with clang-14 and
+// wasi-libc, exporting __stack_pointer (vkernel.setjmp needs it).
+func C(name string) ([]byte, error) {
+	src, err := Source(name)
+	if err != nil {
+		return nil, err
+	}
+	return cached("c", string(src), func(dir, out string) error {
+		sysroot, err := Sysroot(dir)
+		if err != nil {
+			return err
+		}
+		in := filepath.Join(dir, name)
+		if err := os.WriteFile(in, src, 0o644); err != nil {
+			return err
+		}
+		return run("clang-14", "clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32",
+			"--target=wasm32-wasi", "--sysroot="+sysroot, "-O2", "-Wall",
+			"-Wl,--export=__stack_pointer", "-o", out, in)
+	})
+}
+
+// NativeC compiles one C source from src/ for the host with cc, statically
+// when the host's libc allows, so that its start-up is comparable.
+func NativeC(name string) (string, error) {
+	src, err := Source(name)
+	if err != nil {
+		return "", err
+	}
+	dir, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "native-"+digest("native", string(src)))
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	in := filepath.Join(tmp, name)
+	if err := os.WriteFile(in, src, 0o644); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(tmp, "a.out")
+	if err := run("cc", "gcc", "-O2", "-static", "-o", bin, in); err != nil {
+		if err := run("cc", "gcc", "-O2", "-o", bin, in); err != nil {
+			return "", err
+		}
+	}
+	return out, os.Rename(bin, out)
+}
+
+// Sysroot makes a wasm32-wasi sysroot under dir holding only wasi-libc, so
+// clang cannot fall back to the host's glibc headers in /usr/include.
+func Sysroot(dir string) (string, error) {
+	root := filepath.Join(dir, "sysroot")
+	for _, sub := range []string{"include", "lib"} {
+		src := filepath.Join("/usr", sub, "wasm32-wasi")
+		if _, err := os.Stat(src); err != nil {
+			return "", fmt.Errorf("%w: %s not found (apt-get install wasi-libc)", ErrToolMissing, src)
+		}
+		if err := os.MkdirAll(filepath.Join(root, sub), 0o755); err != nil {
+			return "", err
+		}
+		link := filepath.Join(root, sub, "wasm32-wasi")
+		if _, err := os.Lstat(link); err != nil {
+			if err := os.Symlink(src, link); err != nil {
+				return "", err
+			}
+		}
+	}
+	return root, nil
+}
+
+func cached(kind, text string, build func(dir, out string) error) ([]byte, error) {
+	dir, err := cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(dir, kind+"-"+digest(kind, text)+".wasm")
+	if b, err := os.ReadFile(out); err == nil {
+		return b, nil
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	wasm := filepath.Join(tmp, "out.wasm")
+	if err := build(tmp, wasm); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(wasm, out); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(out)
+}
+
+func run(tool, pkg string, args ...string) error {
+	if _, err := exec.LookPath(tool); err != nil {
+		return fmt.Errorf("%w: %s not found (apt-get install %s)", ErrToolMissing, tool, pkg)
+	}
+	out, err := exec.Command(tool, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", tool, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// compilerID keys the cache to the toolchain, so an upgrade rebuilds.
+const compilerID = "clang-14/wasi-libc-0.0~git20220510/wabt"
+
+func digest(kind, text string) string {
+	sum := sha256.Sum256([]byte(compilerID + "\x00" + kind + "\x00" + text))
+	return hex.EncodeToString(sum[:16])
+}
+
+func cacheDir() (string, error) {
+	root := os.Getenv("COMPAT_CACHE")
+	if root == "" {
+		c, err := os.UserCacheDir()
+		if err != nil {
+			return "", err
+		}
+		root = filepath.Join(c, "compat")
+	}
+	dir := filepath.Join(root, "guests")
+	return dir, os.MkdirAll(dir, 0o755)
+}

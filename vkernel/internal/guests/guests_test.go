@@ -1,0 +1,33 @@
+package guests
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestBuild(t *testing.T) {
+	for _, name := range []string{"probe.c", "vkprobe.c"} {
+		b, err := C(name)
+		if errors.Is(err, ErrToolMissing) {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte("\x00asm")) {
+			t.Fatalf("%s: not a wasm module", name)
+		}
+	}
+	a, err := Ident("a")
+	if errors.Is(err, ErrToolMissing) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Ident("b")
+	if bytes.Equal(a, b) {
+		t.Fatal("ident variants are identical")
+	}
+}

@@ -1,0 +1,133 @@
+/* vkprobe: exercises the vkernel host module. One mode per run; prints
+ * "key=value" lines.
+ *
+ *   vkprobe peer FD              accept, print the peer's address and port
+ *   vkprobe local FD             print a listener's own address and port
+ *   vkprobe connect IP PORT      connect, send "ping", print the reply
+ *   vkprobe jmp N                N rounds of setjmp / deep longjmp
+ *   vkprobe mmap-exec            ask for PROT_READ|PROT_EXEC memory
+ *   vkprobe mprotect-wx          ask to make memory writable and executable
+ *   vkprobe mmap-rw              ask for PROT_READ|PROT_WRITE memory (allowed)
+ *   vkprobe spawn PATH ARG...    exec PATH through the vkernel, print status
+ *   vkprobe write-exec SRC DST   copy SRC to DST with one byte changed, exec DST
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define VK(name) __attribute__((import_module("vkernel"), import_name(#name)))
+VK(sock_peer_addr) int vk_sock_peer_addr(int fd, char *buf, unsigned len, unsigned *outlen, unsigned *port);
+VK(sock_local_addr) int vk_sock_local_addr(int fd, char *buf, unsigned len, unsigned *outlen, unsigned *port);
+VK(sock_connect) int vk_sock_connect(const char *addr, unsigned len, unsigned port, unsigned fdflags, int *fd);
+VK(setjmp) int vk_setjmp(void *env);
+VK(longjmp) void vk_longjmp(void *env, int val);
+VK(mem_map) int vk_mem_map(unsigned len, unsigned prot, unsigned flags);
+VK(mem_protect) int vk_mem_protect(unsigned addr, unsigned len, unsigned prot);
+VK(proc_spawn) int vk_proc_spawn(const char *path, unsigned len, const char *argv, unsigned argvlen, unsigned *status);
+
+static int jmpbuf[4];
+
+static int __attribute__((noinline)) dive(int n) {
+	if (n == 0)
+		vk_longjmp(jmpbuf, 42);
+	char pad[64];
+	memset(pad, n, sizeof pad);
+	return dive(n - 1) + pad[3];
+}
+
+static int spawn(const char *path, int argc, char **argv) {
+	char packed[1024];
+	unsigned off = 0;
+	for (int i = 0; i < argc; i++) {
+		size_t l = strlen(argv[i]) + 1;
+		memcpy(packed + off, argv[i], l);
+		off += l;
+	}
+	unsigned status = 0;
+	int rc = vk_proc_spawn(path, strlen(path), packed, off, &status);
+	printf("spawn_errno=%d status=%u\n", rc, status);
+	return rc;
+}
+
+static int accept_one(int l) {
+	int c = accept(l, NULL, NULL);
+	if (c < 0) {
+		printf("accept=-1 errno=%d\n", errno);
+		exit(3);
+	}
+	return c;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 2)
+		return 2;
+	const char *mode = argv[1];
+	char addr[64];
+	unsigned len = 0, port = 0;
+	if (strcmp(mode, "peer") == 0) {
+		int c = accept_one(atoi(argv[2]));
+		int rc = vk_sock_peer_addr(c, addr, sizeof addr, &len, &port);
+		printf("errno=%d peer=%.*s:%u\n", rc, (int)len, addr, port);
+	} else if (strcmp(mode, "local") == 0) {
+		int rc = vk_sock_local_addr(atoi(argv[2]), addr, sizeof addr, &len, &port);
+		printf("errno=%d local=%.*s:%u\n", rc, (int)len, addr, port);
+	} else if (strcmp(mode, "connect") == 0) {
+		int fd = -1;
+		int rc = vk_sock_connect(argv[2], strlen(argv[2]), atoi(argv[3]), 0, &fd);
+		printf("connect_errno=%d\n", rc);
+		if (rc == 0) {
+			send(fd, "ping", 4, 0);
+			char buf[16] = {0};
+			ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+			printf("reply=%.*s\n", (int)(n > 0 ? n : 0), buf);
+			close(fd);
+		}
+	} else if (strcmp(mode, "jmp") == 0) {
+		int rounds = atoi(argv[2]);
+		volatile int ok = 0;
+		for (volatile int i = 0; i < rounds; i++) {
+			int r = vk_setjmp(jmpbuf);
+			if (r == 0) {
+				dive(20);
+				printf("not reached\n");
+				return 1;
+			}
+			if (r == 42)
+				ok++;
+		}
+		printf("jumps=%d\n", ok);
+	} else if (strcmp(mode, "mmap-exec") == 0) {
+		printf("mmap_exec_errno=%d\n", vk_mem_map(4096, 1 | 4, 0));
+	} else if (strcmp(mode, "mprotect-wx") == 0) {
+		printf("mprotect_wx_errno=%d\n", vk_mem_protect(65536, 4096, 1 | 2 | 4));
+	} else if (strcmp(mode, "mmap-rw") == 0) {
+		printf("mmap_rw_errno=%d\n", vk_mem_map(4096, 1 | 2, 0));
+	} else if (strcmp(mode, "spawn") == 0) {
+		spawn(argv[2], argc - 2, argv + 2);
+	} else if (strcmp(mode, "write-exec") == 0) {
+		FILE *in = fopen(argv[2], "rb");
+		FILE *out = fopen(argv[3], "wb");
+		if (!in || !out) {
+			printf("copy_errno=%d\n", errno);
+			return 1;
+		}
+		int ch;
+		long n = 0;
+		while ((ch = fgetc(in)) != EOF) {
+			if (n == 100)
+				ch ^= 0x01; /* one flipped bit: a new, unlisted program */
+			fputc(ch, out);
+			n++;
+		}
+		fclose(in);
+		fclose(out);
+		spawn(argv[3], argc - 3, argv + 3);
+	} else {
+		return 2;
+	}
+	return 0;
+}

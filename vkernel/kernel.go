@@ -1,0 +1,277 @@
+// Package vkernel runs WebAssembly programs from a signed megabinary on
+// wazero. Execution is hash-based: Exec hashes the file it is asked to run,
+// looks the SHA-256 up in the megabinary's signed manifest and runs the
+// precompiled module of that entry; the file's own bytes are never run. A
+// hash that is not listed is denied, with an audit record. There is no JIT:
+// every module is compiled when the megabinary is loaded, and nothing is
+// compiled after that.
+//
+// The host surface guests see (WASI preview1 on host file descriptors, plus
+// the vkernel module) is documented in ABI.md; the megabinary format in
+// megabinary/FORMAT.md.
+package vkernel
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+
+	"github.com/compat-project/compat/vkernel/internal/hashcache"
+	"github.com/compat-project/compat/vkernel/internal/hostabi"
+	"github.com/compat-project/compat/vkernel/megabinary"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Options configure a Kernel.
+type Options struct {
+	// TrustedKeys are the public keys a megabinary's signature may be made
+	// with. Open fails when none matches.
+	TrustedKeys []ed25519.PublicKey
+	// CacheDir is the root of the AOT compilation cache. Compiled code is
+	// kept under CacheDir/aot/wazero-VERSION/DIGEST, so a second load of the
+	// same megabinary reads it instead of compiling. Empty: compile in
+	// memory on every load.
+	CacheDir string
+	// Policy is the exec policy; the zero value is PolicyHash.
+	Policy Policy
+	// Audit receives the audit log as JSON lines; nil discards it.
+	Audit io.Writer
+}
+
+// Kernel is one wazero runtime, one verified megabinary with all its modules
+// compiled, a policy and an audit log. Exec may be called concurrently;
+// instances share the compiled code and nothing else.
+type Kernel struct {
+	file     *megabinary.File
+	runtime  wazero.Runtime
+	cache    wazero.CompilationCache
+	cacheDir string
+	policy   Policy
+	audit    *auditLog
+
+	routes  map[string]*route // executable hash -> route
+	entries []*route
+	hashes  *hashcache.Cache
+
+	hashHits, hashMisses atomic.Int64
+}
+
+// route is a manifest entry with its compiled module and parsed resources.
+type route struct {
+	entry   *megabinary.Entry
+	module  wazero.CompiledModule
+	connect []netip.Prefix
+	paths   map[string]bool
+}
+
+// Open reads the megabinary at path, checks its signature against
+// opts.TrustedKeys, compiles every module ahead of time and checks that each
+// imports only the vkernel's host surface. Errors name the failed check.
+func Open(ctx context.Context, path string, opts Options) (*Kernel, error) {
+	f, err := megabinary.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Verify(opts.TrustedKeys...); err != nil {
+		return nil, fmt.Errorf("megabinary %s: %w", path, err)
+	}
+	k, err := load(ctx, f, opts)
+	if err != nil {
+		return nil, fmt.Errorf("megabinary %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// Verify is the hash-routing verification of a megabinary, signed or not:
+// every module compiles and imports only the host surface, every entry's
+// start export exists, and every listed hash routes to exactly its entry.
+// It does not check the signature; Open does.
+func Verify(ctx context.Context, f *megabinary.File) error {
+	k, err := load(ctx, f, Options{})
+	if err != nil {
+		return err
+	}
+	defer k.Close(ctx)
+	for _, e := range f.Manifest.Entries {
+		for _, h := range e.Hashes {
+			r, ok := k.routes[h]
+			if !ok || r.entry.Name != e.Name {
+				return fmt.Errorf("hash %s of entry %q does not route to it", h, e.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func load(ctx context.Context, f *megabinary.File, opts Options) (k *Kernel, err error) {
+	k = &Kernel{
+		file:   f,
+		policy: opts.Policy,
+		audit:  newAuditLog(opts.Audit),
+		routes: map[string]*route{},
+		hashes: hashcache.New(4096),
+	}
+	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	if opts.CacheDir != "" {
+		k.cacheDir = filepath.Join(opts.CacheDir, "aot", "wazero-"+WazeroVersion(), f.Digest())
+		if err := os.MkdirAll(k.cacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("compilation cache: %w", err)
+		}
+		k.cache, err = wazero.NewCompilationCacheWithDir(k.cacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", k.cacheDir, err)
+		}
+		cfg = cfg.WithCompilationCache(k.cache)
+	}
+	k.runtime = wazero.NewRuntimeWithConfig(ctx, cfg)
+	defer func() {
+		if err != nil {
+			k.Close(ctx)
+		}
+	}()
+	if err := hostabi.Instantiate(ctx, k.runtime); err != nil {
+		return nil, err
+	}
+	compiled := map[string]wazero.CompiledModule{}
+	for _, m := range f.Manifest.Modules {
+		cm, err := k.runtime.CompileModule(ctx, f.Module(m.Digest))
+		if err != nil {
+			return nil, fmt.Errorf("module %s does not compile: %w", m.Digest[:12], err)
+		}
+		if err := checkImports(cm); err != nil {
+			return nil, fmt.Errorf("module %s: %w", m.Digest[:12], err)
+		}
+		compiled[m.Digest] = cm
+	}
+	for i := range f.Manifest.Entries {
+		e := &f.Manifest.Entries[i]
+		r := &route{entry: e, module: compiled[e.Module], paths: map[string]bool{}}
+		def, ok := r.module.ExportedFunctions()[e.StartExport()]
+		if !ok {
+			return nil, fmt.Errorf("entry %q: module exports no function %q", e.Name, e.StartExport())
+		}
+		if len(def.ParamTypes()) != 0 || len(def.ResultTypes()) != 0 {
+			return nil, fmt.Errorf("entry %q: start function %q must take and return nothing", e.Name, e.StartExport())
+		}
+		for _, c := range e.Resources.Connect {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return nil, fmt.Errorf("entry %q: connect prefix: %w", e.Name, err)
+			}
+			r.connect = append(r.connect, p)
+		}
+		for _, p := range e.Paths {
+			r.paths[p] = true
+		}
+		for _, h := range e.Hashes {
+			k.routes[h] = r
+		}
+		k.entries = append(k.entries, r)
+	}
+	return k, nil
+}
+
+// checkImports refuses a module that imports anything but functions of the
+// host surface with their exact signatures. In particular no import can
+// hand the host bytes to compile.
+func checkImports(cm wazero.CompiledModule) error {
+	if mems := cm.ImportedMemories(); len(mems) > 0 {
+		mod, name, _ := mems[0].Import()
+		return fmt.Errorf("imports memory %s.%s; guests must define their own", mod, name)
+	}
+	for _, def := range cm.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		params, results, ok := hostabi.Signature(mod, name)
+		if !ok {
+			return fmt.Errorf("imports %s.%s, which is not in the vkernel's host surface", mod, name)
+		}
+		if !sameTypes(params, def.ParamTypes()) || !sameTypes(results, def.ResultTypes()) {
+			return fmt.Errorf("imports %s.%s with signature %s, want %s", mod, name,
+				signature(def.ParamTypes(), def.ResultTypes()), signature(params, results))
+		}
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func signature(params, results []api.ValueType) string {
+	names := func(ts []api.ValueType) string {
+		var s []string
+		for _, t := range ts {
+			s = append(s, api.ValueTypeName(t))
+		}
+		return strings.Join(s, ",")
+	}
+	return "(" + names(params) + ")->(" + names(results) + ")"
+}
+
+// Close releases the runtime and the compiled code. It reports an audit
+// record that could not be written.
+func (k *Kernel) Close(ctx context.Context) error {
+	if k.runtime != nil {
+		k.runtime.Close(ctx)
+	}
+	if k.cache != nil {
+		k.cache.Close(ctx)
+	}
+	k.audit.mu.Lock()
+	defer k.audit.mu.Unlock()
+	if k.audit.err != nil {
+		return fmt.Errorf("audit log: %w", k.audit.err)
+	}
+	return nil
+}
+
+// Digest returns the megabinary's digest (see megabinary.File.Digest).
+func (k *Kernel) Digest() string { return k.file.Digest() }
+
+// Manifest returns the loaded megabinary's manifest. It must not be changed.
+func (k *Kernel) Manifest() *megabinary.Manifest { return &k.file.Manifest }
+
+// CacheDir returns the directory holding this megabinary's compiled code,
+// or "" when compiled in memory.
+func (k *Kernel) CacheDir() string { return k.cacheDir }
+
+// Stats are counters of a kernel's work so far.
+type Stats struct {
+	// HashCacheHits counts execs that reused a file's digest.
+	HashCacheHits int64
+	// HashCacheMisses counts execs that read and hashed the file.
+	HashCacheMisses int64
+}
+
+// Stats returns the kernel's counters.
+func (k *Kernel) Stats() Stats {
+	return Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load()}
+}
+
+// WazeroVersion returns the version of wazero this program was built with.
+func WazeroVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range info.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}
