@@ -146,3 +146,5 @@ func field(out, key string) string {
 	}
 	return ""
 }
+
+func watBytes(text string) ([]byte, error) { return guests.WAT(text) }

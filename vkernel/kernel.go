@@ -111,8 +111,8 @@ func Verify(ctx context.Context, f *megabinary.File) error {
 	return nil
 }
 
-func load(ctx context.Context, f *megabinary.File, opts Options) (k *Kernel, err error) {
-	k = &Kernel{
+func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err error) {
+	k := &Kernel{
 		file:   f,
 		policy: opts.Policy,
 		audit:  newAuditLog(opts.Audit),

@@ -323,7 +323,11 @@ var pathOpen = &hostFunc{
 			}
 			return EROFS
 		}
-		fd, err := t.open(flags, 0o666)
+		var mode uint64
+		if flags&unix.O_CREAT != 0 {
+			mode = 0o666 // openat2 refuses a mode without O_CREAT
+		}
+		fd, err := t.open(flags, mode)
 		if err != nil {
 			return errnoOf(err)
 		}

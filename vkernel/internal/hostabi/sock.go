@@ -117,7 +117,11 @@ var sockRecv = &hostFunc{
 		if errno := putU32(mod.Memory(), uint32(s[4]), uint32(total)); errno != ESUCCESS {
 			return errno
 		}
-		return putU32(mod.Memory(), uint32(s[5]), 0)
+		// roflags is a u16: writing 4 bytes would clobber the guest's stack.
+		if !mod.Memory().WriteUint16Le(uint32(s[5]), 0) {
+			return EFAULT
+		}
+		return ESUCCESS
 	},
 }
 

@@ -159,16 +159,20 @@ int main(int argc, char **argv) {
 		int conns = argc > 3 ? atoi(argv[3]) : 1;
 		for (int i = 0; i < conns; i++) {
 			int c = accept_one(fd);
-			char buf[65536];
+			char buf[16384]; /* the default wasm stack is 64 KiB */
 			ssize_t n;
 			while ((n = recv(c, buf, sizeof buf, 0)) > 0) {
 				for (ssize_t off = 0; off < n;) {
 					ssize_t w = send(c, buf + off, n - off, 0);
-					if (w < 0)
+					if (w < 0) {
+						printf("send=-1 errno=%d\n", errno);
 						return 4;
+					}
 					off += w;
 				}
 			}
+			if (n < 0)
+				printf("recv=-1 errno=%d\n", errno);
 			close(c);
 		}
 		printf("echoed=%d\n", conns);

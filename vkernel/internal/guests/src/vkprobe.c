@@ -110,9 +110,13 @@ int main(int argc, char **argv) {
 		spawn(argv[2], argc - 2, argv + 2);
 	} else if (strcmp(mode, "write-exec") == 0) {
 		FILE *in = fopen(argv[2], "rb");
+		if (!in) {
+			printf("copy_errno=%d (open %s)\n", errno, argv[2]);
+			return 1;
+		}
 		FILE *out = fopen(argv[3], "wb");
-		if (!in || !out) {
-			printf("copy_errno=%d\n", errno);
+		if (!out) {
+			printf("copy_errno=%d (create %s)\n", errno, argv[3]);
 			return 1;
 		}
 		int ch;
