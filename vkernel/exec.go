@@ -333,12 +333,20 @@ func (k *Kernel) hashFD(fd int) (string, string) {
 		if hashcache.KeyOf(&after) != key {
 			continue // changed while being read: hash it again
 		}
-		if time.Unix(0, after.Ctim.Nano()).Before(started.Add(-racyWindow)) {
+		if settled(time.Unix(0, after.Ctim.Nano()), started) {
 			k.hashes.Put(key, digest)
 		}
 		return digest, ""
 	}
 	return "", "the file kept changing while it was being hashed"
+}
+
+// settled reports whether a file last changed at changed can be cached
+// under its identity key by a hash that started at started: the change must
+// be older than racyWindow, so that no later change can share its
+// timestamps.
+func settled(changed, started time.Time) bool {
+	return changed.Before(started.Add(-racyWindow))
 }
 
 // fdReader reads a file descriptor at offsets, without moving its offset.

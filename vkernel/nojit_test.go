@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/compat-project/compat/vkernel/megabinary"
-	"github.com/tetratelabs/wazero"
 )
 
 func auditRecords(t *testing.T, log string) []AuditRecord {
@@ -115,7 +114,7 @@ func TestImportsOutsideHostSurfaceRefused(t *testing.T) {
 		"wrong signature": `(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32) (result i32)))
 			(memory (export "memory") 1) (func (export "_start")))`,
 		"imported memory": `(module (import "env" "memory" (memory 1)) (func (export "_start")))`,
-		"no start": `(module (memory (export "memory") 1))`,
+		"no start":        `(module (memory (export "memory") 1))`,
 	}
 	for name, text := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -134,4 +133,3 @@ func TestImportsOutsideHostSurfaceRefused(t *testing.T) {
 	}
 }
 
-var _ = wazero.NewRuntime

@@ -182,7 +182,7 @@ var pathFilestatGet = &hostFunc{
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_filestat_set_timesfd-fd-flags-lookupflags-path-string-atim-timestamp-mtim-timestamp-fst_flags-fstflags---errno
 var pathFilestatSetTimes = &hostFunc{
 	module: ModulePreview1, name: "path_filestat_set_times",
-	params: []string{"fd", "flags", "path", "path_len", "atim", "mtim", "fst_flags"},
+	params:  []string{"fd", "flags", "path", "path_len", "atim", "mtim", "fst_flags"},
 	types:   []api.ValueType{i32, i32, i32, i32, i64, i64, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
@@ -218,7 +218,7 @@ var pathFilestatSetTimes = &hostFunc{
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_linkold_fd-fd-old_flags-lookupflags-old_path-string-new_fd-fd-new_path-string---errno
 var pathLink = &hostFunc{
 	module: ModulePreview1, name: "path_link",
-	params: []string{"old_fd", "old_flags", "old_path", "old_path_len", "new_fd", "new_path", "new_path_len"},
+	params:  []string{"old_fd", "old_flags", "old_path", "old_path_len", "new_fd", "new_path", "new_path_len"},
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
@@ -261,7 +261,7 @@ var pathLink = &hostFunc{
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_openfd-fd-dirflags-lookupflags-path-string-oflags-oflags-fs_rights_base-rights-fs_rights_inheriting-rights-fdflags-fdflags---errno-fd
 var pathOpen = &hostFunc{
 	module: ModulePreview1, name: "path_open",
-	params: []string{"fd", "dirflags", "path", "path_len", "oflags", "fs_rights_base", "fs_rights_inheriting", "fdflags", "result.opened_fd"},
+	params:  []string{"fd", "dirflags", "path", "path_len", "oflags", "fs_rights_base", "fs_rights_inheriting", "fdflags", "result.opened_fd"},
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i64, i64, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
@@ -355,7 +355,7 @@ var pathOpen = &hostFunc{
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_readlinkfd-fd-path-string-buf-pointeru8-buf_len-size---errno-size
 var pathReadlink = &hostFunc{
 	module: ModulePreview1, name: "path_readlink",
-	params: []string{"fd", "path", "path_len", "buf", "buf_len", "result.bufused"},
+	params:  []string{"fd", "path", "path_len", "buf", "buf_len", "result.bufused"},
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
@@ -422,7 +422,7 @@ func (p *Process) unlink(m api.Memory, s []uint64, flags int) Errno {
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_renamefd-fd-old_path-string-new_fd-fd-new_path-string---errno
 var pathRename = &hostFunc{
 	module: ModulePreview1, name: "path_rename",
-	params: []string{"fd", "old_path", "old_path_len", "new_fd", "new_path", "new_path_len"},
+	params:  []string{"fd", "old_path", "old_path_len", "new_fd", "new_path", "new_path_len"},
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
@@ -454,7 +454,7 @@ var pathRename = &hostFunc{
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_symlinkold_path-string-fd-fd-new_path-string---errno
 var pathSymlink = &hostFunc{
 	module: ModulePreview1, name: "path_symlink",
-	params: []string{"old_path", "old_path_len", "fd", "new_path", "new_path_len"},
+	params:  []string{"old_path", "old_path_len", "fd", "new_path", "new_path_len"},
 	types:   []api.ValueType{i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {

@@ -72,7 +72,7 @@ var sockAccept = &hostFunc{
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-sock_recvfd-fd-ri_data-iovec_array-ri_flags-riflags---errno-size-roflags
 var sockRecv = &hostFunc{
 	module: ModulePreview1, name: "sock_recv",
-	params: []string{"fd", "ri_data", "ri_data_len", "ri_flags", "result.ro_datalen", "result.ro_flags"},
+	params:  []string{"fd", "ri_data", "ri_data_len", "ri_flags", "result.ro_datalen", "result.ro_flags"},
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(ctx context.Context, p *Process, mod api.Module, s []uint64) Errno {
@@ -145,7 +145,7 @@ func advance(bufs [][]byte, n int) [][]byte {
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-sock_sendfd-fd-si_data-ciovec_array-si_flags-siflags---errno-size
 var sockSend = &hostFunc{
 	module: ModulePreview1, name: "sock_send",
-	params: []string{"fd", "si_data", "si_data_len", "si_flags", "result.so_datalen"},
+	params:  []string{"fd", "si_data", "si_data_len", "si_flags", "result.so_datalen"},
 	types:   []api.ValueType{i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(ctx context.Context, p *Process, mod api.Module, s []uint64) Errno {

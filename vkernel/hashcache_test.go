@@ -1,0 +1,172 @@
+package vkernel
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/compat-project/compat/vkernel/megabinary"
+)
+
+// TestHashCacheReuse: an unchanged file is hashed once; a rewrite with
+// different bytes of the same size is hashed again and routed by its new
+// content.
+func TestHashCacheReuse(t *testing.T) {
+	a, b := identGuest(t, "cache-a"), identGuest(t, "cache-b")
+	if len(a) != len(b) {
+		t.Fatal("variants differ in size")
+	}
+	f := newFixture(t, entry("a", a, megabinary.Resources{}), entry("b", b, megabinary.Resources{}))
+	k, _ := f.open(t, Options{})
+	path := f.wasm("a")
+	// Only a file whose last change is older than the racy window is cached.
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path, old, old)
+	time.Sleep(racyWindow + 100*time.Millisecond)
+	for i := 0; i < 3; i++ {
+		if out, _ := run(t, k, Request{Path: path}); out != "cache-a\n" {
+			t.Fatalf("run %d: %q", i, out)
+		}
+	}
+	if s := k.Stats(); s.HashCacheMisses != 1 || s.HashCacheHits != 2 {
+		t.Fatalf("stats %+v, want 1 miss then 2 hits", s)
+	}
+	fd, _ := os.OpenFile(path, os.O_WRONLY, 0)
+	fd.WriteAt(b, 0)
+	fd.Close()
+	if out, _ := run(t, k, Request{Path: path}); out != "cache-b\n" {
+		t.Fatalf("after rewrite: %q", out)
+	}
+}
+
+// TestHashCacheRace rewrites one file in place, alternating between a
+// listed program and unlisted bytes of the same size, while execs run
+// concurrently. Every allowed exec must have routed by a listed hash, and
+// once the writer stops on the unlisted bytes, the next exec must be denied:
+// a stale cached digest would let unlisted content through.
+func TestHashCacheRace(t *testing.T) {
+	listed := identGuest(t, "race-listed")
+	unlisted := identGuest(t, "race-UNLIST")
+	if len(listed) != len(unlisted) {
+		t.Fatal("variants differ in size")
+	}
+	f := newFixture(t, entry("listed", listed, megabinary.Resources{}))
+	k, _ := f.open(t, Options{})
+	path := f.wasm("listed")
+	listedHash := megabinary.SHA256(listed)
+
+	stop := make(chan struct{})
+	var writes atomic.Int64
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		fd, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer fd.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				fd.WriteAt(unlisted, 0)
+				return
+			default:
+			}
+			content := listed
+			if i%2 == 1 {
+				content = unlisted
+			}
+			fd.WriteAt(content, 0)
+			writes.Add(1)
+		}
+	}()
+	var allowed, denied atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(2 * time.Second)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				res, err := k.Exec(context.Background(), Request{Path: path})
+				var d *DeniedError
+				switch {
+				case err == nil && res.Hash == listedHash:
+					allowed.Add(1)
+				case errors.As(err, &d):
+					denied.Add(1)
+				default:
+					t.Errorf("exec during the race: res=%+v err=%v", res, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	writer.Wait()
+	_, err := k.Exec(context.Background(), Request{Path: path})
+	var d *DeniedError
+	if !errors.As(err, &d) || d.Hash != megabinary.SHA256(unlisted) {
+		t.Fatalf("after the race the file holds unlisted bytes, but exec gave %v", err)
+	}
+	t.Logf("%d writes; %d execs allowed, %d denied", writes.Load(), allowed.Load(), denied.Load())
+	if allowed.Load() == 0 || denied.Load() == 0 {
+		t.Logf("the race did not exercise both outcomes")
+	}
+}
+
+// TestHashCacheSameTickRewrite: a listed program is run, then overwritten in
+// place with unlisted bytes of the same size, at once, so that on a kernel
+// with coarse timestamps the rewrite lands in the same tick and leaves size,
+// mtime and ctime unchanged. Every such exec must be denied. (Linux 6.13+
+// gives a file observed by stat a fine-grained timestamp on its next change,
+// so there the key changes anyway; TestSettled covers the window that
+// protects the other kernels and filesystems.)
+func TestHashCacheSameTickRewrite(t *testing.T) {
+	listed := identGuest(t, "tick-listed")
+	unlisted := identGuest(t, "tick-UNLIST")
+	f := newFixture(t, entry("listed", listed, megabinary.Resources{}))
+	k, _ := f.open(t, Options{})
+	path := f.wasm("listed")
+	fd, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	for i := 0; i < 200; i++ {
+		fd.WriteAt(listed, 0)
+		if _, err := k.Exec(context.Background(), Request{Path: path}); err != nil {
+			t.Fatalf("round %d, listed bytes: %v", i, err)
+		}
+		fd.WriteAt(unlisted, 0)
+		res, err := k.Exec(context.Background(), Request{Path: path})
+		var d *DeniedError
+		if !errors.As(err, &d) {
+			t.Fatalf("round %d: unlisted bytes ran as %+v (stale cached digest)", i, res)
+		}
+	}
+}
+
+// TestSettled: only digests of files whose last change is older than the
+// racy window are cached.
+func TestSettled(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		age  time.Duration
+		want bool
+	}{
+		{0, false}, {time.Millisecond, false}, {time.Second, false}, {racyWindow - time.Millisecond, false},
+		{racyWindow + time.Millisecond, true}, {time.Hour, true}, {-time.Second, false},
+	} {
+		if got := settled(now.Add(-c.age), now); got != c.want {
+			t.Errorf("changed %v before hashing: settled=%v, want %v", c.age, got, c.want)
+		}
+	}
+}
