@@ -124,6 +124,7 @@ mkdir -p "$rootfs/var/lib/apt/lists/partial"
 : >"$rootfs/etc/machine-id"
 rm -f "$rootfs/etc/hostname" "$rootfs/etc/resolv.conf"
 
+old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 compat_log "docker import -> $image"
 if ! tar --numeric-owner -C "$rootfs" -c . |
 	docker import \
@@ -141,5 +142,10 @@ docker run --rm "$image" sh -c 'test -s /etc/apt/sources.list.d/debian.list && a
 	compat_die "the new image $image does not run 'apt-get --version'"
 
 size=$(docker image inspect -f '{{.Size}}' "$image")
+# Drop the image this one replaced, if nothing else uses it.
+new_id=$(docker image inspect -f '{{.Id}}' "$image")
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+	docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 compat_log "built $image in $(($(date +%s) - start)) s, $((size / 1000000)) MB"
 printf '%s\n' "$image"

@@ -65,6 +65,7 @@ for t in test_capi test_sqlite3 test_tomllib; do
 	cp -a "$tmp/src/Lib/test/$t" "$tmp/context/extra-tests/$t"
 done
 cp "$here/Dockerfile" "$tmp/context/Dockerfile"
+old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 compat_log "docker build $image (log: $log)"
 if ! docker build \
 	--build-arg "BASE_IMAGE=$base" \
@@ -82,5 +83,10 @@ docker run --rm "$image" sh -c "dpkg-query -W -f '\${Version}' libpython3.11-tes
 	compat_die "$image does not hold libpython3.11-testsuite $PY_DEB_VERSION"
 docker run --rm "$image" test -f /usr/lib/python3.11/test/test_tomllib/__init__.py ||
 	compat_die "$image lacks test/test_tomllib"
+# Drop the image this one replaced, if nothing else uses it.
+new_id=$(docker image inspect -f '{{.Id}}' "$image")
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+	docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 compat_log "built $image (Python $got, Debian $PY_DEB_VERSION) in $(($(date +%s) - start)) s, $(($(docker image inspect -f '{{.Size}}' "$image") / 1000000)) MB"
 printf '%s\n' "$image"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds python.wasm (wasm32-wasi) and its installed standard library,
 # tests included, from Debian bookworm's own python3.11 source package,
-# with Debian's clang-14/lld-14/wasi-libc. zlib and bzip2 are cross-built
-# from Debian's sources so that the zlib and _bz2 modules exist.
+# with Debian's clang-14/lld-14/wasi-libc. zlib, bzip2 and xz-utils
+# (liblzma) are cross-built from Debian's sources so that the zlib, _bz2 and
+# _lzma modules exist. Our patches live in patches/<source package>/.
 #
 # Output (not in git):
 #   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/python-wasm/<key>/
@@ -28,10 +29,10 @@ COMPAT_LOG_TAG=python-wasm
 
 # ---------------------------------------------------------------- cache key
 recipe_files="python/build-wasm.sh python/versions.env python/config.site-extra lib/common.sh"
-for p in "$here"/patches/*.patch; do
-	[ -e "$p" ] && recipe_files="$recipe_files python/patches/$(basename "$p")"
+for p in "$here"/patches/*/*.patch; do
+	[ -e "$p" ] && recipe_files="$recipe_files python/${p#"$here"/}"
 done
-key=$(compat_hash "$images" "$recipe_files" "python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION")
+key=$(compat_hash "$images" "$recipe_files" "python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION")
 key=${key:0:16}
 cache=$(compat_cache_root)
 outroot=$cache/python-wasm
@@ -96,11 +97,16 @@ trap 'rm -rf "$aptdir"' EXIT
 compat_private_apt "$aptdir" deb-src deb
 apt_update() { compat_private_apt_update "$logs"; }
 
-# unpack PKG VERSION DEST (applies Debian's patches; download cached)
+# unpack PKG VERSION DEST: Debian's patches, then ours from patches/PKG/
 unpack() {
-	local dsc
+	local dsc p
 	dsc=$(compat_fetch_source "$1" "$2" "$logs")
 	run_logged "unpack $1 $2" "$logs/unpack-$1.log" dpkg-source -x "$dsc" "$3"
+	for p in "$here/patches/$1"/*.patch; do
+		[ -e "$p" ] || continue
+		run_logged "patch $1: $(basename "$p")" "$logs/patch-$1-$(basename "$p").log" \
+			patch -d "$3" -p1 -N -i "$p"
+	done
 }
 
 # ------------------------------------------------------------ build python
@@ -178,15 +184,25 @@ unpack bzip2 "$BZIP2_DEB_VERSION" "$work/bzip2"
 	cp libbz2.a "$deps/lib/"
 	cp bzlib.h "$deps/include/"
 ) >"$logs/bzip2.log" 2>&1 || fail "bzip2 cross-build" "$logs/bzip2.log"
+
+# ----------------------------------------------------------- xz (liblzma)
+unpack xz-utils "$XZ_DEB_VERSION" "$work/xz"
+(
+	cd "$work/xz"
+	CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+		./configure --host=wasm32-unknown-wasi --prefix="$deps" \
+		--disable-shared --enable-static --disable-threads \
+		--disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
+		--disable-lzma-links --disable-scripts --disable-doc --disable-nls
+	nice make -j"$jobs" -C src/liblzma
+	make -C src/liblzma install
+) >"$logs/xz.log" 2>&1 || fail "xz-utils (liblzma) cross-build" "$logs/xz.log"
+[ -f "$deps/lib/liblzma.a" ] || fail "xz-utils cross-build (no liblzma.a)" "$logs/xz.log"
 t_deps=$(($(date +%s) - t0))
 
 # -------------------------------------------------------------- CPython
 unpack python3.11 "$PY_DEB_VERSION" "$work/src"
 src=$work/src
-for p in "$here"/patches/*.patch; do
-	[ -e "$p" ] || continue
-	run_logged "patch $(basename "$p")" "$logs/patch-$(basename "$p").log" patch -d "$src" -p1 -N -i "$p"
-done
 # The stdlib test packages that the Makefile's install list leaves out.
 for t in test_capi test_sqlite3 test_tomllib; do
 	[ -d "$src/Lib/test/$t" ] || compat_die "Lib/test/$t not found in the python3.11 source"
@@ -211,6 +227,7 @@ run_logged "configure" "$logs/configure.log" env -C "$src" \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$deps/lib/pkgconfig" \
 	ZLIB_CFLAGS="-I$deps/include" ZLIB_LIBS="-L$deps/lib -lz" \
 	BZIP2_CFLAGS="-I$deps/include" BZIP2_LIBS="-L$deps/lib -lbz2" \
+	LIBLZMA_CFLAGS="-I$deps/include" LIBLZMA_LIBS="-L$deps/lib -llzma" \
 	nice ./configure "${configure_args[@]}"
 t_configure=$(($(date +%s) - t0))
 
@@ -267,6 +284,7 @@ grep -E '^MODULE_[A-Z0-9_]+_STATE=' "$src/Makefile" >"$work/modules.txt" || true
 t_total=$(($(date +%s) - t_start))
 INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work \
 	INFO_PY=$PY_DEB_VERSION INFO_ZLIB=$ZLIB_DEB_VERSION INFO_BZIP2=$BZIP2_DEB_VERSION \
+	INFO_XZ=$XZ_DEB_VERSION \
 	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) \
 	INFO_WABT=$(pkgver wabt) INFO_AUTOCONF=$(pkgver autoconf) \
@@ -299,7 +317,7 @@ with open(os.path.join(work, "imports.list")) as f:
 info = {
     "key": e["INFO_KEY"],
     "source": {"package": "python3.11", "version": e["INFO_PY"], "distribution": "debian bookworm"},
-    "deps": {"zlib": e["INFO_ZLIB"], "bzip2": e["INFO_BZIP2"]},
+    "deps": {"zlib": e["INFO_ZLIB"], "bzip2": e["INFO_BZIP2"], "xz-utils": e["INFO_XZ"]},
     "python_version": e["INFO_PYVER"],
     "target": "wasm32-unknown-wasi",
     "prefix": "/usr",
