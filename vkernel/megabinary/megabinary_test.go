@@ -1,0 +1,150 @@
+package megabinary
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"strings"
+	"testing"
+)
+
+// small returns a signed two-entry megabinary whose entries share one module.
+func small(t testing.TB) ([]byte, ed25519.PublicKey) {
+	mod := []byte("\x00asm\x01\x00\x00\x00 pretend module bytes")
+	d := SHA256(mod)
+	alias := SHA256([]byte("native binary"))
+	f, err := Build([]Entry{
+		{Name: "one", Hashes: []string{d}, Module: d, Paths: []string{"/usr/bin/one"}},
+		{Name: "two", Hashes: []string{alias}, Module: d, Export: "main2", Args: []string{"-x"}},
+	}, map[string][]byte{d: mod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	f.Sign(priv)
+	var buf bytes.Buffer
+	if _, err := f.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), pub
+}
+
+func TestRoundTripAndSharedModule(t *testing.T) {
+	data, pub := small(t)
+	f, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Verify(pub); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Manifest.Modules) != 1 {
+		t.Fatalf("%d modules stored, want 1 shared by both entries", len(f.Manifest.Modules))
+	}
+	if strings.Count(string(data), "pretend module bytes") != 1 {
+		t.Fatal("module bytes stored more than once")
+	}
+	if e := f.Manifest.Entry("two"); e == nil || e.StartExport() != "main2" || e.Args[0] != "-x" {
+		t.Fatalf("entry two: %+v", e)
+	}
+	var again bytes.Buffer
+	f.WriteTo(&again)
+	if !bytes.Equal(again.Bytes(), data) {
+		t.Fatal("re-encoding changed the bytes")
+	}
+}
+
+// TestEveryByteChangeRefused flips each byte of a signed megabinary in turn;
+// every variant must fail to parse or to verify.
+func TestEveryByteChangeRefused(t *testing.T) {
+	data, pub := small(t)
+	for i := range data {
+		for _, mask := range []byte{0x01, 0x80} {
+			b := append([]byte(nil), data...)
+			b[i] ^= mask
+			f, err := Parse(b)
+			if err == nil {
+				err = f.Verify(pub)
+			}
+			if err == nil {
+				t.Fatalf("byte %d ^ %#x: accepted", i, mask)
+			}
+		}
+	}
+}
+
+func TestEveryTruncationRefused(t *testing.T) {
+	data, pub := small(t)
+	for n := 0; n < len(data); n++ {
+		f, err := Parse(data[:n])
+		if err == nil {
+			err = f.Verify(pub)
+		}
+		if err == nil {
+			t.Fatalf("truncated to %d of %d bytes: accepted", n, len(data))
+		}
+	}
+	if _, err := Parse(append(append([]byte(nil), data...), 0)); err == nil {
+		t.Fatal("trailing byte accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	mod := []byte("module")
+	d := SHA256(mod)
+	cases := map[string][]Entry{
+		"duplicate hash": {{Name: "a", Hashes: []string{d}, Module: d}, {Name: "b", Hashes: []string{d}, Module: d}},
+		"duplicate name": {{Name: "a", Hashes: []string{d}, Module: d}, {Name: "a", Hashes: []string{SHA256(nil)}, Module: d}},
+		"no hashes":      {{Name: "a", Module: d}},
+		"bad hash":       {{Name: "a", Hashes: []string{"XYZ"}, Module: d}},
+		"relative path":  {{Name: "a", Hashes: []string{d}, Module: d, Paths: []string{"bin/a"}}},
+		"bad env":        {{Name: "a", Hashes: []string{d}, Module: d, Env: []string{"NOEQUALS"}}},
+		"bad mount":      {{Name: "a", Hashes: []string{d}, Module: d, Resources: Resources{Mounts: []MountRule{{Guest: "data/"}}}}},
+	}
+	for name, entries := range cases {
+		if _, err := Build(entries, map[string][]byte{d: mod}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestKeysRoundTrip(t *testing.T) {
+	name := t.TempDir() + "/key"
+	pub, err := GenerateKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ReadPrivateKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub2, err := ReadPublicKey(name + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.Equal(pub2) || !pub.Equal(priv.Public()) {
+		t.Fatal("keys do not match")
+	}
+	if _, err := ReadPublicKey(name); err == nil {
+		t.Fatal("private key read as public")
+	}
+}
+
+// FuzzParse: no input makes the parser panic, and whatever parses
+// re-encodes to the same bytes.
+func FuzzParse(f *testing.F) {
+	data, _ := small(f)
+	f.Add(data)
+	f.Add(data[:40])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mf, err := Parse(b)
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		mf.WriteTo(&out)
+		if !bytes.Equal(out.Bytes(), b) {
+			t.Fatalf("parsed input re-encodes differently")
+		}
+	})
+}
