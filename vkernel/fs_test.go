@@ -63,9 +63,9 @@ func TestResourcesBoundRequests(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
 	for name, req := range map[string]Request{
-		"mount outside the rules": {Mounts: []Mount{{Guest: "/", Host: t.TempDir()}}},
+		"mount outside the rules":            {Mounts: []Mount{{Guest: "/", Host: t.TempDir()}}},
 		"writable mount of a read-only rule": {Mounts: []Mount{{Guest: "/data", Host: t.TempDir()}}},
-		"listener beyond the limit": {Listeners: []net.Listener{l}},
+		"listener beyond the limit":          {Listeners: []net.Listener{l}},
 	} {
 		req.Path = f.wasm("probe")
 		_, err := k.Exec(context.Background(), req)

@@ -132,4 +132,3 @@ func TestImportsOutsideHostSurfaceRefused(t *testing.T) {
 		})
 	}
 }
-
