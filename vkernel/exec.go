@@ -92,12 +92,12 @@ type TrapError struct {
 func (e *TrapError) Error() string { return fmt.Sprintf("guest %s: %v", e.Entry, e.Err) }
 func (e *TrapError) Unwrap() error { return e.Err }
 
-// racyWindow is how old a file's last change must be, when hashing starts,
+// RacyWindow is how old a file's last change must be, when hashing starts,
 // before its digest is cached. A change within the same timestamp tick can
 // leave size, mtime and ctime unchanged (Linux stamps files with a coarse
 // clock; some filesystems keep whole seconds), so a digest of a file that
 // changed that recently could be stale under an identical key.
-const racyWindow = 2 * time.Second
+const RacyWindow = 2 * time.Second
 
 // maxSpawnDepth bounds nested proc_spawn calls.
 const maxSpawnDepth = 8
@@ -343,10 +343,10 @@ func (k *Kernel) hashFD(fd int) (string, string) {
 
 // settled reports whether a file last changed at changed can be cached
 // under its identity key by a hash that started at started: the change must
-// be older than racyWindow, so that no later change can share its
+// be older than RacyWindow, so that no later change can share its
 // timestamps.
 func settled(changed, started time.Time) bool {
-	return changed.Before(started.Add(-racyWindow))
+	return changed.Before(started.Add(-RacyWindow))
 }
 
 // fdReader reads a file descriptor at offsets, without moving its offset.

@@ -26,7 +26,7 @@ func TestHashCacheReuse(t *testing.T) {
 	// Only a file whose last change is older than the racy window is cached.
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(path, old, old)
-	time.Sleep(racyWindow + 100*time.Millisecond)
+	time.Sleep(RacyWindow + 100*time.Millisecond)
 	for i := 0; i < 3; i++ {
 		if out, _ := run(t, k, Request{Path: path}); out != "cache-a\n" {
 			t.Fatalf("run %d: %q", i, out)
@@ -162,8 +162,8 @@ func TestSettled(t *testing.T) {
 		age  time.Duration
 		want bool
 	}{
-		{0, false}, {time.Millisecond, false}, {time.Second, false}, {racyWindow - time.Millisecond, false},
-		{racyWindow + time.Millisecond, true}, {time.Hour, true}, {-time.Second, false},
+		{0, false}, {time.Millisecond, false}, {time.Second, false}, {RacyWindow - time.Millisecond, false},
+		{RacyWindow + time.Millisecond, true}, {time.Hour, true}, {-time.Second, false},
 	} {
 		if got := settled(now.Add(-c.age), now); got != c.want {
 			t.Errorf("changed %v before hashing: settled=%v, want %v", c.age, got, c.want)

@@ -3,6 +3,8 @@ package megabinary
 import (
 	"bytes"
 	"crypto/ed25519"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -147,4 +149,33 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed input re-encodes differently")
 		}
 	})
+}
+
+func TestSpecBuild(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tool.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	os.WriteFile(filepath.Join(dir, "native"), []byte("\x7fELF"), 0o755)
+	spec := `{"entries": [
+		{"name": "tool", "wasm": "tool.wasm", "alias_files": ["native"], "paths": ["/usr/bin/tool"]},
+		{"name": "tool-again", "wasm": "tool.wasm", "alias_hashes": ["` + SHA256([]byte("x")) + `"]}
+	]}`
+	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(spec), 0o644)
+	s, err := LoadSpec(filepath.Join(dir, "spec.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := f.Manifest.Routes()
+	if f.Manifest.Entries[routes[SHA256([]byte("\x7fELF"))]].Name != "tool" ||
+		f.Manifest.Entries[routes[SHA256([]byte("x"))]].Name != "tool-again" ||
+		len(f.Manifest.Modules) != 1 {
+		t.Fatalf("manifest %+v", f.Manifest)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.json"), []byte(`{"entries": [{"name": "x", "wasm": "tool.wasm", "typo": 1}]}`), 0o644)
+	if _, err := LoadSpec(filepath.Join(dir, "bad.json")); err == nil || !strings.Contains(err.Error(), "typo") {
+		t.Fatalf("unknown field: %v", err)
+	}
 }

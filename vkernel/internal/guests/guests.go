@@ -65,7 +65,7 @@ func C(name string) ([]byte, error) {
 			return err
 		}
 		return run("clang-14", "clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32",
-			"--target=wasm32-wasi", "--sysroot="+sysroot, "-O2", "-Wall",
+			"--target=wasm32-wasi", "--sysroot="+sysroot, "-O2", "-Wall", "-mmutable-globals",
 			"-Wl,--export=__stack_pointer", "-o", out, in)
 	})
 }
