@@ -171,6 +171,15 @@ func TestMerge(t *testing.T) {
 			},
 		},
 		{
+			name: "lines from other suites in a test's output",
+			a: attempt{
+				exit:   runners.Exit{Code: 0},
+				output: "test_a (test.test_x.A.test_a) ... ok\ntest_inner (test.test_other.B.test_inner) ... FAIL\ntest_ghost (test.test_x.Inner.test_ghost) ... ok\n",
+				xml:    []compat.Result{{Test: "test_x.A.test_a", Unit: "test_x", Status: compat.Pass}},
+			},
+			want: []string{"test_x.A.test_a pass "},
+		},
+		{
 			name: "module skipped",
 			a: func() attempt {
 				out := recorded(t, "test_winreg.out")
@@ -189,7 +198,7 @@ func TestMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			unit := strings.Fields(tt.want[0])[0]
+			unit, _, _ := strings.Cut(strings.Fields(tt.want[0])[0], ".")
 			sameLines(t, "merged results", summary(merge(tt.a, unit, 0, 0)), tt.want)
 		})
 	}

@@ -311,6 +311,12 @@ func merge(a attempt, mod string, timeout, elapsed time.Duration) []compat.Resul
 	for _, v := range a.verbose.results {
 		i, ok := index[v.Test]
 		switch {
+		case !compat.InUnit(v.Test, mod):
+			// Output of some other test run, printed by a test
+			// (test_unittest and test_regrtest run suites of their own).
+		case !ok && a.xmlErr == nil && !v.Status.Failed():
+			// With the XML in hand, the verbose output is only
+			// trusted for the failures the XML leaves out.
 		case !ok:
 			index[v.Test] = len(results)
 			results = append(results, v)
