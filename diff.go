@@ -67,6 +67,7 @@ func (c Class) rank() int {
 
 // Change is one test whose outcome a report should mention.
 type Change struct {
+	// Class says how the test differs from the baseline.
 	Class Class
 	// Test is the test's id.
 	Test string

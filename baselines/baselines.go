@@ -102,6 +102,7 @@ type ParseError struct {
 	Msg string
 }
 
+// Error returns "FILE:LINE: message".
 func (e *ParseError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
 // Parse reads a baseline in the format described in the package

@@ -95,6 +95,8 @@ type Exit struct {
 // OK reports whether the process exited with status 0.
 func (e Exit) OK() bool { return e.Code == 0 && e.Crash == "" }
 
+// String describes the exit the way os/exec does: "exit status 3",
+// "signal: killed".
 func (e Exit) String() string {
 	if e.Crash != "" {
 		return e.Crash
