@@ -333,6 +333,9 @@ func (t *Target) Run(ctx context.Context, p runners.Process) (runners.Exit, erro
 	if len(p.Args) == 0 {
 		return fail("Run with no program")
 	}
+	if err := ctx.Err(); err != nil {
+		return runners.Exit{}, fmt.Errorf("docker target %s: %s: %w", t.opts.Name, p.Args[0], err)
+	}
 	pidFile := fmt.Sprintf("/tmp/.compat-exec-%d-%d", os.Getpid(), t.seq.Add(1))
 	cmd := append([]string{"sh", "-c", execWrapper, "sh", pidFile, p.Dir}, p.Args...)
 	client := t.c.pool.Client

@@ -10,6 +10,10 @@
 //     the program builds itself, or reads from files, are not.
 //   - The program sees the host's real paths in its own results
 //     (tracebacks, os.getcwd()).
+//   - Any value starting with a guest path is rewritten, so a guest path
+//     must not be a prefix of host paths the caller passes: a mount at
+//     /work would also rewrite /work/main/testdata. Prefer guest paths such
+//     as /compat/work.
 //   - ReadOnly is not enforced.
 //   - Everything else on the host is visible, not just the mounts.
 package local
