@@ -1,0 +1,131 @@
+// Command compat runs upstream test suites against programs recompiled to
+// WebAssembly and run by the vkernel, and manages the vkernel's signed
+// megabinaries. Run "compat help" for the verbs.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitRegressions = 1   // compat run: regressions against the baseline
+	exitUsage       = 2   // usage, bad input or infrastructure failure
+	exitTrap        = 125 // compat exec: the guest trapped or was stopped
+	exitDenied      = 126 // compat exec: the vkernel refused the exec
+)
+
+const usage = `compat: upstream test-suite compatibility runner for the vkernel
+
+Usage:
+  compat keygen -out KEY                      new ed25519 key pair: KEY and KEY.pub (PEM)
+  compat megabinary build -spec SPEC -out MB [-key KEY]
+                                              build a megabinary from a JSON spec (signed with -key)
+  compat megabinary verify [-pubkey PUB] MB   hash-routing verification (and signature, with -pubkey)
+  compat megabinary sign -key KEY [-out OUT] MB
+                                              sign a megabinary; refuses one that does not verify
+  compat megabinary inspect [-json] MB        print the manifest
+  compat exec -megabinary MB -pubkey PUB [flags] PATH [ARG...]
+                                              run PATH in the vkernel, routed by its SHA-256
+  compat bench exec [-n N]                    exec-to-first-instruction latency, vkernel vs native
+  compat bench concurrent [-n N]              N concurrent tool invocations, vkernel vs native
+  compat help                                 this text
+
+Exit codes:
+  0    success (compat exec: the guest exited 0)
+  1-124, 127-255
+       compat exec: the guest's own exit status
+  1    compat run: regressions against the baseline
+  2    usage, bad input (corrupt or unsigned megabinary, bad spec) or infrastructure failure
+  125  compat exec: the guest trapped or was stopped (timeout, interrupt)
+  126  compat exec: denied by the vkernel (hash not in the signed manifest, path not pinned,
+       resources not allowed); the path and hash are printed and written to the audit log
+
+Policies (compat exec -policy):
+  hash       route by content alone: a listed file runs wherever it is (default)
+  path+hash  also require the opened file's real path to be one the entry is pinned to
+
+Environment:
+  COMPAT_CACHE   cache root (default $XDG_CACHE_HOME/compat or ~/.cache/compat): AOT-compiled
+                 code, built guests and images, and the default audit log (audit.jsonl)
+
+The megabinary format is documented in vkernel/megabinary/FORMAT.md, the guests' host ABI in
+vkernel/ABI.md.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	verbs := map[string]func([]string, io.Writer, io.Writer) int{
+		"keygen":     keygen,
+		"megabinary": megabinaryCmd,
+		"exec":       execCmd,
+		"bench":      benchCmd,
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	verb, ok := verbs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "compat: unknown command %q (run: compat help)\n", args[0])
+		return exitUsage
+	}
+	return verb(args[1:], stdout, stderr)
+}
+
+// errUsage marks an error as the caller's: the command prints it with a hint
+// and exits 2.
+var errUsage = errors.New("usage")
+
+// newFlags returns a flag set for a verb whose errors go to stderr.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: compat %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// fail prints err for the user and returns the usage exit code.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "compat: %v\n", err)
+	return exitUsage
+}
+
+// cacheRoot is the cache directory shared with the image recipes.
+func cacheRoot() string {
+	if d := os.Getenv("COMPAT_CACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "compat")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "compat-cache")
+	}
+	return filepath.Join(home, ".cache", "compat")
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/vkernel/megabinary"
+)
+
+func megabinaryCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "usage: compat megabinary build|verify|sign|inspect ... (run: compat help)\n")
+		return exitUsage
+	}
+	switch args[0] {
+	case "build":
+		return mbBuild(args[1:], stdout, stderr)
+	case "verify":
+		return mbVerify(args[1:], stdout, stderr)
+	case "sign":
+		return mbSign(args[1:], stdout, stderr)
+	case "inspect":
+		return mbInspect(args[1:], stdout, stderr)
+	}
+	return fail(stderr, fmt.Errorf("unknown megabinary command %q (want build, verify, sign or inspect)", args[0]))
+}
+
+func mbBuild(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("megabinary build", "megabinary build -spec SPEC -out MB [-key KEY]", stderr)
+	spec := fs.String("spec", "", "JSON build spec (entries with their wasm files)")
+	out := fs.String("out", "", "megabinary to write")
+	key := fs.String("key", "", "private key to sign with after verification (optional)")
+	if err := fs.Parse(args); err != nil || *spec == "" || *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	s, err := megabinary.LoadSpec(*spec)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	f, err := s.Build()
+	if err != nil {
+		return fail(stderr, fmt.Errorf("spec %s: %w", *spec, err))
+	}
+	if *key != "" {
+		if err := verifyAndSign(f, *key); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	if err := f.WriteFile(*out); err != nil {
+		return fail(stderr, err)
+	}
+	state := "unsigned"
+	if f.Signed() {
+		state = "signed by key " + f.KeyID()[:16]
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d entries, %d modules, digest %s, %s\n", *out, len(f.Manifest.Entries), len(f.Manifest.Modules), f.Digest(), state)
+	return exitOK
+}
+
+func verifyAndSign(f *megabinary.File, keyFile string) error {
+	key, err := megabinary.ReadPrivateKey(keyFile)
+	if err != nil {
+		return err
+	}
+	if err := vkernel.Verify(context.Background(), f); err != nil {
+		return fmt.Errorf("refusing to sign a megabinary that does not verify: %w", err)
+	}
+	f.Sign(key)
+	return nil
+}
+
+func mbVerify(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("megabinary verify", "megabinary verify [-pubkey PUB] MB", stderr)
+	pubFile := fs.String("pubkey", "", "public key the signature must verify with (optional)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	name := fs.Arg(0)
+	f, err := megabinary.ReadFile(name)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *pubFile != "" {
+		pub, err := megabinary.ReadPublicKey(*pubFile)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		if err := f.Verify(pub); err != nil {
+			return fail(stderr, fmt.Errorf("megabinary %s: %w", name, err))
+		}
+	}
+	if err := vkernel.Verify(context.Background(), f); err != nil {
+		return fail(stderr, fmt.Errorf("megabinary %s: %w", name, err))
+	}
+	hashes := 0
+	for _, e := range f.Manifest.Entries {
+		hashes += len(e.Hashes)
+	}
+	sig := "unsigned"
+	switch {
+	case f.Signed() && *pubFile != "":
+		sig = "signature verified (key " + f.KeyID()[:16] + ")"
+	case f.Signed():
+		sig = "signed by key " + f.KeyID()[:16] + " (not checked: give -pubkey)"
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d entries, %d hashes each routing to exactly its entry, %d modules compiled with imports only from the host surface; %s\n",
+		name, len(f.Manifest.Entries), hashes, len(f.Manifest.Modules), sig)
+	return exitOK
+}
+
+func mbSign(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("megabinary sign", "megabinary sign -key KEY [-out OUT] MB", stderr)
+	key := fs.String("key", "", "private key file")
+	out := fs.String("out", "", "where to write the signed megabinary (default: in place)")
+	if err := fs.Parse(args); err != nil || *key == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	name := fs.Arg(0)
+	f, err := megabinary.ReadFile(name)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := verifyAndSign(f, *key); err != nil {
+		return fail(stderr, fmt.Errorf("megabinary %s: %w", name, err))
+	}
+	if *out == "" {
+		*out = name
+	}
+	if err := f.WriteFile(*out); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "signed %s with key %s\n", *out, f.KeyID()[:16])
+	return exitOK
+}
+
+func mbInspect(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("megabinary inspect", "megabinary inspect [-json] MB", stderr)
+	asJSON := fs.Bool("json", false, "print the manifest as JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	f, err := megabinary.ReadFile(fs.Arg(0))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Digest   string               `json:"digest"`
+			KeyID    string               `json:"key_id,omitempty"`
+			Manifest *megabinary.Manifest `json:"manifest"`
+		}{f.Digest(), f.KeyID(), &f.Manifest}); err != nil {
+			return fail(stderr, err)
+		}
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "megabinary %s\n  format %d, digest %s\n", fs.Arg(0), f.Manifest.Format, f.Digest())
+	if f.Signed() {
+		fmt.Fprintf(stdout, "  signed by key %s\n", f.KeyID())
+	} else {
+		fmt.Fprintf(stdout, "  unsigned\n")
+	}
+	fmt.Fprintf(stdout, "modules:\n")
+	for _, m := range f.Manifest.Modules {
+		fmt.Fprintf(stdout, "  %s  %d bytes\n", m.Digest, m.Size)
+	}
+	fmt.Fprintf(stdout, "entries:\n")
+	for _, e := range f.Manifest.Entries {
+		fmt.Fprintf(stdout, "  %s: module %s, start %s\n", e.Name, e.Module[:16], e.StartExport())
+		for _, h := range e.Hashes {
+			fmt.Fprintf(stdout, "    hash  %s\n", h)
+		}
+		for _, p := range e.Paths {
+			fmt.Fprintf(stdout, "    path  %s\n", p)
+		}
+		if len(e.Args) > 0 {
+			fmt.Fprintf(stdout, "    args  %s\n", strings.Join(e.Args, " "))
+		}
+		if len(e.Env) > 0 {
+			fmt.Fprintf(stdout, "    env   %s\n", strings.Join(e.Env, " "))
+		}
+		r := e.Resources
+		var mounts []string
+		for _, m := range r.Mounts {
+			s := m.Guest
+			if m.ReadOnly {
+				s += " (ro)"
+			}
+			mounts = append(mounts, s)
+		}
+		fmt.Fprintf(stdout, "    resources: mounts [%s], listeners %d, connect [%s], spawn %v\n",
+			strings.Join(mounts, ", "), r.Listeners, strings.Join(r.Connect, ", "), r.Spawn)
+	}
+	return exitOK
+}
