@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/compat-project/compat/vkernel/internal/guests"
+	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 

@@ -122,4 +122,3 @@ func parseMount(s string) (vkernel.Mount, error) {
 	m.Host = abs
 	return m, nil
 }
-

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/compat-project/compat/vkernel/internal/guests"
+	"github.com/compat-project/compat/vkernel/guests"
 )
 
 // TestBenchmarksRun runs both benchmarks small: they must complete with

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat/vkernel"
-	"github.com/compat-project/compat/vkernel/internal/guests"
+	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 	"golang.org/x/sync/errgroup"
 )

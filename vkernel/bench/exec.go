@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat/vkernel"
-	"github.com/compat-project/compat/vkernel/internal/guests"
+	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 

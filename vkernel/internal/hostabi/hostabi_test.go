@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/compat-project/compat/vkernel/internal/guests"
+	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compat-project/compat/vkernel/guests"
+)
+
+// compat runs the CLI in-process and returns its exit code and output.
+func compat(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func buildGuest(t *testing.T, id string) []byte {
+	b, err := guests.Ident(id)
+	if errors.Is(err, guests.ErrToolMissing) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestMegabinaryLifecycle: keygen, build, inspect, verify, sign, exec, and
+// the exit codes of each failure the README promises.
+func TestMegabinaryLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("COMPAT_CACHE", filepath.Join(dir, "cache"))
+	hello := buildGuest(t, "hello from the vkernel")
+	os.WriteFile(filepath.Join(dir, "hello.wasm"), hello, 0o755)
+	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(`{"entries": [{"name": "hello", "wasm": "hello.wasm"}]}`), 0o644)
+	key := filepath.Join(dir, "key")
+
+	if code, _, errOut := compat(t, "keygen", "-out", key); code != 0 {
+		t.Fatalf("keygen: %d %s", code, errOut)
+	}
+	mb := filepath.Join(dir, "hello.vkmb")
+	if code, _, errOut := compat(t, "megabinary", "build", "-spec", filepath.Join(dir, "spec.json"), "-out", mb); code != 0 {
+		t.Fatalf("build: %d %s", code, errOut)
+	}
+	// Unsigned: verify passes structurally, exec refuses to load it.
+	if code, out, _ := compat(t, "megabinary", "verify", mb); code != 0 || !strings.Contains(out, "unsigned") {
+		t.Fatalf("verify unsigned: %d %q", code, out)
+	}
+	if code, _, errOut := compat(t, "exec", "-megabinary", mb, "-pubkey", key+".pub", filepath.Join(dir, "hello.wasm")); code != exitUsage || !strings.Contains(errOut, "not signed") {
+		t.Fatalf("exec of an unsigned megabinary: %d %q", code, errOut)
+	}
+	if code, _, errOut := compat(t, "megabinary", "sign", "-key", key, mb); code != 0 {
+		t.Fatalf("sign: %d %s", code, errOut)
+	}
+	if code, out, _ := compat(t, "megabinary", "verify", "-pubkey", key+".pub", mb); code != 0 || !strings.Contains(out, "signature verified") {
+		t.Fatalf("verify signed: %d %q", code, out)
+	}
+	code, out, _ := compat(t, "megabinary", "inspect", "-json", mb)
+	var inspected struct {
+		Digest   string
+		Manifest struct{ Entries []struct{ Name string } }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &inspected) != nil || inspected.Manifest.Entries[0].Name != "hello" {
+		t.Fatalf("inspect -json: %d %q", code, out)
+	}
+
+	// Exec: the listed file runs; anything else exits 126 naming path and hash.
+	if code, out, errOut := compat(t, "exec", "-megabinary", mb, "-pubkey", key+".pub", filepath.Join(dir, "hello.wasm")); code != 0 || out != "hello from the vkernel\n" {
+		t.Fatalf("exec: %d %q %q", code, out, errOut)
+	}
+	script := filepath.Join(dir, "script.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho pwned\n"), 0o755)
+	code, out, errOut := compat(t, "exec", "-megabinary", mb, "-pubkey", key+".pub", script)
+	if code != exitDenied || out != "" || !strings.Contains(errOut, script) || !strings.Contains(errOut, "sha256") {
+		t.Fatalf("exec of a script: %d %q %q", code, out, errOut)
+	}
+	audit, _ := os.ReadFile(filepath.Join(dir, "cache", "audit.jsonl"))
+	if !strings.Contains(string(audit), `"decision":"deny"`) || !strings.Contains(string(audit), script) {
+		t.Fatalf("audit log: %s", audit)
+	}
+
+	// Tampering, a wrong key and usage errors exit 2 with a message.
+	data, _ := os.ReadFile(mb)
+	data[len(data)/2] ^= 1
+	bad := filepath.Join(dir, "bad.vkmb")
+	os.WriteFile(bad, data, 0o644)
+	if code, _, errOut := compat(t, "exec", "-megabinary", bad, "-pubkey", key+".pub", filepath.Join(dir, "hello.wasm")); code != exitUsage || errOut == "" {
+		t.Fatalf("tampered megabinary: %d %q", code, errOut)
+	}
+	compat(t, "keygen", "-out", filepath.Join(dir, "other"))
+	if code, _, errOut := compat(t, "megabinary", "verify", "-pubkey", filepath.Join(dir, "other.pub"), mb); code != exitUsage || !strings.Contains(errOut, "not among") {
+		t.Fatalf("wrong key: %d %q", code, errOut)
+	}
+	if code, _, _ := compat(t, "exec"); code != exitUsage {
+		t.Fatalf("exec without arguments: %d", code)
+	}
+	if code, _, _ := compat(t, "no-such-verb"); code != exitUsage {
+		t.Fatalf("unknown verb: %d", code)
+	}
+	if code, out, _ := compat(t, "help"); code != 0 || !strings.Contains(out, "126") {
+		t.Fatalf("help: %d", code)
+	}
+}
+
+// TestSignRefusesUnverifiable: a module importing outside the host surface
+// is built (the spec is fine) but sign refuses it.
+func TestSignRefusesUnverifiable(t *testing.T) {
+	dir := t.TempDir()
+	wasm, err := guests.WAT(`(module (import "env" "jit" (func)) (memory (export "memory") 1) (func (export "_start")))`)
+	if errors.Is(err, guests.ErrToolMissing) {
+		t.Skip(err)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(`{"entries": [{"name": "bad", "wasm": "bad.wasm"}]}`), 0o644)
+	compat(t, "keygen", "-out", filepath.Join(dir, "key"))
+	mb := filepath.Join(dir, "bad.vkmb")
+	if code, _, errOut := compat(t, "megabinary", "build", "-spec", filepath.Join(dir, "spec.json"), "-out", mb); code != 0 {
+		t.Fatal(errOut)
+	}
+	code, _, errOut := compat(t, "megabinary", "sign", "-key", filepath.Join(dir, "key"), mb)
+	if code != exitUsage || !strings.Contains(errOut, "refusing to sign") || !strings.Contains(errOut, "env.jit") {
+		t.Fatalf("sign: %d %q", code, errOut)
+	}
+}
