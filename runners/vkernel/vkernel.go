@@ -1,0 +1,156 @@
+// Package vkernel is the runners.Target that runs programs in the vkernel:
+// each process is an exec routed by the SHA-256 of the program's file
+// through a signed megabinary.
+package vkernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/runners"
+	vk "github.com/compat-project/compat/vkernel"
+)
+
+// Options configure a Target.
+type Options struct {
+	// Name names the target in reports; default "vkernel".
+	Name string
+	// Kernel runs the processes. The Target closes it.
+	Kernel *vk.Kernel
+	// Mounts are every process's preopened directories.
+	Mounts []runners.Mount
+	// Programs maps a program name or guest path, as Process.Args[0]
+	// gives it, to the host file the exec hashes. Other absolute guest
+	// paths are mapped through Mounts.
+	Programs map[string]string
+	// Env holds "KEY=value" entries for every process.
+	Env []string
+	// Properties are added to the target's properties.
+	Properties map[string]string
+}
+
+// Target runs processes in one vkernel. It is safe for concurrent use.
+type Target struct {
+	opts   Options
+	mounts []vk.Mount
+	mu     sync.Mutex
+	closed bool
+}
+
+// New returns a Target over opts.Kernel.
+func New(opts Options) (*Target, error) {
+	if opts.Kernel == nil {
+		return nil, errors.New("vkernel target: no kernel")
+	}
+	if opts.Name == "" {
+		opts.Name = "vkernel"
+	}
+	t := &Target{opts: opts}
+	for _, m := range opts.Mounts {
+		t.mounts = append(t.mounts, vk.Mount{Guest: m.Guest, Host: m.Host, ReadOnly: m.ReadOnly})
+	}
+	return t, nil
+}
+
+// Name implements runners.Target.
+func (t *Target) Name() string { return t.opts.Name }
+
+// Properties implements runners.Target: the megabinary digest, the module
+// digest of each program's entry, and the wazero version.
+func (t *Target) Properties() map[string]string {
+	props := map[string]string{
+		compat.PropMegabinaryDigest:             t.opts.Kernel.Digest(),
+		compat.PropVersionPrefix + "wazero":     vk.WazeroVersion(),
+		compat.PropVersionPrefix + "megabinary": fmt.Sprint(t.opts.Kernel.Manifest().Format),
+	}
+	var modules []string
+	for _, e := range t.opts.Kernel.Manifest().Entries {
+		modules = append(modules, e.Name+"="+e.Module)
+	}
+	if len(modules) == 1 {
+		props[compat.PropModuleDigest] = strings.TrimPrefix(modules[0], t.opts.Kernel.Manifest().Entries[0].Name+"=")
+	} else {
+		props[compat.PropModuleDigest] = strings.Join(modules, ",")
+	}
+	for k, v := range t.opts.Properties {
+		props[k] = v
+	}
+	return props
+}
+
+// Run implements runners.Target. A trap is an Exit with Crash set; a denied
+// exec, a program that cannot be found and an ended ctx are errors.
+func (t *Target) Run(ctx context.Context, p runners.Process) (runners.Exit, error) {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return runners.Exit{}, errors.New("vkernel target: closed")
+	}
+	if len(p.Args) == 0 {
+		return runners.Exit{}, errors.New("vkernel target: no program")
+	}
+	if p.Dir != "" && p.Dir != "/" {
+		return runners.Exit{}, fmt.Errorf("vkernel target: working directory %s: guests start in /; leave Dir empty", p.Dir)
+	}
+	file, err := t.program(p.Args[0])
+	if err != nil {
+		return runners.Exit{}, err
+	}
+	res, err := t.opts.Kernel.Exec(ctx, vk.Request{
+		Path:   file,
+		Args:   p.Args,
+		Env:    append(append([]string(nil), t.opts.Env...), p.Env...),
+		Stdin:  p.Stdin,
+		Stdout: p.Stdout,
+		Stderr: p.Stderr,
+		Mounts: t.mounts,
+	})
+	var trap *vk.TrapError
+	switch {
+	case ctx.Err() != nil:
+		return runners.Exit{}, fmt.Errorf("vkernel target: %s: %w", p.Args[0], ctx.Err())
+	case errors.As(err, &trap):
+		return runners.Exit{Code: -1, Crash: "wasm trap: " + trap.Err.Error()}, nil
+	case err != nil:
+		return runners.Exit{}, fmt.Errorf("vkernel target: %w", err)
+	}
+	return runners.Exit{Code: int(res.ExitCode)}, nil
+}
+
+// program finds the host file for a program name or guest path.
+func (t *Target) program(name string) (string, error) {
+	if f, ok := t.opts.Programs[name]; ok {
+		return f, nil
+	}
+	if !path.IsAbs(name) {
+		return "", fmt.Errorf("vkernel target: program %q is not one of the target's programs and not an absolute guest path", name)
+	}
+	var best *vk.Mount
+	for i := range t.mounts {
+		m := &t.mounts[i]
+		if (m.Guest == "/" || name == m.Guest || strings.HasPrefix(name, m.Guest+"/")) && (best == nil || len(m.Guest) > len(best.Guest)) {
+			best = m
+		}
+	}
+	if best == nil {
+		return "", fmt.Errorf("vkernel target: program %s is under no mount", name)
+	}
+	return path.Join(best.Host, strings.TrimPrefix(name, best.Guest)), nil
+}
+
+// Close implements runners.Target: it closes the kernel once.
+func (t *Target) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	return t.opts.Kernel.Close(context.Background())
+}

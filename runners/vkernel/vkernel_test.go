@@ -1,0 +1,105 @@
+package vkernel
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/runners"
+	vk "github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/vkernel/guests"
+	"github.com/compat-project/compat/vkernel/megabinary"
+)
+
+func newTarget(t *testing.T) (*Target, string) {
+	probe, err := guests.C("probe.c")
+	if errors.Is(err, guests.ErrToolMissing) {
+		t.Skip(err)
+	}
+	trap, err := guests.WAT(`(module (memory (export "memory") 1) (func (export "_start") unreachable))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spin, err := guests.WAT(`(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "spin.wasm"), spin, 0o755)
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "bin", "probe"), probe, 0o755)
+	os.WriteFile(filepath.Join(dir, "trap.wasm"), trap, 0o755)
+	os.WriteFile(filepath.Join(root, "bin", "unlisted"), []byte("#!/bin/sh\n"), 0o755)
+	res := megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}}
+	f, err := megabinary.Build([]megabinary.Entry{
+		{Name: "probe", Hashes: []string{megabinary.SHA256(probe)}, Module: megabinary.SHA256(probe), Resources: res},
+		{Name: "trap", Hashes: []string{megabinary.SHA256(trap)}, Module: megabinary.SHA256(trap), Resources: res},
+		{Name: "spin", Hashes: []string{megabinary.SHA256(spin)}, Module: megabinary.SHA256(spin), Resources: res},
+	}, map[string][]byte{megabinary.SHA256(probe): probe, megabinary.SHA256(trap): trap, megabinary.SHA256(spin): spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	f.Sign(priv)
+	mb := filepath.Join(dir, "t.vkmb")
+	f.WriteFile(mb)
+	k, err := vk.Open(context.Background(), mb, vk.Options{TrustedKeys: []ed25519.PublicKey{pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := New(Options{Kernel: k, Mounts: []runners.Mount{{Host: root, Guest: "/"}},
+		Programs: map[string]string{"trap": filepath.Join(dir, "trap.wasm"), "spin": filepath.Join(dir, "spin.wasm")}, Env: []string{"PROBE_VAR=target"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tgt.Close() })
+	return tgt, root
+}
+
+func TestTarget(t *testing.T) {
+	tgt, _ := newTarget(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	exit, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/probe", "args"}, Stdout: &out})
+	if err != nil || !exit.OK() || !strings.Contains(out.String(), "env=target") {
+		t.Fatalf("probe: %v %v %q", exit, err, out.String())
+	}
+	exit, err = tgt.Run(ctx, runners.Process{Args: []string{"/bin/probe", "exit", "3"}})
+	if err != nil || exit.Code != 3 {
+		t.Fatalf("exit 3: %v %v", exit, err)
+	}
+	exit, err = tgt.Run(ctx, runners.Process{Args: []string{"trap"}})
+	if err != nil || exit.Code != -1 || !strings.Contains(exit.Crash, "wasm trap") {
+		t.Fatalf("trap: %v %v", exit, err)
+	}
+	var denied *vk.DeniedError
+	if _, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/unlisted"}}); !errors.As(err, &denied) {
+		t.Fatalf("unlisted program: %v", err)
+	}
+	if _, err := tgt.Run(ctx, runners.Process{Args: []string{"python3"}}); err == nil {
+		t.Fatal("unknown program ran")
+	}
+	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := tgt.Run(tctx, runners.Process{Args: []string{"spin"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("spinning guest past its deadline: %v", err)
+	}
+	if p := tgt.Properties(); p[compat.PropMegabinaryDigest] == "" || p[compat.PropVersionPrefix+"wazero"] == "" {
+		t.Fatalf("properties %v", p)
+	}
+	tgt.Close()
+	if err := tgt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/probe"}}); err == nil {
+		t.Fatal("ran after Close")
+	}
+}
