@@ -1,11 +1,12 @@
 # Image recipes. Include from the top-level Makefile:
 #     include images/images.mk
-# Targets: images-base, python-wasm, python-image, images (all three).
+# Targets: images-base, python-wasm, python-image, images (all three);
+# images-deps installs the Debian packages the recipes need (root).
 # Each prints where its output went (an image name or a cache directory).
 
 IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: images images-base python-wasm python-image
+.PHONY: images images-deps images-base python-wasm python-image
 
 images: images-base python-wasm python-image
 
@@ -20,3 +21,6 @@ python-wasm:
 python-image: images-base
 	@img=$$($(IMAGES_DIR)/python/build-image.sh | tail -n 1) && \
 	  echo "python-image: docker image $$img"
+
+images-deps:
+	@$(IMAGES_DIR)/install-deps.sh all

@@ -31,7 +31,7 @@ COMPAT_LOG_TAG=python-wasm
 # ---------------------------------------------------------------- cache key
 recipe_files="python/build-wasm.sh python/versions.env python/config.site-extra lib/common.sh"
 for p in "$here"/patches/*/*.patch; do
-	[ -e "$p" ] && recipe_files="$recipe_files python/${p#"$here"/}"
+	if [ -e "$p" ]; then recipe_files="$recipe_files python/${p#"$here"/}"; fi
 done
 key=$(compat_hash "$images" "$recipe_files" "python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION")
 key=${key:0:16}
