@@ -93,9 +93,11 @@ func Open(ctx context.Context, path string, opts Options) (*Kernel, error) {
 // Verify is the hash-routing verification of a megabinary, signed or not:
 // every module compiles and imports only the host surface, every entry's
 // start export exists, and every listed hash routes to exactly its entry.
-// It does not check the signature; Open does.
-func Verify(ctx context.Context, f *megabinary.File) error {
-	k, err := load(ctx, f, Options{})
+// It does not check the signature; Open does. With a cache directory the
+// compiled code is kept, so opening the signed file next costs no
+// compilation.
+func Verify(ctx context.Context, f *megabinary.File, cacheDir string) error {
+	k, err := load(ctx, f, Options{CacheDir: cacheDir})
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func TestImportsOutsideHostSurfaceRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = Verify(context.Background(), mf)
+			err = Verify(context.Background(), mf, "")
 			if err == nil {
 				t.Fatal("module loaded")
 			}

@@ -231,3 +231,14 @@ func TestModulesAndProfiles(t *testing.T) {
 		t.Errorf("Profile(medium) error = %v", err)
 	}
 }
+
+func TestUniqueIDs(t *testing.T) {
+	in := []compat.Result{{Test: "test_json.T.test_a"}, {Test: "json"}, {Test: "json"}, {Test: "json.encoder.JSONEncoder.encode"}}
+	got := uniqueIDs(in, "test_json")
+	want := []string{"test_json.T.test_a", "test_json.json", "test_json.json#2", "test_json.json.encoder.JSONEncoder.encode"}
+	for i, r := range got {
+		if r.Test != want[i] {
+			t.Errorf("result %d: %q, want %q", i, r.Test, want[i])
+		}
+	}
+}

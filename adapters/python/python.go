@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ const Suite = "python"
 // Quick is the quick profile: well-known modules that run in about a second
 // each natively and need neither threads nor subprocesses.
 var Quick = []string{
-	"test_bool", "test_int", "test_string", "test_str", "test_json",
+	"test_bool", "test_int", "test_string", "test_unicode", "test_json",
 	"test_list", "test_dict", "test_tuple", "test_set", "test_operator",
 	"test_bisect", "test_textwrap",
 }
@@ -70,6 +71,18 @@ func Modules(libTest string) ([]string, error) {
 func Profile(name, libTest string) ([]string, error) {
 	switch name {
 	case "quick":
+		if libTest == "" {
+			return append([]string(nil), Quick...), nil
+		}
+		all, err := Modules(libTest)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range Quick {
+			if !slices.Contains(all, m) {
+				return nil, fmt.Errorf("quick profile: %s has no module %s", libTest, m)
+			}
+		}
 		return append([]string(nil), Quick...), nil
 	case "full":
 		return Modules(libTest)
@@ -331,6 +344,7 @@ func merge(a attempt, mod string, timeout, elapsed time.Duration) []compat.Resul
 			}
 		}
 	}
+	results = uniqueIDs(results, mod)
 	unit := compat.Result{Suite: Suite, Unit: mod, Test: mod, Duration: elapsed}
 	failed := false
 	for _, r := range results {
@@ -407,4 +421,24 @@ func lastMeaningful(s string) string {
 		return l
 	}
 	return ""
+}
+
+// uniqueIDs gives every result an id inside its module and unique in it,
+// as baselines need: doctests carry only the documented object's name
+// ("json"), and a module may report one name twice (test_json runs the
+// json doctests for the C and the Python implementation).
+func uniqueIDs(results []compat.Result, mod string) []compat.Result {
+	seen := map[string]int{}
+	for i := range results {
+		id := results[i].Test
+		if !compat.InUnit(id, mod) {
+			id = mod + "." + id
+		}
+		seen[id]++
+		if n := seen[id]; n > 1 {
+			id = fmt.Sprintf("%s#%d", id, n)
+		}
+		results[i].Test = id
+	}
+	return results
 }

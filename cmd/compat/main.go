@@ -25,6 +25,12 @@ const (
 const usage = `compat: upstream test-suite compatibility runner for the vkernel
 
 Usage:
+  compat run [-suite python] [-target vkernel,reference] [-reference docker|local]
+             [-profile quick|full] [-modules M,...] [-out DIR] [-baselines DIR]
+                                              run the suites on the vkernel and the native reference,
+                                              diff against baselines, write JUnit and summary.md
+  compat baseline update [-out DIR] [-baselines DIR] [-suite S] [-target T]
+                                              rewrite baselines from the last run; prints the changes
   compat keygen -out KEY                      new ed25519 key pair: KEY and KEY.pub (PEM)
   compat megabinary build -spec SPEC -out MB [-key KEY]
                                               build a megabinary from a JSON spec (signed with -key)
@@ -74,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"megabinary": megabinaryCmd,
 		"exec":       execCmd,
 		"bench":      benchCmd,
+		"run":        runCmd,
+		"baseline":   baselineCmd,
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":

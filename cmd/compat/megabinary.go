@@ -67,7 +67,7 @@ func verifyAndSign(f *megabinary.File, keyFile string) error {
 	if err != nil {
 		return err
 	}
-	if err := vkernel.Verify(context.Background(), f); err != nil {
+	if err := vkernel.Verify(context.Background(), f, cacheRoot()); err != nil {
 		return fmt.Errorf("refusing to sign a megabinary that does not verify: %w", err)
 	}
 	f.Sign(key)
@@ -95,7 +95,7 @@ func mbVerify(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("megabinary %s: %w", name, err))
 		}
 	}
-	if err := vkernel.Verify(context.Background(), f); err != nil {
+	if err := vkernel.Verify(context.Background(), f, cacheRoot()); err != nil {
 		return fail(stderr, fmt.Errorf("megabinary %s: %w", name, err))
 	}
 	hashes := 0

@@ -1,0 +1,313 @@
+// Package pipeline is compat's main job: it builds and signs the megabinary
+// the suites need, runs each suite on the vkernel and on the native
+// reference, diffs every run against its stored baseline, and writes one
+// JUnit file per suite and target, the runs as JSON (for compat baseline
+// update) and a Markdown summary for release sign-off.
+package pipeline
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/baselines"
+	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/runners/report"
+	"github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/vkernel/megabinary"
+)
+
+// Suite is an upstream test suite as the pipeline drives it.
+type Suite interface {
+	// Name is the suite's name in file names and reports ("python").
+	Name() string
+	// Entries are the megabinary entries its vkernel target runs.
+	Entries() []megabinary.SpecEntry
+	// Target starts the target of the given kind ("vkernel" or
+	// "reference"; reference is "docker" or "local") in scratch, an empty
+	// directory, and returns it with the directory the suite reads back.
+	Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error)
+	// Run runs the suite on t, reporting progress one line at a time.
+	Run(ctx context.Context, t runners.Target, work runners.Mount, progress func(string)) (compat.Run, error)
+}
+
+// Config describes one comparison.
+type Config struct {
+	Suites []Suite
+	// Targets are the kinds to run: "vkernel", "reference".
+	Targets []string
+	// Reference is how the reference runs: "docker" or "local".
+	Reference string
+	// Out receives the results; Baselines holds the expectations.
+	Out, Baselines string
+	// Cache is the cache root (AOT code).
+	Cache string
+	// Key signs the run's megabinary; empty: a key generated for the run.
+	Key string
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// Outcome is what a comparison found.
+type Outcome struct {
+	Runs  []compat.Run
+	Diffs []compat.Diff
+	// Files are the files written, in order.
+	Files []string
+}
+
+// Regressions counts regressions over all diffs.
+func (o *Outcome) Regressions() int {
+	n := 0
+	for _, d := range o.Diffs {
+		n += d.Count(compat.Regression)
+	}
+	return n
+}
+
+// Run runs the comparison. Whatever ran is written to cfg.Out even when a
+// later step fails: the error says what failed, and the outcome holds what
+// was written.
+func Run(ctx context.Context, cfg Config) (*Outcome, error) {
+	out := &Outcome{}
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, format+"\n", args...)
+		}
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return out, err
+	}
+	// Check every baseline before running anything: a broken file is the
+	// user's to fix, and better found in a second than after an hour.
+	base := map[string]*baselines.Baseline{}
+	for _, s := range cfg.Suites {
+		for _, t := range cfg.Targets {
+			path := baselines.File(cfg.Baselines, s.Name(), t)
+			b, err := baselines.Load(path)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				logf("%s-%s: no baseline at %s: every result counts as new (create it with: compat baseline update)", s.Name(), t, path)
+				b = &baselines.Baseline{Name: path}
+			case err != nil:
+				return out, fmt.Errorf("baseline %s: %w (fix the file, or recreate it with: compat baseline update)", path, err)
+			}
+			base[s.Name()+"-"+t] = b
+		}
+	}
+
+	var k *vkernel.Kernel
+	if contains(cfg.Targets, "vkernel") {
+		var err error
+		start := time.Now()
+		k, err = buildKernel(ctx, cfg, out)
+		if err != nil {
+			return out, err
+		}
+		defer k.Close(context.Background())
+		logf("megabinary %s (digest %s) built, signed, verified and loaded in %s", filepath.Join(cfg.Out, "compat.vkmb"), k.Digest()[:16], time.Since(start).Round(time.Millisecond))
+	}
+
+	var sections []report.Section
+	var firstErr error
+	for _, s := range cfg.Suites {
+		runs := map[string]*compat.Run{}
+		diffs := map[string]compat.Diff{}
+		for _, kind := range cfg.Targets {
+			if ctx.Err() != nil {
+				break
+			}
+			run, err := runOne(ctx, cfg, s, kind, k, logf)
+			if run == nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				logf("%s-%s: %v", s.Name(), kind, err)
+				continue
+			}
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			runs[kind] = run
+			name := s.Name() + "-" + kind
+			diff := baselines.Diff(*run, base[name])
+			diffs[kind] = diff
+			out.Runs = append(out.Runs, *run)
+			out.Diffs = append(out.Diffs, diff)
+			if err := writeRun(cfg.Out, name, *run, out); err != nil {
+				return out, err
+			}
+			c := run.Counts()
+			logf("%s: pass %d, fail %d, error %d, skip %d, flaky %d in %s; regressions %d, unexpected passes %d, new %d",
+				name, c.Pass, c.Fail, c.Error, c.Skip, c.Flaky, run.Duration.Round(time.Second),
+				diff.Count(compat.Regression), diff.Count(compat.UnexpectedPass), diff.Count(compat.NewTest))
+		}
+		for _, kind := range cfg.Targets {
+			run, ok := runs[kind]
+			if !ok {
+				continue
+			}
+			sec := report.Section{Run: *run, Diff: diffs[kind]}
+			if kind != "reference" {
+				sec.Reference = runs["reference"]
+			}
+			sections = append(sections, sec)
+		}
+	}
+	summary := filepath.Join(cfg.Out, "summary.md")
+	if err := writeFile(summary, func(w io.Writer) error { return report.WriteSummary(w, sections...) }); err != nil {
+		return out, err
+	}
+	out.Files = append(out.Files, summary)
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("stopped: %w; partial results are in %s", context.Cause(ctx), cfg.Out)
+	}
+	return out, firstErr
+}
+
+func runOne(ctx context.Context, cfg Config, s Suite, kind string, k *vkernel.Kernel, logf func(string, ...any)) (*compat.Run, error) {
+	scratch, err := os.MkdirTemp("", "compat-"+s.Name()+"-"+kind+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	t, work, err := s.Target(ctx, kind, k, cfg.Reference, scratch)
+	if err != nil {
+		return nil, fmt.Errorf("starting the %s target: %w", kind, err)
+	}
+	defer t.Close()
+	start := time.Now()
+	name := s.Name() + "-" + kind
+	logf("%s: running", name)
+	run, err := s.Run(ctx, t, work, func(line string) {
+		logf("%s: %s [%s]", name, line, time.Since(start).Round(time.Second))
+	})
+	run.Duration = time.Since(start)
+	return &run, err
+}
+
+// buildKernel builds the megabinary of every suite's entries, signs it with
+// the configured key or one made for this run, checks it and opens it.
+func buildKernel(ctx context.Context, cfg Config, out *Outcome) (*vkernel.Kernel, error) {
+	var spec megabinary.Spec
+	for _, s := range cfg.Suites {
+		spec.Entries = append(spec.Entries, s.Entries()...)
+	}
+	f, err := spec.Build()
+	if err != nil {
+		return nil, fmt.Errorf("building the megabinary: %w", err)
+	}
+	if err := vkernel.Verify(ctx, f, cfg.Cache); err != nil {
+		return nil, fmt.Errorf("the megabinary does not verify: %w", err)
+	}
+	keyFile := cfg.Key
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.Out, "run-key")
+		if _, err := megabinary.GenerateKey(keyFile); err != nil {
+			return nil, err
+		}
+	}
+	priv, err := megabinary.ReadPrivateKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	f.Sign(priv)
+	mb := filepath.Join(cfg.Out, "compat.vkmb")
+	if err := f.WriteFile(mb); err != nil {
+		return nil, err
+	}
+	out.Files = append(out.Files, mb)
+	return vkernel.Open(ctx, mb, vkernel.Options{
+		TrustedKeys: []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)},
+		CacheDir:    cfg.Cache,
+	})
+}
+
+// writeRun writes a run's JUnit file and its JSON (read back by compat
+// baseline update).
+func writeRun(dir, name string, run compat.Run, out *Outcome) error {
+	xmlFile := filepath.Join(dir, name+".xml")
+	if err := writeFile(xmlFile, func(w io.Writer) error { return report.WriteJUnit(w, run) }); err != nil {
+		return err
+	}
+	jsonFile := filepath.Join(dir, name+".json")
+	if err := writeFile(jsonFile, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", " ")
+		return enc.Encode(run)
+	}); err != nil {
+		return err
+	}
+	out.Files = append(out.Files, xmlFile, jsonFile)
+	return nil
+}
+
+// ReadRun reads a run written by Run.
+func ReadRun(path string) (compat.Run, error) {
+	var run compat.Run
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return run, err
+	}
+	if err := json.Unmarshal(data, &run); err != nil {
+		return run, fmt.Errorf("%s: %w", path, err)
+	}
+	return run, nil
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// UpdateBaseline rewrites the baseline of suite on target from the run in
+// out, keeping existing reasons, and returns the changes for review and
+// the baseline's path.
+func UpdateBaseline(out, dir, suite, target string) ([]string, string, error) {
+	run, err := ReadRun(filepath.Join(out, suite+"-"+target+".json"))
+	if err != nil {
+		return nil, "", err
+	}
+	path := baselines.File(dir, suite, target)
+	b, err := baselines.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = &baselines.Baseline{Name: path}, nil
+	}
+	if err != nil {
+		return nil, path, err
+	}
+	nb, changes := baselines.Update(b, run)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, path, err
+	}
+	return changes, path, nb.Save(path)
+}
