@@ -1,0 +1,54 @@
+# compat: two commands on a fresh machine (see README.md):
+#   make run    build what is missing, run the full comparison, write out/
+#   make test   unit tests, then the quick profile end to end on real builds
+
+GO      ?= go
+BIN     := bin/compat
+OUT     ?= out
+PROFILE ?= full
+SCHEMA  ?= ../shared/schemas/junit-10.xsd
+export COMPAT_CACHE ?= $(HOME)/.cache/compat
+
+.PHONY: build run test test-unit test-integration lint bench clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/compat
+
+include images/images.mk
+
+# The main job: images (cached), then vkernel vs reference for every suite,
+# diffed against baselines/. Exit 1 on regressions.
+run: build images
+	$(BIN) run -profile $(PROFILE) -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" -out $(OUT)
+	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)
+
+test: test-unit test-integration
+
+test-unit: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+
+# The quick profile on the real builds: python.wasm in the vkernel and
+# Debian's python3.11 in a dockertest container, against the committed
+# baselines; then every JUnit file against Jenkins' schema.
+test-integration: build images
+	$(BIN) run -profile quick -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" -out $(OUT)/quick
+	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)/quick
+
+check-junit:
+	@if [ -f "$(SCHEMA)" ]; then \
+	  xmllint --noout --schema "$(SCHEMA)" $(JUNIT_DIR)/*.xml; \
+	else \
+	  echo "check-junit: schema $(SCHEMA) not found; JUnit files not validated"; \
+	fi
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+bench: build
+	$(BIN) bench exec
+	$(BIN) bench concurrent
+
+clean:
+	rm -rf bin $(OUT)
