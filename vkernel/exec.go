@@ -172,14 +172,6 @@ func (k *Kernel) processConfig(r *route, req *Request) hostabi.Config {
 	args := append([]string{argv[0]}, r.entry.Args...)
 	args = append(args, argv[1:]...)
 	env := mergeEnv(r.entry.Env, req.Env)
-	if len(req.Listeners) > 0 {
-		var fds []string
-		first := 3 + len(req.Mounts)
-		for i, l := range req.Listeners {
-			fds = append(fds, strconv.Itoa(first+i)+"="+l.Addr().String())
-		}
-		env = append(env, "VKERNEL_LISTEN_FDS="+strings.Join(fds, ","))
-	}
 	cfg := hostabi.Config{
 		Args: args, Env: env,
 		Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr,

@@ -57,9 +57,8 @@ type Kernel struct {
 	policy   Policy
 	audit    *auditLog
 
-	routes  map[string]*route // executable hash -> route
-	entries []*route
-	hashes  *hashcache.Cache
+	routes map[string]*route // executable hash -> route
+	hashes *hashcache.Cache
 
 	hashHits, hashMisses atomic.Int64
 }
@@ -176,7 +175,6 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		for _, h := range e.Hashes {
 			k.routes[h] = r
 		}
-		k.entries = append(k.entries, r)
 	}
 	return k, nil
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -59,7 +60,9 @@ type Config struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Mounts []Mount
-	// Listeners are handed to the guest as fds after the preopens, in order.
+	// Listeners are handed to the guest as fds after the preopens, in
+	// order; the environment gets VKERNEL_LISTEN_FDS="fd=addr,..." naming
+	// them.
 	Listeners []net.Listener
 	Hooks     Hooks
 }
@@ -109,11 +112,17 @@ func NewProcess(cfg Config) (*Process, error) {
 			return nil, err
 		}
 	}
+	var listenFDs []string
 	for i, l := range cfg.Listeners {
-		if err := p.addListener(l); err != nil {
+		fd, err := p.addListener(l)
+		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("listener %d (%s): %w", i, l.Addr(), err)
 		}
+		listenFDs = append(listenFDs, fmt.Sprintf("%d=%s", fd, l.Addr()))
+	}
+	if len(listenFDs) > 0 {
+		p.env = append(p.env, []byte("VKERNEL_LISTEN_FDS="+strings.Join(listenFDs, ",")))
 	}
 	return p, nil
 }
@@ -135,26 +144,27 @@ func (p *Process) addMount(m Mount) error {
 	return nil
 }
 
-func (p *Process) addListener(l net.Listener) error {
+func (p *Process) addListener(l net.Listener) (uint32, error) {
 	sc, ok := l.(interface {
 		SyscallConn() (syscall.RawConn, error)
 	})
 	if !ok {
-		return fmt.Errorf("%T has no socket to hand over", l)
+		return 0, fmt.Errorf("%T has no socket to hand over", l)
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	fd, err := dupSocket(raw)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, errno := p.fds.insert(&file{filetype: filetypeSocketStream, hostFD: fd, listener: true}); errno != ESUCCESS {
+	guestFD, errno := p.fds.insert(&file{filetype: filetypeSocketStream, hostFD: fd, listener: true})
+	if errno != ESUCCESS {
 		unix.Close(fd)
-		return errors.New("fd table full")
+		return 0, errors.New("fd table full")
 	}
-	return nil
+	return guestFD, nil
 }
 
 // dupSocket takes a non-blocking close-on-exec duplicate of a Go socket.
@@ -174,17 +184,6 @@ func dupSocket(c syscall.RawConn) (int, error) {
 		return -1, err
 	}
 	return fd, nil
-}
-
-// ListenerFDs returns the guest fd numbers of the listeners, in Config order.
-func (p *Process) ListenerFDs() []uint32 {
-	var fds []uint32
-	for i, f := range p.fds.files {
-		if f != nil && f.listener {
-			fds = append(fds, uint32(i))
-		}
-	}
-	return fds
 }
 
 // Close releases every host fd the process holds.

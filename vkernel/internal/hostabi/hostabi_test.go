@@ -218,3 +218,24 @@ func TestPrestatOnlyForMounts(t *testing.T) {
 		}
 	}
 }
+
+func TestListenersFollowMounts(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	p, err := NewProcess(Config{Mounts: []Mount{{Guest: "/", Host: dir}, {Guest: "/data", Host: dir}}, Listeners: []net.Listener{l}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	want := "VKERNEL_LISTEN_FDS=5=" + l.Addr().String()
+	if got := string(p.env[len(p.env)-1]); got != want {
+		t.Fatalf("env %q, want %q", got, want)
+	}
+	if f := p.fds.get(5); f == nil || !f.listener {
+		t.Fatal("fd 5 is not the listener")
+	}
+}
