@@ -22,7 +22,10 @@ run: build images
 	$(BIN) run -profile $(PROFILE) -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" -out $(OUT)
 	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)
 
-test: test-unit test-integration
+# Images first, so the tests that need real builds (python.wasm, the
+# reference containers) run instead of skipping.
+test: images
+	@$(MAKE) --no-print-directory test-unit test-integration
 
 test-unit: build
 	$(GO) vet ./...

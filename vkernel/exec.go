@@ -30,6 +30,28 @@ type Mount struct {
 	ReadOnly bool
 }
 
+// HostPath maps an absolute guest path to the host path it names under the
+// mount with the longest matching guest prefix, as the guest would resolve
+// it (".." stops at the mount root). It reports false when no mount holds
+// the path.
+func HostPath(mounts []Mount, guest string) (string, bool) {
+	if !path.IsAbs(guest) {
+		return "", false
+	}
+	guest = path.Clean(guest)
+	var best *Mount
+	for i := range mounts {
+		m := &mounts[i]
+		if (m.Guest == "/" || guest == m.Guest || strings.HasPrefix(guest, m.Guest+"/")) && (best == nil || len(m.Guest) > len(best.Guest)) {
+			best = m
+		}
+	}
+	if best == nil {
+		return "", false
+	}
+	return path.Join(best.Host, hostabi.JoinInMount(".", strings.TrimPrefix(guest, best.Guest))), true
+}
+
 // Request is one exec.
 type Request struct {
 	// Path is the file to run. Its SHA-256, read from the opened file,

@@ -102,3 +102,21 @@ func TestTrapAndTimeout(t *testing.T) {
 		t.Fatalf("hung guest took %v to stop", d)
 	}
 }
+
+func TestHostPath(t *testing.T) {
+	mounts := []Mount{{Guest: "/", Host: "/srv/root"}, {Guest: "/usr/lib", Host: "/cache/lib"}}
+	for guest, want := range map[string]string{
+		"/bin/python":            "/srv/root/bin/python",
+		"/usr/lib/python3.11/os": "/cache/lib/python3.11/os",
+		"/usr/libx":              "/srv/root/usr/libx",
+		"/usr/lib/../../etc":     "/srv/root/etc",
+		"/../../etc/passwd":      "/srv/root/etc/passwd",
+	} {
+		if got, ok := HostPath(mounts, guest); !ok || got != want {
+			t.Errorf("HostPath(%q) = %q, %v; want %q", guest, got, ok, want)
+		}
+	}
+	if _, ok := HostPath(mounts[1:], "/bin/x"); ok {
+		t.Error("a path under no mount resolved")
+	}
+}

@@ -131,17 +131,11 @@ func (t *Target) program(name string) (string, error) {
 	if !path.IsAbs(name) {
 		return "", fmt.Errorf("vkernel target: program %q is not one of the target's programs and not an absolute guest path", name)
 	}
-	var best *vk.Mount
-	for i := range t.mounts {
-		m := &t.mounts[i]
-		if (m.Guest == "/" || name == m.Guest || strings.HasPrefix(name, m.Guest+"/")) && (best == nil || len(m.Guest) > len(best.Guest)) {
-			best = m
-		}
-	}
-	if best == nil {
+	host, ok := vk.HostPath(t.mounts, name)
+	if !ok {
 		return "", fmt.Errorf("vkernel target: program %s is under no mount", name)
 	}
-	return path.Join(best.Host, strings.TrimPrefix(name, best.Guest)), nil
+	return host, nil
 }
 
 // Close implements runners.Target: it closes the kernel once.
