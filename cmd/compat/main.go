@@ -4,7 +4,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -95,10 +94,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	return verb(args[1:], stdout, stderr)
 }
-
-// errUsage marks an error as the caller's: the command prints it with a hint
-// and exits 2.
-var errUsage = errors.New("usage")
 
 // newFlags returns a flag set for a verb whose errors go to stderr.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
