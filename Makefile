@@ -27,7 +27,7 @@ run: build images
 test: images
 	@$(MAKE) --no-print-directory test-unit test-integration
 
-test-unit: build
+test-unit: build lint
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
@@ -45,9 +45,12 @@ check-junit:
 	  echo "check-junit: schema $(SCHEMA) not found; JUnit files not validated"; \
 	fi
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 bench: build
 	$(BIN) bench exec
