@@ -28,7 +28,6 @@ test: images
 	@$(MAKE) --no-print-directory test-unit test-integration
 
 test-unit: build lint
-	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
 # The quick profile on the real builds: python.wasm in the vkernel and
