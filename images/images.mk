@@ -22,5 +22,15 @@ python-image: images-base
 	@img=$$($(IMAGES_DIR)/python/build-image.sh | tail -n 1) && \
 	  echo "python-image: docker image $$img"
 
+.PHONY: redis-wasm redis-image
+
+redis-wasm:
+	@out=$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1) && \
+	  echo "redis-wasm: $$out (redis-server.wasm, suite/, build-info.json)"
+
+redis-image: images-base
+	@img=$$($(IMAGES_DIR)/redis/build-image.sh | tail -n 1) && \
+	  echo "redis-image: docker image $$img"
+
 images-deps:
 	@$(IMAGES_DIR)/install-deps.sh all

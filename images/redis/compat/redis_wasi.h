@@ -1,0 +1,117 @@
+/* Force-included (-include redis_wasi.h) into every Redis source compiled
+ * for wasm32-wasi, to run in the vkernel. It declares what wasi-libc leaves
+ * out and Redis calls, implemented in redis_wasi.c on top of WASI preview1
+ * and the vkernel host module (vkernel/ABI.md). Where behaviour must change
+ * (listeners, outgoing connects, fork-less saves, the event loop) the
+ * patches in ../patches/ call the compat_* functions declared here. */
+#ifndef REDIS_WASI_H
+#define REDIS_WASI_H
+#ifdef __wasi__
+
+#include <errno.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+
+/* Option names wasi-libc does not define (Linux values; setsockopt below
+ * maps the ones the vkernel supports). */
+#ifndef SO_REUSEADDR
+#define SO_REUSEADDR 2
+#endif
+#ifndef SO_ERROR
+#define SO_ERROR 4
+#endif
+#ifndef SO_SNDBUF
+#define SO_SNDBUF 7
+#endif
+#ifndef SO_RCVBUF
+#define SO_RCVBUF 8
+#endif
+#ifndef SO_KEEPALIVE
+#define SO_KEEPALIVE 9
+#endif
+#ifndef SO_RCVTIMEO
+#define SO_RCVTIMEO 20
+#endif
+#ifndef SO_SNDTIMEO
+#define SO_SNDTIMEO 21
+#endif
+#ifndef ESOCKTNOSUPPORT
+#define ESOCKTNOSUPPORT EPROTONOSUPPORT
+#endif
+#ifndef EPFNOSUPPORT
+#define EPFNOSUPPORT EAFNOSUPPORT
+#endif
+#ifndef AF_LOCAL
+#define AF_LOCAL AF_UNIX
+#endif
+
+/* ---- sockets: see redis_wasi.c for which vkernel call backs each */
+int compat_accept(int fd, struct sockaddr *sa, socklen_t *len);
+/* Object-like, so that struct members of the same name (connection.h)
+ * are renamed alike in every file. */
+#define accept compat_accept
+int compat_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+#define getsockopt compat_getsockopt
+int setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+int getpeername(int fd, struct sockaddr *sa, socklen_t *len);
+int getsockname(int fd, struct sockaddr *sa, socklen_t *len);
+int socket(int domain, int type, int proto);
+int bind(int fd, const struct sockaddr *sa, socklen_t len);
+int listen(int fd, int backlog);
+int connect(int fd, const struct sockaddr *sa, socklen_t len);
+
+/* compat_listener returns the listening socket the vkernel handed over
+ * (VKERNEL_LISTEN_FDS) for addr (NULL or "*" or "::*" for any address of
+ * the family) and port, or -1 with errno EADDRNOTAVAIL. */
+int compat_listener(const char *addr, int port, int af);
+/* compat_connect opens a TCP connection to an IP literal (or
+ * "localhost") with vkernel.sock_connect; nonblock gives EINPROGRESS
+ * semantics. Returns the fd or -1 with errno set. */
+int compat_connect(const char *addr, int port, int nonblock);
+
+/* ---- processes: no fork. A fork-less background job runs inline and is
+ * then recorded as a child that has already exited with status code, so
+ * that waitpid reports it and the parent's done-handlers run as usual. */
+/* compat_fork_done makes the next fork() return our own pid as the
+ * parent of a child that has already exited with code. */
+void compat_fork_done(int code);
+pid_t fork(void);
+int pipe(int fds[2]);
+int dup2(int from, int to);
+pid_t getppid(void);
+pid_t setsid(void);
+mode_t umask(mode_t mask);
+int chmod(const char *path, mode_t mode);
+int fchmod(int fd, mode_t mode);
+/* Resource limits: a fixed descriptor budget, nothing can be raised. */
+typedef unsigned long long rlim_t;
+struct rlimit { rlim_t rlim_cur, rlim_max; };
+#define RLIM_INFINITY (~0ULL)
+#define RLIMIT_CORE 4
+#define RLIMIT_NOFILE 7
+int setrlimit(int res, const struct rlimit *rl);
+int getrlimit(int res, struct rlimit *rl);
+
+/* Interval timers (the DEBUG watchdog): not available, setitimer fails. */
+struct itimerval { struct timeval it_interval, it_value; };
+#define ITIMER_REAL 0
+#define ITIMER_VIRTUAL 1
+#define ITIMER_PROF 2
+int setitimer(int which, const struct itimerval *v, struct itimerval *old);
+#ifndef SI_USER
+#define SI_USER 0
+#endif
+
+/* Files. */
+int mkstemp(char *tmpl);
+int flock(int fd, int op);
+char *get_current_dir_name(void);
+int execve(const char *path, char *const argv[], char *const envp[]);
+void tzset(void);
+
+#endif /* __wasi__ */
+#endif
