@@ -252,15 +252,11 @@ var fdPread = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		n, err := unix.Preadv(f.hostFD, bufs, int64(s[3]))
-		if err != nil {
-			return errnoOf(err)
-		}
-		return putU32(mod.Memory(), uint32(s[4]), uint32(n))
+		// s[3] is the offset; ioCall wants iovs, iovs_len, result.
+		return ioCall(mod, []uint64{s[1], s[2], s[4]}, func(bufs [][]byte) (int, Errno) {
+			n, err := unix.Preadv(f.hostFD, bufs, int64(s[3]))
+			return n, errnoOf(err)
+		})
 	},
 }
 
@@ -275,15 +271,11 @@ var fdPwrite = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		n, err := unix.Pwritev(f.hostFD, bufs, int64(s[3]))
-		if err != nil {
-			return errnoOf(err)
-		}
-		return putU32(mod.Memory(), uint32(s[4]), uint32(n))
+		// s[3] is the offset; ioCall wants iovs, iovs_len, result.
+		return ioCall(mod, []uint64{s[1], s[2], s[4]}, func(bufs [][]byte) (int, Errno) {
+			n, err := unix.Pwritev(f.hostFD, bufs, int64(s[3]))
+			return n, errnoOf(err)
+		})
 	},
 }
 
@@ -348,15 +340,7 @@ var fdRead = &hostFunc{
 		if f == nil {
 			return EBADF
 		}
-		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		n, errno := p.read(ctx, f, bufs)
-		if errno != ESUCCESS {
-			return errno
-		}
-		return putU32(mod.Memory(), uint32(s[3]), uint32(n))
+		return ioCall(mod, s[1:], func(bufs [][]byte) (int, Errno) { return p.read(ctx, f, bufs) })
 	},
 }
 
@@ -397,15 +381,7 @@ var fdWrite = &hostFunc{
 		if f == nil {
 			return EBADF
 		}
-		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		n, errno := p.write(ctx, f, bufs)
-		if errno != ESUCCESS {
-			return errno
-		}
-		return putU32(mod.Memory(), uint32(s[3]), uint32(n))
+		return ioCall(mod, s[1:], func(bufs [][]byte) (int, Errno) { return p.write(ctx, f, bufs) })
 	},
 }
 
@@ -437,6 +413,20 @@ func (p *Process) write(ctx context.Context, f *file, bufs [][]byte) (int, Errno
 		})
 	}
 	return p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return unix.Writev(f.hostFD, bufs) })
+}
+
+// ioCall is the frame the iovec calls share: args are iovs, iovs_len and
+// the result pointer; op moves the bytes, and its count is written back.
+func ioCall(mod api.Module, args []uint64, op func([][]byte) (int, Errno)) Errno {
+	bufs, errno := iovecs(mod.Memory(), uint32(args[0]), uint32(args[1]))
+	if errno != ESUCCESS {
+		return errno
+	}
+	n, errno := op(bufs)
+	if errno != ESUCCESS {
+		return errno
+	}
+	return putU32(mod.Memory(), uint32(args[2]), uint32(n))
 }
 
 // retry runs a non-blocking host operation, waiting for readiness while it

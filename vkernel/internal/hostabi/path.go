@@ -79,6 +79,16 @@ func (t target) open(flags uint64, mode uint64) (int, error) {
 	}
 }
 
+// lookup opens the target itself as an O_PATH fd, following a final
+// symbolic link only when lookupflags has SYMLINK_FOLLOW.
+func (t target) lookup(lookupflags uint32) (int, error) {
+	flags := uint64(unix.O_PATH)
+	if lookupflags&lookupSymlinkFollow == 0 {
+		flags |= unix.O_NOFOLLOW
+	}
+	return t.open(flags, 0)
+}
+
 // parent opens the target's parent directory (O_PATH) and returns it with
 // the final name, for the *at calls that act on a name without following it.
 func (t target) parent() (int, string, error) {
@@ -158,11 +168,7 @@ var pathFilestatGet = &hostFunc{
 		if !ok {
 			return EFAULT
 		}
-		flags := uint64(unix.O_PATH)
-		if uint32(s[1])&lookupSymlinkFollow == 0 {
-			flags |= unix.O_NOFOLLOW
-		}
-		fd, err := t.open(flags, 0)
+		fd, err := t.lookup(uint32(s[1]))
 		if err != nil {
 			return errnoOf(err)
 		}
@@ -194,11 +200,7 @@ var pathFilestatSetTimes = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		flags := uint64(unix.O_PATH)
-		if uint32(s[1])&lookupSymlinkFollow == 0 {
-			flags |= unix.O_NOFOLLOW
-		}
-		fd, err := t.open(flags, 0)
+		fd, err := t.lookup(uint32(s[1]))
 		if err != nil {
 			return errnoOf(err)
 		}
@@ -233,11 +235,7 @@ var pathLink = &hostFunc{
 		if old.mount != nt.mount {
 			return EXDEV
 		}
-		flags := uint64(unix.O_PATH)
-		if uint32(s[1])&lookupSymlinkFollow == 0 {
-			flags |= unix.O_NOFOLLOW
-		}
-		ofd, err := old.open(flags, 0)
+		ofd, err := old.lookup(uint32(s[1]))
 		if err != nil {
 			return errnoOf(err)
 		}

@@ -156,15 +156,7 @@ var sockSend = &hostFunc{
 		if uint32(s[3]) != 0 {
 			return EINVAL
 		}
-		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		n, errno := p.write(ctx, f, bufs)
-		if errno != ESUCCESS {
-			return errno
-		}
-		return putU32(mod.Memory(), uint32(s[4]), uint32(n))
+		return ioCall(mod, []uint64{s[1], s[2], s[4]}, func(bufs [][]byte) (int, Errno) { return p.write(ctx, f, bufs) })
 	},
 }
 
