@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	dc "github.com/ory/dockertest/v3/docker"
@@ -113,3 +115,85 @@ func (s *Service) WaitTCP(ctx context.Context, port string) error {
 // Close removes the container. Later calls return nil (or the first call's
 // error).
 func (s *Service) Close() error { return s.c.purge() }
+
+// ServePortBase is the first container port Target.Serve gives a
+// program; a service's ports are ServePortBase, ServePortBase+1, ...
+// (each container has its own network, so they never collide).
+const ServePortBase = 10000
+
+// Serve implements runners.Server: each call starts a new container of the
+// target's image, with its mounts and environment, running p.Args as the
+// entrypoint, its ports published on 127.0.0.1 only. The container's
+// output goes to p.Stdout and p.Stderr (p.Stdin is not supported); the
+// container is removed when the program ends or the service is closed.
+func (t *Target) Serve(ctx context.Context, n int, newProcess func(ports []int) runners.Process) (*runners.Service, error) {
+	var ports []int
+	var published []string
+	for i := 0; i < n; i++ {
+		ports = append(ports, ServePortBase+i)
+		published = append(published, fmt.Sprintf("%d/tcp", ServePortBase+i))
+	}
+	p := newProcess(ports)
+	if len(p.Args) == 0 {
+		return nil, fmt.Errorf("docker target %s: serve: no program", t.opts.Name)
+	}
+	if p.Stdin != nil {
+		return nil, fmt.Errorf("docker target %s: serve %s: standard input is not supported", t.opts.Name, p.Args[0])
+	}
+	c, err := start(ctx, spec{
+		endpoint:   t.opts.Endpoint,
+		image:      t.opts.Image,
+		entrypoint: p.Args,
+		env:        append(append([]string(nil), t.opts.Env...), p.Env...),
+		workdir:    p.Dir,
+		mounts:     t.opts.Mounts,
+		ports:      published,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docker target %s: serve %s: %w", t.opts.Name, p.Args[0], err)
+	}
+	svc := &Service{c: c, ports: published}
+	var addrs []string
+	for _, port := range published {
+		a := svc.Addr(port)
+		if a == "" {
+			c.purge()
+			return nil, fmt.Errorf("docker target %s: serve %s: port %s was not published on 127.0.0.1", t.opts.Name, p.Args[0], port)
+		}
+		addrs = append(addrs, a)
+	}
+	id := c.res.Container.ID
+	return runners.StartService(ctx, addrs, func(ctx context.Context) (runners.Exit, error) {
+		defer c.purge()
+		logs := make(chan struct{})
+		go func() {
+			defer close(logs)
+			c.pool.Client.Logs(dc.LogsOptions{
+				Context: ctx, Container: id, Follow: true, Stdout: true, Stderr: true,
+				OutputStream: orDiscard(p.Stdout), ErrorStream: orDiscard(p.Stderr),
+			})
+		}()
+		code, err := c.pool.Client.WaitContainerWithContext(id, ctx)
+		if ctx.Err() != nil {
+			c.purge()
+			<-logs
+			return runners.Exit{Code: -1, Crash: "killed: " + ctx.Err().Error()},
+				fmt.Errorf("docker target %s: %s: %w", t.opts.Name, p.Args[0], ctx.Err())
+		}
+		<-logs
+		if err != nil {
+			return runners.Exit{}, fmt.Errorf("docker target %s: waiting for %s in container %.12s: %w", t.opts.Name, p.Args[0], id, err)
+		}
+		if code > 128 {
+			return runners.SignalExit(syscall.Signal(code - 128)), nil
+		}
+		return runners.Exit{Code: code}, nil
+	}), nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

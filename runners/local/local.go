@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,4 +189,37 @@ func (t *Target) Run(ctx context.Context, p runners.Process) (runners.Exit, erro
 	default:
 		return runners.Exit{}, fmt.Errorf("local target %s: running %s: %w", t.opts.Name, strings.Join(args, " "), err)
 	}
+}
+
+// Serve implements runners.Server. The ports are free ports of 127.0.0.1
+// found by listening on port 0 and closing the socket again, so another
+// process could take one before the program binds it; the program then
+// fails to start, which Service.Exit reports.
+func (t *Target) Serve(ctx context.Context, n int, start func(ports []int) runners.Process) (*runners.Service, error) {
+	var ports []int
+	var addrs []string
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		// All are held open until every port is chosen, so they differ.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("local target %s: finding free port %d of %d: %w", t.opts.Name, i+1, n, err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		addrs = append(addrs, l.Addr().String())
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	ls = nil
+	p := start(ports)
+	return runners.StartService(ctx, addrs, func(ctx context.Context) (runners.Exit, error) {
+		return t.Run(ctx, p)
+	}), nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"strings"
 	"sync"
@@ -86,6 +87,47 @@ func (t *Target) Properties() map[string]string {
 // Run implements runners.Target. A trap is an Exit with Crash set; a denied
 // exec, a program that cannot be found and an ended ctx are errors.
 func (t *Target) Run(ctx context.Context, p runners.Process) (runners.Exit, error) {
+	return t.run(ctx, p, nil)
+}
+
+// Serve implements runners.Server: it listens on n ports of 127.0.0.1
+// chosen by the host and hands the sockets to the guest as listeners
+// (VKERNEL_LISTEN_FDS; the entry's resources must allow n). The guest sees
+// the host sockets themselves, so its ports are the host's. The sockets are
+// closed when the program ends.
+func (t *Target) Serve(ctx context.Context, n int, start func(ports []int) runners.Process) (*runners.Service, error) {
+	var (
+		ls    []net.Listener
+		ports []int
+		addrs []string
+	)
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("vkernel target: listener %d of %d: %w", i+1, n, err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		addrs = append(addrs, l.Addr().String())
+	}
+	p := start(ports)
+	if len(p.Args) == 0 {
+		closeAll()
+		return nil, errors.New("vkernel target: serve: no program")
+	}
+	return runners.StartService(ctx, addrs, func(ctx context.Context) (runners.Exit, error) {
+		defer closeAll()
+		return t.run(ctx, p, ls)
+	}), nil
+}
+
+func (t *Target) run(ctx context.Context, p runners.Process, listeners []net.Listener) (runners.Exit, error) {
 	t.mu.Lock()
 	closed := t.closed
 	t.mu.Unlock()
@@ -103,13 +145,14 @@ func (t *Target) Run(ctx context.Context, p runners.Process) (runners.Exit, erro
 		return runners.Exit{}, err
 	}
 	res, err := t.opts.Kernel.Exec(ctx, vk.Request{
-		Path:   file,
-		Args:   p.Args,
-		Env:    append(append([]string(nil), t.opts.Env...), p.Env...),
-		Stdin:  p.Stdin,
-		Stdout: p.Stdout,
-		Stderr: p.Stderr,
-		Mounts: t.mounts,
+		Path:      file,
+		Args:      p.Args,
+		Env:       append(append([]string(nil), t.opts.Env...), p.Env...),
+		Stdin:     p.Stdin,
+		Stdout:    p.Stdout,
+		Stderr:    p.Stderr,
+		Mounts:    t.mounts,
+		Listeners: listeners,
 	})
 	var trap *vk.TrapError
 	switch {

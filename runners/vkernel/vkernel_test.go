@@ -1,10 +1,12 @@
 package vkernel
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +40,7 @@ func newTarget(t *testing.T) (*Target, string) {
 	os.WriteFile(filepath.Join(root, "bin", "probe"), probe, 0o755)
 	os.WriteFile(filepath.Join(dir, "trap.wasm"), trap, 0o755)
 	os.WriteFile(filepath.Join(root, "bin", "unlisted"), []byte("#!/bin/sh\n"), 0o755)
-	res := megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}}
+	res := megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Listeners: 2}
 	f, err := megabinary.Build([]megabinary.Entry{
 		{Name: "probe", Hashes: []string{megabinary.SHA256(probe)}, Module: megabinary.SHA256(probe), Resources: res},
 		{Name: "trap", Hashes: []string{megabinary.SHA256(trap)}, Module: megabinary.SHA256(trap), Resources: res},
@@ -101,5 +103,64 @@ func TestTarget(t *testing.T) {
 	}
 	if _, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/probe"}}); err == nil {
 		t.Fatal("ran after Close")
+	}
+}
+
+var _ runners.Server = (*Target)(nil)
+
+func TestServe(t *testing.T) {
+	tgt, _ := newTarget(t)
+	var out bytes.Buffer
+	svc, err := tgt.Serve(context.Background(), 1, func(ports []int) runners.Process {
+		// fd 3 is the / mount, so the listener is fd 4.
+		return runners.Process{Args: []string{"/bin/probe", "echo", "4", "1"}, Stdout: &out}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	conn, err := net.DialTimeout("tcp", svc.Addrs()[0], 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write([]byte("ping\n"))
+	got, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || got != "ping\n" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	conn.Close()
+	exit, err := svc.Exit()
+	if err != nil || !exit.OK() || !strings.Contains(out.String(), "echoed=1") {
+		t.Fatalf("Exit = %v, %v; output %q", exit, err, out.String())
+	}
+	// The listener is closed with the guest.
+	if c, err := net.DialTimeout("tcp", svc.Addrs()[0], time.Second); err == nil {
+		c.Close()
+		t.Error("the listener still accepts after the guest ended")
+	}
+}
+
+func TestServeClose(t *testing.T) {
+	tgt, _ := newTarget(t)
+	svc, err := tgt.Serve(context.Background(), 2, func(ports []int) runners.Process {
+		if len(ports) != 2 || ports[0] == ports[1] {
+			t.Errorf("ports %v", ports)
+		}
+		return runners.Process{Args: []string{"/bin/probe", "echo", "4", "5"}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range svc.Addrs() {
+		if !strings.HasPrefix(a, "127.0.0.1:") {
+			t.Errorf("Addrs[%d] = %q", i, a)
+		}
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Exit(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Exit after Close: %v, want context.Canceled", err)
 	}
 }
