@@ -1,0 +1,143 @@
+package redis
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compat-project/compat"
+)
+
+func recorded(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "recorded", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func byTest(rs []compat.Result) map[string]compat.Result {
+	m := map[string]compat.Result{}
+	for _, r := range rs {
+		m[r.Test] = r
+	}
+	return m
+}
+
+// compat_sample.out: runtest 7.0.15 against Debian's redis-server, with
+// --skiptest "compat skipped by --skiptest" (testdata/units).
+func TestParseEveryStatus(t *testing.T) {
+	const unit = "unit/compat_sample"
+	p := Parse(recorded(t, "compat_sample.out"), unit)
+	if !p.Done || p.Exception != "" {
+		t.Fatalf("Done=%v Exception=%q", p.Done, p.Exception)
+	}
+	want := []struct {
+		test   string
+		status compat.Status
+		msg    string
+	}{
+		{"compat passes", compat.Pass, ""},
+		{"compat fails: an assertion", compat.Fail, "Expected 'one' to be equal to 'two' (context: type eval line 2 cmd {assert_equal {one} [r echo two]} proc ::test)"},
+		{"compat fails: a wrong result", compat.Fail, "Expected 'four' to equal or match 'three'"},
+		{"compat skipped by --skiptest", compat.Skip, "skipped by runtest --skiptest or --only"},
+		{"compat ignored: a tag", compat.Skip, "Not supported on external server"},
+		{"compat passes after the others", compat.Pass, ""},
+		{"[ignored group 1]", compat.Skip, "Not supported on external server"},
+	}
+	if len(p.Results) != len(want) {
+		t.Fatalf("%d results, want %d (the failure summary must not count twice): %+v", len(p.Results), len(want), p.Results)
+	}
+	for i, w := range want {
+		r := p.Results[i]
+		if r.Test != unit+": "+w.test || r.Status != w.status || r.Message != w.msg || r.Unit != unit || r.Suite != Suite {
+			t.Errorf("result %d = %q %s %q (unit %q), want %q %s %q", i, r.Test, r.Status, r.Message, r.Unit, w.test, w.status, w.msg)
+		}
+		if !compat.InUnit(r.Test, unit) {
+			t.Errorf("%q is not in unit %q", r.Test, unit)
+		}
+	}
+	if d := p.Results[5].Duration; d != time.Millisecond {
+		t.Errorf("duration %v, want 1ms", d)
+	}
+}
+
+func TestParseException(t *testing.T) {
+	p := Parse(recorded(t, "unit_type_set.out"), "unit/type/set")
+	if !strings.HasPrefix(p.Exception, `Executing test client: key "pid" not known in dictionary.`) ||
+		!strings.Contains(p.Exception, `"get_child_pid 0"`) || strings.Contains(p.Exception, "Cleanup:") {
+		t.Fatalf("Exception = %q", p.Exception)
+	}
+	if p.Done {
+		t.Error("an aborted unit reads as done")
+	}
+	c := compat.Counts{}
+	for _, r := range p.Results {
+		c.Add(r)
+	}
+	// The tests before the one that raised did report.
+	if c.Pass < 50 || c.Fail != 0 {
+		t.Errorf("counts %+v", c)
+	}
+}
+
+func TestParseCrash(t *testing.T) {
+	p := Parse(recorded(t, "compat_crash.out"), "unit/compat_crash")
+	if len(p.Results) != 1 || p.Results[0].Test != "unit/compat_crash: compat before the crash" || p.Results[0].Status != compat.Pass {
+		t.Fatalf("results %+v", p.Results)
+	}
+	if !strings.HasPrefix(p.Exception, "Executing test client: I/O error reading reply.") {
+		t.Errorf("Exception = %q", p.Exception)
+	}
+}
+
+func TestParseIgnoresAndColours(t *testing.T) {
+	out := recorded(t, "unit_introspection.out")
+	if !strings.Contains(out, "\x1b[") {
+		t.Fatal("the recording has no colours to strip")
+	}
+	p := Parse(out, "unit/introspection")
+	m := byTest(p.Results)
+	r, ok := m["unit/introspection: CONFIG REWRITE sanity"]
+	if !ok || r.Status != compat.Skip || r.Message != "Not supported on external server" {
+		t.Errorf("CONFIG REWRITE sanity: %+v", r)
+	}
+	if _, ok := m["unit/introspection: [ignored group 2]"]; !ok {
+		t.Error("the second ignored group is missing")
+	}
+	for _, r := range p.Results {
+		if strings.Contains(r.Test, "\x1b") {
+			t.Errorf("colour left in %q", r.Test)
+		}
+	}
+}
+
+func TestParseDuplicateNames(t *testing.T) {
+	out := "[ok]: same (1 ms)\n[ok]: same (2 ms)\n[err]: same in tests/unit/x.tcl\nboom\n[1/1 done]: unit/x (0 seconds)\n"
+	p := Parse(out, "unit/x")
+	got := []string{}
+	for _, r := range p.Results {
+		got = append(got, r.Test)
+	}
+	want := "unit/x: same|unit/x: same (2)|unit/x: same (3)"
+	if strings.Join(got, "|") != want || !p.Done || p.Results[2].Message != "boom" {
+		t.Errorf("got %q done=%v", got, p.Done)
+	}
+}
+
+func TestSplitIgnore(t *testing.T) {
+	for _, c := range []struct{ in, name, reason string }{
+		{"a: b: Not supported on external server", "a: b", "Not supported on external server"},
+		{"Not supported in cluster mode", "", "Not supported in cluster mode"},
+		{"x: Tag: needs:repl denied", "x", "Tag: needs:repl denied"},
+		{"y: large memory flag not provided", "y", "large memory flag not provided"},
+		{"z: something new", "z", "something new"},
+	} {
+		if n, r := splitIgnore(c.in); n != c.name || r != c.reason {
+			t.Errorf("splitIgnore(%q) = %q, %q; want %q, %q", c.in, n, r, c.name, c.reason)
+		}
+	}
+}

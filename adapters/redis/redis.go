@@ -1,0 +1,407 @@
+// Package redis drives Redis' own Tcl test suite against a redis-server
+// that a runners.Target serves, and turns what it reports into compat
+// results.
+//
+// The suite runs on the host in external mode, one unit at a time:
+//
+//	tclsh tests/test_helper.tcl --host 127.0.0.1 --port P --single unit/X
+//
+// against a fresh server per unit (units leave configuration and data
+// behind; one server reused across units hung unit/protocol), started by
+// the target's runners.Server with
+//
+//	redis-server --port P --save "" --appendonly no --enable-debug-command yes --protected-mode no
+//
+// (protected mode is off because a container's server sees the host's
+// connections arrive from the bridge, not from loopback). The server is
+// ready when go-redis gets PONG. A server that exits or stops answering
+// in the middle of a unit ends that unit: its tests reported so far are
+// kept and one error result for the unit says what happened; the next
+// unit gets a new server.
+package redis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/runners"
+)
+
+// Suite is the suite name of every result this package produces.
+const Suite = "redis"
+
+// Quick is the quick profile: units that take a few seconds each natively
+// and need nothing but a plain server.
+var Quick = []string{"unit/type/incr", "unit/keyspace", "unit/type/string"}
+
+// test_helper's own ports (its test server takes one below --baseport;
+// find_available_port also probes port+10000): a range per parallel unit.
+const (
+	baseTestPort     = 21111
+	testPortsPerSlot = 200
+)
+
+// ServerArgs are the options every server gets after --port.
+var ServerArgs = []string{"--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--protected-mode", "no"}
+
+// Units lists the unit/* entries of the suite in dir (a directory holding
+// tests/, as build-wasm.sh's suite/), the way runtest names them
+// ("unit/type/list"), sorted.
+func Units(dir string) ([]string, error) {
+	root := filepath.Join(dir, "tests")
+	var units []string
+	err := filepath.WalkDir(filepath.Join(root, "unit"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".tcl") {
+			rel, _ := filepath.Rel(root, path)
+			units = append(units, strings.TrimSuffix(filepath.ToSlash(rel), ".tcl"))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing Redis test units: %w", err)
+	}
+	if len(units) == 0 {
+		return nil, fmt.Errorf("listing Redis test units: no tests/unit/*.tcl in %s", dir)
+	}
+	sort.Strings(units)
+	return units, nil
+}
+
+// Profile returns the units of the named profile: "quick" (Quick) or
+// "full" (every unit in dir, see Units).
+func Profile(name, dir string) ([]string, error) {
+	switch name {
+	case "quick":
+		return append([]string(nil), Quick...), nil
+	case "full":
+		return Units(dir)
+	}
+	return nil, fmt.Errorf("unknown redis test profile %q: want quick or full", name)
+}
+
+// Options configures Run.
+type Options struct {
+	// Suite is the host directory holding the suite's tests/ (and
+	// runtest), from the same source as the server.
+	Suite string
+	// Units lists the units to run, such as "unit/type/list".
+	Units []string
+	// Server is the command that starts redis-server on the target,
+	// such as {"redis-server"} or {"/redis-server.wasm"}; default
+	// {"redis-server"}.
+	Server []string
+	// ServerArgs are added after ServerArgs, such as {"--dir", "/tmp/x"}.
+	ServerArgs []string
+	// Tclsh is the host's Tcl shell; default "tclsh".
+	Tclsh string
+	// Args are extra test_helper.tcl arguments, such as {"--skiptest",
+	// "name"}.
+	Args []string
+	// Parallel is how many units run at once, each with its own server;
+	// default 1.
+	Parallel int
+	// Timeout bounds each unit; default 10 minutes.
+	Timeout time.Duration
+	// StartTimeout bounds the wait for a new server's PONG; default 30 s.
+	StartTimeout time.Duration
+	// Progress, if set, is called once per unit as it finishes. Calls do
+	// not overlap.
+	Progress func(Progress)
+}
+
+// Progress reports one finished unit.
+type Progress struct {
+	// Unit is the unit that finished.
+	Unit string
+	// Done counts finished units, this one included, of Total.
+	Done, Total int
+	// Counts counts this unit's results.
+	Counts compat.Counts
+	// Elapsed is how long the unit took, server start included.
+	Elapsed time.Duration
+	// Err is the target's error serving the unit, if any.
+	Err error
+}
+
+// Run runs opts.Units against servers that target serves (it must be a
+// runners.Server) and returns one result per test, plus one error result
+// (Test == Unit) for each unit that could not run to its end.
+//
+// The error is not nil when ctx ended before every unit ran (the results
+// so far are returned) or when the target failed to serve some unit;
+// those units have error results too.
+func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, error) {
+	run := compat.Run{Suite: Suite, Target: target.Name(), Start: time.Now(), Properties: target.Properties()}
+	server, ok := target.(runners.Server)
+	if !ok {
+		return run, fmt.Errorf("redis adapter: target %s cannot serve (it does not implement runners.Server)", target.Name())
+	}
+	if opts.Suite == "" {
+		return run, errors.New("redis adapter: Options.Suite is empty")
+	}
+	if _, err := os.Stat(filepath.Join(opts.Suite, "tests", "test_helper.tcl")); err != nil {
+		return run, fmt.Errorf("redis adapter: suite %s: %w", opts.Suite, err)
+	}
+	if len(opts.Server) == 0 {
+		opts.Server = []string{"redis-server"}
+	}
+	if opts.Tclsh == "" {
+		opts.Tclsh = "tclsh"
+	}
+	if _, err := exec.LookPath(opts.Tclsh); err != nil {
+		return run, fmt.Errorf("redis adapter: %s not found (apt-get install tcl): %w", opts.Tclsh, err)
+	}
+	if opts.Parallel < 1 {
+		opts.Parallel = 1
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Minute
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	var (
+		mu       sync.Mutex
+		done     int
+		progress sync.Mutex
+		errs     []error
+	)
+	// Each unit running at once gets its own range of test_helper ports:
+	// it probes for a free port and closes it again, so two starting at
+	// the same moment would take the same one.
+	slots := make(chan int, opts.Parallel)
+	for i := 0; i < opts.Parallel; i++ {
+		slots <- i
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Parallel)
+	for _, unit := range opts.Units {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil
+			}
+			start := time.Now()
+			slot := <-slots
+			results, err := runUnit(gctx, server, opts, unit, slot)
+			slots <- slot
+			mu.Lock()
+			run.Results = append(run.Results, results...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			done++
+			p := Progress{Unit: unit, Done: done, Total: len(opts.Units), Elapsed: time.Since(start), Err: err}
+			mu.Unlock()
+			for _, r := range results {
+				p.Counts.Add(r)
+			}
+			if opts.Progress != nil {
+				progress.Lock()
+				opts.Progress(p)
+				progress.Unlock()
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	run.Duration = time.Since(run.Start)
+	compat.SortResults(run.Results)
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("redis adapter: stopped after %d of %d units: %w", done, len(opts.Units), err))
+	}
+	return run, errors.Join(errs...)
+}
+
+// lockedBuffer collects output that two goroutines may write at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runUnit serves a fresh server, runs one unit against it and returns its
+// results. The error is the target's, when it could not serve.
+func runUnit(ctx context.Context, server runners.Server, opts Options, unit string, slot int) ([]compat.Result, error) {
+	start := time.Now()
+	unitErr := func(msg, output string) compat.Result {
+		return compat.Result{Suite: Suite, Unit: unit, Test: unit, Status: compat.Error,
+			Duration: time.Since(start), Message: msg, Output: output}
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	var serverLog lockedBuffer
+	svc, err := server.Serve(ctx, 1, func(ports []int) runners.Process {
+		args := append(append([]string(nil), opts.Server...), "--port", strconv.Itoa(ports[0]))
+		args = append(append(args, ServerArgs...), opts.ServerArgs...)
+		return runners.Process{Args: args, Stdout: &serverLog, Stderr: &serverLog}
+	})
+	if err != nil {
+		return []compat.Result{unitErr("server did not start: "+err.Error(), "")},
+			fmt.Errorf("redis adapter: unit %s: %w", unit, err)
+	}
+	defer svc.Close()
+	addr := svc.Addrs()[0]
+
+	if err := waitReady(ctx, svc, addr, opts.StartTimeout); err != nil {
+		exit, serveErr := exitIfDone(svc)
+		msg := "server not ready: " + err.Error()
+		if exit != nil {
+			msg = "server exited before it answered PING: " + exit.String()
+		}
+		var targetErr error
+		if serveErr != nil && ctx.Err() == nil {
+			targetErr = fmt.Errorf("redis adapter: unit %s: %w", unit, serveErr)
+		}
+		return []compat.Result{unitErr(msg, tail(serverLog.String(), 40))}, targetErr
+	}
+
+	host, port, _ := strings.Cut(addr, ":")
+	args := []string{"tests/test_helper.tcl", "--host", host, "--port", port, "--single", unit,
+		"--baseport", strconv.Itoa(baseTestPort + slot*testPortsPerSlot), "--portcount", strconv.Itoa(testPortsPerSlot / 2)}
+	args = append(args, opts.Args...)
+	cmd := exec.CommandContext(ctx, opts.Tclsh, args...)
+	cmd.Dir = opts.Suite
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// test_helper starts test clients of its own: kill the whole group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return []compat.Result{unitErr("runtest did not start: "+err.Error(), "")},
+			fmt.Errorf("redis adapter: unit %s: starting %s: %w", unit, opts.Tclsh, err)
+	}
+	// A server that dies mid-unit may leave runtest waiting for a reply
+	// that never comes: stop runtest shortly after the server ends.
+	serverGone := make(chan struct{})
+	go func() {
+		select {
+		case <-svc.Done():
+			close(serverGone)
+			select {
+			case <-time.After(3 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			case <-ctx.Done():
+			}
+		case <-ctx.Done():
+		}
+	}()
+	waitErr := cmd.Wait()
+	output := out.String()
+	p := Parse(output, unit)
+	results := p.Results
+
+	serverDied := false
+	wait := time.Duration(0)
+	if p.Exception != "" || !p.Done {
+		// runtest may notice a dead server before the target reports
+		// it: give the target a moment, to name the right cause.
+		wait = time.Second
+	}
+	select {
+	case <-serverGone:
+		serverDied = true
+	case <-time.After(wait):
+		select {
+		case <-serverGone:
+			serverDied = true
+		default:
+		}
+	}
+	switch {
+	case serverDied:
+		exit, _ := svc.Exit()
+		results = append(results, unitErr(fmt.Sprintf("server ended in the middle of the unit (%s) after %d tests reported; the rest did not run", exit, len(p.Results)),
+			tail(output, 30)+"\n--- server log ---\n"+tail(serverLog.String(), 30)))
+	case ctx.Err() != nil:
+		results = append(results, unitErr(fmt.Sprintf("unit timed out after %v with %d tests reported; the rest did not run", opts.Timeout, len(p.Results)),
+			tail(output, 30)))
+	case p.Exception != "":
+		first, _, _ := strings.Cut(p.Exception, "\n")
+		results = append(results, unitErr("exception: "+first, p.Exception))
+	case !p.Done:
+		results = append(results, unitErr(fmt.Sprintf("runtest ended (%v) before the unit did", waitErr), tail(output, 30)))
+	}
+	return results, nil
+}
+
+// waitReady polls PING on addr until PONG, the service ends, ctx ends or
+// limit passes. It polls every few milliseconds: a server is usually up
+// within tens of them.
+func waitReady(ctx context.Context, svc *runners.Service, addr string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second,
+		MaxRetries: -1, PoolSize: 1, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	var last error
+	for {
+		pong, err := c.Ping(ctx).Result()
+		if err == nil && pong == "PONG" {
+			return nil
+		}
+		last = err
+		select {
+		case <-svc.Done():
+			return fmt.Errorf("server ended (last PING: %v)", last)
+		case <-ctx.Done():
+			return fmt.Errorf("no PONG from %s within %v (last PING: %v)", addr, limit, last)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// exitIfDone returns the service's exit if it has ended.
+func exitIfDone(svc *runners.Service) (*runners.Exit, error) {
+	select {
+	case <-svc.Done():
+		e, err := svc.Exit()
+		return &e, err
+	default:
+		return nil, nil
+	}
+}
