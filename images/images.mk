@@ -32,5 +32,20 @@ redis-image: images-base
 	@img=$$($(IMAGES_DIR)/redis/build-image.sh | tail -n 1) && \
 	  echo "redis-image: docker image $$img"
 
+.PHONY: nginx-wasm nginx-image nginx-test-deps
+
+nginx-wasm:
+	@out=$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1) && \
+	  echo "nginx-wasm: $$out (nginx.wasm, build-info.json)"
+
+nginx-image: images-base
+	@img=$$($(IMAGES_DIR)/nginx/build-image.sh | tail -n 1) && \
+	  echo "nginx-image: docker image $$img"
+
+# Test::Nginx (from Debian sid) and its Perl dependencies (root).
+nginx-test-deps:
+	@lib=$$($(IMAGES_DIR)/nginx/fetch-test-nginx.sh --deps | tail -n 1) && \
+	  echo "nginx-test-deps: Test::Nginx in $$lib"
+
 images-deps:
 	@$(IMAGES_DIR)/install-deps.sh all

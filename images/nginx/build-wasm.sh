@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Builds nginx.wasm (wasm32-wasi, for compat's vkernel) from Debian bookworm's
+# own nginx source package, with Debian's clang-14/lld-14/wasi-libc. zlib and
+# PCRE2 are cross-built from Debian's sources (gzip, rewrite and regex
+# locations work); the third-party modules whose test suites compat runs
+# (ngx_devel_kit, echo, headers-more, set-misc) are compiled in statically
+# from Debian's source packages.
+#
+# The port: port/ (ngx_wasi.c, ngx_wasi.h, auto/os/wasi: copied into the
+# tree) and patches/<source package>/*.patch (applied after Debian's own).
+# Configure runs as for a cross build (--crossbuild=wasi) and its test
+# programs run as WebAssembly in the vkernel (wasi-cc, wasi-run), so sizeof
+# and feature checks answer for the target.
+#
+# Output (not in git):
+#   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/nginx-wasm/<key>/
+#     nginx.wasm          stripped of DWARF (the name section is kept)
+#     nginx.wasm.debug    the same with DWARF, for symbolised traps
+#     build-info.json     versions, toolchain, configure arguments, sizes,
+#                         sha256, timings, wasm imports, "nginx -V"
+#     .done               written when everything else is in place
+# <key> = first 16 hex digits of sha256 over this recipe's files (names and
+# contents) and the pinned versions. If the output exists this is instant.
+# The last line of stdout is the output directory.
+#
+# Heavy steps (configure, make) run under `flock /tmp/compat-heavy-build.lock`
+# and `nice`: the machine's two cores are shared.
+#
+# Env: COMPAT_CACHE, COMPAT_JOBS (default 2), COMPAT_KEEP_WORK=1 (keep the
+#      build tree), COMPAT_GO (default go: builds the compat CLI that runs
+#      configure's test programs).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+images=$(cd "$here/.." && pwd)
+repo=$(cd "$images/.." && pwd)
+# shellcheck source=../lib/common.sh
+. "$images/lib/common.sh"
+# shellcheck source=versions.env
+. "$here/versions.env"
+COMPAT_LOG_TAG=nginx-wasm
+
+# ---------------------------------------------------------------- cache key
+recipe_files="nginx/build-wasm.sh nginx/versions.env nginx/wasi-cc nginx/wasi-run lib/common.sh"
+for p in "$here"/port/* "$here"/patches/*/*.patch; do
+	if [ -e "$p" ]; then recipe_files="$recipe_files nginx/${p#"$here"/}"; fi
+done
+pins="nginx=$NGINX_DEB_VERSION zlib=$ZLIB_DEB_VERSION pcre2=$PCRE2_DEB_VERSION ndk=$NDK_DEB_VERSION echo=$ECHO_DEB_VERSION headers-more=$HEADERS_MORE_DEB_VERSION set-misc=$SET_MISC_DEB_VERSION"
+key=$(compat_hash "$images" "$recipe_files" "$pins")
+key=${key:0:16}
+cache=$(compat_cache_root)
+outroot=$cache/nginx-wasm
+out=$outroot/$key
+
+if [ -f "$out/.done" ]; then
+	printf '%s\n' "$out"
+	exit 0
+fi
+
+mkdir -p "$outroot"
+exec 9>"$outroot/.lock-$key"
+if ! flock -n 9; then
+	compat_log "another build of $key is running; waiting for it"
+	flock 9
+fi
+if [ -f "$out/.done" ]; then
+	printf '%s\n' "$out"
+	exit 0
+fi
+
+jobs=${COMPAT_JOBS:-2}
+t_start=$(date +%s)
+heavy() { nice flock /tmp/compat-heavy-build.lock "$@"; }
+
+# ------------------------------------------------------------- tool checks
+compat_need clang-14 clang-14
+compat_need llvm-ar-14 llvm-14
+compat_need llvm-ranlib-14 llvm-14
+compat_need llvm-strip-14 llvm-14
+compat_need wasm-ld-14 lld-14
+compat_need wasm-objdump wabt
+compat_need dpkg-source dpkg-dev
+compat_need apt-get apt
+compat_need flock util-linux
+compat_need make make
+compat_need python3 python3
+go=${COMPAT_GO:-go}
+compat_need "$go" golang-go
+[ -f /usr/include/wasm32-wasi/stdio.h ] && [ -f /usr/lib/wasm32-wasi/libc.a ] ||
+	compat_die "wasi-libc headers/libraries missing under /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi; install them with: apt-get install -y wasi-libc"
+rt=$(clang-14 --target=wasm32-wasi -print-libgcc-file-name)
+[ -f "$rt" ] || compat_die "compiler-rt for wasm32 missing ($rt); install it with: apt-get install -y libclang-rt-14-dev-wasm32"
+
+work=$outroot/.work-$key
+rm -rf "$work"
+mkdir -p "$work/logs"
+logs=$work/logs
+compat_log "building $key (work tree $work)"
+
+fail() { # fail STEP LOGFILE
+	tail -n 40 "$2" >&2 || true
+	compat_die "$1 failed; full log: $2 (work tree kept in $work)"
+}
+run_logged() { # run_logged STEP LOGFILE CMD...
+	local step=$1 log=$2
+	shift 2
+	compat_log "$step"
+	"$@" >"$log" 2>&1 || fail "$step" "$log"
+}
+
+# ------------------------------------------------------------- private apt
+aptdir=$(mktemp -d "${TMPDIR:-/tmp}/compat-apt.XXXXXX")
+trap 'rm -rf "$aptdir"' EXIT
+compat_private_apt "$aptdir" deb-src
+
+# unpack PKG VERSION DEST: Debian's patches, then ours from patches/PKG/
+unpack() {
+	local dsc p
+	dsc=$(compat_fetch_source "$1" "$2" "$logs")
+	run_logged "unpack $1 $2" "$logs/unpack-$1.log" dpkg-source -x "$dsc" "$3"
+	for p in "$here/patches/$1"/*.patch; do
+		[ -e "$p" ] || continue
+		run_logged "patch $1: $(basename "$p")" "$logs/patch-$1-$(basename "$p").log" \
+			patch -d "$3" -p1 -N -i "$p"
+	done
+}
+
+# ------------------------------------------------------------------ sysroot
+sysroot=$work/sysroot
+mkdir -p "$sysroot/include" "$sysroot/lib"
+ln -s /usr/include/wasm32-wasi "$sysroot/include/wasm32-wasi"
+ln -s /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
+CC_WASI="clang-14 --target=wasm32-wasi --sysroot=$sysroot"
+deps=$work/deps
+mkdir -p "$deps/include" "$deps/lib"
+
+# ------------------------------------------- configure's test-program runner
+# The compat CLI from this repository runs each test program in the vkernel
+# (wasi-run), signed with a key made for this build.
+run_dir=$work/run
+mkdir -p "$run_dir"
+run_logged "go build compat CLI" "$logs/go-build.log" \
+	env -C "$repo" "$go" build -o "$run_dir/compat" ./cmd/compat
+run_logged "compat keygen" "$logs/keygen.log" "$run_dir/compat" keygen -out "$run_dir/key"
+export WASI_SYSROOT=$sysroot WASI_RUN=$here/wasi-run COMPAT_BIN=$run_dir/compat WASI_RUN_DIR=$run_dir
+
+# --------------------------------------------------------------------- zlib
+t0=$(date +%s)
+unpack zlib "$ZLIB_DEB_VERSION" "$work/zlib"
+# (Steps joined with &&: set -e does not apply inside a "( ) ||" list.)
+(
+	cd "$work/zlib" &&
+		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+			./configure --static --prefix="$deps" &&
+		heavy make -j"$jobs" libz.a &&
+		make install
+) >"$logs/zlib.log" 2>&1 || fail "zlib cross-build" "$logs/zlib.log"
+[ -f "$deps/lib/libz.a" ] || fail "zlib cross-build (no libz.a)" "$logs/zlib.log"
+
+# -------------------------------------------------------------------- pcre2
+# 8-bit library only, no JIT (no executable memory in the vkernel).
+unpack pcre2 "$PCRE2_DEB_VERSION" "$work/pcre2"
+(
+	cd "$work/pcre2" &&
+		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+			heavy ./configure --host=wasm32-unknown-wasi --prefix="$deps" \
+			--disable-shared --enable-static --disable-jit --disable-pcre2grep-jit \
+			--enable-pcre2-8 --disable-pcre2-16 --disable-pcre2-32 \
+			--disable-pcre2grep-libz --disable-pcre2grep-libbz2 --disable-pcre2grep-callout \
+			--disable-pcre2test-libedit --disable-pcre2test-libreadline &&
+		heavy make -j"$jobs" libpcre2-8.la &&
+		make install-libLTLIBRARIES install-nodist_includeHEADERS install-includeHEADERS
+) >"$logs/pcre2.log" 2>&1 || fail "pcre2 cross-build" "$logs/pcre2.log"
+[ -f "$deps/lib/libpcre2-8.a" ] || fail "pcre2 cross-build (no libpcre2-8.a)" "$logs/pcre2.log"
+t_deps=$(($(date +%s) - t0))
+
+# ------------------------------------------------------------------ modules
+mods=$work/modules
+mkdir -p "$mods"
+unpack libnginx-mod-http-ndk "$NDK_DEB_VERSION" "$mods/ndk"
+unpack libnginx-mod-http-echo "$ECHO_DEB_VERSION" "$mods/echo"
+unpack libnginx-mod-http-headers-more-filter "$HEADERS_MORE_DEB_VERSION" "$mods/headers-more"
+unpack libnginx-mod-http-set-misc "$SET_MISC_DEB_VERSION" "$mods/set-misc"
+
+# -------------------------------------------------------------------- nginx
+unpack nginx "$NGINX_DEB_VERSION" "$work/src"
+src=$work/src
+cp "$here/port/ngx_wasi.c" "$here/port/ngx_wasi.h" "$src/src/os/unix/"
+cp "$here/port/auto-os-wasi" "$src/auto/os/wasi"
+
+# Paths as Debian's nginx has them, so configurations written for the
+# reference work unchanged. Modules: Debian's nginx-core set where WASI
+# allows (no SSL: no OpenSSL for wasm32; no threads, no mail/stream: these
+# need sockets the guest cannot create).
+configure_args=(
+	--crossbuild=wasi
+	--with-cc="$here/wasi-cc"
+	--with-cc-opt="-O2 -g -I$deps/include"
+	--with-ld-opt="-L$deps/lib -Wl,-z,stack-size=1048576"
+	--prefix=/usr/share/nginx
+	--conf-path=/etc/nginx/nginx.conf
+	--http-log-path=/var/log/nginx/access.log
+	--error-log-path=stderr
+	--lock-path=/var/lock/nginx.lock
+	--pid-path=/run/nginx.pid
+	--modules-path=/usr/lib/nginx/modules
+	--http-client-body-temp-path=/var/lib/nginx/body
+	--http-fastcgi-temp-path=/var/lib/nginx/fastcgi
+	--http-proxy-temp-path=/var/lib/nginx/proxy
+	--http-scgi-temp-path=/var/lib/nginx/scgi
+	--http-uwsgi-temp-path=/var/lib/nginx/uwsgi
+	--with-debug
+	--with-pcre
+	--without-select_module
+	--with-http_stub_status_module
+	--with-http_realip_module
+	--with-http_auth_request_module
+	--with-http_dav_module
+	--with-http_slice_module
+	--with-http_addition_module
+	--with-http_gunzip_module
+	--with-http_gzip_static_module
+	--with-http_sub_module
+	--add-module="$mods/ndk"
+	--add-module="$mods/echo"
+	--add-module="$mods/headers-more"
+	--add-module="$mods/set-misc"
+)
+t0=$(date +%s)
+run_logged "configure" "$logs/configure.log" \
+	nice flock /tmp/compat-heavy-build.lock env -C "$src" ./configure "${configure_args[@]}"
+t_configure=$(($(date +%s) - t0))
+grep -q '^#define NGX_WASI  1' "$src/objs/ngx_auto_headers.h" ||
+	compat_die "configure did not take the wasi OS case (no NGX_WASI in objs/ngx_auto_headers.h)"
+
+t0=$(date +%s)
+run_logged "make -j$jobs" "$logs/make.log" \
+	nice flock /tmp/compat-heavy-build.lock make -C "$src" -j"$jobs"
+t_make=$(($(date +%s) - t0))
+[ -f "$src/objs/nginx" ] || compat_die "make did not produce $src/objs/nginx"
+
+# ------------------------------------------------------------- assemble
+new=$outroot/.new-$key
+rm -rf "$new"
+mkdir -p "$new"
+cp "$src/objs/nginx" "$new/nginx.wasm.debug"
+llvm-strip-14 --strip-debug -o "$new/nginx.wasm" "$src/objs/nginx"
+
+# It must import only the vkernel's host surface.
+wasm-objdump -x -j Import "$new/nginx.wasm" >"$logs/imports.txt" 2>&1 ||
+	fail "wasm-objdump on nginx.wasm" "$logs/imports.txt"
+bad_imports=$(grep -E '^ - ' "$logs/imports.txt" | grep -vE '^ - func\[[0-9]+\] .* <- (wasi_snapshot_preview1|vkernel)\.' || true)
+[ -z "$bad_imports" ] || compat_die "nginx.wasm imports something outside the vkernel host surface: $bad_imports"
+sed -n 's/^ - func\[[0-9]*\] sig=[0-9]* <[^>]*> <- \([a-z_0-9]*\)\.\(.*\)$/\1.\2/p' "$logs/imports.txt" |
+	sort -u >"$work/imports.list"
+[ -s "$work/imports.list" ] || compat_die "could not read the import list of nginx.wasm (see $logs/imports.txt)"
+
+# It must run: "nginx -V" in the vkernel.
+"$here/wasi-run" "$new/nginx.wasm" -V >"$work/nginx-V.txt" 2>&1 ||
+	fail "nginx -V in the vkernel" "$work/nginx-V.txt"
+grep -q '^nginx version: nginx/' "$work/nginx-V.txt" ||
+	fail "nginx -V in the vkernel (no version line)" "$work/nginx-V.txt"
+
+# ------------------------------------------------------------ build info
+pkgver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
+t_total=$(($(date +%s) - t_start))
+INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_PINS=$pins \
+	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
+	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) \
+	INFO_WABT=$(pkgver wabt) INFO_GO="$("$go" version)" \
+	INFO_CONFIGURE="$(printf '%s\n' "${configure_args[@]}")" \
+	INFO_T_DEPS=$t_deps INFO_T_CONFIGURE=$t_configure INFO_T_MAKE=$t_make INFO_T_TOTAL=$t_total \
+	python3 -E - <<'PY' || compat_die "writing build-info.json failed"
+import hashlib, json, os
+e = os.environ
+out = e["INFO_OUT"]; work = e["INFO_WORK"]
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+pins = dict(kv.split("=", 1) for kv in e["INFO_PINS"].split())
+imports = {}
+with open(os.path.join(work, "imports.list")) as f:
+    for line in f:
+        mod, _, name = line.strip().partition(".")
+        if name:
+            imports.setdefault(mod, []).append(name)
+with open(os.path.join(work, "nginx-V.txt")) as f:
+    version = f.read().splitlines()
+info = {
+    "key": e["INFO_KEY"],
+    "source": {"package": "nginx", "version": pins.pop("nginx"), "distribution": "debian bookworm"},
+    "deps": pins,
+    "target": "wasm32-wasi (compat vkernel)",
+    "configure_args": [a for a in e["INFO_CONFIGURE"].split("\n") if a],
+    "nginx_V": version,
+    "toolchain": {
+        "clang-14": e["INFO_CLANG"], "lld-14": e["INFO_LLD"], "llvm-14": e["INFO_LLVM"],
+        "wasi-libc": e["INFO_WASILIBC"], "libclang-rt-14-dev-wasm32": e["INFO_RT"],
+        "wabt": e["INFO_WABT"], "go": e["INFO_GO"],
+    },
+    "sizes": {
+        "nginx.wasm": os.path.getsize(os.path.join(out, "nginx.wasm")),
+        "nginx.wasm.debug": os.path.getsize(os.path.join(out, "nginx.wasm.debug")),
+    },
+    "sha256": {
+        "nginx.wasm": sha(os.path.join(out, "nginx.wasm")),
+        "nginx.wasm.debug": sha(os.path.join(out, "nginx.wasm.debug")),
+    },
+    "timings_s": {
+        "deps": int(e["INFO_T_DEPS"]), "configure": int(e["INFO_T_CONFIGURE"]),
+        "make": int(e["INFO_T_MAKE"]), "total": int(e["INFO_T_TOTAL"]),
+    },
+    "wasm_imports": imports,
+}
+with open(os.path.join(out, "build-info.json"), "w") as f:
+    json.dump(info, f, indent=2)
+    f.write("\n")
+PY
+
+date -u +%Y-%m-%dT%H:%M:%SZ >"$new/.done"
+rm -rf "$out"
+mv "$new" "$out"
+if [ "${COMPAT_KEEP_WORK:-0}" != 1 ]; then
+	rm -rf "$work"
+fi
+compat_log "done in ${t_total} s: nginx.wasm $(($(stat -c %s "$out/nginx.wasm") / 1000)) kB"
+printf '%s\n' "$out"
