@@ -141,3 +141,17 @@ func TestSplitIgnore(t *testing.T) {
 		}
 	}
 }
+
+func TestUnits(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tests"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tests", "test_helper.tcl"), []byte("set x 1\nset ::all_tests {\n    unit/printver\n    unit/type/list\n    integration/replication\n}\nset y {a}\n"), 0o644)
+	got, err := Units(dir)
+	if err != nil || strings.Join(got, " ") != "unit/printver unit/type/list" {
+		t.Fatalf("Units = %q, %v", got, err)
+	}
+	os.WriteFile(filepath.Join(dir, "tests", "test_helper.tcl"), []byte("set y {a}\n"), 0o644)
+	if _, err := Units(dir); err == nil || !strings.Contains(err.Error(), "all_tests") {
+		t.Errorf("no list: %v", err)
+	}
+}

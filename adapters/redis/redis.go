@@ -25,11 +25,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,28 +59,32 @@ const (
 var ServerArgs = []string{"--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--protected-mode", "no"}
 
 // Units lists the unit/* entries of the suite in dir (a directory holding
-// tests/, as build-wasm.sh's suite/), the way runtest names them
-// ("unit/type/list"), sorted.
+// tests/, as build-wasm.sh's suite/) in runtest's order: those of the
+// ::all_tests list in tests/test_helper.tcl, the units runtest runs by
+// default. Other files under tests/unit (unit/moduleapi/*, unit/cluster/*)
+// belong to other runners (runtest-moduleapi, runtest-cluster).
 func Units(dir string) ([]string, error) {
-	root := filepath.Join(dir, "tests")
-	var units []string
-	err := filepath.WalkDir(filepath.Join(root, "unit"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.HasSuffix(path, ".tcl") {
-			rel, _ := filepath.Rel(root, path)
-			units = append(units, strings.TrimSuffix(filepath.ToSlash(rel), ".tcl"))
-		}
-		return nil
-	})
+	name := filepath.Join(dir, "tests", "test_helper.tcl")
+	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("listing Redis test units: %w", err)
 	}
-	if len(units) == 0 {
-		return nil, fmt.Errorf("listing Redis test units: no tests/unit/*.tcl in %s", dir)
+	_, list, ok := strings.Cut(string(b), "set ::all_tests {")
+	if ok {
+		list, _, ok = strings.Cut(list, "}")
 	}
-	sort.Strings(units)
+	if !ok {
+		return nil, fmt.Errorf("listing Redis test units: no \"set ::all_tests {...}\" in %s", name)
+	}
+	var units []string
+	for _, f := range strings.Fields(list) {
+		if strings.HasPrefix(f, "unit/") {
+			units = append(units, f)
+		}
+	}
+	if len(units) == 0 {
+		return nil, fmt.Errorf("listing Redis test units: ::all_tests in %s names no unit/*", name)
+	}
 	return units, nil
 }
 
