@@ -181,6 +181,16 @@ int compat_listener(const char *addr, int port, int af) {
     return -1;
 }
 
+void compat_release_listener(int fd) {
+    for (int i = 0; i < nlisteners_taken; i++) {
+        if (listeners_taken[i] == fd) {
+            listeners_taken[i] = listeners_taken[--nlisteners_taken];
+            return;
+        }
+    }
+    close(fd);
+}
+
 int compat_connect(const char *addr, int port, int nonblock) {
     unsigned char buf[16];
     int fd = -1;

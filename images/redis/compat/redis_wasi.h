@@ -68,6 +68,10 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len);
  * (VKERNEL_LISTEN_FDS) for addr (NULL or "*" or "::*" for any address of
  * the family) and port, or -1 with errno EADDRNOTAVAIL. */
 int compat_listener(const char *addr, int port, int af);
+/* compat_release_listener gives back a listener compat_listener handed out,
+ * keeping it open for a later compat_listener (the guest cannot make a new
+ * one); any other fd is closed. */
+void compat_release_listener(int fd);
 /* compat_connect opens a TCP connection to an IP literal (or
  * "localhost") with vkernel.sock_connect; nonblock gives EINPROGRESS
  * semantics. Returns the fd or -1 with errno set. */
