@@ -1,6 +1,7 @@
 # Image recipes. Include from the top-level Makefile:
 #     include images/images.mk
-# Targets: images-base, python-wasm, python-image, images (all three);
+# Targets: images-base, python-wasm, python-image, redis-wasm, redis-image,
+# images (all of them);
 # images-deps installs the Debian packages the recipes need (root).
 # Each prints where its output went (an image name or a cache directory).
 
@@ -8,7 +9,7 @@ IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 
 .PHONY: images images-deps images-base python-wasm python-image
 
-images: images-base python-wasm python-image
+images: images-base python-wasm python-image redis-wasm redis-image
 
 images-base:
 	@img=$$($(IMAGES_DIR)/base/build.sh | tail -n 1) && \

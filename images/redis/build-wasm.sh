@@ -71,7 +71,9 @@ compat_need wasm-objdump wabt
 compat_need dpkg-source dpkg-dev
 compat_need apt-get apt
 compat_need flock util-linux
-compat_need python3 python3
+compat_need patch patch
+python=$(command -v python3 || command -v python3.11 || true)
+[ -n "$python" ] || compat_die "python3 not found (it writes build-info.json); install it with: apt-get install -y python3"
 [ -f /usr/include/wasm32-wasi/stdio.h ] && [ -f /usr/lib/wasm32-wasi/libc.a ] ||
 	compat_die "wasi-libc headers/libraries missing under /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi; install them with: apt-get install -y wasi-libc"
 rt=$(clang-14 --target=wasm32-wasi -print-libgcc-file-name)
@@ -215,7 +217,7 @@ INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_DEB=$REDIS_DEB_VERSION INFO_VER
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) INFO_WABT=$(pkgver wabt) \
 	INFO_UNSTRIPPED=$unstripped_size INFO_PATCHES="$(cd "$here/patches/redis" && echo *.patch)" \
 	INFO_T_COMPILE=$t_compile INFO_T_LINK=$t_link INFO_T_TOTAL=$t_total \
-	python3 -E - <<'PY' || compat_die "writing build-info.json failed"
+	"$python" -E - <<'PY' || compat_die "writing build-info.json failed"
 import hashlib, json, os
 e = os.environ
 out = e["INFO_OUT"]
