@@ -25,6 +25,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,13 +49,6 @@ const Suite = "redis"
 // Quick is the quick profile: units that take a few seconds each natively
 // and need nothing but a plain server.
 var Quick = []string{"unit/type/incr", "unit/keyspace", "unit/type/string"}
-
-// test_helper's own ports (its test server takes one below --baseport;
-// find_available_port also probes port+10000): a range per parallel unit.
-const (
-	baseTestPort     = 21111
-	testPortsPerSlot = 200
-)
 
 // ServerArgs are the options every server gets after --port.
 var ServerArgs = []string{"--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--protected-mode", "no"}
@@ -187,13 +182,6 @@ func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, 
 		progress sync.Mutex
 		errs     []error
 	)
-	// Each unit running at once gets its own range of test_helper ports:
-	// it probes for a free port and closes it again, so two starting at
-	// the same moment would take the same one.
-	slots := make(chan int, opts.Parallel)
-	for i := 0; i < opts.Parallel; i++ {
-		slots <- i
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Parallel)
 	for _, unit := range opts.Units {
@@ -205,9 +193,7 @@ func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, 
 				return nil
 			}
 			start := time.Now()
-			slot := <-slots
-			results, err := runUnit(gctx, server, opts, unit, slot)
-			slots <- slot
+			results, err := runUnit(gctx, server, opts, unit)
 			mu.Lock()
 			run.Results = append(run.Results, results...)
 			if err != nil {
@@ -267,7 +253,7 @@ func tail(s string, n int) string {
 
 // runUnit serves a fresh server, runs one unit against it and returns its
 // results. The error is the target's, when it could not serve.
-func runUnit(ctx context.Context, server runners.Server, opts Options, unit string, slot int) ([]compat.Result, error) {
+func runUnit(ctx context.Context, server runners.Server, opts Options, unit string) ([]compat.Result, error) {
 	start := time.Now()
 	unitErr := func(msg, output string) compat.Result {
 		return compat.Result{Suite: Suite, Unit: unit, Test: unit, Status: compat.Error,
@@ -301,39 +287,23 @@ func runUnit(ctx context.Context, server runners.Server, opts Options, unit stri
 		return []compat.Result{unitErr(msg, tail(serverLog.String(), 40))}, targetErr
 	}
 
-	host, port, _ := strings.Cut(addr, ":")
-	args := []string{"tests/test_helper.tcl", "--host", host, "--port", port, "--single", unit,
-		"--baseport", strconv.Itoa(baseTestPort + slot*testPortsPerSlot), "--portcount", strconv.Itoa(testPortsPerSlot / 2)}
-	args = append(args, opts.Args...)
-	cmd := exec.CommandContext(ctx, opts.Tclsh, args...)
-	cmd.Dir = opts.Suite
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// test_helper starts test clients of its own: kill the whole group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		return []compat.Result{unitErr("runtest did not start: "+err.Error(), "")},
-			fmt.Errorf("redis adapter: unit %s: starting %s: %w", unit, opts.Tclsh, err)
-	}
-	// A server that dies mid-unit may leave runtest waiting for a reply
-	// that never comes: stop runtest shortly after the server ends.
-	serverGone := make(chan struct{})
-	go func() {
-		select {
-		case <-svc.Done():
-			close(serverGone)
-			select {
-			case <-time.After(3 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			case <-ctx.Done():
-			}
-		case <-ctx.Done():
+	// test_helper listens on a port of its own for its test clients,
+	// probing for a free one and closing it again; two runs starting at
+	// once (parallel units, other processes) can still pick the same
+	// port, so a run that could not open it is started again.
+	var (
+		output, startErr string
+		waitErr          error
+	)
+	for attempt := 1; ; attempt++ {
+		output, startErr, waitErr = runtest(ctx, opts, addr, unit, svc)
+		if startErr != "" {
+			return []compat.Result{unitErr(startErr, "")}, nil
 		}
-	}()
-	waitErr := cmd.Wait()
-	output := out.String()
+		if attempt == 3 || !strings.Contains(output, "couldn't open socket: address already in use") {
+			break
+		}
+	}
 	p := Parse(output, unit)
 	results := p.Results
 
@@ -345,14 +315,9 @@ func runUnit(ctx context.Context, server runners.Server, opts Options, unit stri
 		wait = time.Second
 	}
 	select {
-	case <-serverGone:
-		serverDied = true
+	case <-svc.Done():
+		serverDied = ctx.Err() == nil
 	case <-time.After(wait):
-		select {
-		case <-serverGone:
-			serverDied = true
-		default:
-		}
 	}
 	switch {
 	case serverDied:
@@ -369,6 +334,71 @@ func runUnit(ctx context.Context, server runners.Server, opts Options, unit stri
 		results = append(results, unitErr(fmt.Sprintf("runtest ended (%v) before the unit did", waitErr), tail(output, 30)))
 	}
 	return results, nil
+}
+
+// runtest runs test_helper.tcl on unit against the server at addr, and
+// stops it shortly after the server ends (runtest could wait forever for
+// a reply). It returns the output, why it could not start (empty if it
+// did) and how test_helper exited.
+func runtest(ctx context.Context, opts Options, addr, unit string, svc *runners.Service) (output, startErr string, waitErr error) {
+	host, port, _ := strings.Cut(addr, ":")
+	base, err := freeBasePort()
+	if err != nil {
+		return "", "no free port for runtest's test server: " + err.Error(), nil
+	}
+	args := []string{"tests/test_helper.tcl", "--host", host, "--port", port, "--single", unit,
+		"--baseport", strconv.Itoa(base), "--portcount", "100"}
+	args = append(args, opts.Args...)
+	cmd := exec.CommandContext(ctx, opts.Tclsh, args...)
+	cmd.Dir = opts.Suite
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// test_helper starts test clients of its own: kill the whole group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Sprintf("runtest did not start: %s: %v", opts.Tclsh, err), nil
+	}
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-svc.Done():
+			select {
+			case <-time.After(3 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			case <-exited:
+			}
+		case <-exited:
+		}
+	}()
+	waitErr = cmd.Wait()
+	close(exited)
+	return out.String(), "", waitErr
+}
+
+// freeBasePort finds a --baseport for test_helper: it takes its test
+// server's port from the 32 below it, first the lowest, and also wants
+// that port+10000 free. Both are checked here.
+func freeBasePort() (int, error) {
+	var last error
+	for i := 0; i < 50; i++ {
+		p := 15000 + mrand.IntN(20000)
+		a, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			last = err
+			continue
+		}
+		b, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		a.Close()
+		if err != nil {
+			last = err
+			continue
+		}
+		b.Close()
+		return p + 32, nil
+	}
+	return 0, last
 }
 
 // waitReady polls PING on addr until PONG, the service ends, ctx ends or
