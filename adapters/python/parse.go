@@ -122,6 +122,9 @@ var (
 	verboseTail  = regexp.MustCompile(`\.\.\. (.*)$`)
 	blockHeader  = regexp.MustCompile(`^(FAIL|ERROR|UNEXPECTED SUCCESS): (\w+) \(([\w.]+)\)( \(.*\))?$`)
 	moduleSkip   = regexp.MustCompile(`^(test_\w+) skipped -- (.*)$`)
+	// test.support.run_doctest's verdict line: "doctest (test.test_m)
+	// ... 117 tests with zero failures". (A doctest failure raises instead.)
+	doctestPassed = regexp.MustCompile(`^\d+ tests with zero failures$`)
 )
 
 // verbose is what the adapter learns from a module's -v output.
@@ -244,7 +247,7 @@ func fullID(name, id string) string {
 func outcome(s string) (compat.Status, string, bool) {
 	s = strings.TrimSpace(s)
 	switch {
-	case s == "ok" || s == "expected failure":
+	case s == "ok" || s == "expected failure" || doctestPassed.MatchString(s):
 		return compat.Pass, "", true
 	case s == "FAIL":
 		return compat.Fail, "", true

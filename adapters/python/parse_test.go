@@ -242,3 +242,11 @@ func TestUniqueIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestVerboseDoctestVerdict(t *testing.T) {
+	out := "doctest (test.test_pep646_syntax) ... 117 tests with zero failures\n\n== Tests result: SUCCESS ==\n"
+	v := parseVerbose(out, "test_pep646_syntax")
+	if len(v.results) != 1 || v.results[0].Status != compat.Pass {
+		t.Fatalf("doctest verdict: %+v", v.results)
+	}
+}

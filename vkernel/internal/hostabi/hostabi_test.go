@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +239,38 @@ func TestListenersFollowMounts(t *testing.T) {
 	}
 	if f := p.fds.get(5); f == nil || !f.listener {
 		t.Fatal("fd 5 is not the listener")
+	}
+}
+
+// TestTrailingSlash: a trailing slash survives path cleaning: creating
+// "missing/" is EISDIR and opening "file/" is ENOTDIR, as on Linux, and
+// mkdir "d/" works.
+func TestTrailingSlash(t *testing.T) {
+	h := newHarness(t)
+	idx := map[string]int{}
+	for i, f := range functions() {
+		idx[f.name] = i
+	}
+	os.WriteFile(filepath.Join(h.root, "file"), []byte("x"), 0o644)
+	put := func(p string) func(api.Memory) { return func(m api.Memory) { m.Write(100, []byte(p)) } }
+	open := func(p string, oflags uint64) Errno {
+		got, err := h.call(t, idx["path_open"], []uint64{3, 1, 100, uint64(len(p)), oflags, rightFDRead | rightFDWrite, 0, 0, 200}, put(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Errno(got)
+	}
+	if e := open("missing/", oflagCreat); e != EISDIR {
+		t.Errorf("create missing/: errno %d, want EISDIR", e)
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "missing")); err == nil {
+		t.Error("create missing/ made a file")
+	}
+	if e := open("file/", 0); e != ENOTDIR {
+		t.Errorf("open file/: errno %d, want ENOTDIR", e)
+	}
+	got, _ := h.call(t, idx["path_create_directory"], []uint64{3, 100, 2}, put("d/"))
+	if Errno(got) != ESUCCESS {
+		t.Errorf("mkdir d/: errno %d", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sys/unix"
@@ -44,6 +45,10 @@ func JoinInMount(dir, name string) string {
 type target struct {
 	mount *mount
 	rel   string
+	// dirOnly records a trailing slash, which cleaning drops but POSIX
+	// gives meaning: the name must be a directory ("x/" with O_CREAT is
+	// EISDIR, a file "f/" is ENOTDIR).
+	dirOnly bool
 }
 
 // resolve reads the path argument of a path_* call and resolves it against
@@ -64,14 +69,25 @@ func (p *Process) resolve(m api.Memory, dirfd, ptr, n uint32) (target, Errno) {
 	if name == "" {
 		return target{}, ENOENT
 	}
-	return target{mount: d.mount, rel: JoinInMount(d.rel, name)}, ESUCCESS
+	t := target{mount: d.mount, rel: JoinInMount(d.rel, name)}
+	t.dirOnly = strings.HasSuffix(name, "/") && t.rel != "."
+	return t, ESUCCESS
+}
+
+// name is the path the kernel resolves: rel, with the trailing slash
+// restored.
+func (t target) name() string {
+	if t.dirOnly {
+		return t.rel + "/"
+	}
+	return t.rel
 }
 
 // open opens the target with openat2 beneath its mount root.
 func (t target) open(flags uint64, mode uint64) (int, error) {
 	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: resolveInMount}
 	for {
-		fd, err := unix.Openat2(t.mount.rootFD, t.rel, &how)
+		fd, err := unix.Openat2(t.mount.rootFD, t.name(), &how)
 		if err == unix.EINTR || err == unix.EAGAIN {
 			continue
 		}
@@ -93,7 +109,10 @@ func (t target) lookup(lookupflags uint32) (int, error) {
 // the final name, for the *at calls that act on a name without following it.
 func (t target) parent() (int, string, error) {
 	dir, base := path.Dir(t.rel), path.Base(t.rel)
-	fd, err := target{t.mount, dir}.open(unix.O_PATH|unix.O_DIRECTORY, 0)
+	fd, err := target{mount: t.mount, rel: dir}.open(unix.O_PATH|unix.O_DIRECTORY, 0)
+	if t.dirOnly {
+		base += "/"
+	}
 	return fd, base, err
 }
 
