@@ -12,21 +12,23 @@ import (
 	"time"
 
 	"github.com/compat-project/compat/adapters/python"
+	"github.com/compat-project/compat/adapters/redis"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/pipeline"
 )
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run [-suite python] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-out DIR]", stderr)
-	suites := fs.String("suite", "python", "suites to run, comma-separated (python)")
+	fs := newFlags("run", "run [-suite python,redis] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-out DIR]", stderr)
+	suites := fs.String("suite", "python", "suites to run, comma-separated (python, redis)")
 	targets := fs.String("target", "vkernel,reference", "targets, comma-separated: vkernel, reference")
 	reference := fs.String("reference", "docker", "how the reference runs: docker (a dockertest container) or local (the host's own build)")
 	profile := fs.String("profile", "quick", "quick (a dozen modules) or full (the whole suite)")
-	modules := fs.String("modules", "", "run these test modules instead of the profile's, comma-separated")
+	modules := fs.String("modules", "", "run these test modules (Redis: units) instead of the profile's, comma-separated")
 	out := fs.String("out", "out", "directory for JUnit files, run JSON and summary.md")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
 	key := fs.String("key", "", "private key to sign the run's megabinary (default: one generated for the run)")
 	pythonBuild := fs.String("python-build", "", "python.wasm build directory (default: the newest under the cache; make images builds it)")
+	redisBuild := fs.String("redis-build", "", "redis-server.wasm build directory (default: the newest under the cache; make images builds it)")
 	parallel := fs.Int("parallel", 2, "test modules run at once per target")
 	timeout := fs.Duration("timeout", 20*time.Minute, "limit for one test module")
 	rerun := fs.Bool("rerun", true, "rerun failed tests once to tell flaky ones")
@@ -58,8 +60,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 				}
 			}
 			cfg.Suites = append(cfg.Suites, &python.Harness{Build: build, Modules: mods, Parallel: *parallel, Timeout: *timeout, Rerun: *rerun})
+		case "redis":
+			build, err := redisBuildDir(*redisBuild)
+			if err != nil {
+				return fail(stderr, err)
+			}
+			units := split(*modules)
+			if len(units) == 0 {
+				if units, err = redis.Profile(*profile, build.SuiteDir()); err != nil {
+					return fail(stderr, err)
+				}
+			}
+			cfg.Suites = append(cfg.Suites, &redis.Harness{Build: build, Units: units, Parallel: *parallel, Timeout: *timeout})
 		default:
-			return fail(stderr, fmt.Errorf("-suite %q: unknown suite (known: python)", name))
+			return fail(stderr, fmt.Errorf("-suite %q: unknown suite (known: python, redis)", name))
 		}
 	}
 
@@ -88,6 +102,13 @@ func pythonBuildDir(dir string) (*python.Build, error) {
 		return python.OpenBuild(dir)
 	}
 	return python.LatestBuild(cacheRoot())
+}
+
+func redisBuildDir(dir string) (*redis.Build, error) {
+	if dir != "" {
+		return redis.OpenBuild(dir)
+	}
+	return redis.LatestBuild(cacheRoot())
 }
 
 func split(s string) []string {

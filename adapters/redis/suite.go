@@ -1,0 +1,190 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/runners/docker"
+	"github.com/compat-project/compat/runners/local"
+	vkrunner "github.com/compat-project/compat/runners/vkernel"
+	"github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/vkernel/megabinary"
+)
+
+// Build is a redis-server.wasm build made by images/redis/build-wasm.sh: a
+// directory holding redis-server.wasm, suite/ (runtest and tests/ of the
+// same source) and build-info.json.
+type Build struct {
+	Dir string
+	// Version is the Debian source version it was built from, such as
+	// "5:7.0.15-1~deb12u10".
+	Version string
+}
+
+// OpenBuild reads a build directory's build-info.json.
+func OpenBuild(dir string) (*Build, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
+	if err != nil {
+		return nil, fmt.Errorf("redis-server.wasm build: %w (run: make images)", err)
+	}
+	var info struct {
+		Source struct{ Version string } `json:"source"`
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return nil, fmt.Errorf("redis-server.wasm build %s: build-info.json: %w", dir, err)
+	}
+	b := &Build{Dir: dir, Version: info.Source.Version}
+	for _, f := range []string{b.Wasm(), filepath.Join(b.SuiteDir(), "tests", "test_helper.tcl")} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("redis-server.wasm build %s: %w (run: make images)", dir, err)
+		}
+	}
+	return b, nil
+}
+
+// LatestBuild finds the newest complete build under a cache root
+// (CACHE/redis-wasm/KEY, complete when it has a .done stamp).
+func LatestBuild(cache string) (*Build, error) {
+	dirs, _ := filepath.Glob(filepath.Join(cache, "redis-wasm", "*", ".done"))
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("no redis-server.wasm build under %s/redis-wasm (run: make images)", cache)
+	}
+	sort.Slice(dirs, func(i, j int) bool {
+		a, _ := os.Stat(dirs[i])
+		b, _ := os.Stat(dirs[j])
+		return a.ModTime().After(b.ModTime())
+	})
+	return OpenBuild(filepath.Dir(dirs[0]))
+}
+
+// Wasm is the server module.
+func (b *Build) Wasm() string { return filepath.Join(b.Dir, "redis-server.wasm") }
+
+// SuiteDir holds the Tcl suite (Options.Suite).
+func (b *Build) SuiteDir() string { return filepath.Join(b.Dir, "suite") }
+
+// ReferenceImage is the Docker image of Debian's native redis-server of
+// the same version (images/redis/build-image.sh): the tag is the version
+// without its epoch, '+' and '~' made '_'.
+func (b *Build) ReferenceImage() string {
+	v := b.Version
+	if _, after, ok := strings.Cut(v, ":"); ok {
+		v = after
+	}
+	return "compat/redis-reference:" + strings.NewReplacer("+", "_", "~", "_").Replace(v)
+}
+
+// Entry is the megabinary entry for the build: redis-server.wasm, reached
+// also through the hash of the host's native /usr/bin/redis-server when
+// present, with a writable root (its working directory), one listener and
+// outgoing connections to loopback (replication).
+func (b *Build) Entry() megabinary.SpecEntry {
+	e := megabinary.SpecEntry{
+		Name:  "redis-server",
+		Wasm:  b.Wasm(),
+		Paths: []string{"/usr/bin/redis-server"},
+		Resources: megabinary.Resources{
+			Mounts:    []megabinary.MountRule{{Guest: "/"}},
+			Listeners: 1,
+			Connect:   []string{"127.0.0.0/8"},
+		},
+	}
+	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
+		e.AliasFiles = []string{"/usr/bin/redis-server"}
+	}
+	return e
+}
+
+// Harness runs Redis' suite on the targets of one comparison.
+type Harness struct {
+	Build *Build
+	Units []string
+	// Parallel is how many units (each with its own server) run at once
+	// on each target.
+	Parallel int
+	// Timeout bounds one unit.
+	Timeout time.Duration
+}
+
+// Name implements the pipeline's suite: "redis".
+func (s *Harness) Name() string { return Suite }
+
+// Entries are the megabinary entries the vkernel target needs.
+func (s *Harness) Entries() []megabinary.SpecEntry { return []megabinary.SpecEntry{s.Build.Entry()} }
+
+// Target starts the named target for this suite: "vkernel" (the kernel
+// serves redis-server.wasm with scratch/root as its root and working
+// directory), or "reference" run by Docker (reference "docker": a
+// container per unit) or on the host ("local": /usr/bin/redis-server with
+// scratch/data as its directory). The suite reads nothing back from the
+// targets: the returned mount is scratch itself.
+func (s *Harness) Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error) {
+	work := runners.Mount{Host: scratch, Guest: scratch}
+	props := map[string]string{compat.PropVersionPrefix + "redis": s.Build.Version}
+	switch {
+	case kind == "vkernel":
+		root := filepath.Join(scratch, "root")
+		if err := os.MkdirAll(root, 0o777); err != nil {
+			return nil, work, err
+		}
+		t, err := vkrunner.New(vkrunner.Options{
+			Kernel:     k,
+			Mounts:     []runners.Mount{{Host: root, Guest: "/"}},
+			Programs:   map[string]string{"redis-server": s.Build.Wasm()},
+			Properties: props,
+		})
+		return t, work, err
+	case kind == "reference" && reference == "docker":
+		t, err := docker.New(ctx, docker.Options{Name: "reference", Image: s.Build.ReferenceImage(), Properties: props})
+		return t, work, err
+	case kind == "reference" && reference == "local":
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			return nil, work, fmt.Errorf("local reference: redis-server is not installed (apt-get install redis-server): %w", err)
+		}
+		t, err := local.New(local.Options{Name: "reference", Properties: props})
+		return t, work, err
+	}
+	return nil, work, fmt.Errorf("redis: unknown target %q (reference %q)", kind, reference)
+}
+
+// Run runs the suite's units on t, reporting each finished unit to
+// progress as one line.
+func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount, progress func(string)) (compat.Run, error) {
+	opts := Options{
+		Suite:    s.Build.SuiteDir(),
+		Units:    s.Units,
+		Server:   []string{"redis-server"},
+		Parallel: s.Parallel,
+		Timeout:  s.Timeout,
+		Progress: func(p Progress) {
+			if progress == nil {
+				return
+			}
+			line := fmt.Sprintf("%s %d/%d: pass %d, fail %d, error %d, skip %d (%s)", p.Unit, p.Done, p.Total,
+				p.Counts.Pass, p.Counts.Fail, p.Counts.Error, p.Counts.Skip, p.Elapsed.Round(10*time.Millisecond))
+			if p.Err != nil {
+				line += ": " + p.Err.Error()
+			}
+			progress(line)
+		},
+	}
+	if _, ok := t.(*local.Target); ok {
+		// The host's server writes its files (dump.rdb...) to scratch,
+		// not to the current directory.
+		data := filepath.Join(work.Host, "data")
+		if err := os.MkdirAll(data, 0o777); err != nil {
+			return compat.Run{}, err
+		}
+		opts.ServerArgs = []string{"--dir", data}
+	}
+	return Run(ctx, t, opts)
+}
