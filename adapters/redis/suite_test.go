@@ -1,0 +1,36 @@
+package redis
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpenBuild(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenBuild(dir); err == nil || !strings.Contains(err.Error(), "make images") {
+		t.Fatalf("empty dir: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(`{"source":{"version":"5:7.0.15-1~deb12u10"}}`), 0o644)
+	if _, err := OpenBuild(dir); err == nil || !strings.Contains(err.Error(), "redis-server.wasm") {
+		t.Fatalf("no wasm: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "redis-server.wasm"), []byte("\x00asm"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "suite", "tests"), 0o755)
+	os.WriteFile(filepath.Join(dir, "suite", "tests", "test_helper.tcl"), nil, 0o644)
+	b, err := OpenBuild(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.ReferenceImage(); got != "compat/redis-reference:7.0.15-1_deb12u10" {
+		t.Errorf("ReferenceImage = %q (images/redis/build-image.sh tags it 7.0.15-1_deb12u10)", got)
+	}
+	e := b.Entry()
+	if e.Name != "redis-server" || e.Wasm != b.Wasm() || e.Resources.Listeners != 1 || len(e.Resources.Mounts) != 1 {
+		t.Errorf("Entry = %+v", e)
+	}
+	if l, err := LatestBuild(t.TempDir()); err == nil {
+		t.Errorf("LatestBuild of an empty cache = %v", l)
+	}
+}
