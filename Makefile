@@ -19,7 +19,8 @@ include images/images.mk
 # The main job: images (cached), then vkernel vs reference for every suite,
 # diffed against baselines/. Exit 1 on regressions.
 run: build images
-	$(BIN) run -profile $(PROFILE) -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" -out $(OUT)
+	$(BIN) run -profile $(PROFILE) -suite python,redis -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
+	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" -out $(OUT)
 	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)
 
 # Images first, so the tests that need real builds (python.wasm, the
@@ -30,11 +31,13 @@ test: images
 test-unit: build lint
 	$(GO) test -count=1 -timeout 40m ./...
 
-# The quick profile on the real builds: python.wasm in the vkernel and
-# Debian's python3.11 in a dockertest container, against the committed
-# baselines; then every JUnit file against Jenkins' schema.
+# The quick profile on the real builds: python.wasm and redis-server.wasm
+# in the vkernel, Debian's python3.11 and redis-server in dockertest
+# containers, against the committed baselines; then every JUnit file
+# against Jenkins' schema.
 test-integration: build images
-	$(BIN) run -profile quick -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" -out $(OUT)/quick
+	$(BIN) run -profile quick -suite python,redis -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
+	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" -out $(OUT)/quick
 	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)/quick
 
 check-junit:
