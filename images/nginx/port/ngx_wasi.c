@@ -8,6 +8,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_event.h>
 
 
 /* the vkernel host module (vkernel/ABI.md) */
@@ -161,22 +162,50 @@ sigsuspend(const sigset_t *set)
 }
 
 
+/*
+ * The runner's environment, read once: nginx replaces environ with the
+ * "env" directives' variables before it runs its cycle.
+ */
+
+static char  *ngx_wasi_listen_fds;
+static char  *ngx_wasi_control_addr;
+static int    ngx_wasi_host_pid;
+
+
+static void
+ngx_wasi_read_env(void)
+{
+    static int   done;
+    char        *p;
+
+    if (done) {
+        return;
+    }
+
+    done = 1;
+
+    p = getenv("VKERNEL_LISTEN_FDS");
+    ngx_wasi_listen_fds = p ? strdup(p) : NULL;
+
+    p = getenv("NGX_WASI_CONTROL");
+    ngx_wasi_control_addr = p ? strdup(p) : NULL;
+
+    /*
+     * The host process that stands for this instance: the one a harness
+     * signals through the pid file.
+     */
+    p = getenv("VKERNEL_HOST_PID");
+    ngx_wasi_host_pid = p ? atoi(p) : 0;
+}
+
+
 pid_t
 ngx_wasi_getpid(void)
 {
-    char  *p;
-    int    pid;
+    ngx_wasi_read_env();
 
-    /*
-     * The runner may say which host process stands for this instance
-     * (the one that a harness signals through the pid file).
-     */
-    p = getenv("VKERNEL_HOST_PID");
-    if (p) {
-        pid = atoi(p);
-        if (pid > 0) {
-            return pid;
-        }
+    if (ngx_wasi_host_pid > 0) {
+        return ngx_wasi_host_pid;
     }
 
     return getpid();
@@ -507,6 +536,9 @@ static int  ngx_wasi_listener_fd[NGX_WASI_MAX_LISTENERS];
 static int  ngx_wasi_listener_taken[NGX_WASI_MAX_LISTENERS];
 
 
+static int ngx_wasi_control_fd(void);
+
+
 static void
 ngx_wasi_read_listeners(void)
 {
@@ -515,7 +547,9 @@ ngx_wasi_read_listeners(void)
 
     ngx_wasi_nlisteners = 0;
 
-    p = getenv("VKERNEL_LISTEN_FDS");
+    ngx_wasi_read_env();
+
+    p = ngx_wasi_listen_fds;
     if (p == NULL) {
         return;
     }
@@ -574,7 +608,9 @@ ngx_wasi_listener(struct sockaddr *sa, socklen_t socklen)
         }
 
         for (i = 0; i < ngx_wasi_nlisteners; i++) {
-            if (ngx_wasi_listener_taken[i]) {
+            if (ngx_wasi_listener_taken[i]
+                || ngx_wasi_listener_fd[i] == ngx_wasi_control_fd())
+            {
                 continue;
             }
 
@@ -677,4 +713,169 @@ gethostname(char *name, size_t len)
     ngx_cpystrn((u_char *) name, (u_char *) h, len);
 
     return 0;
+}
+
+
+
+/*
+ * Signals. The vkernel delivers none, so the runner sends them over a
+ * control listener it hands over like the others and names in
+ * NGX_WASI_CONTROL ("127.0.0.1:PORT"): it connects and writes one letter
+ * per signal, Q (QUIT), T (TERM/INT), H (HUP), U (USR1), which set the
+ * flags nginx's signal handler sets. The cycle acts on them after the
+ * event that read them, as after a real signal.
+ */
+
+static int
+ngx_wasi_control_fd(void)
+{
+    static int  fd = -2;
+    int         i;
+    char        text[64], want[64];
+    uint32_t    tlen, port;
+
+    if (fd != -2) {
+        return fd;
+    }
+
+    fd = -1;
+
+    ngx_wasi_read_env();
+
+    if (ngx_wasi_control_addr == NULL) {
+        return fd;
+    }
+
+    if (ngx_wasi_nlisteners < 0) {
+        ngx_wasi_read_listeners();
+    }
+
+    for (i = 0; i < ngx_wasi_nlisteners; i++) {
+        if (ngx_wasi_sock_local_addr(ngx_wasi_listener_fd[i], text,
+                                     sizeof(text) - 1, &tlen, &port)
+            != 0)
+        {
+            continue;
+        }
+
+        text[tlen] = '\0';
+        ngx_sprintf((u_char *) want, "%s:%uD%Z", text, port);
+
+        if (strcmp(want, ngx_wasi_control_addr) == 0) {
+            fd = ngx_wasi_listener_fd[i];
+            break;
+        }
+    }
+
+    return fd;
+}
+
+
+static void
+ngx_wasi_control_read(ngx_event_t *rev)
+{
+    u_char             buf[16];
+    ssize_t            n, i;
+    ngx_connection_t  *c;
+
+    c = rev->data;
+
+    for ( ;; ) {
+        n = recv(c->fd, buf, sizeof(buf), 0);
+
+        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+            return;
+        }
+
+        if (n <= 0) {
+            break;
+        }
+
+        for (i = 0; i < n; i++) {
+            switch (buf[i]) {
+            case 'Q':
+                ngx_quit = 1;
+                break;
+            case 'T':
+                ngx_terminate = 1;
+                break;
+            case 'H':
+                ngx_reconfigure = 1;
+                break;
+            case 'U':
+                ngx_reopen = 1;
+                break;
+            }
+        }
+    }
+
+    ngx_close_connection(c);
+}
+
+
+static void
+ngx_wasi_control_accept(ngx_event_t *ev)
+{
+    int                s;
+    ngx_connection_t  *lc, *c;
+
+    lc = ev->data;
+
+    for ( ;; ) {
+        s = accept4(lc->fd, NULL, NULL, SOCK_NONBLOCK);
+        if (s == -1) {
+            return;
+        }
+
+        c = ngx_get_connection(s, ev->log);
+        if (c == NULL) {
+            close(s);
+            return;
+        }
+
+        c->read->handler = ngx_wasi_control_read;
+        c->read->log = ev->log;
+
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_close_connection(c);
+            return;
+        }
+
+        ngx_wasi_control_read(c->read);
+    }
+}
+
+
+ngx_int_t
+ngx_wasi_control_init(ngx_cycle_t *cycle)
+{
+    int                fd;
+    ngx_connection_t  *c;
+
+    fd = ngx_wasi_control_fd();
+    if (fd == -1) {
+        return NGX_OK;
+    }
+
+    if (ngx_nonblocking(fd) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                      ngx_nonblocking_n " of the control listener failed");
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, cycle->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->read->handler = ngx_wasi_control_accept;
+    c->read->log = cycle->log;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

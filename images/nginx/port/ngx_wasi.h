@@ -262,6 +262,11 @@ int chmod(const char *path, mode_t mode);
 char *realpath(const char *path, char *resolved);
 
 
+/* signals from the runner over its control listener (NGX_WASI_CONTROL) */
+struct ngx_cycle_s;
+intptr_t ngx_wasi_control_init(struct ngx_cycle_s *cycle);
+
+
 /* the pid nginx writes to its pid file: the runner's host pid if it says */
 pid_t ngx_wasi_getpid(void);
 

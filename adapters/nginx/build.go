@@ -1,0 +1,158 @@
+// Package nginx runs NGINX test suites against nginx.wasm in the vkernel
+// and against Debian's native nginx in the reference image.
+//
+// Harnesses of NGINX suites start nginx themselves, as a program given in
+// TEST_NGINX_BINARY: the adapter gives them the shim (ShimMain), a host
+// program that runs nginx.wasm in the vkernel with a native nginx's
+// command line, listening sockets, pid file and signals. Two harnesses:
+//
+//   - OpenResty's Test::Nginx (Test::Nginx::Socket) driving the .t files of
+//     the nginx modules Debian packages (echo, headers-more, set-misc);
+//     its TAP output is parsed per test (ParseTAP). This is what CI runs.
+//   - nginx-tests, upstream's own suite (lib/Test/Nginx.pm), from a
+//     checkout the user points at: the same shim, in nginx-tests' terms.
+package nginx
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/compat-project/compat/vkernel/megabinary"
+)
+
+// SuiteName is the suite's name in reports and baselines.
+const SuiteName = "nginx"
+
+// Build is an nginx.wasm build made by images/nginx/build-wasm.sh: a
+// directory holding nginx.wasm and build-info.json.
+type Build struct {
+	Dir string
+	// Version is the Debian source version it was built from, such as
+	// "1.22.1-9+deb12u9".
+	Version string
+}
+
+// OpenBuild reads a build directory's build-info.json.
+func OpenBuild(dir string) (*Build, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
+	if err != nil {
+		return nil, fmt.Errorf("nginx.wasm build: %w (run: make -f images/images.mk nginx-wasm)", err)
+	}
+	var info struct {
+		Source struct{ Version string } `json:"source"`
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return nil, fmt.Errorf("nginx.wasm build %s: build-info.json: %w", dir, err)
+	}
+	b := &Build{Dir: dir, Version: info.Source.Version}
+	if _, err := os.Stat(b.Wasm()); err != nil {
+		return nil, fmt.Errorf("nginx.wasm build %s: %w (run: make -f images/images.mk nginx-wasm)", dir, err)
+	}
+	return b, nil
+}
+
+// LatestBuild finds the newest complete build under a cache root
+// (CACHE/nginx-wasm/KEY, complete when it has a .done stamp).
+func LatestBuild(cache string) (*Build, error) {
+	stamps, _ := filepath.Glob(filepath.Join(cache, "nginx-wasm", "*", ".done"))
+	if len(stamps) == 0 {
+		return nil, fmt.Errorf("no nginx.wasm build under %s/nginx-wasm (run: make -f images/images.mk nginx-wasm)", cache)
+	}
+	sort.Slice(stamps, func(i, j int) bool {
+		a, _ := os.Stat(stamps[i])
+		b, _ := os.Stat(stamps[j])
+		return a.ModTime().After(b.ModTime())
+	})
+	return OpenBuild(filepath.Dir(stamps[0]))
+}
+
+// Wasm is the nginx module.
+func (b *Build) Wasm() string { return filepath.Join(b.Dir, "nginx.wasm") }
+
+// ReferenceImage is the Docker image of Debian's native nginx of the same
+// version (images/nginx/build-image.sh).
+func (b *Build) ReferenceImage() string {
+	return "compat/nginx-reference:" + strings.NewReplacer("+", "_", "~", "_", ":", "-").Replace(b.Version)
+}
+
+// MaxListeners is how many listening sockets an instance may be handed.
+const MaxListeners = 16
+
+// Entry is the megabinary entry for the build: nginx.wasm with any mount
+// (the shim mounts the test's own directories) and up to MaxListeners
+// listeners.
+func (b *Build) Entry() megabinary.SpecEntry {
+	return megabinary.SpecEntry{
+		Name: "nginx",
+		Wasm: b.Wasm(),
+		Resources: megabinary.Resources{
+			Mounts:    []megabinary.MountRule{{Guest: "/"}},
+			Listeners: MaxListeners,
+		},
+	}
+}
+
+// Shim is a prepared TEST_NGINX_BINARY: an executable script named nginx
+// that runs ShimMain with the environment it needs, and the signed
+// megabinary it runs.
+type Shim struct {
+	// Binary is the script, to give harnesses as TEST_NGINX_BINARY.
+	Binary string
+	// Megabinary is the signed megabinary holding the build's entry.
+	Megabinary string
+	// Digest is the megabinary's digest.
+	Digest string
+}
+
+// PrepareShim writes into dir (which must exist) a megabinary holding only
+// b's entry, signed with a key made for it, and the script nginx that runs
+// self (the command that calls ShimMain, such as {"/usr/bin/compat",
+// "nginx-shim"}) with the shim's environment set. cache is the AOT cache
+// root ("" compiles on every start).
+func PrepareShim(dir string, b *Build, self []string, cache string) (*Shim, error) {
+	if len(self) == 0 {
+		return nil, fmt.Errorf("nginx shim: no command to run it")
+	}
+	spec := megabinary.Spec{Entries: []megabinary.SpecEntry{b.Entry()}}
+	f, err := spec.Build()
+	if err != nil {
+		return nil, fmt.Errorf("nginx shim: building the megabinary: %w", err)
+	}
+	key := filepath.Join(dir, "shim-key")
+	if _, err := megabinary.GenerateKey(key); err != nil {
+		return nil, fmt.Errorf("nginx shim: %w", err)
+	}
+	priv, err := megabinary.ReadPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("nginx shim: %w", err)
+	}
+	f.Sign(priv)
+	mb := filepath.Join(dir, "nginx.vkmb")
+	if err := f.WriteFile(mb); err != nil {
+		return nil, fmt.Errorf("nginx shim: %w", err)
+	}
+	var sb strings.Builder
+	sb.WriteString("#!/bin/sh\n# nginx.wasm in the vkernel with a native nginx's command line (compat adapters/nginx).\n")
+	for _, kv := range [][2]string{{EnvMegabinary, mb}, {EnvPubkey, key + ".pub"}, {EnvWasm, b.Wasm()}, {EnvCache, cache}} {
+		fmt.Fprintf(&sb, "%s=%s\nexport %s\n", kv[0], shellQuote(kv[1]), kv[0])
+	}
+	sb.WriteString("exec")
+	for _, a := range self {
+		sb.WriteString(" " + shellQuote(a))
+	}
+	sb.WriteString(" \"$@\"\n")
+	bin := filepath.Join(dir, "nginx")
+	if err := os.WriteFile(bin, []byte(sb.String()), 0o755); err != nil {
+		return nil, fmt.Errorf("nginx shim: %w", err)
+	}
+	return &Shim{Binary: bin, Megabinary: mb, Digest: f.Digest()}, nil
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

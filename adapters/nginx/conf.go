@@ -1,0 +1,198 @@
+package nginx
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// directive is one simple directive of an nginx configuration: its name,
+// its arguments and how deep in blocks it stands (0: main context).
+type directive struct {
+	name  string
+	args  []string
+	depth int
+}
+
+// parseConf splits an nginx configuration into its simple directives. It
+// knows what the shim needs: comments, quoting, escapes, blocks. It does
+// not follow "include" and does not expand variables (harnesses write them
+// out already).
+func parseConf(text string) ([]directive, error) {
+	var (
+		out   []directive
+		words []string
+		depth int
+		line  = 1
+	)
+	i := 0
+	for i < len(text) {
+		c := text[i]
+		switch {
+		case c == '\n':
+			line++
+			i++
+		case c == ' ' || c == '\t' || c == '\r':
+			i++
+		case c == '#':
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		case c == ';':
+			if len(words) > 0 {
+				out = append(out, directive{name: words[0], args: words[1:], depth: depth})
+			}
+			words = nil
+			i++
+		case c == '{':
+			// A block directive ("http", "location /x"): its name is not
+			// needed, only the depth.
+			words = nil
+			depth++
+			i++
+		case c == '}':
+			if depth == 0 {
+				return nil, fmt.Errorf("line %d: unexpected \"}\"", line)
+			}
+			words = nil
+			depth--
+			i++
+		case c == '"' || c == '\'':
+			var b strings.Builder
+			i++
+			for i < len(text) && text[i] != c {
+				if text[i] == '\\' && i+1 < len(text) {
+					i++
+				}
+				if text[i] == '\n' {
+					line++
+				}
+				b.WriteByte(text[i])
+				i++
+			}
+			if i == len(text) {
+				return nil, fmt.Errorf("line %d: unterminated quoted string", line)
+			}
+			i++
+			words = append(words, b.String())
+		default:
+			start := i
+			// Inside a word "#" and quotes are plain characters, as for nginx.
+			for i < len(text) && !strings.ContainsRune(" \t\r\n;{}", rune(text[i])) {
+				switch {
+				case text[i] == '\\' && i+1 < len(text):
+					i += 2
+				case text[i] == '$' && i+1 < len(text) && text[i+1] == '{':
+					// "${var}": braces that are no block, as nginx reads them
+					for i < len(text) && text[i] != '}' {
+						i++
+					}
+					if i < len(text) {
+						i++
+					}
+				default:
+					i++
+				}
+			}
+			words = append(words, text[start:i])
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("unexpected end of file: %d block(s) not closed", depth)
+	}
+	if len(words) > 0 {
+		return nil, fmt.Errorf("unexpected end of file: directive %q has no \";\"", words[0])
+	}
+	return out, nil
+}
+
+// serverConf is what the shim reads from an nginx configuration and the
+// -g directives before it starts the instance.
+type serverConf struct {
+	// Daemon is the "daemon" setting (nginx's default: on).
+	Daemon bool
+	// Pid is the "pid" path as written, "" when not set.
+	Pid string
+	// Listen holds the host addresses to listen on, one per distinct
+	// "listen" socket, in order ("127.0.0.1:1984").
+	Listen []string
+}
+
+// readServerConf reads the settings of conf and globals (-g), which nginx
+// parses as part of the main context.
+func readServerConf(conf, globals string) (*serverConf, error) {
+	sc := &serverConf{Daemon: true}
+	seen := map[string]bool{}
+	for _, text := range []string{conf, globals} {
+		ds, err := parseConf(text)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			switch {
+			case d.name == "daemon" && d.depth == 0 && len(d.args) == 1:
+				sc.Daemon = d.args[0] == "on"
+			case d.name == "pid" && d.depth == 0 && len(d.args) == 1:
+				sc.Pid = d.args[0]
+			case d.name == "listen" && len(d.args) > 0:
+				addr, err := listenAddr(d.args[0])
+				if err != nil {
+					return nil, err
+				}
+				if addr != "" && !seen[addr] {
+					seen[addr] = true
+					sc.Listen = append(sc.Listen, addr)
+				}
+			}
+		}
+	}
+	return sc, nil
+}
+
+// listenAddr turns the address of a "listen" directive into the loopback
+// address the host listens on for it: a wildcard or a bare port is
+// 127.0.0.1 (the port's nginx matches a wildcard listen to a handed-over
+// socket by port), "localhost" is 127.0.0.1, and an address that is not
+// loopback is refused: test instances listen on loopback only. UNIX
+// sockets give "" (the wasm build has none).
+func listenAddr(arg string) (string, error) {
+	if strings.HasPrefix(arg, "unix:") {
+		return "", nil
+	}
+	host, port := "", ""
+	switch {
+	case strings.HasPrefix(arg, "["):
+		end := strings.Index(arg, "]")
+		if end < 0 {
+			return "", fmt.Errorf("listen %q: no \"]\"", arg)
+		}
+		host = arg[1:end]
+		port = strings.TrimPrefix(arg[end+1:], ":")
+	case strings.Contains(arg, ":"):
+		host, port, _ = strings.Cut(arg, ":")
+	default:
+		if _, err := strconv.Atoi(arg); err == nil {
+			port = arg
+		} else {
+			host = arg
+		}
+	}
+	if port == "" {
+		port = "80"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return "", fmt.Errorf("listen %q: bad port %q", arg, port)
+	}
+	switch host {
+	case "", "*", "0.0.0.0", "localhost":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", fmt.Errorf("listen %q: only loopback addresses can be served here (want 127.0.0.1, [::1], a bare port or a wildcard)", arg)
+	}
+	return net.JoinHostPort(ip.String(), port), nil
+}

@@ -1,0 +1,78 @@
+package nginx
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestReadServerConf(t *testing.T) {
+	conf := `
+# Test::Nginx writes configurations like this one
+worker_processes  1;
+daemon off;   # a comment; with "quotes" {and braces}
+master_process off;
+pid       /tmp/servroot/logs/nginx.pid;
+http {
+    server {
+        listen          1984;
+        server_name     'localhost';
+        location /a { echo "listen 9999;"; set $x "${arg_y}z"; }
+        location ~ ^/b#c { return 200 'x;y'; }
+    }
+    server { listen 127.0.0.1:1985 default_server; listen [::1]:1986; listen unix:/tmp/s.sock; }
+    server { listen localhost:1984; listen *:1987; }
+}
+`
+	sc, err := readServerConf(conf, "pid logs/other.pid; daemon on;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &serverConf{
+		Daemon: true, // -g comes after the file
+		Pid:    "logs/other.pid",
+		Listen: []string{"127.0.0.1:1984", "127.0.0.1:1985", "[::1]:1986", "127.0.0.1:1987"},
+	}
+	if !reflect.DeepEqual(sc, want) {
+		t.Errorf("readServerConf = %+v, want %+v", sc, want)
+	}
+	if sc, _ := readServerConf("events {}", ""); !sc.Daemon || sc.Pid != "" || len(sc.Listen) != 0 {
+		t.Errorf("defaults: %+v, want daemon on, no pid, no listeners", sc)
+	}
+}
+
+func TestReadServerConfErrors(t *testing.T) {
+	for conf, want := range map[string]string{
+		"http { server { listen 10.1.2.3:80; } }": "only loopback",
+		"http { server { listen 1984; }":           "not closed",
+		"daemon off":                               `"daemon" has no ";"`,
+		"}":                                        `unexpected "}"`,
+		`return 200 "x;`:                           "unterminated",
+		"listen 127.0.0.1:99999;":                  "bad port",
+	} {
+		_, err := readServerConf(conf, "")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("readServerConf(%q) = %v, want an error with %q", conf, err, want)
+		}
+	}
+}
+
+func TestParseCmdline(t *testing.T) {
+	c, err := parseCmdline([]string{"-p", "/srv/t", "-c", "conf/nginx.conf", "-e", "error.log", "-g", "pid x.pid;"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.prefix != "/srv/t/" || c.conf != "/srv/t/conf/nginx.conf" || c.globals != "pid x.pid;" || c.info {
+		t.Errorf("parseCmdline = %+v", c)
+	}
+	c, err = parseCmdline([]string{"-p/srv/", "-c/etc/n.conf", "-qt"})
+	if err != nil || c.prefix != "/srv/" || c.conf != "/etc/n.conf" || !c.info {
+		t.Errorf("joined forms: %+v, %v", c, err)
+	}
+	if _, err := parseCmdline([]string{"-x"}); err == nil {
+		t.Error("-x: no error")
+	}
+	if _, err := parseCmdline([]string{"-c"}); err == nil || !strings.Contains(err.Error(), "requires file name") {
+		t.Errorf("-c without a value: %v", err)
+	}
+}

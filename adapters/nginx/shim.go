@@ -1,0 +1,502 @@
+package nginx
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/vkernel/megabinary"
+	"golang.org/x/sys/unix"
+)
+
+// The environment of the shim (see ShimMain).
+const (
+	// EnvMegabinary is the signed megabinary holding the nginx entry.
+	EnvMegabinary = "COMPAT_NGINX_MEGABINARY"
+	// EnvPubkey is the public key file the megabinary is signed with.
+	EnvPubkey = "COMPAT_NGINX_PUBKEY"
+	// EnvWasm is the nginx.wasm file the exec is routed by.
+	EnvWasm = "COMPAT_NGINX_WASM"
+	// EnvCache is the AOT compilation cache root (optional).
+	EnvCache = "COMPAT_CACHE"
+	// EnvMounts lists extra mounts, "GUEST=HOST" separated by commas
+	// (optional).
+	EnvMounts = "COMPAT_NGINX_MOUNTS"
+
+	// envChild marks the background process of "daemon on".
+	envChild = "COMPAT_NGINX_SHIM_CHILD"
+)
+
+// Compiled-in defaults of nginx.wasm (images/nginx/build-wasm.sh), which
+// are Debian's.
+const (
+	defaultPrefix = "/usr/share/nginx/"
+	defaultConf   = "/etc/nginx/nginx.conf"
+	defaultPid    = "/run/nginx.pid"
+	// tempGuest holds the compiled-in temp paths (/var/lib/nginx/body...).
+	tempGuest = "/var/lib/nginx"
+)
+
+// startTimeout bounds how long the foreground process of "daemon on" waits
+// for the instance to write its pid file.
+const startTimeout = 30 * time.Second
+
+// ShimMain runs nginx.wasm in the vkernel as a native nginx binary runs,
+// for harnesses that start nginx themselves (Test::Nginx, nginx-tests:
+// their TEST_NGINX_BINARY). args are nginx's own command-line arguments
+// (-p, -c, -e, -g, -t, -T, -q, -v, -V, -s). It returns the exit status.
+//
+// What a native nginx does and the shim stands in for:
+//   - listening: every "listen" address of the configuration (and -g) is
+//     bound on the host, on loopback, and handed to the instance, which
+//     matches the sockets to its directives by address;
+//   - "daemon on" (nginx's default): the shim starts itself again in the
+//     background, waits until the instance has written its pid file, and
+//     exits 0, or with the instance's status if it stops first;
+//   - the pid file holds the pid of the shim process that runs the
+//     instance (nginx.wasm writes VKERNEL_HOST_PID), and signals sent to
+//     it reach the instance: the shim passes QUIT, TERM, INT, HUP and USR1
+//     on over a control listener (NGX_WASI_CONTROL), and nginx acts on
+//     them as its single-process cycle does on the real signals (QUIT and
+//     TERM exit and remove the pid file, HUP re-reads the configuration,
+//     USR1 reopens the logs). An instance that has not exited 10 s after
+//     QUIT or TERM is ended;
+//   - -s stop|quit|reload|reopen signals the pid in the pid file.
+//
+// The guest sees the prefix directory, the configuration's directory and
+// the extra mounts (EnvMounts) at their host paths, and a private
+// directory at /var/lib/nginx for the compiled-in temp paths.
+//
+// self is the command that runs the shim again with nginx's arguments
+// appended, such as {"/usr/bin/compat", "nginx-shim"}: "daemon on" needs it.
+func ShimMain(self, args []string, stdout, stderr io.Writer) int {
+	s := &shim{self: self, stdout: stdout, stderr: stderr}
+	if err := s.main(args); err != nil {
+		var ex exitError
+		if errors.As(err, &ex) {
+			return int(ex)
+		}
+		fmt.Fprintf(stderr, "nginx: [emerg] %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// exitError is an exit status to pass on without a message.
+type exitError int
+
+func (e exitError) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+
+type shim struct {
+	self           []string
+	stdout, stderr io.Writer
+}
+
+// cmdline is nginx's command line as the shim reads it.
+type cmdline struct {
+	args    []string // as given, passed on to nginx.wasm
+	prefix  string   // -p, or the compiled-in prefix
+	conf    string   // -c resolved against the prefix
+	globals string   // -g
+	signal  string   // -s
+	info    bool     // -v, -V, -h, -?, -t, -T: runs to completion, no listeners
+}
+
+// parseCmdline reads nginx's options, in either form ("-p DIR", "-pDIR").
+func parseCmdline(args []string) (*cmdline, error) {
+	c := &cmdline{args: args, prefix: defaultPrefix}
+	conf := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' {
+			return nil, fmt.Errorf("invalid option: %q", a)
+		}
+		for j := 1; j < len(a); j++ {
+			switch opt := a[j]; opt {
+			case 'v', 'V', 'h', '?', 't', 'T':
+				c.info = true
+			case 'q':
+			case 'p', 'c', 'e', 'g', 's':
+				val := a[j+1:]
+				if val == "" {
+					if i+1 >= len(args) {
+						return nil, fmt.Errorf("option \"-%c\" requires %s", opt, map[byte]string{'p': "directory name", 'c': "file name", 'e': "file name", 'g': "parameter", 's': "parameter"}[opt])
+					}
+					i++
+					val = args[i]
+				}
+				switch opt {
+				case 'p':
+					c.prefix = val
+				case 'c':
+					conf = val
+				case 'g':
+					c.globals = val
+				case 's':
+					c.signal = val
+				}
+				j = len(a)
+			default:
+				return nil, fmt.Errorf("invalid option: \"%s\"", a[j:])
+			}
+		}
+	}
+	if !strings.HasSuffix(c.prefix, "/") {
+		c.prefix += "/"
+	}
+	switch {
+	case conf == "":
+		c.conf = defaultConf
+	case filepath.IsAbs(conf):
+		c.conf = conf
+	default:
+		c.conf = filepath.Join(c.prefix, conf)
+	}
+	return c, nil
+}
+
+// inPrefix resolves a path of the configuration as nginx does.
+func (c *cmdline) inPrefix(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.prefix, p)
+}
+
+func (s *shim) main(args []string) error {
+	cl, err := parseCmdline(args)
+	if err != nil {
+		return err
+	}
+	if cl.info {
+		return s.run(cl, nil)
+	}
+	text, err := os.ReadFile(cl.conf)
+	if err != nil {
+		return fmt.Errorf("open() %q failed: %w", cl.conf, err)
+	}
+	sc, err := readServerConf(string(text), cl.globals)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cl.conf, err)
+	}
+	pidFile := cl.inPrefix(defaultPid)
+	if sc.Pid != "" {
+		pidFile = cl.inPrefix(sc.Pid)
+	}
+	if cl.signal != "" {
+		return s.signal(cl.signal, pidFile)
+	}
+	if sc.Daemon && os.Getenv(envChild) == "" {
+		return s.daemon(args, pidFile)
+	}
+	return s.run(cl, &server{conf: sc, pidFile: pidFile})
+}
+
+// server is what a serving instance needs beyond its command line.
+type server struct {
+	conf    *serverConf
+	pidFile string
+}
+
+// signal is "nginx -s": it signals the pid in the pid file.
+func (s *shim) signal(name, pidFile string) error {
+	sig, ok := map[string]syscall.Signal{"stop": syscall.SIGTERM, "quit": syscall.SIGQUIT, "reopen": syscall.SIGUSR1, "reload": syscall.SIGHUP}[name]
+	if !ok {
+		return fmt.Errorf("invalid option: \"-s %s\"", name)
+	}
+	pid, err := readPid(pidFile)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("kill(%d, %d) failed: %w", pid, sig, err)
+	}
+	return nil
+}
+
+func readPid(pidFile string) (int, error) {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, fmt.Errorf("open() %q failed: %w", pidFile, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("invalid PID number %q in %q", strings.TrimSpace(string(data)), pidFile)
+	}
+	return pid, nil
+}
+
+// daemon starts the shim again in its own session and waits until the
+// instance has written its pid (the child's) to the pid file.
+func (s *shim) daemon(args []string, pidFile string) error {
+	if len(s.self) == 0 {
+		return errors.New(`"daemon on" needs the shim's own command (ShimMain's self)`)
+	}
+	cmd := exec.Command(s.self[0], append(append([]string(nil), s.self[1:]...), args...)...)
+	cmd.Env = append(os.Environ(), envChild+"=1")
+	// The child keeps stderr until the instance runs, as nginx does before
+	// it redirects stderr to its error log; stdout is dropped.
+	cmd.Stderr = s.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the background instance (%s): %w", s.self[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	want := cmd.Process.Pid
+	deadline := time.After(startTimeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return exitError(ee.ExitCode())
+			}
+			if err != nil {
+				return err
+			}
+			return exitError(1)
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("the instance did not write its pid %d to %s in %s", want, pidFile, startTimeout)
+		case <-tick.C:
+			if pid, err := readPid(pidFile); err == nil && pid == want {
+				// Detach: the child runs on after this process exits.
+				_ = cmd.Process.Release()
+				return nil
+			}
+		}
+	}
+}
+
+// config is the shim's environment.
+type config struct {
+	megabinary, wasm, cache string
+	pub                     ed25519.PublicKey
+	mounts                  []vkernel.Mount
+}
+
+func readConfig() (*config, error) {
+	c := &config{megabinary: os.Getenv(EnvMegabinary), wasm: os.Getenv(EnvWasm), cache: os.Getenv(EnvCache)}
+	for _, v := range []struct{ name, val string }{{EnvMegabinary, c.megabinary}, {EnvPubkey, os.Getenv(EnvPubkey)}, {EnvWasm, c.wasm}} {
+		if v.val == "" {
+			return nil, fmt.Errorf("the vkernel shim needs %s in its environment", v.name)
+		}
+	}
+	pub, err := megabinary.ReadPublicKey(os.Getenv(EnvPubkey))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvPubkey, err)
+	}
+	c.pub = pub
+	if m := os.Getenv(EnvMounts); m != "" {
+		for _, kv := range strings.Split(m, ",") {
+			guest, host, ok := strings.Cut(kv, "=")
+			if !ok || !filepath.IsAbs(guest) || !filepath.IsAbs(host) {
+				return nil, fmt.Errorf("%s: %q is not GUEST=HOST with absolute paths", EnvMounts, kv)
+			}
+			c.mounts = append(c.mounts, vkernel.Mount{Guest: guest, Host: host})
+		}
+	}
+	return c, nil
+}
+
+// addMount adds dir at its own path unless a mount already holds it.
+func addMount(mounts []vkernel.Mount, dir string) []vkernel.Mount {
+	dir = filepath.Clean(dir)
+	if _, ok := vkernel.HostPath(mounts, dir); ok {
+		return mounts
+	}
+	return append(mounts, vkernel.Mount{Guest: dir, Host: dir})
+}
+
+// run runs one instance in the foreground: to completion for -v/-t and
+// the like (srv nil), or serving until it exits or is signalled.
+func (s *shim) run(cl *cmdline, srv *server) error {
+	cfg, err := readConfig()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	mounts := cfg.mounts
+	if srv != nil {
+		for _, addr := range srv.conf.Listen {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("bind() to %s failed: %w", addr, err)
+			}
+			listeners = append(listeners, l)
+		}
+	}
+	if st, err := os.Stat(cl.prefix); err == nil && st.IsDir() {
+		mounts = addMount(mounts, cl.prefix)
+	}
+	if st, err := os.Stat(filepath.Dir(cl.conf)); err == nil && st.IsDir() {
+		mounts = addMount(mounts, filepath.Dir(cl.conf))
+	}
+	if _, ok := vkernel.HostPath(mounts, tempGuest); !ok {
+		tmp, err := os.MkdirTemp("", "compat-nginx-var-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		mounts = append(mounts, vkernel.Mount{Guest: tempGuest, Host: tmp})
+	}
+
+	k, err := vkernel.Open(ctx, cfg.megabinary, vkernel.Options{TrustedKeys: []ed25519.PublicKey{cfg.pub}, CacheDir: cfg.cache})
+	if err != nil {
+		return fmt.Errorf("opening the megabinary %s: %w", cfg.megabinary, err)
+	}
+	defer k.Close(context.Background())
+
+	// Signals reach the instance over a control listener: the shim
+	// connects and writes a letter (images/nginx/port/ngx_wasi.c).
+	env := []string{"VKERNEL_HOST_PID=" + strconv.Itoa(os.Getpid())}
+	var forced atomic.Bool
+	if srv != nil {
+		control, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("control listener: %w", err)
+		}
+		listeners = append(listeners, control)
+		env = append(env, "NGX_WASI_CONTROL="+control.Addr().String())
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+		defer signal.Stop(sigs)
+		go s.forward(ctx, sigs, control.Addr().String(), func() {
+			forced.Store(true)
+			cancel()
+		})
+	}
+
+	if srv != nil && os.Getenv(envChild) != "" {
+		go detachStderr(ctx, srv.pidFile)
+	}
+
+	res, err := k.Exec(ctx, vkernel.Request{
+		Path:      cfg.wasm,
+		Args:      append([]string{"nginx"}, cl.args...),
+		Env:       env,
+		Stdout:    s.stdout,
+		Stderr:    s.stderr,
+		Mounts:    mounts,
+		Listeners: listeners,
+	})
+	if forced.Load() {
+		// The instance did not stop by itself in time and was ended: do
+		// what nginx does when it exits, remove its pid file.
+		if pid, perr := readPid(srv.pidFile); perr == nil && pid == os.Getpid() {
+			os.Remove(srv.pidFile)
+		}
+		return nil
+	}
+	var trap *vkernel.TrapError
+	switch {
+	case errors.As(err, &trap):
+		fmt.Fprintf(s.stderr, "nginx: [alert] nginx.wasm trapped: %v\n", trap.Err)
+		return exitError(134)
+	case err != nil:
+		return err
+	}
+	if res.ExitCode != 0 {
+		return exitError(int(res.ExitCode))
+	}
+	return nil
+}
+
+// stopGrace is how long an instance may take to exit after QUIT or TERM
+// before the shim ends it.
+const stopGrace = 10 * time.Second
+
+// forward sends the signals that arrive on sigs to the instance over its
+// control listener at addr. After QUIT, TERM or INT it calls stop if the
+// instance has not exited within stopGrace (or the letter could not be
+// sent).
+func (s *shim) forward(ctx context.Context, sigs <-chan os.Signal, addr string, stop func()) {
+	letters := map[os.Signal]byte{syscall.SIGQUIT: 'Q', syscall.SIGTERM: 'T', syscall.SIGINT: 'T', syscall.SIGHUP: 'H', syscall.SIGUSR1: 'U'}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigs:
+			letter := letters[sig]
+			err := sendControl(addr, letter)
+			if err != nil {
+				fmt.Fprintf(s.stderr, "nginx: [alert] passing %v to the instance: %v\n", sig, err)
+			}
+			if letter != 'Q' && letter != 'T' {
+				continue
+			}
+			if err != nil {
+				stop()
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(stopGrace):
+				fmt.Fprintf(s.stderr, "nginx: [alert] the instance did not exit %s after %v: ending it\n", stopGrace, sig)
+				stop()
+			}
+			return
+		}
+	}
+}
+
+// sendControl writes one signal letter to the instance's control listener.
+func sendControl(addr string, letter byte) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	_, err = c.Write([]byte{letter})
+	return err
+}
+
+// detachStderr is the background instance's half of "daemon on": once the
+// instance has written its pid file, stderr (inherited from whoever started
+// nginx) is pointed at /dev/null, as a native nginx daemon lets go of it,
+// so a caller reading the stream to its end is not kept waiting.
+func detachStderr(ctx context.Context, pidFile string) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if pid, err := readPid(pidFile); err == nil && pid == os.Getpid() {
+			break
+		}
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer null.Close()
+	_ = unix.Dup3(int(null.Fd()), 2, 0)
+}
