@@ -83,8 +83,9 @@ func (b *Build) ReferenceImage() string {
 const MaxListeners = 16
 
 // Entry is the megabinary entry for the build: nginx.wasm with any mount
-// (the shim mounts the test's own directories) and up to MaxListeners
-// listeners.
+// (the shim mounts the test's own directories), up to MaxListeners
+// listeners, and outgoing connections to loopback only (proxy_pass and
+// subrequests to the test's own servers).
 func (b *Build) Entry() megabinary.SpecEntry {
 	return megabinary.SpecEntry{
 		Name: "nginx",
@@ -92,6 +93,7 @@ func (b *Build) Entry() megabinary.SpecEntry {
 		Resources: megabinary.Resources{
 			Mounts:    []megabinary.MountRule{{Guest: "/"}},
 			Listeners: MaxListeners,
+			Connect:   []string{"127.0.0.0/8", "::1/128"},
 		},
 	}
 }

@@ -44,11 +44,11 @@ http {
 func TestReadServerConfErrors(t *testing.T) {
 	for conf, want := range map[string]string{
 		"http { server { listen 10.1.2.3:80; } }": "only loopback",
-		"http { server { listen 1984; }":           "not closed",
-		"daemon off":                               `"daemon" has no ";"`,
-		"}":                                        `unexpected "}"`,
-		`return 200 "x;`:                           "unterminated",
-		"listen 127.0.0.1:99999;":                  "bad port",
+		"http { server { listen 1984; }":          "not closed",
+		"daemon off":                              `"daemon" has no ";"`,
+		"}":                                       `unexpected "}"`,
+		`return 200 "x;`:                          "unterminated",
+		"listen 127.0.0.1:99999;":                 "bad port",
 	} {
 		_, err := readServerConf(conf, "")
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -16,6 +16,8 @@
 #   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/nginx-wasm/<key>/
 #     nginx.wasm          stripped of DWARF (the name section is kept)
 #     nginx.wasm.debug    the same with DWARF, for symbolised traps
+#     tests/<module>/t/   the Test::Nginx suites of echo, headers-more and
+#                         set-misc from their Debian sources
 #     build-info.json     versions, toolchain, configure arguments, sizes,
 #                         sha256, timings, wasm imports, "nginx -V"
 #     .done               written when everything else is in place
@@ -244,6 +246,13 @@ new=$outroot/.new-$key
 rm -rf "$new"
 mkdir -p "$new"
 cp "$src/objs/nginx" "$new/nginx.wasm.debug"
+# The modules' Test::Nginx suites (t/*.t and their data), from the same
+# sources: the adapter runs them against both targets.
+for m in echo headers-more set-misc; do
+	[ -d "$mods/$m/t" ] || compat_die "module source $m has no t/ directory"
+	mkdir -p "$new/tests/$m"
+	cp -a "$mods/$m/t" "$new/tests/$m/t"
+done
 llvm-strip-14 --strip-debug -o "$new/nginx.wasm" "$src/objs/nginx"
 
 # It must import only the vkernel's host surface.

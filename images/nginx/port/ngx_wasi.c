@@ -24,6 +24,13 @@ NGX_WASI_IMPORT("sock_local_addr")
 uint32_t ngx_wasi_sock_local_addr(int32_t fd, char *buf, uint32_t buf_len,
     uint32_t *len, uint32_t *port);
 
+NGX_WASI_IMPORT("sock_connect")
+uint32_t ngx_wasi_sock_connect(const char *addr, uint32_t addr_len,
+    uint32_t port, uint32_t fdflags, int32_t *fd);
+
+NGX_WASI_IMPORT("sock_error")
+uint32_t ngx_wasi_sock_error(int32_t fd, uint32_t *err);
+
 NGX_WASI_IMPORT("sock_setopt")
 uint32_t ngx_wasi_sock_setopt(int32_t fd, uint32_t option, uint32_t value);
 
@@ -295,9 +302,71 @@ listen(int fd, int backlog)
 }
 
 
+/*
+ * Outgoing connections: the vkernel creates and connects a socket in one
+ * call, so ngx_event_connect_peer() asks for both at once
+ * (ngx_wasi_socket_connect) and the connect() that follows reports the
+ * outcome kept here, per fd.
+ */
+
+#define NGX_WASI_MAX_FD  4096
+
+static unsigned char  ngx_wasi_connecting[NGX_WASI_MAX_FD];
+static unsigned char  ngx_wasi_connect_err[NGX_WASI_MAX_FD];
+
+
+int
+ngx_wasi_socket_connect(struct sockaddr *sa, socklen_t socklen)
+{
+    char                  text[NGX_SOCKADDR_STRLEN];
+    int32_t               fd;
+    uint32_t              err;
+    in_port_t             port;
+    struct sockaddr_in   *sin;
+    struct sockaddr_in6  *sin6;
+
+    switch (sa->sa_family) {
+    case AF_INET:
+        sin = (struct sockaddr_in *) sa;
+        inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text));
+        port = ntohs(sin->sin_port);
+        break;
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) sa;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
+        port = ntohs(sin6->sin6_port);
+        break;
+    default:
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+
+    err = ngx_wasi_sock_connect(text, strlen(text), port,
+                                __WASI_FDFLAGS_NONBLOCK, &fd);
+
+    if (err != 0 && err != EINPROGRESS) {
+        errno = (int) err;
+        return -1;
+    }
+
+    if (fd >= 0 && fd < NGX_WASI_MAX_FD) {
+        ngx_wasi_connecting[fd] = 1;
+        ngx_wasi_connect_err[fd] = (unsigned char) err;
+    }
+
+    return fd;
+}
+
+
 int
 connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    if (fd >= 0 && fd < NGX_WASI_MAX_FD && ngx_wasi_connecting[fd]) {
+        ngx_wasi_connecting[fd] = 0;
+        return ngx_wasi_errno(ngx_wasi_connect_err[fd]);
+    }
+
+    /* only sockets from ngx_wasi_socket_connect() connect */
     errno = EACCES;
     return -1;
 }
@@ -349,10 +418,17 @@ ngx_wasi_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
             *(int *) val = SOCK_STREAM;
             *len = sizeof(int);
             return 0;
-        case SO_ERROR:
-            *(int *) val = 0;
+        case SO_ERROR: {
+            uint32_t  err;
+
+            if (ngx_wasi_errno(ngx_wasi_sock_error(fd, &err)) != 0) {
+                return -1;
+            }
+
+            *(int *) val = (int) err;
             *len = sizeof(int);
             return 0;
+        }
         case SO_RCVBUF:
         case SO_SNDBUF:
             *(int *) val = 65536;

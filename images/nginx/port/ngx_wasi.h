@@ -134,6 +134,12 @@ int ngx_wasi_getsockopt(int fd, int level, int name, void *val,
 #define getsockopt  ngx_wasi_getsockopt
 
 /*
+ * A socket connecting to sa (the vkernel's sock_connect, non-blocking);
+ * connect() on it then reports 0 or EINPROGRESS, as a POSIX connect would.
+ */
+int ngx_wasi_socket_connect(struct sockaddr *sa, socklen_t socklen);
+
+/*
  * The listener the vkernel handed over for a "listen" address, or -1 with
  * errno set (EADDRNOTAVAIL: none has that address).
  */

@@ -1,0 +1,110 @@
+package nginx
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compat-project/compat"
+)
+
+// suiteFor returns a Suite over the newest build running files, or skips
+// when a component it needs is missing.
+func suiteFor(t *testing.T, files ...string) *Suite {
+	t.Helper()
+	b, err := LatestBuild(cacheRoot())
+	if err != nil {
+		t.Skipf("nginx.wasm is not built: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Dir, "tests", "echo", "t", "echo.t")); err != nil {
+		t.Skipf("the nginx.wasm build %s carries no module tests (rebuild it): %v", b.Dir, err)
+	}
+	return &Suite{Build: b, Files: files, Shim: []string{os.Args[0]}, Cache: cacheRoot(), Timeout: 5 * time.Minute}
+}
+
+func counts(run compat.Run) compat.Counts {
+	var c compat.Counts
+	for _, r := range run.Results {
+		c.Add(r)
+	}
+	return c
+}
+
+func find(run compat.Run, id string) *compat.Result {
+	for i := range run.Results {
+		if run.Results[i].Test == id {
+			return &run.Results[i]
+		}
+	}
+	return nil
+}
+
+// TestSuiteVkernel runs the echo module's echo.t with Test::Nginx on the
+// host against nginx.wasm through the shim.
+func TestSuiteVkernel(t *testing.T) {
+	s := suiteFor(t, "echo/echo.t")
+	lib, err := LatestTestNginx(cacheRoot())
+	if err != nil {
+		t.Skipf("Test::Nginx is not fetched: %v", err)
+	}
+	if out, err := exec.Command("perl", "-I", lib, "-MTest::Nginx::Socket", "-e", "1").CombinedOutput(); err != nil {
+		t.Skipf("Test::Nginx does not load (make -f images/images.mk nginx-test-deps): %v: %s", err, out)
+	}
+	t.Setenv(envTestShim, "1")
+	ctx := context.Background()
+	target, work, err := s.Target(ctx, "vkernel", nil, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	var lines []string
+	run, err := s.Run(ctx, target, work, func(l string) { lines = append(lines, l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := counts(run)
+	t.Logf("echo/echo.t on the vkernel: %+v; %s", c, strings.Join(lines, "; "))
+	if c.Total() != 112 || c.Error != 0 {
+		t.Errorf("counts %+v: want the file's 112 tests and no error", c)
+	}
+	if c.Pass < 100 {
+		t.Errorf("%d passes, want at least 100 (every test but proxy_pass and image_filter)", c.Pass)
+	}
+	if r := find(run, "echo/echo.t TEST 1: sanity - response_body - response is expected (repeated req 0, req 0)"); r == nil || r.Status != compat.Pass {
+		t.Errorf("TEST 1: %+v", r)
+	}
+	if run.Properties[compat.PropMegabinaryDigest] == "" || run.Properties[compat.PropModuleDigest] == "" {
+		t.Errorf("properties lack the digests: %v", run.Properties)
+	}
+}
+
+// TestSuiteReference runs the same file in the reference image against
+// Debian's nginx.
+func TestSuiteReference(t *testing.T) {
+	s := suiteFor(t, "echo/echo.t")
+	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
+		t.Skipf("reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
+	}
+	ctx := context.Background()
+	target, work, err := s.Target(ctx, "reference", nil, "docker", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	run, err := s.Run(ctx, target, work, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := counts(run)
+	t.Logf("echo/echo.t on the reference: %+v", c)
+	if c.Error != 0 || c.Pass < 106 {
+		t.Errorf("counts %+v: want no error and at least 106 passes", c)
+	}
+	if r := find(run, "echo/echo.t TEST 21: proxy - status code ok"); r == nil || r.Status != compat.Pass {
+		t.Errorf("TEST 21 (proxy_pass) natively: %+v", r)
+	}
+}
