@@ -85,9 +85,19 @@ func LatestTestNginx(cache string) (string, error) {
 // Both get TEST_NGINX_NO_SHUFFLE=1 (stable order) and
 // TEST_NGINX_IGNORE_MISSING_DIRECTIVES=1 (a block using a directive the
 // build lacks is a skip, not the end of the file).
+//
+// With Harness set to HarnessNginxTests it runs upstream's nginx-tests
+// from the checkout in Dir instead: prove in Dir with TEST_NGINX_BINARY
+// the shim (vkernel) or Debian's /usr/sbin/nginx (reference), the
+// checkout mounted as it is (nginx-tests writes to temporary directories).
 type Suite struct {
 	Build *Build
-	// Files are the test files to run, "module/file.t".
+	// Harness is HarnessTestNginx (the default) or HarnessNginxTests.
+	Harness string
+	// Dir is the nginx-tests checkout (HarnessNginxTests only).
+	Dir string
+	// Files are the test files to run: "module/file.t" for Test::Nginx,
+	// "file.t" of Dir for nginx-tests.
 	Files []string
 	// Shim is the command that runs ShimMain, to which the shim script
 	// appends nginx's arguments; default {this executable, "nginx-shim"}.
@@ -99,6 +109,32 @@ type Suite struct {
 	Cache string
 	// Timeout bounds one test file; default 10 minutes.
 	Timeout time.Duration
+}
+
+// The harnesses a Suite can drive.
+const (
+	// HarnessTestNginx is OpenResty's Test::Nginx with the module suites
+	// the build carries.
+	HarnessTestNginx = "test-nginx"
+	// HarnessNginxTests is upstream's nginx-tests from a checkout.
+	HarnessNginxTests = "nginx-tests"
+)
+
+// NginxTestsFiles lists the test files of an nginx-tests checkout (its
+// top-level *.t files, beside lib/Test/Nginx.pm).
+func NginxTestsFiles(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.t"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("nginx-tests: no *.t files in %s", dir)
+	}
+	for i, f := range files {
+		files[i] = filepath.Base(f)
+	}
+	sort.Strings(files)
+	return files, nil
 }
 
 // Name implements the pipeline's Suite: "nginx".
@@ -119,16 +155,25 @@ var refModules = []string{"ndk_http_module", "ngx_http_echo_module", "ngx_http_h
 // holds a copy of the build's tests/ (Test::Nginx writes t/servroot
 // beside the .t files).
 func (s *Suite) Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error) {
-	work := filepath.Join(scratch, "work")
-	if err := copyTree(filepath.Join(s.Build.Dir, "tests"), work); err != nil {
-		return nil, runners.Mount{}, fmt.Errorf("nginx: copying the test files: %w", err)
+	nginxTests := s.Harness == HarnessNginxTests
+	var work string
+	switch {
+	case nginxTests && s.Dir == "":
+		return nil, runners.Mount{}, errors.New("nginx-tests: no checkout given (Suite.Dir)")
+	case nginxTests:
+		work = s.Dir
+	default:
+		work = filepath.Join(scratch, "work")
+		if err := copyTree(filepath.Join(s.Build.Dir, "tests"), work); err != nil {
+			return nil, runners.Mount{}, fmt.Errorf("nginx: copying the test files: %w", err)
+		}
 	}
 	props := map[string]string{compat.PropVersionPrefix + "nginx": s.Build.Version}
 	env := []string{"TEST_NGINX_NO_SHUFFLE=1", "TEST_NGINX_IGNORE_MISSING_DIRECTIVES=1"}
 	switch {
 	case kind == "vkernel":
 		lib := s.TestNginxLib
-		if lib == "" {
+		if lib == "" && !nginxTests {
 			var err error
 			if lib, err = LatestTestNginx(s.Cache); err != nil {
 				return nil, runners.Mount{}, err
@@ -171,6 +216,15 @@ func (s *Suite) Target(ctx context.Context, kind string, k *vkernel.Kernel, refe
 			Properties: props,
 		})
 		return t, m, err
+	case kind == "reference" && reference == "docker" && nginxTests:
+		m := runners.Mount{Host: work, Guest: refWork}
+		t, err := docker.New(ctx, docker.Options{
+			Image:      s.Build.ReferenceImage(),
+			Mounts:     []runners.Mount{m},
+			Env:        []string{"TEST_NGINX_BINARY=/usr/sbin/nginx"},
+			Properties: props,
+		})
+		return t, m, err
 	case kind == "reference" && reference == "docker":
 		mods := make([]string, len(refModules))
 		for i, m := range refModules {
@@ -205,35 +259,39 @@ func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, p
 		if ctx.Err() != nil {
 			return run, fmt.Errorf("nginx: stopped before %s: %w", f, context.Cause(ctx))
 		}
-		mod, file, ok := strings.Cut(f, "/")
-		if !ok {
-			return run, fmt.Errorf("nginx: test file %q is not module/file.t", f)
+		dir, file, unit := work.Guest, f, "nginx-tests/"+f
+		if s.Harness != HarnessNginxTests {
+			mod, name, ok := strings.Cut(f, "/")
+			if !ok {
+				return run, fmt.Errorf("nginx: test file %q is not module/file.t", f)
+			}
+			dir, file, unit = path.Join(work.Guest, mod), "t/"+name, f
 		}
 		start := time.Now()
 		var out syncBuffer
 		fctx, cancel := context.WithTimeout(ctx, timeout)
 		exit, err := t.Run(fctx, runners.Process{
-			Args:   []string{"prove", "-v", "t/" + file},
-			Dir:    path.Join(work.Guest, mod),
+			Args:   []string{"prove", "-v", file},
+			Dir:    dir,
 			Stdout: &out,
 			Stderr: &out,
 		})
 		cancel()
-		res, perr := ParseTAP(bytes.NewReader(out.Bytes()), SuiteName, f, "t/"+file)
+		res, perr := ParseTAP(bytes.NewReader(out.Bytes()), SuiteName, unit, file)
 		if perr != nil {
 			return run, perr
 		}
 		elapsed := time.Since(start)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			res = append(res, compat.Result{Suite: SuiteName, Unit: f, Test: f, Status: compat.Error, Message: fmt.Sprintf("timed out after %s", timeout), Output: tail(out.String(), 4000)})
+			res = append(res, compat.Result{Suite: SuiteName, Unit: unit, Test: unit, Status: compat.Error, Message: fmt.Sprintf("timed out after %s", timeout), Output: tail(out.String(), 4000)})
 		case err != nil:
 			return run, fmt.Errorf("nginx: %s on %s: %w", f, t.Name(), err)
 		case exit.Crash != "":
-			res = append(res, compat.Result{Suite: SuiteName, Unit: f, Test: f, Status: compat.Error, Message: "prove: " + exit.Crash, Output: tail(out.String(), 4000)})
+			res = append(res, compat.Result{Suite: SuiteName, Unit: unit, Test: unit, Status: compat.Error, Message: "prove: " + exit.Crash, Output: tail(out.String(), 4000)})
 		}
 		for i := range res {
-			if res[i].Test == f && res[i].Output == "" {
+			if res[i].Test == unit && res[i].Output == "" {
 				res[i].Output = tail(out.String(), 4000)
 			}
 		}
@@ -248,7 +306,7 @@ func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, p
 		for _, r := range res {
 			c.Add(r)
 		}
-		progress(fmt.Sprintf("%s: pass %d, fail %d, error %d, skip %d (%s)", f, c.Pass, c.Fail, c.Error, c.Skip, elapsed.Round(time.Millisecond)))
+		progress(fmt.Sprintf("%s: pass %d, fail %d, error %d, skip %d (%s)", unit, c.Pass, c.Fail, c.Error, c.Skip, elapsed.Round(time.Millisecond)))
 	}
 	return run, nil
 }

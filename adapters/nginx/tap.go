@@ -13,7 +13,8 @@ import (
 
 var (
 	tapPlan = regexp.MustCompile(`^1\.\.(\d+)(?:\s*#\s*(?i:skip)\S*\s*(.*))?$`)
-	tapTest = regexp.MustCompile(`^(not )?ok\b\s*(\d+)?\s*(?:-\s*)?(.*)$`)
+	// Numbered test lines only: prove -v ends a file with a bare "ok".
+	tapTest = regexp.MustCompile(`^(not )?ok (\d+)\b\s*(?:-\s*)?(.*)$`)
 	// A directive after the description: "# SKIP reason", "# TODO why".
 	tapDirective = regexp.MustCompile(`(?:^|\s+)#\s*((?i:skip|todo))\S*\s*(.*)$`)
 	// Test::More's diagnostic of a failure starts with the test's name.

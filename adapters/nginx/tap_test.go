@@ -65,6 +65,7 @@ not ok 2 - t/a.t TEST 2: two
 ok 3 # skip no such module
 not ok 4 - t/a.t TEST 4: todo # TODO not yet
 ok 5 - t/a.t TEST 1: one
+ok
 FAILED--Further testing stopped: t/a.t TEST 6: Cannot start nginx
 `
 	res, err := ParseTAP(strings.NewReader(tap), "nginx", "m/a.t", "t/a.t")
