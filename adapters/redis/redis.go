@@ -10,11 +10,12 @@
 // behind; one server reused across units hung unit/protocol), started by
 // the target's runners.Server with
 //
-//	redis-server --port P --save "" --appendonly no --enable-debug-command yes --protected-mode no
+//	redis-server --port P --save "" --appendonly no --enable-debug-command yes --bind 127.0.0.1 --protected-mode no
 //
-// (protected mode is off because a container's server sees the host's
-// connections arrive from the bridge, not from loopback). The server is
-// ready when go-redis gets PONG. A server that exits or stops answering
+// (a Docker reference must run with docker.Options.HostNetwork: Docker's
+// proxy relays each connection on its own, reordering what the suite sends
+// on two connections in turn, and its blocking-list tests then hang). The
+// server is ready when go-redis gets PONG. A server that exits or stops answering
 // in the middle of a unit ends that unit: its tests reported so far are
 // kept and one error result for the unit says what happened; the next
 // unit gets a new server.
@@ -50,8 +51,10 @@ const Suite = "redis"
 // and need nothing but a plain server.
 var Quick = []string{"unit/type/incr", "unit/keyspace", "unit/type/string"}
 
-// ServerArgs are the options every server gets after --port.
-var ServerArgs = []string{"--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--protected-mode", "no"}
+// ServerArgs are the options every server gets after --port: no
+// persistence, DEBUG allowed, loopback only.
+var ServerArgs = []string{"--save", "", "--appendonly", "no", "--enable-debug-command", "yes",
+	"--bind", "127.0.0.1", "--protected-mode", "no"}
 
 // Units lists the unit/* entries of the suite in dir (a directory holding
 // tests/, as build-wasm.sh's suite/) in runtest's order: those of the

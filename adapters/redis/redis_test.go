@@ -159,7 +159,7 @@ func TestReferenceImage(t *testing.T) {
 	if img == "" {
 		img = "compat/redis-reference:7.0.15-1_deb12u10"
 	}
-	tg, err := docker.New(context.Background(), docker.Options{Image: img})
+	tg, err := docker.New(context.Background(), docker.Options{Image: img, HostNetwork: true})
 	if err != nil {
 		t.Skipf("reference image %s (images/redis/build-image.sh): %v", img, err)
 	}

@@ -124,7 +124,7 @@ func (s *Harness) Entries() []megabinary.SpecEntry { return []megabinary.SpecEnt
 // Target starts the named target for this suite: "vkernel" (the kernel
 // serves redis-server.wasm with scratch/root as its root and working
 // directory), or "reference" run by Docker (reference "docker": a
-// container per unit) or on the host ("local": /usr/bin/redis-server with
+// container per unit, in the host's network) or on the host ("local": /usr/bin/redis-server with
 // scratch/data as its directory). The suite reads nothing back from the
 // targets: the returned mount is scratch itself.
 func (s *Harness) Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error) {
@@ -144,7 +144,7 @@ func (s *Harness) Target(ctx context.Context, kind string, k *vkernel.Kernel, re
 		})
 		return t, work, err
 	case kind == "reference" && reference == "docker":
-		t, err := docker.New(ctx, docker.Options{Name: "reference", Image: s.Build.ReferenceImage(), Properties: props})
+		t, err := docker.New(ctx, docker.Options{Name: "reference", Image: s.Build.ReferenceImage(), Properties: props, HostNetwork: true})
 		return t, work, err
 	case kind == "reference" && reference == "local":
 		if _, err := exec.LookPath("redis-server"); err != nil {

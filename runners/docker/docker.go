@@ -160,6 +160,9 @@ type spec struct {
 	workdir    string
 	mounts     []runners.Mount
 	ports      []string
+	// hostNetwork runs the container in the host's network namespace
+	// (ports are then not published: the program binds host ports).
+	hostNetwork bool
 }
 
 // start runs a container from a local image.
@@ -209,6 +212,10 @@ func start(ctx context.Context, s spec) (*container, error) {
 	}, func(hc *dc.HostConfig) {
 		hc.PublishAllPorts = false
 		hc.PortBindings = bindings
+		if s.hostNetwork {
+			hc.NetworkMode = "host"
+			hc.PortBindings = nil
+		}
 		hc.Binds = binds
 		hc.RestartPolicy = dc.RestartPolicy{Name: "no"}
 		// docker-init as PID 1 reaps the orphans of exec'd processes,
@@ -260,6 +267,14 @@ type Options struct {
 	// Endpoint is the Docker daemon; empty means DOCKER_HOST or the
 	// default socket.
 	Endpoint string
+	// HostNetwork makes Serve run its containers in the host's network
+	// namespace on free ports of the host, reached without Docker's
+	// proxy. The proxy relays each connection on its own, so data sent
+	// on two connections in turn can reach the program out of order,
+	// which breaks tests that rely on that order (Redis' blocking-list
+	// tests hang). The program must then listen on 127.0.0.1 only: it is
+	// told its ports, not its address.
+	HostNetwork bool
 }
 
 // Target runs processes in one container. Create one with New.

@@ -104,3 +104,34 @@ func TestTargetServeClose(t *testing.T) {
 		t.Errorf("Close took %v", d)
 	}
 }
+
+func TestTargetServeHostNetwork(t *testing.T) {
+	needDocker(t)
+	tg := newTarget(t, Options{Image: baseImage, HostNetwork: true})
+	svc, err := tg.Serve(context.Background(), 1, func(ports []int) runners.Process {
+		return runners.Process{Args: []string{"perl", "-MIO::Socket::INET", "-e", fmt.Sprintf(
+			`$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => %d, Listen => 5, ReuseAddr => 1) or die "listen: $!";
+$c = $s->accept; print $c "hello\n"; close $c; exit 3`, ports[0])}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var line string
+	for ctx.Err() == nil && line == "" {
+		if conn, err := net.DialTimeout("tcp", svc.Addrs()[0], time.Second); err == nil {
+			conn.SetDeadline(time.Now().Add(2 * time.Second))
+			line, _ = bufio.NewReader(conn).ReadString('\n')
+			conn.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if line != "hello\n" {
+		t.Fatalf("service at %v said %q, want hello", svc.Addrs(), line)
+	}
+	if exit, err := svc.Exit(); err != nil || exit.Code != 3 {
+		t.Fatalf("Exit = %v, %v; want exit status 3", exit, err)
+	}
+}

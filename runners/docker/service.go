@@ -123,15 +123,23 @@ const ServePortBase = 10000
 
 // Serve implements runners.Server: each call starts a new container of the
 // target's image, with its mounts and environment, running p.Args as the
-// entrypoint, its ports published on 127.0.0.1 only. The container's
+// entrypoint, its ports published on 127.0.0.1 only (or, with
+// Options.HostNetwork, in the host's network on free host ports). The container's
 // output goes to p.Stdout and p.Stderr (p.Stdin is not supported); the
 // container is removed when the program ends or the service is closed.
 func (t *Target) Serve(ctx context.Context, n int, newProcess func(ports []int) runners.Process) (*runners.Service, error) {
 	var ports []int
-	var published []string
-	for i := 0; i < n; i++ {
-		ports = append(ports, ServePortBase+i)
-		published = append(published, fmt.Sprintf("%d/tcp", ServePortBase+i))
+	var published, addrs []string
+	if t.opts.HostNetwork {
+		var err error
+		if ports, addrs, err = freeLoopbackPorts(n); err != nil {
+			return nil, fmt.Errorf("docker target %s: serve: %w", t.opts.Name, err)
+		}
+	} else {
+		for i := 0; i < n; i++ {
+			ports = append(ports, ServePortBase+i)
+			published = append(published, fmt.Sprintf("%d/tcp", ServePortBase+i))
+		}
 	}
 	p := newProcess(ports)
 	if len(p.Args) == 0 {
@@ -141,19 +149,19 @@ func (t *Target) Serve(ctx context.Context, n int, newProcess func(ports []int) 
 		return nil, fmt.Errorf("docker target %s: serve %s: standard input is not supported", t.opts.Name, p.Args[0])
 	}
 	c, err := start(ctx, spec{
-		endpoint:   t.opts.Endpoint,
-		image:      t.opts.Image,
-		entrypoint: p.Args,
-		env:        append(append([]string(nil), t.opts.Env...), p.Env...),
-		workdir:    p.Dir,
-		mounts:     t.opts.Mounts,
-		ports:      published,
+		endpoint:    t.opts.Endpoint,
+		image:       t.opts.Image,
+		entrypoint:  p.Args,
+		env:         append(append([]string(nil), t.opts.Env...), p.Env...),
+		workdir:     p.Dir,
+		mounts:      t.opts.Mounts,
+		ports:       published,
+		hostNetwork: t.opts.HostNetwork,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("docker target %s: serve %s: %w", t.opts.Name, p.Args[0], err)
 	}
 	svc := &Service{c: c, ports: published}
-	var addrs []string
 	for _, port := range published {
 		a := svc.Addr(port)
 		if a == "" {
@@ -189,6 +197,29 @@ func (t *Target) Serve(ctx context.Context, n int, newProcess func(ports []int) 
 		}
 		return runners.Exit{Code: code}, nil
 	}), nil
+}
+
+// freeLoopbackPorts finds n free ports of 127.0.0.1 by listening on port
+// 0, all at once so that they differ, and closing the sockets again.
+func freeLoopbackPorts(n int) ([]int, []string, error) {
+	var ports []int
+	var addrs []string
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, fmt.Errorf("finding free port %d of %d: %w", i+1, n, err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		addrs = append(addrs, l.Addr().String())
+	}
+	return ports, addrs, nil
 }
 
 func orDiscard(w io.Writer) io.Writer {
