@@ -3,6 +3,7 @@ package nginx
 import (
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -195,4 +196,34 @@ func listenAddr(arg string) (string, error) {
 		return "", fmt.Errorf("listen %q: only loopback addresses can be served here (want 127.0.0.1, [::1], a bare port or a wildcard)", arg)
 	}
 	return net.JoinHostPort(ip.String(), port), nil
+}
+
+var (
+	scanListen = regexp.MustCompile(`(?m)(?:^|[;{}])\s*listen\s+([^\s;]+)`)
+	scanDaemon = regexp.MustCompile(`(?m)(?:^|[;{}])\s*daemon\s+(on|off)\s*;`)
+	scanPid    = regexp.MustCompile(`(?m)(?:^|[;{}])\s*pid\s+([^\s;]+)\s*;`)
+)
+
+// scanServerConf is readServerConf for a configuration parseConf cannot
+// read, such as one with *_by_lua_block bodies (Lua, not nginx syntax): it
+// looks for the directives at the start of lines or after ";", "{", "}".
+// nginx itself then reports whatever is wrong with the file.
+func scanServerConf(conf, globals string) *serverConf {
+	sc := &serverConf{Daemon: true}
+	seen := map[string]bool{}
+	for _, text := range []string{conf, globals} {
+		for _, m := range scanDaemon.FindAllStringSubmatch(text, -1) {
+			sc.Daemon = m[1] == "on"
+		}
+		for _, m := range scanPid.FindAllStringSubmatch(text, -1) {
+			sc.Pid = m[1]
+		}
+		for _, m := range scanListen.FindAllStringSubmatch(text, -1) {
+			if addr, err := listenAddr(m[1]); err == nil && addr != "" && !seen[addr] {
+				seen[addr] = true
+				sc.Listen = append(sc.Listen, addr)
+			}
+		}
+	}
+	return sc
 }

@@ -76,3 +76,30 @@ func TestParseCmdline(t *testing.T) {
 		t.Errorf("-c without a value: %v", err)
 	}
 }
+
+// TestScanServerConf: a configuration with Lua blocks, which parseConf
+// cannot read, still yields its listen addresses.
+func TestScanServerConf(t *testing.T) {
+	conf := `daemon off;
+http {
+    server {
+        listen 1984;
+        location = /back {
+            content_by_lua_block {
+                ngx.say("Cache-Control: ", ngx.var.x)
+            }
+        }
+        location = /t { proxy_pass http://127.0.0.1:1984/back; }
+    }
+    server { listen 127.0.0.1:1985; }
+}
+`
+	if _, err := readServerConf(conf, ""); err == nil {
+		t.Skip("parseConf reads this configuration: nothing to fall back from")
+	}
+	sc := scanServerConf(conf, "pid logs/x.pid;")
+	want := &serverConf{Daemon: false, Pid: "logs/x.pid", Listen: []string{"127.0.0.1:1984", "127.0.0.1:1985"}}
+	if !reflect.DeepEqual(sc, want) {
+		t.Errorf("scanServerConf = %+v, want %+v", sc, want)
+	}
+}

@@ -90,6 +90,13 @@ func ShimMain(self, args []string, stdout, stderr io.Writer) int {
 			return int(ex)
 		}
 		fmt.Fprintf(stderr, "nginx: [emerg] %v\n", err)
+		// As nginx, say it in the -e error log too: harnesses read it.
+		if cl, perr := parseCmdline(args); perr == nil && cl.errLog != "" && cl.errLog != "stderr" {
+			if f, ferr := os.OpenFile(cl.errLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); ferr == nil {
+				fmt.Fprintf(f, "%s [emerg] %d#0: %v\n", time.Now().Format("2006/01/02 15:04:05"), os.Getpid(), err)
+				f.Close()
+			}
+		}
 		return 1
 	}
 	return 0
@@ -110,6 +117,7 @@ type cmdline struct {
 	args    []string // as given, passed on to nginx.wasm
 	prefix  string   // -p, or the compiled-in prefix
 	conf    string   // -c resolved against the prefix
+	errLog  string   // -e resolved against the prefix, "" or "stderr"
 	globals string   // -g
 	signal  string   // -s
 	info    bool     // -v, -V, -h, -?, -t, -T: runs to completion, no listeners
@@ -143,6 +151,8 @@ func parseCmdline(args []string) (*cmdline, error) {
 					c.prefix = val
 				case 'c':
 					conf = val
+				case 'e':
+					c.errLog = val
 				case 'g':
 					c.globals = val
 				case 's':
@@ -156,6 +166,9 @@ func parseCmdline(args []string) (*cmdline, error) {
 	}
 	if !strings.HasSuffix(c.prefix, "/") {
 		c.prefix += "/"
+	}
+	if c.errLog != "" && c.errLog != "stderr" && !filepath.IsAbs(c.errLog) {
+		c.errLog = filepath.Join(c.prefix, c.errLog)
 	}
 	switch {
 	case conf == "":
@@ -190,7 +203,7 @@ func (s *shim) main(args []string) error {
 	}
 	sc, err := readServerConf(string(text), cl.globals)
 	if err != nil {
-		return fmt.Errorf("%s: %w", cl.conf, err)
+		sc = scanServerConf(string(text), cl.globals)
 	}
 	pidFile := cl.inPrefix(defaultPid)
 	if sc.Pid != "" {

@@ -20,12 +20,35 @@ var (
 	// Test::More's diagnostic of a failure starts with the test's name.
 	tapFailed = regexp.MustCompile(`^#\s+Failed (?:\(TODO\) )?test '(.*?)'?$`)
 	tapBail   = regexp.MustCompile(`^(?:Bail out!|FAILED--Further testing stopped:)\s*(.*)$`)
+	// prove's line for a file that skips all ("plan skip_all"): prove -v
+	// shows it instead of the "1..0 # SKIP" plan.
+	tapSkipAll = regexp.MustCompile(`^\S+ \.+ skipped: (.*)$`)
+
+	// Test::Nginx puts what it got into some test names: the response of
+	// a response_body_like check, the error.log line that matched a
+	// forbidden pattern. Ids leave it out, so they stay the same from run
+	// to run and from target to target.
+	tapLikeGot = regexp.MustCompile(`^(.* - response is expected) \((.*)\)$`)
+	tapLogLine = regexp.MustCompile(`^(.* should not match any line in error\.log) but matches line .*$`)
 )
+
+// stableDesc is a test's description without what the test got.
+func stableDesc(d string) string {
+	if m := tapLikeGot.FindStringSubmatch(d); m != nil && !strings.HasPrefix(m[2], "repeated req ") {
+		d = m[1]
+	}
+	if m := tapLogLine.FindStringSubmatch(d); m != nil {
+		d = m[1]
+	}
+	return d
+}
 
 // ParseTAP reads the output of "prove -v FILE" (or of the test file
 // itself) for one unit and returns one result per test line. Test ids are
 // unit, a space and the description without its leading file name
-// ("echo/echo.t TEST 7: name - status code ok"); a description seen again
+// ("echo/echo.t TEST 7: name - status code ok") and without what the test
+// got (the response a response_body_like check saw, the error.log line
+// that matched a forbidden pattern: see stableDesc); a description seen again
 // in the same unit gets " #2", " #3" (Test::Nginx repeats checks per
 // request). "# SKIP" is a skip, "not ok ... # TODO" a skip with the TODO
 // as message. A failure's Test::More diagnostics ("#   Failed test
@@ -60,6 +83,11 @@ func ParseTAP(r io.Reader, suite, unit, file string) ([]compat.Result, error) {
 			}
 			continue
 		}
+		if m := tapSkipAll.FindStringSubmatch(line); m != nil && planned < 0 {
+			planned = 0
+			results = append(results, compat.Result{Suite: suite, Unit: unit, Test: unit, Status: compat.Skip, Message: strings.TrimSpace(m[1])})
+			continue
+		}
 		if m := tapBail.FindStringSubmatch(line); m != nil {
 			bail = strings.TrimSpace(m[1])
 			continue
@@ -89,7 +117,7 @@ func ParseTAP(r io.Reader, suite, unit, file string) ([]compat.Result, error) {
 			if desc == "" {
 				desc = "test " + m[2]
 			}
-			id := unit + " " + desc
+			id := unit + " " + stableDesc(desc)
 			seen[id]++
 			if n := seen[id]; n > 1 {
 				id += " #" + strconv.Itoa(n)

@@ -101,8 +101,36 @@ FAILED--Further testing stopped: t/a.t TEST 6: Cannot start nginx
 	if len(res) != 1 || res[0].Status != compat.Skip || res[0].Message != "needs a thing" {
 		t.Errorf("skipped file: %+v", res)
 	}
+	res, _ = ParseTAP(strings.NewReader("t/abort-parent.t .. skipped: not working at all\nFiles=1, Tests=0\nResult: NOTESTS\n"), "nginx", "echo/abort-parent.t", "t/abort-parent.t")
+	if len(res) != 1 || res[0].Test != "echo/abort-parent.t" || res[0].Status != compat.Skip || res[0].Message != "not working at all" {
+		t.Errorf("prove's skipped file: %+v", res)
+	}
 	res, _ = ParseTAP(strings.NewReader("Can't locate Test/Nginx/Socket.pm in @INC\n"), "nginx", "m/d.t", "t/d.t")
 	if len(res) != 1 || res[0].Status != compat.Error || res[0].Message != "no TAP output" {
 		t.Errorf("no TAP: %+v", res)
+	}
+}
+
+func TestStableIDs(t *testing.T) {
+	tap := `1..4
+ok 1 - t/r.t TEST 1: sanity - response_body_like - response is expected (5)
+ok 2 - t/r.t TEST 1: sanity - response_body_like - response is expected (repeated req 0, req 0)
+not ok 3 - t/r.t TEST 2: x - pattern "[warn]" should not match any line in error.log but matches line "2026/11/26 00:02:10 [warn] 12176#0: y" (req 0)
+ok 4 - t/r.t TEST 1: sanity - response_body_like - response is expected (7)
+`
+	res, err := ParseTAP(strings.NewReader(tap), "nginx", "m/r.t", "t/r.t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"m/r.t TEST 1: sanity - response_body_like - response is expected",
+		"m/r.t TEST 1: sanity - response_body_like - response is expected (repeated req 0, req 0)",
+		`m/r.t TEST 2: x - pattern "[warn]" should not match any line in error.log`,
+		"m/r.t TEST 1: sanity - response_body_like - response is expected #2",
+	}
+	for i, w := range want {
+		if i >= len(res) || res[i].Test != w {
+			t.Errorf("result %d: %+v, want id %q", i, res, w)
+		}
 	}
 }
