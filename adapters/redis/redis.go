@@ -19,6 +19,11 @@
 // in the middle of a unit ends that unit: its tests reported so far are
 // kept and one error result for the unit says what happened; the next
 // unit gets a new server.
+//
+// Differential goes beyond the suite: one seeded random command stream
+// sent to two servers, replies compared, the first divergence reported
+// with its command. Harness (the `compat run -suite redis` suite) runs it
+// on every target against the host's own redis-server.
 package redis
 
 import (

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,6 +114,13 @@ type Harness struct {
 	Parallel int
 	// Timeout bounds one unit.
 	Timeout time.Duration
+	// Differential is how many seeded command streams (seeds 1..N, see
+	// Differential) each target's server also answers beside the host's
+	// own redis-server; 0 runs none. Results are in unit "differential";
+	// without a host redis-server they are skips.
+	Differential int
+	// DiffCount bounds each stream; default 5,000 commands.
+	DiffCount int
 }
 
 // Name implements the pipeline's suite: "redis".
@@ -186,5 +194,88 @@ func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount,
 		}
 		opts.ServerArgs = []string{"--dir", data}
 	}
-	return Run(ctx, t, opts)
+	run, err := Run(ctx, t, opts)
+	if s.Differential > 0 && ctx.Err() == nil {
+		start := time.Now()
+		diff := s.differential(ctx, t, work)
+		run.Results = append(run.Results, diff...)
+		compat.SortResults(run.Results)
+		if progress != nil {
+			var c compat.Counts
+			for _, r := range diff {
+				c.Add(r)
+			}
+			progress(fmt.Sprintf("differential: pass %d, fail %d, error %d, skip %d (%s)", c.Pass, c.Fail, c.Error, c.Skip, time.Since(start).Round(10*time.Millisecond)))
+		}
+	}
+	return run, err
+}
+
+// differential serves one server on t and one on the host (Debian's
+// redis-server, the same revision as the reference) and compares their
+// replies to s.Differential seeded streams, leaving out KnownDivergences.
+func (s *Harness) differential(ctx context.Context, t runners.Target, work runners.Mount) []compat.Result {
+	var results []compat.Result
+	each := func(status compat.Status, msg string) []compat.Result {
+		for seed := 1; seed <= s.Differential; seed++ {
+			results = append(results, compat.Result{Suite: Suite, Unit: "differential",
+				Test: fmt.Sprintf("differential: seed %d", seed), Status: status, Message: msg})
+		}
+		return results
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return each(compat.Skip, "no redis-server on the host to compare with (apt-get install redis-server)")
+	}
+	host, err := local.New(local.Options{Name: "differential"})
+	if err != nil {
+		return each(compat.Error, err.Error())
+	}
+	defer host.Close()
+	serve := func(srv runners.Server, cmd []string, extra ...string) (*runners.Service, error) {
+		svc, err := srv.Serve(ctx, 1, func(ports []int) runners.Process {
+			args := append(append([]string(nil), cmd...), "--port", strconv.Itoa(ports[0]))
+			return runners.Process{Args: append(append(args, ServerArgs...), extra...)}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := waitReady(ctx, svc, svc.Addrs()[0], 30*time.Second); err != nil {
+			svc.Close()
+			return nil, err
+		}
+		return svc, nil
+	}
+	dir := func(name string) string {
+		d := filepath.Join(work.Host, name)
+		os.MkdirAll(d, 0o777)
+		return d
+	}
+	a, err := serve(host, []string{bin}, "--dir", dir("differential-host"))
+	if err != nil {
+		return each(compat.Error, "host redis-server: "+err.Error())
+	}
+	defer a.Close()
+	var extra []string
+	if _, ok := t.(*local.Target); ok {
+		extra = []string{"--dir", dir("differential-data")}
+	}
+	b, err := serve(t.(runners.Server), []string{"redis-server"}, extra...)
+	if err != nil {
+		return each(compat.Error, t.Name()+" redis-server: "+err.Error())
+	}
+	defer b.Close()
+	count := s.DiffCount
+	if count <= 0 {
+		count = 5000
+	}
+	for seed := 1; seed <= s.Differential; seed++ {
+		rep, err := Differential(ctx, a.Addrs()[0], b.Addrs()[0], DiffOptions{Seed: uint64(seed), Count: count, Timeout: time.Minute, Leave: KnownDivergences})
+		r := rep.Result()
+		if err != nil {
+			r.Status, r.Message = compat.Error, err.Error()
+		}
+		results = append(results, r)
+	}
+	return results
 }

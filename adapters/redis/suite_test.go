@@ -1,10 +1,14 @@
 package redis
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/compat-project/compat"
 )
 
 func TestOpenBuild(t *testing.T) {
@@ -32,5 +36,34 @@ func TestOpenBuild(t *testing.T) {
 	}
 	if l, err := LatestBuild(t.TempDir()); err == nil {
 		t.Errorf("LatestBuild of an empty cache = %v", l)
+	}
+}
+
+func TestHarnessDifferential(t *testing.T) {
+	out := build(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("the host has no redis-server (apt-get install redis-server)")
+	}
+	b, err := OpenBuild(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Harness{Build: b, Differential: 2, DiffCount: 500}
+	scratch := t.TempDir()
+	tg, work, err := h.Target(context.Background(), "reference", nil, "local", scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	var lines []string
+	run, err := h.Run(context.Background(), tg, work, func(l string) { lines = append(lines, l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Results) != 2 || run.Results[0].Test != "differential: seed 1" || run.Results[1].Status != compat.Pass {
+		t.Fatalf("results %+v", run.Results)
+	}
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "differential: pass 2,") {
+		t.Errorf("progress %q", lines)
 	}
 }

@@ -29,6 +29,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	key := fs.String("key", "", "private key to sign the run's megabinary (default: one generated for the run)")
 	pythonBuild := fs.String("python-build", "", "python.wasm build directory (default: the newest under the cache; make images builds it)")
 	redisBuild := fs.String("redis-build", "", "redis-server.wasm build directory (default: the newest under the cache; make images builds it)")
+	redisDiff := fs.Int("redis-differential", 3, "seeded command streams each Redis server also answers beside the host's redis-server (0: none)")
 	parallel := fs.Int("parallel", 2, "test modules run at once per target")
 	timeout := fs.Duration("timeout", 20*time.Minute, "limit for one test module")
 	rerun := fs.Bool("rerun", true, "rerun failed tests once to tell flaky ones")
@@ -71,7 +72,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 					return fail(stderr, err)
 				}
 			}
-			cfg.Suites = append(cfg.Suites, &redis.Harness{Build: build, Units: units, Parallel: *parallel, Timeout: *timeout})
+			cfg.Suites = append(cfg.Suites, &redis.Harness{Build: build, Units: units, Parallel: *parallel, Timeout: *timeout, Differential: *redisDiff})
 		default:
 			return fail(stderr, fmt.Errorf("-suite %q: unknown suite (known: python, redis)", name))
 		}
