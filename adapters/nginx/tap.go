@@ -24,21 +24,27 @@ var (
 	// shows it instead of the "1..0 # SKIP" plan.
 	tapSkipAll = regexp.MustCompile(`^\S+ \.+ skipped: (.*)$`)
 
-	// Test::Nginx puts what it got into some test names: the response of
-	// a response_body_like check, the error.log line that matched a
-	// forbidden pattern. Ids leave it out, so they stay the same from run
-	// to run and from target to target.
-	tapLikeGot = regexp.MustCompile(`^(.* - response is expected) \((.*)\)$`)
-	tapLogLine = regexp.MustCompile(`^(.* should not match any line in error\.log) but matches line .*$`)
+	// Test::Nginx puts what it got into some test names (the response of
+	// a response_body_like check, the log line that matched a forbidden
+	// pattern), and names a failing log check unlike a passing one. Ids
+	// use the passing wording without what was got, so they stay the same
+	// from run to run and from target to target.
+	tapLikeGot  = regexp.MustCompile(`^(.* - response is expected) \((.*)\)$`)
+	tapLogNoHit = regexp.MustCompile(`^(.* - pattern ".*?") should not match any line in (\w+\.log) but matches line .*?( \(req \d+\))?$`)
+	tapLogHit   = regexp.MustCompile(`^(.* - pattern ".*?") should match a line in (\w+\.log)( \(req \d+\))?$`)
 )
 
-// stableDesc is a test's description without what the test got.
+// stableDesc is a test's description in its passing wording, without what
+// the test got.
 func stableDesc(d string) string {
 	if m := tapLikeGot.FindStringSubmatch(d); m != nil && !strings.HasPrefix(m[2], "repeated req ") {
-		d = m[1]
+		return m[1]
 	}
-	if m := tapLogLine.FindStringSubmatch(d); m != nil {
-		d = m[1]
+	if m := tapLogNoHit.FindStringSubmatch(d); m != nil {
+		return m[1] + " does not match a line in " + m[2] + m[3]
+	}
+	if m := tapLogHit.FindStringSubmatch(d); m != nil {
+		return m[1] + " matches a line in " + m[2] + m[3]
 	}
 	return d
 }
@@ -47,8 +53,7 @@ func stableDesc(d string) string {
 // itself) for one unit and returns one result per test line. Test ids are
 // unit, a space and the description without its leading file name
 // ("echo/echo.t TEST 7: name - status code ok") and without what the test
-// got (the response a response_body_like check saw, the error.log line
-// that matched a forbidden pattern: see stableDesc); a description seen again
+// got, in the wording of a pass (see stableDesc); a description seen again
 // in the same unit gets " #2", " #3" (Test::Nginx repeats checks per
 // request). "# SKIP" is a skip, "not ok ... # TODO" a skip with the TODO
 // as message. A failure's Test::More diagnostics ("#   Failed test
@@ -98,21 +103,27 @@ func ParseTAP(r io.Reader, suite, unit, file string) ([]compat.Result, error) {
 			if m[1] != "" {
 				status = compat.Fail
 			}
-			msg := ""
+			msg, directive := "", ""
 			if d := tapDirective.FindStringSubmatch(desc); d != nil {
 				desc = desc[:len(desc)-len(d[0])]
+				directive = d[2]
 				kind := strings.ToLower(d[1])
 				if kind == "skip" || m[1] != "" {
 					// A skipped test, or a failing TODO: neither counts.
 					status = compat.Skip
 					msg = strings.TrimSpace(kind + ": " + d[2])
+					// Test::Nginx: "t/x.t TEST 3: name - tests skipped
+					// due to REASON".
+					if _, reason, ok := strings.Cut(d[2], "tests skipped due to "); ok && kind == "skip" {
+						msg = "skip: " + strings.TrimSpace(reason)
+					}
 				}
 			}
 			desc = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(desc), file))
-			if desc == "" && msg != "" {
+			if desc == "" && directive != "" {
 				// "ok 7 # skip t/x.t TEST 3: name - reason": Test::Nginx
 				// names the skipped test in the reason.
-				desc = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(msg[strings.Index(msg, ":")+1:]), file))
+				desc = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(directive), file))
 			}
 			if desc == "" {
 				desc = "test " + m[2]

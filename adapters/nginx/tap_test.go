@@ -40,6 +40,11 @@ func TestParseTAPProve(t *testing.T) {
 	if !ids[skip] || !ids[skip+" #2"] {
 		t.Errorf("missing the skip %q and its repeat", skip)
 	}
+	for _, r := range res {
+		if r.Test == skip && r.Message != "skip: the lack of directive image_filter" {
+			t.Errorf("skip message %q, want Test::Nginx's reason", r.Message)
+		}
+	}
 	first := "echo/echo.t TEST 1: sanity - status code ok"
 	if !ids[first] || !ids[first+" #2"] {
 		t.Errorf("missing %q and its repeat (ids: %d)", first, len(ids))
@@ -112,11 +117,12 @@ FAILED--Further testing stopped: t/a.t TEST 6: Cannot start nginx
 }
 
 func TestStableIDs(t *testing.T) {
-	tap := `1..4
+	tap := `1..5
 ok 1 - t/r.t TEST 1: sanity - response_body_like - response is expected (5)
 ok 2 - t/r.t TEST 1: sanity - response_body_like - response is expected (repeated req 0, req 0)
 not ok 3 - t/r.t TEST 2: x - pattern "[warn]" should not match any line in error.log but matches line "2026/11/26 00:02:10 [warn] 12176#0: y" (req 0)
 ok 4 - t/r.t TEST 1: sanity - response_body_like - response is expected (7)
+not ok 5 - t/r.t TEST 3: y - pattern "foo" should match a line in error.log (req 1)
 `
 	res, err := ParseTAP(strings.NewReader(tap), "nginx", "m/r.t", "t/r.t")
 	if err != nil {
@@ -125,8 +131,9 @@ ok 4 - t/r.t TEST 1: sanity - response_body_like - response is expected (7)
 	want := []string{
 		"m/r.t TEST 1: sanity - response_body_like - response is expected",
 		"m/r.t TEST 1: sanity - response_body_like - response is expected (repeated req 0, req 0)",
-		`m/r.t TEST 2: x - pattern "[warn]" should not match any line in error.log`,
+		`m/r.t TEST 2: x - pattern "[warn]" does not match a line in error.log (req 0)`,
 		"m/r.t TEST 1: sanity - response_body_like - response is expected #2",
+		`m/r.t TEST 3: y - pattern "foo" matches a line in error.log (req 1)`,
 	}
 	for i, w := range want {
 		if i >= len(res) || res[i].Test != w {
