@@ -71,9 +71,11 @@ const startTimeout = 30 * time.Second
 //     it reach the instance: the shim passes QUIT, TERM, INT, HUP and USR1
 //     on over a control listener (NGX_WASI_CONTROL), and nginx acts on
 //     them as its single-process cycle does on the real signals (QUIT and
-//     TERM exit and remove the pid file, HUP re-reads the configuration,
-//     USR1 reopens the logs). An instance that has not exited 10 s after
-//     QUIT or TERM is ended;
+//     TERM exit and remove the pid file, USR1 reopens the logs). HUP
+//     (reload) quits the instance and starts a new one, which reads the
+//     configuration again and takes over the same listening sockets, so
+//     connections waiting in their queues are served by the new one. An
+//     instance that has not exited 10 s after QUIT or TERM is ended;
 //   - -s stop|quit|reload|reopen signals the pid in the pid file.
 //
 // The guest sees the prefix directory, the configuration's directory and
@@ -347,20 +349,43 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	var listeners []net.Listener
+	// The listeners by address; they outlive an instance (the vkernel
+	// hands over duplicates), so a reload keeps the sockets and their
+	// queued connections.
+	bound := map[string]net.Listener{}
 	defer func() {
-		for _, l := range listeners {
+		for _, l := range bound {
 			l.Close()
 		}
 	}()
+	listen := func(conf *serverConf) ([]net.Listener, error) {
+		var ls []net.Listener
+		want := map[string]bool{}
+		for _, addr := range conf.Listen {
+			want[addr] = true
+			l, ok := bound[addr]
+			if !ok {
+				var err error
+				if l, err = net.Listen("tcp", addr); err != nil {
+					return nil, fmt.Errorf("bind() to %s failed: %w", addr, err)
+				}
+				bound[addr] = l
+			}
+			ls = append(ls, l)
+		}
+		for addr, l := range bound {
+			if !want[addr] {
+				l.Close()
+				delete(bound, addr)
+			}
+		}
+		return ls, nil
+	}
+	var listeners []net.Listener
 	mounts := cfg.mounts
 	if srv != nil {
-		for _, addr := range srv.conf.Listen {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				return fmt.Errorf("bind() to %s failed: %w", addr, err)
-			}
-			listeners = append(listeners, l)
+		if listeners, err = listen(srv.conf); err != nil {
+			return err
 		}
 	}
 	if st, err := os.Stat(cl.prefix); err == nil && st.IsDir() {
@@ -387,18 +412,19 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 	// Signals reach the instance over a control listener: the shim
 	// connects and writes a letter (images/nginx/port/ngx_wasi.c).
 	env := []string{"VKERNEL_HOST_PID=" + strconv.Itoa(os.Getpid())}
-	var forced atomic.Bool
+	var forced, reload atomic.Bool
+	var control net.Listener
 	if srv != nil {
-		control, err := net.Listen("tcp", "127.0.0.1:0")
+		control, err = net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("control listener: %w", err)
 		}
-		listeners = append(listeners, control)
+		defer control.Close()
 		env = append(env, "NGX_WASI_CONTROL="+control.Addr().String())
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 		defer signal.Stop(sigs)
-		go s.forward(ctx, sigs, control.Addr().String(), func() {
+		go s.forward(ctx, sigs, control.Addr().String(), &reload, func() {
 			forced.Store(true)
 			cancel()
 		})
@@ -408,15 +434,40 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 		go detachStderr(ctx, srv.pidFile)
 	}
 
-	res, err := k.Exec(ctx, vkernel.Request{
-		Path:      cfg.wasm,
-		Args:      append([]string{"nginx"}, cl.args...),
-		Env:       env,
-		Stdout:    s.stdout,
-		Stderr:    s.stderr,
-		Mounts:    mounts,
-		Listeners: listeners,
-	})
+	var (
+		res *vkernel.Result
+	)
+	for {
+		handed := listeners
+		if control != nil {
+			handed = append(append([]net.Listener(nil), listeners...), control)
+		}
+		res, err = k.Exec(ctx, vkernel.Request{
+			Path:      cfg.wasm,
+			Args:      append([]string{"nginx"}, cl.args...),
+			Env:       env,
+			Stdout:    s.stdout,
+			Stderr:    s.stderr,
+			Mounts:    mounts,
+			Listeners: handed,
+		})
+		if err != nil || res.ExitCode != 0 || !reload.Swap(false) || forced.Load() {
+			break
+		}
+		// HUP: the instance quit; a new one reads the configuration again
+		// and takes over the listeners.
+		if text, rerr := os.ReadFile(cl.conf); rerr == nil {
+			conf, perr := readServerConf(string(text), cl.globals)
+			if perr != nil {
+				conf = scanServerConf(string(text), cl.globals)
+			}
+			if ls, lerr := listen(conf); lerr == nil {
+				listeners = ls
+			} else {
+				fmt.Fprintf(s.stderr, "nginx: [emerg] reload: %v\n", lerr)
+			}
+		}
+	}
 	if forced.Load() {
 		// The instance did not stop by itself in time and was ended: do
 		// what nginx does when it exits, remove its pid file.
@@ -447,14 +498,24 @@ const stopGrace = 10 * time.Second
 // control listener at addr. After QUIT, TERM or INT it calls stop if the
 // instance has not exited within stopGrace (or the letter could not be
 // sent).
-func (s *shim) forward(ctx context.Context, sigs <-chan os.Signal, addr string, stop func()) {
-	letters := map[os.Signal]byte{syscall.SIGQUIT: 'Q', syscall.SIGTERM: 'T', syscall.SIGINT: 'T', syscall.SIGHUP: 'H', syscall.SIGUSR1: 'U'}
+func (s *shim) forward(ctx context.Context, sigs <-chan os.Signal, addr string, reload *atomic.Bool, stop func()) {
+	letters := map[os.Signal]byte{syscall.SIGQUIT: 'Q', syscall.SIGTERM: 'T', syscall.SIGINT: 'T', syscall.SIGUSR1: 'U'}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				// Reload: the instance quits and run starts a new one.
+				reload.Store(true)
+				if err := sendControl(addr, 'Q'); err != nil {
+					reload.Store(false)
+					fmt.Fprintf(s.stderr, "nginx: [alert] reloading the instance: %v\n", err)
+				}
+				continue
+			}
 			letter := letters[sig]
+			reload.Store(false)
 			err := sendControl(addr, letter)
 			if err != nil {
 				fmt.Fprintf(s.stderr, "nginx: [alert] passing %v to the instance: %v\n", sig, err)

@@ -268,3 +268,63 @@ func TestShimVersion(t *testing.T) {
 		t.Fatalf("nginx -V: %v\n%s", err, out)
 	}
 }
+
+// TestShimReload: HUP makes the instance read its configuration again (a
+// new instance on the same listening socket), with no alert; QUIT then
+// stops it.
+func TestShimReload(t *testing.T) {
+	s := testShim(t)
+	port := freePort(t)
+	conf := fmt.Sprintf("daemon off;\nerror_log logs/error.log info;\npid logs/nginx.pid;\nevents {}\nhttp {\n    access_log off;\n    client_body_temp_path DIR/tmp_body;\n    server { listen 127.0.0.1:%d; location / { return 200 \"v1\\n\"; } }\n}\n", port)
+	dir, _ := servroot(t, conf)
+	cmd := exec.Command(s.Binary, "-p", dir+"/", "-c", "conf/nginx.conf")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFile(t, filepath.Join(dir, "logs", "nginx.pid"), 20*time.Second)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if _, got := get(t, url); string(got) != "v1\n" {
+		t.Fatalf("before HUP: %q", got)
+	}
+	confFile := filepath.Join(dir, "conf", "nginx.conf")
+	data, _ := os.ReadFile(confFile)
+	if err := os.WriteFile(confFile, bytes.Replace(data, []byte(`"v1\n"`), []byte(`"v2\n"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) == "v2\n" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new configuration is not served 10s after HUP (last: %v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after QUIT: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("QUIT did not stop the instance in 10s")
+	}
+	errlog, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
+	if bytes.Contains(errlog, []byte("[alert]")) || bytes.Contains(errlog, []byte("[emerg]")) {
+		t.Errorf("error.log has alerts:\n%.2000s", errlog)
+	}
+}

@@ -797,9 +797,13 @@ gethostname(char *name, size_t len)
  * Signals. The vkernel delivers none, so the runner sends them over a
  * control listener it hands over like the others and names in
  * NGX_WASI_CONTROL ("127.0.0.1:PORT"): it connects and writes one letter
- * per signal, Q (QUIT), T (TERM/INT), H (HUP), U (USR1), which set the
- * flags nginx's signal handler sets. The cycle acts on them after the
- * event that read them, as after a real signal.
+ * per signal, Q (QUIT), T (TERM/INT), U (USR1), which set the flags
+ * nginx's signal handler sets. The cycle acts on them after the event that
+ * read them, as after a real signal. There is no letter for HUP: the
+ * single-process cycle re-reads its configuration without setting up its
+ * event module again (poll then spins on "poll ready != events", natively
+ * too), so the runner reloads by starting a new instance on the same
+ * listeners.
  */
 
 static int
@@ -874,9 +878,6 @@ ngx_wasi_control_read(ngx_event_t *rev)
                 break;
             case 'T':
                 ngx_terminate = 1;
-                break;
-            case 'H':
-                ngx_reconfigure = 1;
                 break;
             case 'U':
                 ngx_reopen = 1;
