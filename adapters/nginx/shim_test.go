@@ -206,8 +206,8 @@ func TestSmokeForeground(t *testing.T) {
 
 // TestShimDaemon: with "daemon on" (and master_process on) the command
 // returns once the instance serves, like nginx's daemon, and the pid in
-// the pid file is one that QUIT stops. A bare "listen PORT" (a wildcard)
-// is served on loopback.
+// the pid file is one that QUIT ("nginx -s quit") stops. A bare "listen
+// PORT" (a wildcard) is served on loopback.
 func TestShimDaemon(t *testing.T) {
 	s := testShim(t)
 	port := freePort(t)
@@ -230,8 +230,9 @@ func TestShimDaemon(t *testing.T) {
 	if resp, got := get(t, fmt.Sprintf("http://127.0.0.1:%d/blob.bin", port)); resp.StatusCode != 200 || !bytes.Equal(got, body) {
 		t.Fatalf("GET /blob.bin: status %d, %d bytes", resp.StatusCode, len(got))
 	}
-	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
-		t.Fatal(err)
+	// "nginx -s quit" signals the pid in the pid file, as natively.
+	if out, err := exec.Command(s.Binary, "-p", dir+"/", "-c", "conf/nginx.conf", "-s", "quit").CombinedOutput(); err != nil {
+		t.Fatalf("nginx -s quit: %v\n%s", err, out)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for syscall.Kill(pid, 0) == nil {

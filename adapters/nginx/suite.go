@@ -88,8 +88,9 @@ func LatestTestNginx(cache string) (string, error) {
 //
 // With Harness set to HarnessNginxTests it runs upstream's nginx-tests
 // from the checkout in Dir instead: prove in Dir with TEST_NGINX_BINARY
-// the shim (vkernel) or Debian's /usr/sbin/nginx (reference), the
-// checkout mounted as it is (nginx-tests writes to temporary directories).
+// the shim (vkernel) or Debian's /usr/sbin/nginx (reference, run as
+// nobody as nginx-tests asks), the checkout mounted as it is (nginx-tests
+// writes to temporary directories).
 type Suite struct {
 	Build *Build
 	// Harness is HarnessTestNginx (the default) or HarnessNginxTests.
@@ -270,8 +271,15 @@ func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, p
 		start := time.Now()
 		var out syncBuffer
 		fctx, cancel := context.WithTimeout(ctx, timeout)
+		args := []string{"prove", "-v", file}
+		if s.Harness == HarnessNginxTests && t.Name() == "reference" {
+			// nginx-tests wants an unprivileged user: as root, Debian's
+			// nginx runs its workers as nobody, which cannot read the
+			// harness's 0700 temporary directories.
+			args = append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"}, args...)
+		}
 		exit, err := t.Run(fctx, runners.Process{
-			Args:   []string{"prove", "-v", file},
+			Args:   args,
 			Dir:    dir,
 			Stdout: &out,
 			Stderr: &out,

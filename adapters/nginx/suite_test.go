@@ -148,3 +148,33 @@ func TestNginxTestsMode(t *testing.T) {
 		}
 	}
 }
+
+// TestNginxTestsModeReference runs the same nginx-tests-style file in the
+// reference image against Debian's /usr/sbin/nginx.
+func TestNginxTestsModeReference(t *testing.T) {
+	s := suiteFor(t)
+	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
+		t.Skipf("reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
+	}
+	dir, err := filepath.Abs("testdata/nginx-tests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Harness, s.Dir, s.Files = HarnessNginxTests, dir, []string{"compat_smoke.t"}
+	ctx := context.Background()
+	target, work, err := s.Target(ctx, "reference", nil, "docker", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	run, err := s.Run(ctx, target, work, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := counts(run); c.Pass != 9 || c.Total() != 9 {
+		for _, r := range run.Results {
+			t.Logf("%s: %s %s\n%s", r.Test, r.Status, r.Message, r.Output)
+		}
+		t.Fatalf("counts %+v, want the file's 9 tests passing natively too", c)
+	}
+}

@@ -4,7 +4,8 @@
 # not packaged and so not here): it drives $TEST_NGINX_BINARY exactly as
 # nginx-tests' lib/Test/Nginx.pm does, with core Perl only:
 #
-#   - a temporary directory holds nginx.conf, with %%TEST_GLOBALS%% and a
+#   - a temporary directory holds nginx.conf, with %%TEST_GLOBALS%%,
+#     %%TEST_GLOBALS_HTTP%% (logs and temp paths in that directory) and a
 #     port picked from free loopback ports (port(8080));
 #   - nginx runs as "$NGINX -p DIR/ -c nginx.conf -e error.log -g 'pid
 #     DIR/nginx.pid; error_log DIR/error.log debug;'" in a forked child
@@ -52,8 +53,7 @@ events {
 }
 
 http {
-    access_log %%TESTDIR%%/access.log;
-    client_body_temp_path %%TESTDIR%%/client_body_temp;
+    %%TEST_GLOBALS_HTTP%%
 
     server {
         listen       127.0.0.1:%%PORT_8080%%;
@@ -72,6 +72,12 @@ http {
 }
 
 EOC
+# What nginx-tests' test_globals_http() puts there: logs and every temp
+# path in the test's directory (the compiled-in ones need root).
+my $globals_http = join("\n    ",
+	"access_log %%TESTDIR%%/access.log;",
+	map { "${_}_temp_path %%TESTDIR%%/${_}_temp;" } qw/client_body proxy fastcgi uwsgi scgi/);
+$conf =~ s/%%TEST_GLOBALS_HTTP%%/$globals_http/g;
 $conf =~ s/%%TEST_GLOBALS%%//g;
 $conf =~ s/%%TESTDIR%%/$dir/g;
 $conf =~ s/%%PORT_8080%%/$port/g;
