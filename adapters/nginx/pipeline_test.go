@@ -27,8 +27,12 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Files = files
-	if _, err := LatestTestNginx(cacheRoot()); err != nil {
+	lib, err := LatestTestNginx(cacheRoot())
+	if err != nil {
 		t.Skip(err)
+	}
+	if out, err := exec.Command("perl", "-I", lib, "-MTest::Nginx::Socket", "-e", "1").CombinedOutput(); err != nil {
+		t.Skipf("Test::Nginx does not load (make -f images/images.mk nginx-test-deps): %v: %s", err, out)
 	}
 	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
 		t.Skipf("reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
