@@ -19,8 +19,9 @@ include images/images.mk
 # The main job: images (cached), then vkernel vs reference for every suite,
 # diffed against baselines/. Exit 1 on regressions.
 run: build images
-	$(BIN) run -profile $(PROFILE) -suite python,redis -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
-	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" -out $(OUT)
+	$(BIN) run -profile $(PROFILE) -suite python,redis,nginx -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
+	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" \
+	  -nginx-build "$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1)" -out $(OUT)
 	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)
 
 # Images first, so the tests that need real builds (python.wasm, the
@@ -36,8 +37,9 @@ test-unit: build lint
 # containers, against the committed baselines; then every JUnit file
 # against Jenkins' schema.
 test-integration: build images
-	$(BIN) run -profile quick -suite python,redis -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
-	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" -out $(OUT)/quick
+	$(BIN) run -profile quick -suite python,redis,nginx -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
+	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" \
+	  -nginx-build "$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1)" -out $(OUT)/quick
 	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)/quick
 
 check-junit:

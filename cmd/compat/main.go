@@ -24,8 +24,8 @@ const (
 const usage = `compat: upstream test-suite compatibility runner for the vkernel
 
 Usage:
-  compat run [-suite python] [-target vkernel,reference] [-reference docker|local]
-             [-profile quick|full] [-modules M,...] [-out DIR] [-baselines DIR]
+  compat run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local]
+             [-profile quick|full] [-modules M,...] [-out DIR] [-baselines DIR] [-suite-dir DIR]
                                               run the suites on the vkernel and the native reference,
                                               diff against baselines, write JUnit and summary.md
   compat baseline update [-out DIR] [-baselines DIR] [-suite S] [-target T]
@@ -41,6 +41,8 @@ Usage:
                                               run PATH in the vkernel, routed by its SHA-256
   compat bench exec [-n N]                    exec-to-first-instruction latency, vkernel vs native
   compat bench concurrent [-n N]              N concurrent tool invocations, vkernel vs native
+  compat nginx-shim NGINX-ARGS...             nginx's command line, run in the vkernel (the
+                                              TEST_NGINX_BINARY the NGINX harnesses use)
   compat help                                 this text
 
 Exit codes:
@@ -81,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"bench":      benchCmd,
 		"run":        runCmd,
 		"baseline":   baselineCmd,
+		"nginx-shim": nginxShim,
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":

@@ -11,28 +11,29 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/compat-project/compat/adapters/python"
-	"github.com/compat-project/compat/adapters/redis"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/pipeline"
 )
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run [-suite python,redis] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-out DIR]", stderr)
-	suites := fs.String("suite", "python", "suites to run, comma-separated (python, redis)")
+	fs := newFlags("run", "run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-out DIR]", stderr)
+	suites := fs.String("suite", "python", "suites to run, comma-separated (python, redis, nginx)")
 	targets := fs.String("target", "vkernel,reference", "targets, comma-separated: vkernel, reference")
 	reference := fs.String("reference", "docker", "how the reference runs: docker (a dockertest container) or local (the host's own build)")
-	profile := fs.String("profile", "quick", "quick (a dozen modules) or full (the whole suite)")
-	modules := fs.String("modules", "", "run these test modules (Redis: units) instead of the profile's, comma-separated")
 	out := fs.String("out", "out", "directory for JUnit files, run JSON and summary.md")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
 	key := fs.String("key", "", "private key to sign the run's megabinary (default: one generated for the run)")
-	pythonBuild := fs.String("python-build", "", "python.wasm build directory (default: the newest under the cache; make images builds it)")
-	redisBuild := fs.String("redis-build", "", "redis-server.wasm build directory (default: the newest under the cache; make images builds it)")
-	redisDiff := fs.Int("redis-differential", 3, "seeded command streams each Redis server also answers beside the host's redis-server (0: none)")
-	parallel := fs.Int("parallel", 2, "test modules run at once per target")
-	timeout := fs.Duration("timeout", 20*time.Minute, "limit for one test module")
-	rerun := fs.Bool("rerun", true, "rerun failed tests once to tell flaky ones")
+	var sf suiteFlags
+	fs.StringVar(&sf.profile, "profile", "quick", "quick (a few modules per suite) or full (the whole suites)")
+	fs.StringVar(&sf.modules, "modules", "", "run these test modules (Redis: units; NGINX: module/file.t) instead of the profile's, comma-separated")
+	fs.StringVar(&sf.pythonBuild, "python-build", "", "python.wasm build directory (default: the newest under the cache; make images builds it)")
+	fs.StringVar(&sf.redisBuild, "redis-build", "", "redis-server.wasm build directory (default: the newest under the cache)")
+	fs.StringVar(&sf.nginxBuild, "nginx-build", "", "nginx.wasm build directory (default: the newest under the cache)")
+	fs.StringVar(&sf.suiteDir, "suite-dir", "", "nginx: run the nginx-tests checkout in DIR instead of the module suites")
+	fs.IntVar(&sf.redisDiff, "redis-differential", 3, "seeded command streams each Redis server also answers beside the host's redis-server (0: none)")
+	fs.IntVar(&sf.parallel, "parallel", 2, "test modules run at once per target")
+	fs.DurationVar(&sf.timeout, "timeout", 20*time.Minute, "limit for one test module")
+	fs.BoolVar(&sf.rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		fs.Usage()
 		return exitUsage
@@ -48,34 +49,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: cacheRoot(), Key: *key, Log: stdout}
 	for _, name := range split(*suites) {
-		switch name {
-		case "python":
-			build, err := pythonBuildDir(*pythonBuild)
-			if err != nil {
-				return fail(stderr, err)
-			}
-			mods := split(*modules)
-			if len(mods) == 0 {
-				if mods, err = python.Profile(*profile, build.LibTest()); err != nil {
-					return fail(stderr, err)
-				}
-			}
-			cfg.Suites = append(cfg.Suites, &python.Harness{Build: build, Modules: mods, Parallel: *parallel, Timeout: *timeout, Rerun: *rerun})
-		case "redis":
-			build, err := redisBuildDir(*redisBuild)
-			if err != nil {
-				return fail(stderr, err)
-			}
-			units := split(*modules)
-			if len(units) == 0 {
-				if units, err = redis.Profile(*profile, build.SuiteDir()); err != nil {
-					return fail(stderr, err)
-				}
-			}
-			cfg.Suites = append(cfg.Suites, &redis.Harness{Build: build, Units: units, Parallel: *parallel, Timeout: *timeout, Differential: *redisDiff})
-		default:
-			return fail(stderr, fmt.Errorf("-suite %q: unknown suite (known: python, redis)", name))
+		s, err := newSuite(name, sf)
+		if err != nil {
+			return fail(stderr, err)
 		}
+		cfg.Suites = append(cfg.Suites, s)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -96,20 +74,6 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitRegressions
 	}
 	return exitOK
-}
-
-func pythonBuildDir(dir string) (*python.Build, error) {
-	if dir != "" {
-		return python.OpenBuild(dir)
-	}
-	return python.LatestBuild(cacheRoot())
-}
-
-func redisBuildDir(dir string) (*redis.Build, error) {
-	if dir != "" {
-		return redis.OpenBuild(dir)
-	}
-	return redis.LatestBuild(cacheRoot())
 }
 
 func split(s string) []string {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/compat-project/compat/adapters/nginx"
+	"github.com/compat-project/compat/adapters/python"
+	"github.com/compat-project/compat/adapters/redis"
+	"github.com/compat-project/compat/runners/pipeline"
+)
+
+// suiteFlags are compat run's per-suite settings.
+type suiteFlags struct {
+	profile, modules                    string
+	pythonBuild, redisBuild, nginxBuild string
+	suiteDir                            string
+	redisDiff, parallel                 int
+	timeout                             time.Duration
+	rerun                               bool
+}
+
+// newSuite opens the named suite's build and picks its tests.
+func newSuite(name string, f suiteFlags) (pipeline.Suite, error) {
+	tests := split(f.modules)
+	switch name {
+	case "python":
+		build, err := python.LatestBuild(cacheRoot())
+		if f.pythonBuild != "" {
+			build, err = python.OpenBuild(f.pythonBuild)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(tests) == 0 {
+			if tests, err = python.Profile(f.profile, build.LibTest()); err != nil {
+				return nil, err
+			}
+		}
+		return &python.Harness{Build: build, Modules: tests, Parallel: f.parallel, Timeout: f.timeout, Rerun: f.rerun}, nil
+	case "redis":
+		build, err := redis.LatestBuild(cacheRoot())
+		if f.redisBuild != "" {
+			build, err = redis.OpenBuild(f.redisBuild)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(tests) == 0 {
+			if tests, err = redis.Profile(f.profile, build.SuiteDir()); err != nil {
+				return nil, err
+			}
+		}
+		return &redis.Harness{Build: build, Units: tests, Parallel: f.parallel, Timeout: f.timeout, Differential: f.redisDiff}, nil
+	case "nginx":
+		build, err := nginx.LatestBuild(cacheRoot())
+		if f.nginxBuild != "" {
+			build, err = nginx.OpenBuild(f.nginxBuild)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s := &nginx.Suite{Build: build, Cache: cacheRoot(), Timeout: f.timeout, Files: tests}
+		switch {
+		case f.suiteDir != "":
+			s.Harness, s.Dir = nginx.HarnessNginxTests, f.suiteDir
+			if len(s.Files) == 0 {
+				s.Files, err = nginx.NginxTestsFiles(f.suiteDir)
+			}
+		case len(s.Files) == 0:
+			s.Files, err = build.Files(f.profile)
+		default:
+			err = known(s.Files, build)
+		}
+		return s, err
+	}
+	return nil, fmt.Errorf("-suite %q: unknown suite (known: python, redis, nginx)", name)
+}
+
+// nginxShim is the verb Test::Nginx and nginx-tests run as nginx
+// (TEST_NGINX_BINARY): it runs nginx.wasm in the vkernel with nginx's own
+// command line.
+func nginxShim(args []string, stdout, stderr io.Writer) int {
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return nginx.ShimMain([]string{exe, "nginx-shim"}, args, stdout, stderr)
+}
+
+// known checks that every named NGINX test file is one of the build's.
+func known(files []string, build *nginx.Build) error {
+	all, err := build.Files("full")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if !slices.Contains(all, f) {
+			return fmt.Errorf("nginx: no test file %q in the build (files are named like %q)", f, all[0])
+		}
+	}
+	return nil
+}
