@@ -142,6 +142,7 @@ func TestDifferentialVkernelAgainstHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer k.Close(context.Background())
 	vt, err := rvk.New(rvk.Options{Kernel: k, Mounts: []runners.Mount{{Host: dir, Guest: "/"}}, Programs: map[string]string{"redis-server": wasm}})
 	if err != nil {
 		t.Fatal(err)

@@ -193,6 +193,7 @@ func TestVkernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer k.Close(context.Background())
 	data := filepath.Join(dir, "data")
 	os.Mkdir(data, 0o755)
 	tg, err := rvk.New(rvk.Options{Kernel: k, Mounts: []runners.Mount{{Host: data, Guest: "/"}},

@@ -21,7 +21,8 @@ import (
 type Options struct {
 	// Name names the target in reports; default "vkernel".
 	Name string
-	// Kernel runs the processes. The Target closes it.
+	// Kernel runs the processes. It stays the caller's: one kernel serves
+	// every suite of a run, so Close leaves it open.
 	Kernel *vk.Kernel
 	// Mounts are every process's preopened directories.
 	Mounts []runners.Mount
@@ -181,13 +182,10 @@ func (t *Target) program(name string) (string, error) {
 	return host, nil
 }
 
-// Close implements runners.Target: it closes the kernel once.
+// Close implements runners.Target: later Runs fail. The kernel stays open.
 func (t *Target) Close() error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil
-	}
 	t.closed = true
-	return t.opts.Kernel.Close(context.Background())
+	t.mu.Unlock()
+	return nil
 }

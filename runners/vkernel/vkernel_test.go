@@ -62,7 +62,10 @@ func newTarget(t *testing.T) (*Target, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tgt.Close() })
+	t.Cleanup(func() {
+		tgt.Close()
+		k.Close(context.Background())
+	})
 	return tgt, root
 }
 
@@ -103,6 +106,15 @@ func TestTarget(t *testing.T) {
 	}
 	if _, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/probe"}}); err == nil {
 		t.Fatal("ran after Close")
+	}
+	// The kernel is shared by the suites of a run: another target over it
+	// still works after the first is closed.
+	again, err := New(Options{Kernel: tgt.opts.Kernel, Mounts: tgt.opts.Mounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := again.Run(ctx, runners.Process{Args: []string{"/bin/probe", "exit", "0"}}); err != nil || !exit.OK() {
+		t.Fatalf("second target over the same kernel: %v %v", exit, err)
 	}
 }
 
