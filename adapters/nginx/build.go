@@ -14,13 +14,12 @@
 package nginx
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
@@ -36,38 +35,27 @@ type Build struct {
 	Version string
 }
 
-// OpenBuild reads a build directory's build-info.json.
+// OpenBuild opens a build directory, reading its build-info.json.
 func OpenBuild(dir string) (*Build, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
+	v, err := wasmbuild.SourceVersion(dir)
 	if err != nil {
-		return nil, fmt.Errorf("nginx.wasm build: %w (run: make -f images/images.mk nginx-wasm)", err)
+		return nil, fmt.Errorf("nginx.wasm build: %w", err)
 	}
-	var info struct {
-		Source struct{ Version string } `json:"source"`
-	}
-	if err := json.Unmarshal(data, &info); err != nil {
-		return nil, fmt.Errorf("nginx.wasm build %s: build-info.json: %w", dir, err)
-	}
-	b := &Build{Dir: dir, Version: info.Source.Version}
+	b := &Build{Dir: dir, Version: v}
 	if _, err := os.Stat(b.Wasm()); err != nil {
 		return nil, fmt.Errorf("nginx.wasm build %s: %w (run: make -f images/images.mk nginx-wasm)", dir, err)
 	}
 	return b, nil
 }
 
-// LatestBuild finds the newest complete build under a cache root
-// (CACHE/nginx-wasm/KEY, complete when it has a .done stamp).
+// LatestBuild opens the newest complete build under a cache root
+// (CACHE/nginx-wasm/KEY).
 func LatestBuild(cache string) (*Build, error) {
-	stamps, _ := filepath.Glob(filepath.Join(cache, "nginx-wasm", "*", ".done"))
-	if len(stamps) == 0 {
-		return nil, fmt.Errorf("no nginx.wasm build under %s/nginx-wasm (run: make -f images/images.mk nginx-wasm)", cache)
+	dir, err := wasmbuild.Latest(cache, "nginx-wasm")
+	if err != nil {
+		return nil, fmt.Errorf("nginx.wasm: %w", err)
 	}
-	sort.Slice(stamps, func(i, j int) bool {
-		a, _ := os.Stat(stamps[i])
-		b, _ := os.Stat(stamps[j])
-		return a.ModTime().After(b.ModTime())
-	})
-	return OpenBuild(filepath.Dir(stamps[0]))
+	return OpenBuild(dir)
 }
 
 // Wasm is the nginx module.

@@ -14,7 +14,6 @@
 package python
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,12 +22,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 )
 
@@ -156,71 +153,21 @@ func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, 
 	if opts.Work.Host == "" || opts.Work.Guest == "" {
 		return run, errors.New("python adapter: Options.Work needs both a host and a guest path")
 	}
-	var (
-		mu       sync.Mutex
-		done     int
-		progress sync.Mutex
-		errs     []error
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Parallel)
-	for _, mod := range opts.Modules {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			if gctx.Err() != nil {
-				return nil
-			}
-			start := time.Now()
-			results, err := runModule(gctx, target, opts, mod)
-			mu.Lock()
-			run.Results = append(run.Results, results...)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			done++
-			p := Progress{Module: mod, Done: done, Total: len(opts.Modules), Elapsed: time.Since(start), Err: err}
-			mu.Unlock()
-			for _, r := range results {
-				p.Counts.Add(r)
-			}
+	results, err := units.Run(ctx, opts.Modules, opts.Parallel, "modules",
+		func(ctx context.Context, mod string) ([]compat.Result, error) {
+			return runModule(ctx, target, opts, mod)
+		},
+		func(f units.Finished) {
 			if opts.Progress != nil {
-				progress.Lock()
-				opts.Progress(p)
-				progress.Unlock()
+				opts.Progress(Progress{Module: f.Unit, Done: f.Done, Total: f.Total, Counts: f.Counts, Elapsed: f.Elapsed, Err: f.Err})
 			}
-			return nil
 		})
-	}
-	g.Wait()
+	run.Results = results
 	run.Duration = time.Since(run.Start)
-	compat.SortResults(run.Results)
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("python adapter: stopped after %d of %d modules: %w", done, len(opts.Modules), err))
+	if err != nil {
+		err = fmt.Errorf("python adapter: %w", err)
 	}
-	return run, errors.Join(errs...)
-}
-
-// lockedBuffer collects stdout and stderr, which a target may write at the
-// same time.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return run, err
 }
 
 // attempt is one regrtest process for one module.
@@ -256,7 +203,7 @@ func runOnce(ctx context.Context, target runners.Target, opts Options, mod strin
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	var out lockedBuffer
+	var out units.Buffer
 	var a attempt
 	a.exit, a.err = target.Run(ctx, runners.Process{Args: args, Env: opts.Env, Dir: opts.Dir, Stdout: &out, Stderr: &out})
 	a.stopped = parent.Err()

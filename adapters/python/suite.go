@@ -2,16 +2,15 @@ package python
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/local"
@@ -30,38 +29,27 @@ type Build struct {
 	Version string
 }
 
-// OpenBuild reads a build directory's build-info.json.
+// OpenBuild opens a build directory, reading its build-info.json.
 func OpenBuild(dir string) (*Build, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
+	v, err := wasmbuild.SourceVersion(dir)
 	if err != nil {
-		return nil, fmt.Errorf("python.wasm build: %w (run: make images)", err)
+		return nil, fmt.Errorf("python.wasm build: %w", err)
 	}
-	var info struct {
-		Source struct{ Version string } `json:"source"`
-	}
-	if err := json.Unmarshal(data, &info); err != nil {
-		return nil, fmt.Errorf("python.wasm build %s: build-info.json: %w", dir, err)
-	}
-	b := &Build{Dir: dir, Version: info.Source.Version}
+	b := &Build{Dir: dir, Version: v}
 	if _, err := os.Stat(b.Wasm()); err != nil {
 		return nil, fmt.Errorf("python.wasm build %s: %w (run: make images)", dir, err)
 	}
 	return b, nil
 }
 
-// LatestBuild finds the newest complete build under a cache root
-// (CACHE/python-wasm/KEY, complete when it has a .done stamp).
+// LatestBuild opens the newest complete build under a cache root
+// (CACHE/python-wasm/KEY).
 func LatestBuild(cache string) (*Build, error) {
-	dirs, _ := filepath.Glob(filepath.Join(cache, "python-wasm", "*", ".done"))
-	if len(dirs) == 0 {
-		return nil, fmt.Errorf("no python.wasm build under %s/python-wasm (run: make images)", cache)
+	dir, err := wasmbuild.Latest(cache, "python-wasm")
+	if err != nil {
+		return nil, fmt.Errorf("python.wasm: %w", err)
 	}
-	sort.Slice(dirs, func(i, j int) bool {
-		a, _ := os.Stat(dirs[i])
-		b, _ := os.Stat(dirs[j])
-		return a.ModTime().After(b.ModTime())
-	})
-	return OpenBuild(filepath.Dir(dirs[0]))
+	return OpenBuild(dir)
 }
 
 // Wasm is the interpreter module.

@@ -27,7 +27,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,14 +37,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 )
 
@@ -184,70 +182,21 @@ func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, 
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
-	var (
-		mu       sync.Mutex
-		done     int
-		progress sync.Mutex
-		errs     []error
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Parallel)
-	for _, unit := range opts.Units {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			if gctx.Err() != nil {
-				return nil
-			}
-			start := time.Now()
-			results, err := runUnit(gctx, server, opts, unit)
-			mu.Lock()
-			run.Results = append(run.Results, results...)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			done++
-			p := Progress{Unit: unit, Done: done, Total: len(opts.Units), Elapsed: time.Since(start), Err: err}
-			mu.Unlock()
-			for _, r := range results {
-				p.Counts.Add(r)
-			}
+	results, err := units.Run(ctx, opts.Units, opts.Parallel, "units",
+		func(ctx context.Context, unit string) ([]compat.Result, error) {
+			return runUnit(ctx, server, opts, unit)
+		},
+		func(f units.Finished) {
 			if opts.Progress != nil {
-				progress.Lock()
-				opts.Progress(p)
-				progress.Unlock()
+				opts.Progress(Progress{Unit: f.Unit, Done: f.Done, Total: f.Total, Counts: f.Counts, Elapsed: f.Elapsed, Err: f.Err})
 			}
-			return nil
 		})
-	}
-	g.Wait()
+	run.Results = results
 	run.Duration = time.Since(run.Start)
-	compat.SortResults(run.Results)
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("redis adapter: stopped after %d of %d units: %w", done, len(opts.Units), err))
+	if err != nil {
+		err = fmt.Errorf("redis adapter: %w", err)
 	}
-	return run, errors.Join(errs...)
-}
-
-// lockedBuffer collects output that two goroutines may write at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return run, err
 }
 
 // tail returns the last n lines of s.
@@ -269,7 +218,7 @@ func runUnit(ctx context.Context, server runners.Server, opts Options, unit stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	var serverLog lockedBuffer
+	var serverLog units.Buffer
 	svc, err := server.Serve(ctx, 1, func(ports []int) runners.Process {
 		args := append(append([]string(nil), opts.Server...), "--port", strconv.Itoa(ports[0]))
 		args = append(append(args, ServerArgs...), opts.ServerArgs...)
@@ -359,7 +308,7 @@ func runtest(ctx context.Context, opts Options, addr, unit string, svc *runners.
 	args = append(args, opts.Args...)
 	cmd := exec.CommandContext(ctx, opts.Tclsh, args...)
 	cmd.Dir = opts.Suite
-	var out lockedBuffer
+	var out units.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// test_helper starts test clients of its own: kill the whole group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -2,17 +2,16 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/local"
@@ -31,19 +30,13 @@ type Build struct {
 	Version string
 }
 
-// OpenBuild reads a build directory's build-info.json.
+// OpenBuild opens a build directory, reading its build-info.json.
 func OpenBuild(dir string) (*Build, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
+	v, err := wasmbuild.SourceVersion(dir)
 	if err != nil {
-		return nil, fmt.Errorf("redis-server.wasm build: %w (run: make images)", err)
+		return nil, fmt.Errorf("redis-server.wasm build: %w", err)
 	}
-	var info struct {
-		Source struct{ Version string } `json:"source"`
-	}
-	if err := json.Unmarshal(data, &info); err != nil {
-		return nil, fmt.Errorf("redis-server.wasm build %s: build-info.json: %w", dir, err)
-	}
-	b := &Build{Dir: dir, Version: info.Source.Version}
+	b := &Build{Dir: dir, Version: v}
 	for _, f := range []string{b.Wasm(), filepath.Join(b.SuiteDir(), "tests", "test_helper.tcl")} {
 		if _, err := os.Stat(f); err != nil {
 			return nil, fmt.Errorf("redis-server.wasm build %s: %w (run: make images)", dir, err)
@@ -52,19 +45,14 @@ func OpenBuild(dir string) (*Build, error) {
 	return b, nil
 }
 
-// LatestBuild finds the newest complete build under a cache root
-// (CACHE/redis-wasm/KEY, complete when it has a .done stamp).
+// LatestBuild opens the newest complete build under a cache root
+// (CACHE/redis-wasm/KEY).
 func LatestBuild(cache string) (*Build, error) {
-	dirs, _ := filepath.Glob(filepath.Join(cache, "redis-wasm", "*", ".done"))
-	if len(dirs) == 0 {
-		return nil, fmt.Errorf("no redis-server.wasm build under %s/redis-wasm (run: make images)", cache)
+	dir, err := wasmbuild.Latest(cache, "redis-wasm")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server.wasm: %w", err)
 	}
-	sort.Slice(dirs, func(i, j int) bool {
-		a, _ := os.Stat(dirs[i])
-		b, _ := os.Stat(dirs[j])
-		return a.ModTime().After(b.ModTime())
-	})
-	return OpenBuild(filepath.Dir(dirs[0]))
+	return OpenBuild(dir)
 }
 
 // Wasm is the server module.
