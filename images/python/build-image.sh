@@ -10,19 +10,13 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
+# shellcheck source=../lib/image.sh
+. "$here/../lib/image.sh"
 # shellcheck source=versions.env
 . "$here/versions.env"
 COMPAT_LOG_TAG=python-image
 
-force=no
-case "${1:-}" in
---force) force=yes ;;
-"") ;;
-*) compat_die "unknown argument '$1' (usage: $0 [--force])" ;;
-esac
-
-compat_need docker docker.io
-docker info >/dev/null 2>&1 || compat_die "the Docker engine does not answer ('docker info' failed); start it and retry"
+compat_image_args "$@"
 
 # Docker tags cannot hold '+' or '~'.
 tag=$(printf '%s' "$PY_DEB_VERSION" | tr '+~:' '__-')
@@ -35,15 +29,11 @@ base=$("$here/../base/build.sh" | tail -n 1)
 # change of either rebuilds it.
 images=$(cd "$here/.." && pwd)
 base_id=$(docker image inspect -f '{{.Id}}' "$base")
-recipe=$(compat_hash "$images" "python/Dockerfile python/build-image.sh python/versions.env lib/common.sh" "base=$base_id")
-if [ "$force" = no ] && docker image inspect "$image" >/dev/null 2>&1; then
-	have=$(docker image inspect -f '{{ index .Config.Labels "compat.recipe" }}' "$image" 2>/dev/null || true)
-	if [ "$have" = "$recipe" ]; then
-		compat_log "$image already present and up to date (use --force to rebuild)"
-		printf '%s\n' "$image"
-		exit 0
-	fi
-	compat_log "$image exists but was built from another recipe (${have:-none}); rebuilding"
+recipe=$(compat_hash "$images" "python/Dockerfile python/build-image.sh python/versions.env lib/common.sh lib/image.sh" "base=$base_id")
+if compat_image_current "$image" "$recipe"; then
+	printf '%s
+' "$image"
+	exit 0
 fi
 
 start=$(date +%s)
@@ -65,16 +55,10 @@ for t in test_capi test_sqlite3 test_tomllib; do
 	cp -a "$tmp/src/Lib/test/$t" "$tmp/context/extra-tests/$t"
 done
 cp "$here/Dockerfile" "$tmp/context/Dockerfile"
-old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
-compat_log "docker build $image (log: $log)"
-if ! docker build \
+compat_image_build "$image" "$recipe" "$tmp/context" "$log" \
+	"if apt could not find version $PY_DEB_VERSION, the archive has moved on: update images/python/versions.env" \
 	--build-arg "BASE_IMAGE=$base" \
-	--build-arg "PY_DEB_VERSION=$PY_DEB_VERSION" \
-	--label "compat.recipe=$recipe" \
-	-t "$image" "$tmp/context" >"$log" 2>&1; then
-	tail -n 40 "$log" >&2
-	compat_die "docker build of $image failed (log above); if apt could not find version $PY_DEB_VERSION, the archive has moved on: update images/python/versions.env"
-fi
+	--build-arg "PY_DEB_VERSION=$PY_DEB_VERSION"
 
 got=$(docker run --rm "$image" python3.11 -c 'import sys; print(sys.version.split()[0])')
 docker run --rm "$image" python3.11 -m test -h >/dev/null ||
@@ -83,10 +67,6 @@ docker run --rm "$image" sh -c "dpkg-query -W -f '\${Version}' libpython3.11-tes
 	compat_die "$image does not hold libpython3.11-testsuite $PY_DEB_VERSION"
 docker run --rm "$image" test -f /usr/lib/python3.11/test/test_tomllib/__init__.py ||
 	compat_die "$image lacks test/test_tomllib"
-# Drop the image this one replaced, if nothing else uses it.
-new_id=$(docker image inspect -f '{{.Id}}' "$image")
-if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
-	docker image rm "$old_id" >/dev/null 2>&1 || true
-fi
+compat_image_drop_replaced "$image"
 compat_log "built $image (Python $got, Debian $PY_DEB_VERSION) in $(($(date +%s) - start)) s, $(($(docker image inspect -f '{{.Size}}' "$image") / 1000000)) MB"
 printf '%s\n' "$image"

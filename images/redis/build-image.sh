@@ -10,19 +10,13 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
+# shellcheck source=../lib/image.sh
+. "$here/../lib/image.sh"
 # shellcheck source=versions.env
 . "$here/versions.env"
 COMPAT_LOG_TAG=redis-image
 
-force=no
-case "${1:-}" in
---force) force=yes ;;
-"") ;;
-*) compat_die "unknown argument '$1' (usage: $0 [--force])" ;;
-esac
-
-compat_need docker docker.io
-docker info >/dev/null 2>&1 || compat_die "the Docker engine does not answer ('docker info' failed); start it and retry"
+compat_image_args "$@"
 
 # Docker tags cannot hold '+', '~' or ':'.
 tag=$(printf '%s' "${REDIS_DEB_VERSION#*:}" | tr '+~:' '__-')
@@ -35,15 +29,11 @@ base=$("$here/../base/build.sh" | tail -n 1)
 # change of either rebuilds it.
 images=$(cd "$here/.." && pwd)
 base_id=$(docker image inspect -f '{{.Id}}' "$base")
-recipe=$(compat_hash "$images" "redis/Dockerfile redis/build-image.sh redis/versions.env lib/common.sh" "base=$base_id")
-if [ "$force" = no ] && docker image inspect "$image" >/dev/null 2>&1; then
-	have=$(docker image inspect -f '{{ index .Config.Labels "compat.recipe" }}' "$image" 2>/dev/null || true)
-	if [ "$have" = "$recipe" ]; then
-		compat_log "$image already present and up to date (use --force to rebuild)"
-		printf '%s\n' "$image"
-		exit 0
-	fi
-	compat_log "$image exists but was built from another recipe (${have:-none}); rebuilding"
+recipe=$(compat_hash "$images" "redis/Dockerfile redis/build-image.sh redis/versions.env lib/common.sh lib/image.sh" "base=$base_id")
+if compat_image_current "$image" "$recipe"; then
+	printf '%s
+' "$image"
+	exit 0
 fi
 
 start=$(date +%s)
@@ -52,23 +42,14 @@ trap 'rm -rf "$tmp"' EXIT
 log=$tmp/docker-build.log
 mkdir -p "$tmp/context"
 cp "$here/Dockerfile" "$tmp/context/Dockerfile"
-old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
-compat_log "docker build $image (log: $log)"
-if ! docker build \
+compat_image_build "$image" "$recipe" "$tmp/context" "$log" \
+	"if apt could not find version $REDIS_DEB_VERSION, the archive has moved on: update images/redis/versions.env" \
 	--build-arg "BASE_IMAGE=$base" \
-	--build-arg "REDIS_DEB_VERSION=$REDIS_DEB_VERSION" \
-	--label "compat.recipe=$recipe" \
-	-t "$image" "$tmp/context" >"$log" 2>&1; then
-	tail -n 40 "$log" >&2
-	compat_die "docker build of $image failed (log above); if apt could not find version $REDIS_DEB_VERSION, the archive has moved on: update images/redis/versions.env"
-fi
+	--build-arg "REDIS_DEB_VERSION=$REDIS_DEB_VERSION"
 
 got=$(docker run --rm --entrypoint redis-server "$image" --version)
 docker run --rm --entrypoint sh "$image" -c "dpkg-query -W -f '\${Version}' redis-server | grep -qxF '$REDIS_DEB_VERSION'" ||
 	compat_die "$image does not hold redis-server $REDIS_DEB_VERSION"
-new_id=$(docker image inspect -f '{{.Id}}' "$image")
-if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
-	docker image rm "$old_id" >/dev/null 2>&1 || true
-fi
+compat_image_drop_replaced "$image"
 compat_log "built $image ($got) in $(($(date +%s) - start)) s, $(($(docker image inspect -f '{{.Size}}' "$image") / 1000000)) MB"
 printf '%s\n' "$image"

@@ -1,0 +1,54 @@
+# shellcheck shell=bash
+# Helpers the reference-image recipes (*/build-image.sh) share. Source after
+# lib/common.sh. An image carries its recipe's hash as the label
+# compat.recipe; a changed recipe rebuilds it, an unchanged one is reused.
+
+# compat_image_args parses the recipes' only option, --force, into $force.
+compat_image_args() {
+	force=no
+	case "${1:-}" in
+	--force) force=yes ;;
+	"") ;;
+	*) compat_die "unknown argument '$1' (usage: $0 [--force])" ;;
+	esac
+	compat_need docker docker.io
+	docker info >/dev/null 2>&1 || compat_die "the Docker engine does not answer ('docker info' failed); start it and retry"
+}
+
+# compat_image_current IMAGE RECIPE: true when IMAGE exists with that recipe
+# label and --force was not given.
+compat_image_current() {
+	local image=$1 recipe=$2 have
+	[ "$force" = no ] && docker image inspect "$image" >/dev/null 2>&1 || return 1
+	have=$(docker image inspect -f '{{ index .Config.Labels "compat.recipe" }}' "$image" 2>/dev/null || true)
+	if [ "$have" = "$recipe" ]; then
+		compat_log "$image already present and up to date (use --force to rebuild)"
+		return 0
+	fi
+	compat_log "$image exists but was built from another recipe (${have:-none}); rebuilding"
+	return 1
+}
+
+# compat_image_build IMAGE RECIPE CONTEXT LOG HINT [docker build args...]
+# builds IMAGE from CONTEXT with the recipe label, or dies with the log's
+# tail and HINT. The id of the image it replaces goes to $replaced_id.
+compat_image_build() {
+	local image=$1 recipe=$2 context=$3 log=$4 hint=$5
+	shift 5
+	replaced_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+	compat_log "docker build $image (log: $log)"
+	if ! docker build "$@" --label "compat.recipe=$recipe" -t "$image" "$context" >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		compat_die "docker build of $image failed (log above); $hint"
+	fi
+}
+
+# compat_image_drop_replaced IMAGE removes the image the last build replaced,
+# if nothing else uses it.
+compat_image_drop_replaced() {
+	local new_id
+	new_id=$(docker image inspect -f '{{.Id}}' "$1")
+	if [ -n "$replaced_id" ] && [ "$replaced_id" != "$new_id" ]; then
+		docker image rm "$replaced_id" >/dev/null 2>&1 || true
+	fi
+}
