@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/compat-project/compat/vkernel/internal/hashcache"
@@ -72,6 +73,12 @@ type Request struct {
 	// Listeners are handed to the guest as fds after the mounts; their
 	// numbers and addresses are in VKERNEL_LISTEN_FDS ("fd=addr,...").
 	Listeners []net.Listener
+	// Signals, if not nil, carries host signals to the guest for as long
+	// as it runs: each one is pending until the guest next waits in
+	// poll_oneoff, which it interrupts, and the guest takes them with
+	// vkernel.proc_signals (vkernel/ABI.md). Signals that are not a
+	// syscall.Signal are ignored. Exec never closes the channel.
+	Signals <-chan os.Signal
 }
 
 // Result describes a finished exec.
@@ -148,6 +155,25 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("exec %s: %w", req.Path, perr)
 	}
 	defer proc.Close()
+	if req.Signals != nil {
+		done := make(chan struct{})
+		forwarded := make(chan struct{})
+		go func() {
+			defer close(forwarded)
+			for {
+				select {
+				case <-done:
+					return
+				case sig := <-req.Signals:
+					if s, ok := sig.(syscall.Signal); ok {
+						proc.Signal(s)
+					}
+				}
+			}
+		}()
+		// Before proc.Close: the forwarder writes to the process's queue.
+		defer func() { close(done); <-forwarded }()
+	}
 	res := &Result{Entry: r.entry.Name, Hash: hash}
 	code, err := k.run(hostabi.WithProcess(ctx, proc), r)
 	res.ExitCode = code
@@ -198,6 +224,7 @@ func (k *Kernel) processConfig(r *route, req *Request) hostabi.Config {
 		Args: args, Env: env,
 		Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr,
 		Listeners: req.Listeners,
+		Signals:   req.Signals != nil,
 		Hooks: hostabi.Hooks{
 			Audit: func(action, detail, decision, reason string) {
 				k.audit.write(AuditRecord{Action: action, Entry: r.entry.Name, Detail: detail, Decision: decision, Reason: reason})

@@ -10,6 +10,8 @@
  *   vkprobe mmap-rw              ask for PROT_READ|PROT_WRITE memory (allowed)
  *   vkprobe spawn PATH ARG...    exec PATH through the vkernel, print status
  *   vkprobe write-exec SRC DST   copy SRC to DST with one byte changed, exec DST
+ *   vkprobe signals              wait in poll_oneoff (30 s slices), print each
+ *                                return and the signals taken; exit on SIGTERM
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <wasi/api.h>
 
 #define VK(name) __attribute__((import_module("vkernel"), import_name(#name)))
 VK(sock_peer_addr) int vk_sock_peer_addr(int fd, char *buf, unsigned len, unsigned *outlen, unsigned *port);
@@ -27,6 +30,7 @@ VK(setjmp) int vk_setjmp(void *env);
 VK(longjmp) void vk_longjmp(void *env, int val);
 VK(mem_map) int vk_mem_map(unsigned len, unsigned prot, unsigned flags);
 VK(mem_protect) int vk_mem_protect(unsigned addr, unsigned len, unsigned prot);
+VK(proc_signals) int vk_proc_signals(unsigned long long *set);
 VK(proc_spawn) int vk_proc_spawn(const char *path, unsigned len, const char *argv, unsigned argvlen, unsigned *status);
 
 static int jmpbuf[4];
@@ -51,6 +55,29 @@ static int spawn(const char *path, int argc, char **argv) {
 	int rc = vk_proc_spawn(path, strlen(path), packed, off, &status);
 	printf("spawn_errno=%d status=%u\n", rc, status);
 	return rc;
+}
+
+/* wait_signals: a guest event loop's part in signal delivery. */
+static int wait_signals(void) {
+	printf("waiting\n");
+	fflush(stdout);
+	for (int round = 0; round < 10; round++) {
+		__wasi_subscription_t sub;
+		memset(&sub, 0, sizeof sub);
+		sub.u.tag = __WASI_EVENTTYPE_CLOCK;
+		sub.u.u.clock.id = __WASI_CLOCKID_MONOTONIC;
+		sub.u.u.clock.timeout = 30ull * 1000000000ull;
+		__wasi_event_t ev;
+		__wasi_size_t n = 0;
+		int err = __wasi_poll_oneoff(&sub, &ev, 1, &n);
+		unsigned long long set = 0;
+		int serr = vk_proc_signals(&set);
+		printf("poll_errno=%d nevents=%u signals_errno=%d set=%#llx\n", err, (unsigned)n, serr, set);
+		fflush(stdout);
+		if (set & (1ull << 15))
+			return 0;
+	}
+	return 1;
 }
 
 static int accept_one(int l) {
@@ -106,6 +133,8 @@ int main(int argc, char **argv) {
 		printf("mprotect_wx_errno=%d\n", vk_mem_protect(65536, 4096, 1 | 2 | 4));
 	} else if (strcmp(mode, "mmap-rw") == 0) {
 		printf("mmap_rw_errno=%d\n", vk_mem_map(4096, 1 | 2, 0));
+	} else if (strcmp(mode, "signals") == 0) {
+		return wait_signals();
 	} else if (strcmp(mode, "spawn") == 0) {
 		spawn(argv[2], argc - 2, argv + 2);
 	} else if (strcmp(mode, "write-exec") == 0) {

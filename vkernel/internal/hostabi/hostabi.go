@@ -65,6 +65,9 @@ type Config struct {
 	// them.
 	Listeners []net.Listener
 	Hooks     Hooks
+	// Signals makes the process able to take host signals (Process.Signal,
+	// vkernel.proc_signals); without it none reach the guest.
+	Signals bool
 }
 
 // Process is the host-side state of one guest instance: its fd table,
@@ -82,6 +85,8 @@ type Process struct {
 
 	jumps map[uint32]jumpPoint
 
+	sigs *signals // nil without Config.Signals
+
 	hostNanos atomic.Int64
 	hostCalls atomic.Int64
 }
@@ -91,6 +96,13 @@ type Process struct {
 // the listeners' sockets; the caller still owns the listeners.
 func NewProcess(cfg Config) (*Process, error) {
 	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, epollSet: map[int]uint32{}}
+	if cfg.Signals {
+		s, err := newSignals()
+		if err != nil {
+			return nil, fmt.Errorf("signal queue: %w", err)
+		}
+		p.sigs = s
+	}
 	for _, a := range cfg.Args {
 		p.args = append(p.args, []byte(a))
 	}
@@ -202,6 +214,7 @@ func (p *Process) Close() error {
 		unix.Close(p.epfd)
 		p.epfd = -1
 	}
+	p.sigs.close()
 	return nil
 }
 
@@ -251,7 +264,7 @@ func functions() []*hostFunc {
 		pollOneoff, procExit, procRaise, schedYield, randomGet,
 		sockAccept, sockRecv, sockSend, sockShutdown,
 		vkSockConnect, vkSockError, vkSockPeerAddr, vkSockLocalAddr, vkSockSetopt,
-		vkSetjmp, vkLongjmp, vkMemMap, vkMemProtect, vkProcSpawn,
+		vkSetjmp, vkLongjmp, vkMemMap, vkMemProtect, vkProcSpawn, vkProcSignals,
 	}
 }
 

@@ -42,6 +42,10 @@ type subscription struct {
 //     the realtime or monotonic clock; with no fd subscription the wait is a
 //     clock_nanosleep to the deadline.
 //
+// A process that takes host signals (vkProcSignals) returns from the wait
+// when one arrives: with the events ready by then, or with EINTR when there
+// are none, as POSIX poll does.
+//
 // An unknown fd fires at once with EBADF in its event. EINVAL when
 // nsubscriptions is 0 or a clock id is unknown, EFAULT when in or out is
 // outside memory. (wazero's preview1 reports every non-stdin fd as always
@@ -158,6 +162,10 @@ func (p *Process) poll(ctx context.Context, subs []subscription) ([]event, Errno
 			want[f.hostFD] |= unix.EPOLLOUT
 		}
 	}
+	if p.sigs != nil {
+		// A host signal cuts the wait short, whatever the guest waits for.
+		want[p.sigs.wake] |= unix.EPOLLIN
+	}
 	if len(want) == 0 && len(events) == 0 {
 		if errno := sleepUntil(ctx, deadline); errno != ESUCCESS {
 			return nil, errno
@@ -173,8 +181,14 @@ func (p *Process) poll(ctx context.Context, subs []subscription) ([]event, Errno
 	}
 	// Events follow epoll's order, which is the order the sockets became
 	// ready; each fd's subscriptions follow in the guest's order.
+	interrupted := false
 	for _, r := range ready {
 		fd := int(r.Fd)
+		if p.sigs != nil && fd == p.sigs.wake {
+			p.sigs.drainWake()
+			interrupted = true
+			continue
+		}
 		for _, sub := range subs {
 			if sub.tag == eventtypeClock {
 				continue
@@ -202,6 +216,9 @@ func (p *Process) poll(ctx context.Context, subs []subscription) ([]event, Errno
 	}
 	if deadline >= 0 {
 		events = clockEvents(subs, nanotime(), events)
+	}
+	if interrupted && len(events) == 0 {
+		return nil, EINTR
 	}
 	return events, ESUCCESS
 }
