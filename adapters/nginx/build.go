@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/compat-project/compat/adapters/internal/prepare"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -107,42 +108,14 @@ func PrepareShim(dir string, b *Build, self []string, cache string) (*Shim, erro
 	if len(self) == 0 {
 		return nil, fmt.Errorf("nginx shim: no command to run it")
 	}
-	spec := megabinary.Spec{Entries: []megabinary.SpecEntry{b.Entry()}}
-	f, err := spec.Build()
-	if err != nil {
-		return nil, fmt.Errorf("nginx shim: building the megabinary: %w", err)
-	}
-	key := filepath.Join(dir, "shim-key")
-	if _, err := megabinary.GenerateKey(key); err != nil {
-		return nil, fmt.Errorf("nginx shim: %w", err)
-	}
-	priv, err := megabinary.ReadPrivateKey(key)
+	signed, err := prepare.Sign(dir, "nginx", []megabinary.SpecEntry{b.Entry()})
 	if err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}
-	f.Sign(priv)
-	mb := filepath.Join(dir, "nginx.vkmb")
-	if err := f.WriteFile(mb); err != nil {
-		return nil, fmt.Errorf("nginx shim: %w", err)
-	}
-	var sb strings.Builder
-	sb.WriteString("#!/bin/sh\n# nginx.wasm in the vkernel with a native nginx's command line (compat adapters/nginx).\n")
-	for _, kv := range [][2]string{{EnvMegabinary, mb}, {EnvPubkey, key + ".pub"}, {EnvWasm, b.Wasm()}, {EnvCache, cache}} {
-		fmt.Fprintf(&sb, "%s=%s\nexport %s\n", kv[0], shellQuote(kv[1]), kv[0])
-	}
-	sb.WriteString("exec")
-	for _, a := range self {
-		sb.WriteString(" " + shellQuote(a))
-	}
-	sb.WriteString(" \"$@\"\n")
 	bin := filepath.Join(dir, "nginx")
-	if err := os.WriteFile(bin, []byte(sb.String()), 0o755); err != nil {
+	env := [][2]string{{EnvMegabinary, signed.Path}, {EnvPubkey, signed.PublicKey}, {EnvWasm, b.Wasm()}, {EnvCache, cache}}
+	if err := prepare.WriteScript(bin, "nginx.wasm in the vkernel with a native nginx's command line (compat adapters/nginx).", env, self); err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}
-	return &Shim{Binary: bin, Megabinary: mb, Digest: f.Digest()}, nil
-}
-
-// shellQuote quotes s for sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return &Shim{Binary: bin, Megabinary: signed.Path, Digest: signed.Digest}, nil
 }

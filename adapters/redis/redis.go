@@ -65,6 +65,24 @@ var ServerArgs = []string{"--save", "", "--appendonly", "no", "--enable-debug-co
 // default. Other files under tests/unit (unit/moduleapi/*, unit/cluster/*)
 // belong to other runners (runtest-moduleapi, runtest-cluster).
 func Units(dir string) ([]string, error) {
+	all, err := allTests(dir)
+	if err != nil {
+		return nil, err
+	}
+	var units []string
+	for _, f := range all {
+		if strings.HasPrefix(f, "unit/") {
+			units = append(units, f)
+		}
+	}
+	if len(units) == 0 {
+		return nil, fmt.Errorf("listing Redis test units: ::all_tests of %s names no unit/*", dir)
+	}
+	return units, nil
+}
+
+// allTests reads the ::all_tests list of tests/test_helper.tcl in dir.
+func allTests(dir string) ([]string, error) {
 	name := filepath.Join(dir, "tests", "test_helper.tcl")
 	b, err := os.ReadFile(name)
 	if err != nil {
@@ -77,16 +95,7 @@ func Units(dir string) ([]string, error) {
 	if !ok {
 		return nil, fmt.Errorf("listing Redis test units: no \"set ::all_tests {...}\" in %s", name)
 	}
-	var units []string
-	for _, f := range strings.Fields(list) {
-		if strings.HasPrefix(f, "unit/") {
-			units = append(units, f)
-		}
-	}
-	if len(units) == 0 {
-		return nil, fmt.Errorf("listing Redis test units: ::all_tests in %s names no unit/*", name)
-	}
-	return units, nil
+	return strings.Fields(list), nil
 }
 
 // Profile returns the units of the named profile: "quick" (Quick) or

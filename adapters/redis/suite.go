@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,8 +75,9 @@ func (b *Build) ReferenceImage() string {
 
 // Entry is the megabinary entry for the build: redis-server.wasm, reached
 // also through the hash of the host's native /usr/bin/redis-server when
-// present, with a writable root (its working directory), one listener and
-// outgoing connections to loopback (replication).
+// present, with any mount (its working directory), up to 8 listeners (TCP
+// on each bind address, a unix socket) and outgoing connections to
+// loopback (replication).
 func (b *Build) Entry() megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "redis-server",
@@ -83,8 +85,8 @@ func (b *Build) Entry() megabinary.SpecEntry {
 		Paths: []string{"/usr/bin/redis-server"},
 		Resources: megabinary.Resources{
 			Mounts:    []megabinary.MountRule{{Guest: "/"}},
-			Listeners: 1,
-			Connect:   []string{"127.0.0.0/8"},
+			Listeners: 8,
+			Connect:   []string{"127.0.0.0/8", "::1/128"},
 		},
 	}
 	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
@@ -109,7 +111,21 @@ type Harness struct {
 	Differential int
 	// DiffCount bounds each stream; default 5,000 commands.
 	DiffCount int
+	// Spawn lists the units that run in spawn mode (runtest starts their
+	// servers, see RunSpawn), after Units in external mode.
+	Spawn []string
+	// SpawnTimeout bounds one spawn-mode unit; default 20 minutes.
+	SpawnTimeout time.Duration
+	// Shim is the command that runs ShimMain with argv after it; default
+	// {this executable, "redis-shim"}.
+	Shim []string
+	// Cache is the cache root (AOT code of the shim's megabinary).
+	Cache string
 }
+
+// refWork is where a reference container sees the target's scratch
+// directory.
+const refWork = "/compat-work"
 
 // Name implements the pipeline's suite: "redis".
 func (s *Harness) Name() string { return Suite }
@@ -140,7 +156,9 @@ func (s *Harness) Target(ctx context.Context, kind string, k *vkernel.Kernel, re
 		})
 		return t, work, err
 	case kind == "reference" && reference == "docker":
-		t, err := docker.New(ctx, docker.Options{Name: "reference", Image: s.Build.ReferenceImage(), Properties: props, HostNetwork: true})
+		work.Guest = refWork
+		t, err := docker.New(ctx, docker.Options{Name: "reference", Image: s.Build.ReferenceImage(), Properties: props, HostNetwork: true,
+			Mounts: []runners.Mount{work}})
 		return t, work, err
 	case kind == "reference" && reference == "local":
 		if _, err := exec.LookPath("redis-server"); err != nil {
@@ -182,7 +200,17 @@ func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount,
 		}
 		opts.ServerArgs = []string{"--dir", data}
 	}
-	run, err := Run(ctx, t, opts)
+	run := compat.Run{Suite: Suite, Target: t.Name(), Start: time.Now(), Properties: t.Properties()}
+	var err error
+	if len(s.Units) > 0 {
+		run, err = Run(ctx, t, opts)
+	}
+	if len(s.Spawn) > 0 && ctx.Err() == nil {
+		spawned, serr := s.runSpawn(ctx, t, work, opts.Progress)
+		run.Results = append(run.Results, spawned...)
+		compat.SortResults(run.Results)
+		err = errors.Join(err, serr)
+	}
 	if s.Differential > 0 && ctx.Err() == nil {
 		start := time.Now()
 		diff := s.differential(ctx, t, work)
@@ -196,7 +224,60 @@ func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount,
 			progress(fmt.Sprintf("differential: pass %d, fail %d, error %d, skip %d (%s)", c.Pass, c.Fail, c.Error, c.Skip, time.Since(start).Round(10*time.Millisecond)))
 		}
 	}
+	run.Duration = time.Since(run.Start)
 	return run, err
+}
+
+// runSpawn runs s.Spawn in spawn mode where t's programs are: through the
+// shim on the host for the vkernel target (a kernel of the shim's own per
+// server: runtest starts servers as programs), in the reference container,
+// or on the host for the local reference.
+func (s *Harness) runSpawn(ctx context.Context, t runners.Target, work runners.Mount, progress func(Progress)) ([]compat.Result, error) {
+	suite := filepath.Join(work.Host, "spawn-suite")
+	opts := SpawnOptions{Dir: filepath.Join(work.Guest, "spawn-suite"), Units: s.Spawn, Timeout: s.SpawnTimeout, Progress: progress}
+	fail := func(err error) ([]compat.Result, error) {
+		var results []compat.Result
+		for _, u := range s.Spawn {
+			results = append(results, compat.Result{Suite: Suite, Unit: u, Test: u, Status: compat.Error, Message: err.Error()})
+		}
+		return results, err
+	}
+	runner := t
+	var programs map[string]string
+	switch t.(type) {
+	case *vkrunner.Target:
+		self := s.Shim
+		if len(self) == 0 {
+			exe, err := os.Executable()
+			if err != nil {
+				return fail(fmt.Errorf("redis: finding the compat executable for the shim: %w", err))
+			}
+			self = []string{exe, "redis-shim"}
+		}
+		dir := filepath.Join(work.Host, "shim")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail(err)
+		}
+		var err error
+		if programs, _, err = VkernelPrograms(dir, s.Build, self, s.Cache); err != nil {
+			return fail(err)
+		}
+		lt, err := local.New(local.Options{Name: t.Name(), Properties: t.Properties()})
+		if err != nil {
+			return fail(err)
+		}
+		defer lt.Close()
+		runner = lt
+		opts.Dir = suite
+	case *docker.Target, *local.Target:
+		programs = NativePrograms("/usr/bin")
+	default:
+		return fail(fmt.Errorf("redis: spawn mode cannot run on target %s (%T)", t.Name(), t))
+	}
+	if err := PrepareSuite(suite, s.Build.SuiteDir(), programs); err != nil {
+		return fail(err)
+	}
+	return RunSpawn(ctx, runner, opts)
 }
 
 // differential serves one server on t and one on the host (Debian's

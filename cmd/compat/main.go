@@ -43,6 +43,8 @@ Usage:
   compat bench concurrent [-n N]              N concurrent tool invocations, vkernel vs native
   compat nginx-shim NGINX-ARGS...             nginx's command line, run in the vkernel (the
                                               TEST_NGINX_BINARY the NGINX harnesses use)
+  compat redis-shim NAME ARGS...              redis-server (or redis-check-aof, -rdb) run in the
+                                              vkernel: the Redis suite's src/ programs in spawn mode
   compat help                                 this text
 
 Exit codes:
@@ -84,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"run":        runCmd,
 		"baseline":   baselineCmd,
 		"nginx-shim": nginxShim,
+		"redis-shim": redisShim,
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/compat-project/compat/adapters/nginx"
@@ -49,12 +51,28 @@ func newSuite(name string, f suiteFlags) (pipeline.Suite, error) {
 		if err != nil {
 			return nil, err
 		}
+		var spawn []string
 		if len(tests) == 0 {
 			if tests, err = redis.Profile(f.profile, build.SuiteDir()); err != nil {
 				return nil, err
 			}
+			if spawn, err = redis.SpawnProfile(f.profile, build.SuiteDir()); err != nil {
+				return nil, err
+			}
+		} else {
+			// integration/* units need servers of their own: spawn mode.
+			var external []string
+			for _, t := range tests {
+				if strings.HasPrefix(t, "integration/") {
+					spawn = append(spawn, t)
+				} else {
+					external = append(external, t)
+				}
+			}
+			tests = external
 		}
-		return &redis.Harness{Build: build, Units: tests, Parallel: f.parallel, Timeout: f.timeout, Differential: f.redisDiff}, nil
+		return &redis.Harness{Build: build, Units: tests, Spawn: spawn, Parallel: f.parallel, Timeout: f.timeout,
+			Differential: f.redisDiff, Cache: cacheRoot()}, nil
 	case "nginx":
 		build, err := nginx.LatestBuild(cacheRoot())
 		if f.nginxBuild != "" {
@@ -89,6 +107,17 @@ func nginxShim(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	return nginx.ShimMain([]string{exe, "nginx-shim"}, args, stdout, stderr)
+}
+
+// redisShim is the verb the Redis suite runs as src/redis-server,
+// src/redis-check-aof and src/redis-check-rdb in spawn mode: it runs
+// redis-server.wasm in the vkernel with the command line after it, argv[0]
+// first.
+func redisShim(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return fail(stderr, errors.New("usage: compat redis-shim redis-server|redis-check-aof|redis-check-rdb [ARG ...]"))
+	}
+	return redis.ShimMain(args, stdout, stderr)
 }
 
 // known checks that every named NGINX test file is one of the build's.

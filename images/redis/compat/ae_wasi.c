@@ -102,6 +102,9 @@ static int aeApiPoll(aeEventLoop *eventLoop, struct timeval *tvp) {
     }
 
     __wasi_errno_t err = __wasi_poll_oneoff(state->subs, state->events, nsubs, &nevents);
+    /* A host signal (SIGTERM: shut down) cuts the wait short: run its
+     * handler now, as a native process does on return from epoll_wait. */
+    compat_take_signals();
     if (err != 0) {
         if (err == __WASI_ERRNO_INTR) return 0;
         panic("aeApiPoll: poll_oneoff of %u subscriptions: errno %d", (unsigned)nsubs, (int)err);

@@ -2,7 +2,8 @@
  * vkernel. Sockets use the vkernel host module (vkernel/ABI.md):
  * sock_connect, sock_error, sock_peer_addr, sock_local_addr, sock_setopt.
  * Everything else is the single-process answer: there is no fork, no pipe,
- * no signal delivery, no resource limit to change. */
+ * no resource limit to change, and signals are taken only when the event
+ * loop waits (vkernel.proc_signals). */
 #include "redis_wasi.h"
 
 #include <arpa/inet.h>
@@ -30,6 +31,7 @@ VK(sock_error) int vk_sock_error(int fd, int *err);
 VK(sock_peer_addr) int vk_sock_peer_addr(int fd, char *buf, size_t buf_len, size_t *len, int *port);
 VK(sock_local_addr) int vk_sock_local_addr(int fd, char *buf, size_t buf_len, size_t *len, int *port);
 VK(sock_setopt) int vk_sock_setopt(int fd, int option, int value);
+VK(proc_signals) int vk_proc_signals(unsigned long long *set);
 
 #define VK_FDFLAG_NONBLOCK 4 /* WASI fdflags.nonblock */
 enum { VK_OPT_NODELAY = 1, VK_OPT_KEEPALIVE = 2, VK_OPT_SNDBUF = 3, VK_OPT_RCVBUF = 4 };
@@ -181,6 +183,22 @@ int compat_listener(const char *addr, int port, int af) {
     return -1;
 }
 
+int compat_unix_listener(const char *path) {
+    const char *list = getenv("VKERNEL_LISTEN_FDS");
+    size_t n = strlen(path);
+    while (list != NULL && *list != '\0') {
+        char *end;
+        long fd = strtol(list, &end, 10);
+        const char *next = strchr(list, ',');
+        size_t len = next ? (size_t)(next - end - 1) : strlen(end) - 1;
+        list = next ? next + 1 : NULL;
+        if (end == NULL || *end != '=' || fd < 0) continue;
+        if (len == n && !memcmp(end + 1, path, n)) return (int)fd;
+    }
+    errno = EADDRNOTAVAIL;
+    return -1;
+}
+
 void compat_release_listener(int fd) {
     for (int i = 0; i < nlisteners_taken; i++) {
         if (listeners_taken[i] == fd) {
@@ -300,6 +318,24 @@ int kill(pid_t pid, int sig) {
 int pipe(int fds[2]) { (void)fds; errno = ENOSYS; return -1; }
 int dup2(int from, int to) { (void)from; (void)to; errno = ENOSYS; return -1; }
 pid_t getppid(void) { return 1; }
+
+pid_t getpid(void) {
+    static pid_t pid;
+    if (pid == 0) {
+        const char *v = getenv("VKERNEL_HOST_PID");
+        long p = v ? strtol(v, NULL, 10) : 0;
+        pid = p > 0 ? (pid_t)p : 42;
+    }
+    return pid;
+}
+
+/* The vkernel starts a guest in "/"; a runner that starts it as a native
+ * program, in a working directory (PWD) mounted at its host path, expects
+ * relative paths (a config file's "dir ./tests/tmp/x") to resolve there. */
+__attribute__((constructor)) static void compat_enter_pwd(void) {
+    const char *pwd = getenv("PWD");
+    if (pwd != NULL && pwd[0] == '/') (void)chdir(pwd);
+}
 pid_t setsid(void) { errno = EPERM; return -1; }
 int execve(const char *path, char *const argv[], char *const envp[]) {
     (void)path; (void)argv; (void)envp; errno = ENOSYS; return -1;
@@ -322,9 +358,39 @@ void tzset(void) {}
 
 /* ------------------------------------------------------------ signals */
 
-/* No signal is ever delivered to a wasm guest; handlers are kept only so
- * that sigaction can report them back. */
+/* Handlers run when the event loop takes the signals the vkernel held for
+ * the guest (compat_take_signals), never asynchronously. */
 static struct sigaction handlers[65];
+
+void compat_take_signals(void) {
+    unsigned long long set = 0;
+    if (vk_proc_signals(&set) != 0) return;
+    for (int sig = 1; sig < 64 && set != 0; sig++) {
+        if (!(set & (1ull << sig))) continue;
+        set &= ~(1ull << sig);
+        struct sigaction act = handlers[sig];
+        if (act.sa_flags & SA_RESETHAND) {
+            memset(&handlers[sig], 0, sizeof(handlers[sig]));
+            handlers[sig].sa_handler = SIG_DFL;
+        }
+        if (act.sa_flags & SA_SIGINFO) {
+            siginfo_t info;
+            memset(&info, 0, sizeof(info));
+            info.si_signo = sig;
+            act.sa_sigaction(sig, &info, NULL);
+        } else if (act.sa_handler == SIG_IGN) {
+            continue;
+        } else if (act.sa_handler == SIG_DFL || act.sa_handler == NULL) {
+            /* The default actions: these are ignored, the rest end the
+             * process as the signal would (status 128+n, as a shell
+             * reports it). */
+            if (sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT) continue;
+            _Exit(128 + sig);
+        } else {
+            act.sa_handler(sig);
+        }
+    }
+}
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
     if (sig <= 0 || sig >= 65) {

@@ -72,6 +72,17 @@ int compat_listener(const char *addr, int port, int af);
  * keeping it open for a later compat_listener (the guest cannot make a new
  * one); any other fd is closed. */
 void compat_release_listener(int fd);
+/* compat_unix_listener returns the unix-domain listening socket the
+ * vkernel handed over for path (VKERNEL_LISTEN_FDS lists it as fd=path),
+ * or -1 with errno EADDRNOTAVAIL. */
+int compat_unix_listener(const char *path);
+/* compat_take_signals runs the handlers of the host signals the vkernel
+ * delivered since the last call (vkernel.proc_signals); the event loop
+ * calls it after every wait, which a signal cuts short. */
+void compat_take_signals(void);
+/* getpid is the host pid of the process running the instance
+ * (VKERNEL_HOST_PID), the one signals reach, or 42 without it. */
+pid_t getpid(void);
 /* compat_connect opens a TCP connection to an IP literal (or
  * "localhost") with vkernel.sock_connect; nonblock gives EINPROGRESS
  * semantics. Returns the fd or -1 with errno set. */

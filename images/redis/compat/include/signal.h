@@ -1,7 +1,8 @@
 /* wasi-libc's signal.h (with _WASI_EMULATED_SIGNAL) plus what it leaves
  * out: sigaction and signal sets. A wasm guest receives no asynchronous
- * signals, so handlers are recorded and never called; kill() only knows
- * this process. */
+ * signals: the vkernel holds host signals until the guest waits, and the
+ * event loop runs the recorded handlers then (compat_take_signals); kill()
+ * only knows this process. */
 #ifndef COMPAT_SIGNAL_H
 #define COMPAT_SIGNAL_H
 #include_next <signal.h>

@@ -1,0 +1,243 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/runners/local"
+)
+
+// The test binary is also the shim: run with envTestShim set, TestMain
+// hands over to ShimMain before any test runs.
+const envTestShim = "COMPAT_REDIS_TEST_AS_SHIM"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envTestShim) == "1" {
+		os.Exit(ShimMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// shimPrograms prepares the spawn-mode programs for the newest
+// redis-server.wasm build, or skips.
+func shimPrograms(t *testing.T) (map[string]string, *Build) {
+	t.Helper()
+	b, err := OpenBuild(build(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envTestShim, "1")
+	programs, _, err := VkernelPrograms(t.TempDir(), b, []string{os.Args[0]}, filepath.Join(os.TempDir(), "compat-redis-test-aot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return programs, b
+}
+
+func TestReadServerOptions(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "redis.conf")
+	os.WriteFile(conf, []byte("# test\nport 7000\nbind 127.0.0.1 -::1\nunixsocket \"/tmp/a b/socket\"\ndir './x'\n"), 0o644)
+	o, err := readServerOptions([]string{conf, "--port", "7001", "--save", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &serverOptions{port: 7001, binds: []string{"127.0.0.1", "-::1"}, unixSocket: "/tmp/a b/socket", dir: "./x", configFile: conf}
+	if !reflect.DeepEqual(o, want) {
+		t.Fatalf("options %+v, want %+v", o, want)
+	}
+	o, err = readServerOptions(nil)
+	if err != nil || o.port != 6379 || !reflect.DeepEqual(o.binds, []string{"*", "-::*"}) {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	if o, _ := readServerOptions([]string{"--version"}); !o.info {
+		t.Fatal("--version must start no listeners")
+	}
+	if _, err := readServerOptions([]string{"--port", "70000"}); err == nil {
+		t.Fatal("port 70000 accepted")
+	}
+	if _, err := readServerOptions([]string{filepath.Join(dir, "missing.conf")}); err == nil {
+		t.Fatal("a missing configuration file accepted")
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	for line, want := range map[string][]string{
+		`save ""`:             {"save", ""},
+		`a "b c" 'd e' f`:     {"a", "b c", "d e", "f"},
+		`x "tab\there"`:       {"x", "tab\there"},
+		"  spaced\targs  ":    {"spaced", "args"},
+		`requirepass 'it''s'`: {"requirepass", "it", "s"},
+		`client-output-buffer-limit normal 0 0 0`: {"client-output-buffer-limit", "normal", "0", "0", "0"},
+	} {
+		got, err := splitArgs(line)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("splitArgs(%q) = %q, %v; want %q", line, got, err, want)
+		}
+	}
+	if _, err := splitArgs(`bad "quote`); err == nil {
+		t.Error("unbalanced quotes accepted")
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestShimServerLifecycle starts redis-server.wasm through the shim as
+// runtest does (a config file, relative dir, a unix socket), talks to it
+// over TCP and the unix socket, checks that it reports the shim's pid, and
+// stops it with SIGTERM: Redis' own shutdown runs, saves the dataset
+// (a save point is configured) and exits 0.
+func TestShimServerLifecycle(t *testing.T) {
+	programs, _ := shimPrograms(t)
+	work := t.TempDir()
+	dir := filepath.Join(work, "data")
+	os.Mkdir(dir, 0o755)
+	port := freePort(t)
+	sock := filepath.Join(dir, "socket")
+	conf := filepath.Join(work, "redis.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\nunixsocket %s\ndir ./data\nsave 900 1\nalways-show-logo yes\nlogfile ''\n", port, sock)), 0o644)
+
+	var out strings.Builder
+	cmd := exec.Command(programs["redis-server"], conf)
+	cmd.Dir = work
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tcp := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+	defer tcp.Close()
+	for {
+		if err := tcp.Ping(ctx).Err(); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the shim exited before it answered PING: %v\n%s", err, out.String())
+		case <-ctx.Done():
+			t.Fatalf("no PONG within a minute\n%s", out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	unix := goredis.NewClient(&goredis.Options{Network: "unix", Addr: sock, Protocol: 2, DisableIdentity: true})
+	defer unix.Close()
+	if err := unix.Set(ctx, "k", "over the unix socket", 0).Err(); err != nil {
+		t.Fatalf("SET over the unix socket: %v", err)
+	}
+	if v, err := tcp.Get(ctx, "k").Result(); err != nil || v != "over the unix socket" {
+		t.Fatalf("GET over TCP: %q, %v", v, err)
+	}
+	info, err := tcp.Info(ctx, "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("process_id:%d", cmd.Process.Pid); !strings.Contains(info, want) {
+		t.Fatalf("INFO server has no %s:\n%s", want, info)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf(" PID: %d", cmd.Process.Pid)) {
+		t.Fatalf("the log has no \" PID: %d\" for runtest to wait for:\n%s", cmd.Process.Pid, out.String())
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("still running a minute after SIGTERM\n%s", out.String())
+	}
+	for _, want := range []string{"Received SIGTERM scheduling shutdown", "DB saved on disk", "bye bye"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the log has no %q:\n%s", want, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dump.rdb")); err != nil {
+		t.Errorf("no dump.rdb in the configured dir after shutdown: %v", err)
+	}
+}
+
+// TestShimPortInUse: a port taken by someone else ends the start with
+// Redis' own message, which runtest looks for to try another port.
+func TestShimPortInUse(t *testing.T) {
+	programs, _ := shimPrograms(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	out, err := exec.Command(programs["redis-server"], "--port", strconv.Itoa(port), "--bind", "127.0.0.1").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want status 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("Failed listening on port %d", port)) {
+		t.Fatalf("no \"Failed listening on port\" line:\n%s", out)
+	}
+}
+
+// TestSpawnQuick runs the quick profile's spawn-mode unit with runtest
+// starting redis-server.wasm itself through the shim, and on the host's
+// native redis-server beside it: both pass every test they report.
+func TestSpawnQuick(t *testing.T) {
+	programs, b := shimPrograms(t)
+	targets := map[string]map[string]string{"vkernel": programs}
+	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
+		targets["host"] = NativePrograms("/usr/bin")
+	}
+	for name, progs := range targets {
+		t.Run(name, func(t *testing.T) {
+			suite := filepath.Join(t.TempDir(), "suite")
+			if err := PrepareSuite(suite, b.SuiteDir(), progs); err != nil {
+				t.Fatal(err)
+			}
+			tg, err := local.New(local.Options{Name: name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			results, err := RunSpawn(context.Background(), tg, SpawnOptions{Dir: suite, Units: QuickSpawn, Timeout: 5 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c compat.Counts
+			for _, r := range results {
+				c.Add(r)
+				if r.Status != compat.Pass && r.Status != compat.Skip {
+					t.Errorf("%s: %s: %s\n%s", r.Test, r.Status, r.Message, r.Output)
+				}
+			}
+			if c.Pass == 0 {
+				t.Fatalf("no test passed: %+v", results)
+			}
+		})
+	}
+}
