@@ -3,6 +3,8 @@ package nginx
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -121,35 +123,70 @@ type serverConf struct {
 }
 
 // readServerConf reads the settings of conf and globals (-g), which nginx
-// parses as part of the main context.
-func readServerConf(conf, globals string) (*serverConf, error) {
+// parses as part of the main context. With dir set (the configuration's
+// directory, against which nginx resolves relative paths), "include"
+// directives are followed, their patterns expanded as nginx does (glob);
+// with dir "" they are not.
+func readServerConf(conf, globals, dir string) (*serverConf, error) {
 	sc := &serverConf{Daemon: true}
 	seen := map[string]bool{}
-	for _, text := range []string{conf, globals} {
+	var read func(text string, depth, nesting int) error
+	read = func(text string, depth, nesting int) error {
 		ds, err := parseConf(text)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, d := range ds {
+			main := d.depth+depth == 0
 			switch {
-			case d.name == "daemon" && d.depth == 0 && len(d.args) == 1:
+			case d.name == "daemon" && main && len(d.args) == 1:
 				sc.Daemon = d.args[0] == "on"
-			case d.name == "pid" && d.depth == 0 && len(d.args) == 1:
+			case d.name == "pid" && main && len(d.args) == 1:
 				sc.Pid = d.args[0]
 			case d.name == "listen" && len(d.args) > 0:
 				addr, err := listenAddr(d.args[0])
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if addr != "" && !seen[addr] {
 					seen[addr] = true
 					sc.Listen = append(sc.Listen, addr)
 				}
+			case d.name == "include" && len(d.args) == 1 && dir != "":
+				if nesting == maxIncludeNesting {
+					return fmt.Errorf("include %q: includes nested more than %d deep", d.args[0], maxIncludeNesting)
+				}
+				pattern := d.args[0]
+				if !filepath.IsAbs(pattern) {
+					pattern = filepath.Join(dir, pattern)
+				}
+				files, err := filepath.Glob(pattern)
+				if err != nil {
+					return fmt.Errorf("include %q: %w", d.args[0], err)
+				}
+				for _, f := range files {
+					data, err := os.ReadFile(f)
+					if err != nil {
+						return fmt.Errorf("include %q: %w", d.args[0], err)
+					}
+					if err := read(string(data), depth+d.depth, nesting+1); err != nil {
+						return fmt.Errorf("in %s: %w", f, err)
+					}
+				}
 			}
+		}
+		return nil
+	}
+	for _, text := range []string{conf, globals} {
+		if err := read(text, 0, 0); err != nil {
+			return nil, err
 		}
 	}
 	return sc, nil
 }
+
+// maxIncludeNesting bounds include chains (a file including itself).
+const maxIncludeNesting = 16
 
 // listenAddr turns the address of a "listen" directive into the loopback
 // address the host listens on for it: a wildcard or a bare port is

@@ -1,6 +1,8 @@
 package nginx
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,7 +26,7 @@ http {
     server { listen localhost:1984; listen *:1987; }
 }
 `
-	sc, err := readServerConf(conf, "pid logs/other.pid; daemon on;")
+	sc, err := readServerConf(conf, "pid logs/other.pid; daemon on;", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ http {
 	if !reflect.DeepEqual(sc, want) {
 		t.Errorf("readServerConf = %+v, want %+v", sc, want)
 	}
-	if sc, _ := readServerConf("events {}", ""); !sc.Daemon || sc.Pid != "" || len(sc.Listen) != 0 {
+	if sc, _ := readServerConf("events {}", "", ""); !sc.Daemon || sc.Pid != "" || len(sc.Listen) != 0 {
 		t.Errorf("defaults: %+v, want daemon on, no pid, no listeners", sc)
 	}
 }
@@ -50,7 +52,7 @@ func TestReadServerConfErrors(t *testing.T) {
 		`return 200 "x;`:                          "unterminated",
 		"listen 127.0.0.1:99999;":                 "bad port",
 	} {
-		_, err := readServerConf(conf, "")
+		_, err := readServerConf(conf, "", "")
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("readServerConf(%q) = %v, want an error with %q", conf, err, want)
 		}
@@ -94,12 +96,34 @@ http {
     server { listen 127.0.0.1:1985; }
 }
 `
-	if _, err := readServerConf(conf, ""); err == nil {
+	if _, err := readServerConf(conf, "", ""); err == nil {
 		t.Skip("parseConf reads this configuration: nothing to fall back from")
 	}
 	sc := scanServerConf(conf, "pid logs/x.pid;")
 	want := &serverConf{Daemon: false, Pid: "logs/x.pid", Listen: []string{"127.0.0.1:1984", "127.0.0.1:1985"}}
 	if !reflect.DeepEqual(sc, want) {
 		t.Errorf("scanServerConf = %+v, want %+v", sc, want)
+	}
+}
+
+// TestReadServerConfIncludes follows include directives, relative to the
+// configuration's directory and with glob patterns, as Debian's
+// nginx.conf includes sites-enabled/*.
+func TestReadServerConfIncludes(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "sites-enabled"), 0o755)
+	os.WriteFile(filepath.Join(dir, "sites-enabled", "a"), []byte("server { listen 8081; }\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "sites-enabled", "b"), []byte("server { listen [::]:8082; include loop.conf; }\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "loop.conf"), []byte("listen 8083;\n"), 0o644)
+	sc, err := readServerConf("pid /run/x.pid;\nhttp { include sites-enabled/*; }\n", "", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"127.0.0.1:8081", "[::1]:8082", "127.0.0.1:8083"}; !reflect.DeepEqual(sc.Listen, want) || sc.Pid != "/run/x.pid" {
+		t.Fatalf("listen %q pid %q, want %q and /run/x.pid", sc.Listen, sc.Pid, want)
+	}
+	os.WriteFile(filepath.Join(dir, "self.conf"), []byte("include self.conf;\n"), 0o644)
+	if _, err := readServerConf("include self.conf;", "", dir); err == nil || !strings.Contains(err.Error(), "nested") {
+		t.Fatalf("a self-including file: %v, want an error about nesting", err)
 	}
 }

@@ -203,7 +203,7 @@ func (s *shim) main(args []string) error {
 	if err != nil {
 		return fmt.Errorf("open() %q failed: %w", cl.conf, err)
 	}
-	sc, err := readServerConf(string(text), cl.globals)
+	sc, err := readServerConf(string(text), cl.globals, filepath.Dir(cl.conf))
 	if err != nil {
 		sc = scanServerConf(string(text), cl.globals)
 	}
@@ -457,7 +457,7 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 		// HUP: the instance quit; a new one reads the configuration again
 		// and takes over the listeners.
 		if text, rerr := os.ReadFile(cl.conf); rerr == nil {
-			conf, perr := readServerConf(string(text), cl.globals)
+			conf, perr := readServerConf(string(text), cl.globals, filepath.Dir(cl.conf))
 			if perr != nil {
 				conf = scanServerConf(string(text), cl.globals)
 			}

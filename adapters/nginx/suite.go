@@ -110,6 +110,13 @@ type Suite struct {
 	Cache string
 	// Timeout bounds one test file; default 10 minutes.
 	Timeout time.Duration
+	// DebianTests names the autopkgtests of the build's debian-tests/ to
+	// run after Files (Test::Nginx harness only), each in a container of
+	// its own; see DebianTest.
+	DebianTests []string
+	// Exe is the compat executable the vkernel's autopkgtest containers
+	// run as nginx (its nginx-shim verb); default this executable.
+	Exe string
 }
 
 // The harnesses a Suite can drive.
@@ -315,6 +322,26 @@ func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, p
 			c.Add(r)
 		}
 		progress(fmt.Sprintf("%s: pass %d, fail %d, error %d, skip %d (%s)", unit, c.Pass, c.Fail, c.Error, c.Skip, elapsed.Round(time.Millisecond)))
+	}
+	if len(s.DebianTests) > 0 && s.Harness != HarnessNginxTests {
+		var shim *Shim
+		if t.Name() == "vkernel" {
+			dir, err := os.MkdirTemp("", "compat-nginx-debian-shim-")
+			if err != nil {
+				return run, err
+			}
+			defer os.RemoveAll(dir)
+			// In the container the shim runs as nginx (shimAsNginx), so
+			// that start-stop-daemon --name nginx finds its processes.
+			if shim, err = PrepareShim(dir, s.Build, []string{shimAsNginx, "nginx-shim"}, s.Cache); err != nil {
+				return run, err
+			}
+		}
+		res, err := s.runDebianTests(ctx, t.Name(), shim, progress)
+		run.Results = append(run.Results, res...)
+		if err != nil {
+			return run, err
+		}
 	}
 	return run, nil
 }

@@ -89,7 +89,9 @@ func newSuite(name string, f suiteFlags) (pipeline.Suite, error) {
 				s.Files, err = nginx.NginxTestsFiles(f.suiteDir)
 			}
 		case len(s.Files) == 0:
-			s.Files, err = build.Files(f.profile)
+			if s.Files, err = build.Files(f.profile); err == nil {
+				s.DebianTests, err = build.DebianTestNames(f.profile)
+			}
 		default:
 			err = known(s.Files, build)
 		}
@@ -102,9 +104,15 @@ func newSuite(name string, f suiteFlags) (pipeline.Suite, error) {
 // (TEST_NGINX_BINARY): it runs nginx.wasm in the vkernel with nginx's own
 // command line.
 func nginxShim(args []string, stdout, stderr io.Writer) int {
-	exe, err := os.Executable()
-	if err != nil {
-		return fail(stderr, err)
+	// The shim starts itself again for "daemon on": by the name it was
+	// started under, when that is a path, so that a link named nginx
+	// (Debian's autopkgtests find the service by that name) stays nginx.
+	exe := os.Args[0]
+	if !strings.Contains(exe, "/") {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return fail(stderr, err)
+		}
 	}
 	return nginx.ShimMain([]string{exe, "nginx-shim"}, args, stdout, stderr)
 }

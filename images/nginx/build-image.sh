@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the native reference image compat/nginx-reference:<deb version>
 # (Debian's nginx and module packages pinned in versions.env, plus
-# Test::Nginx) on top of the local base image, building that first if it is
+# Test::Nginx, plus what nginx's own autopkgtests depend on) on top of the local base image, building that first if it is
 # missing.
 #
 # Usage: images/nginx/build-image.sh [--force]
@@ -43,6 +43,33 @@ start=$(date +%s)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/compat-nginx-image.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 log=$tmp/docker-build.log
+
+# Debian's autopkgtests of this nginx (debian/tests/control of its source)
+# run in this image too, so it gets what they depend on: the flavour
+# metapackages, every module they list, curl and ssl-cert. Packages built
+# from the nginx source require its exact version and are pinned to it;
+# the other modules come in their bookworm versions. nginx-dev (abicheck,
+# which compares headers with older releases downloaded from the archive)
+# is left out: the adapter skips that test.
+compat_private_apt "$tmp/apt" deb-src
+dsc=$(compat_fetch_source nginx "$NGINX_DEB_VERSION" "$tmp")
+tar -xJf "${dsc%.dsc}.debian.tar.xz" -C "$tmp" debian/tests/control ||
+	compat_die "no debian/tests/control in ${dsc%.dsc}.debian.tar.xz"
+own=" $(sed -n 's/^Binary: //p' "$dsc" | tr -d ',') "
+autopkgtest_pkgs=$(awk '
+	/^Tests:/ { tests = $2 }
+	/^[A-Za-z-]+:/ { dep = 0 }
+	/^Depends:/ { dep = 1; sub(/^Depends:/, "") }
+	/^$/ { dep = 0 }
+	dep && tests != "abicheck" { print }
+' "$tmp/debian/tests/control" | tr ',' '\n' | sed -e 's/\[[^]]*\]//g' -e 's/([^)]*)//g' -e 's/[[:space:]]//g' | grep -v '^$' | sort -u |
+	while read -r p; do
+		case "$p" in
+		libnginx-mod-http-ndk | libnginx-mod-http-echo | libnginx-mod-http-headers-more-filter | libnginx-mod-http-set-misc) ;; # pinned below
+		*) case "$own" in *" $p "*) printf '%s=%s ' "$p" "$NGINX_DEB_VERSION" ;; *) printf '%s ' "$p" ;; esac ;;
+		esac
+	done)
+[ -n "$autopkgtest_pkgs" ] || compat_die "found no Depends in the nginx source's debian/tests/control"
 mkdir -p "$tmp/context"
 cp "$here/Dockerfile" "$tmp/context/Dockerfile"
 cp -a "$testlib" "$tmp/context/test-nginx"
@@ -53,7 +80,8 @@ compat_image_build "$image" "$recipe" "$tmp/context" "$log" \
 	--build-arg "NDK_DEB_VERSION=$NDK_DEB_VERSION" \
 	--build-arg "ECHO_DEB_VERSION=$ECHO_DEB_VERSION" \
 	--build-arg "HEADERS_MORE_DEB_VERSION=$HEADERS_MORE_DEB_VERSION" \
-	--build-arg "SET_MISC_DEB_VERSION=$SET_MISC_DEB_VERSION"
+	--build-arg "SET_MISC_DEB_VERSION=$SET_MISC_DEB_VERSION" \
+	--build-arg "AUTOPKGTEST_PACKAGES=$autopkgtest_pkgs"
 
 docker run --rm "$image" sh -c "dpkg-query -W -f '\${Version}' nginx | grep -qxF '$NGINX_DEB_VERSION'" ||
 	compat_die "$image does not hold nginx $NGINX_DEB_VERSION"

@@ -18,6 +18,7 @@
 #     nginx.wasm.debug    the same with DWARF, for symbolised traps
 #     tests/<module>/t/   the Test::Nginx suites of echo, headers-more and
 #                         set-misc from their Debian sources
+#     debian-tests/       nginx's autopkgtests (debian/tests) from its source
 #     build-info.json     versions, toolchain, configure arguments, sizes,
 #                         sha256, timings, wasm imports, "nginx -V"
 #     .done               written when everything else is in place
@@ -253,6 +254,10 @@ for m in echo headers-more set-misc; do
 	mkdir -p "$new/tests/$m"
 	cp -a "$mods/$m/t" "$new/tests/$m/t"
 done
+# Debian's autopkgtests of nginx (debian/tests: control and the scripts),
+# which the adapter runs in containers against both targets.
+[ -f "$src/debian/tests/control" ] || compat_die "the nginx source has no debian/tests/control"
+cp -a "$src/debian/tests" "$new/debian-tests"
 llvm-strip-14 --strip-debug -o "$new/nginx.wasm" "$src/objs/nginx"
 
 # It must import only the vkernel's host surface.

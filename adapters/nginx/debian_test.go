@@ -1,0 +1,129 @@
+package nginx
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/runners/docker"
+)
+
+func TestParseControl(t *testing.T) {
+	control := `# comment
+Tests: one, two
+Restrictions: allow-stderr isolation-container
+Depends: nginx-light, curl
+
+Tests: three
+Restrictions: isolation-container, needs-root,
+  needs-reboot
+Depends: nginx (>= 1.22),
+         libnginx-mod-http-lua [amd64 arm64],
+         foo | bar
+`
+	got, err := parseControl([]byte(control))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DebianTest{
+		{Name: "one", Depends: []string{"nginx-light", "curl"}, Restrictions: []string{"allow-stderr", "isolation-container"}},
+		{Name: "two", Depends: []string{"nginx-light", "curl"}, Restrictions: []string{"allow-stderr", "isolation-container"}},
+		{Name: "three", Depends: []string{"nginx", "libnginx-mod-http-lua", "foo"}, Restrictions: []string{"isolation-container", "needs-root", "needs-reboot"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("parseControl:\n got %+v\nwant %+v", got, want)
+	}
+	for _, bad := range []string{"", "Depends: curl\n", "  continuation first\n", "no colon here\n"} {
+		if _, err := parseControl([]byte(bad)); err == nil {
+			t.Errorf("parseControl(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDebianSkip(t *testing.T) {
+	for _, c := range []struct {
+		test DebianTest
+		kind string
+		skip string // a word of the reason, "" for none
+	}{
+		{DebianTest{Name: "light-simple", Depends: []string{"nginx-light", "curl"}}, "vkernel", ""},
+		{DebianTest{Name: "reboot", Restrictions: []string{"needs-reboot"}}, "reference", "reboot"},
+		{DebianTest{Name: "abicheck", Depends: []string{"nginx-dev"}}, "reference", "nginx-dev"},
+		{DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}, "vkernel", "ssl"},
+		{DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}, "reference", ""},
+	} {
+		got := debianSkip(c.test, c.kind)
+		if (c.skip == "") != (got == "") || !strings.Contains(got, c.skip) {
+			t.Errorf("debianSkip(%s, %s) = %q, want a reason with %q", c.test.Name, c.kind, got, c.skip)
+		}
+	}
+}
+
+func TestInterpreter(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{"#!/bin/bash\nset -e\n": "/bin/bash", "#!/bin/sh -e\n": "/bin/sh", "echo no shebang\n": "sh"} {
+		p := filepath.Join(dir, "script")
+		os.WriteFile(p, []byte(body), 0o644)
+		if got := interpreter(p); got != want {
+			t.Errorf("interpreter(%q) = %q, want %q", body, got, want)
+		}
+	}
+	if got := interpreter(filepath.Join(dir, "missing")); got != "sh" {
+		t.Errorf("interpreter(missing) = %q, want sh", got)
+	}
+}
+
+// TestDebianTests runs three of Debian's autopkgtests of nginx on both
+// targets, in containers of the reference image: the SSI test (restart
+// through the init script, a page through two modules) must pass on both,
+// the TLS test must pass on the reference and be skipped on the vkernel,
+// and the reboot test is skipped everywhere. The vkernel side runs a real
+// compat binary, built here, as /usr/sbin/nginx.
+func TestDebianTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts containers; skipped with -short")
+	}
+	s := suiteFor(t)
+	if _, err := s.Build.DebianTests(); err != nil {
+		t.Skipf("the nginx.wasm build %s carries no autopkgtests (rebuild it): %v", s.Build.Dir, err)
+	}
+	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
+		t.Skipf("reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
+	}
+	s.Exe = filepath.Join(t.TempDir(), "compat")
+	if out, err := exec.Command("go", "build", "-o", s.Exe, "../../cmd/compat").CombinedOutput(); err != nil {
+		t.Fatalf("building compat: %v\n%s", err, out)
+	}
+	s.DebianTests = []string{"ssi-module-test", "ec-x25519", "reboot"}
+	defer docker.PurgeAll()
+	want := map[string]map[string]compat.Status{
+		"reference": {"ssi-module-test": compat.Pass, "ec-x25519": compat.Pass, "reboot": compat.Skip},
+		"vkernel":   {"ssi-module-test": compat.Pass, "ec-x25519": compat.Skip, "reboot": compat.Skip},
+	}
+	for kind, statuses := range want {
+		t.Run(kind, func(t *testing.T) {
+			var shim *Shim
+			if kind == "vkernel" {
+				var err error
+				if shim, err = PrepareShim(t.TempDir(), s.Build, []string{shimAsNginx, "nginx-shim"}, s.Cache); err != nil {
+					t.Fatal(err)
+				}
+			}
+			results, err := s.runDebianTests(context.Background(), kind, shim, func(line string) { t.Log(line) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range results {
+				name := strings.TrimPrefix(r.Test, DebianTestsUnit+"/")
+				if r.Status != statuses[name] {
+					t.Errorf("%s: %s (%s), want %s\n%s", r.Test, r.Status, r.Message, statuses[name], r.Output)
+				}
+			}
+		})
+	}
+}
