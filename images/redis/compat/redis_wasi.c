@@ -278,12 +278,20 @@ static int exited_status;
 
 void compat_fork_done(int code) { fork_pending = code & 0xff; }
 
+/* The pids fork() reports: above Linux's largest pid_max (2^22), so they
+ * never name a host process, and never the instance's own pid (a signal
+ * to the "child", as FLUSHALL sends to abort a BGSAVE, must not reach
+ * the server itself). */
+static pid_t next_child_pid = 4194305;
+
+pid_t compat_next_child_pid(void) { return next_child_pid; }
+
 pid_t fork(void) {
     if (fork_pending < 0) {
         errno = ENOSYS;
         return -1;
     }
-    exited_pid = getpid();
+    exited_pid = next_child_pid++;
     exited_status = fork_pending << 8;
     fork_pending = -1;
     return exited_pid;
@@ -307,10 +315,13 @@ pid_t wait3(int *status, int options, void *rusage) {
 }
 
 int kill(pid_t pid, int sig) {
+    /* The "child" has exited already and waits to be reaped: like a
+     * zombie, it takes any signal without effect. */
+    if (exited_pid != -1 && pid == exited_pid) return 0;
     /* A signal to ourselves (the crash report ends with one) takes its
      * default action through wasi-libc's emulated raise: terminate. */
     if (pid == getpid() && sig != 0) return raise(sig);
-    if (pid == getpid() || (exited_pid != -1 && pid == exited_pid)) return 0;
+    if (pid == getpid()) return 0;
     errno = ESRCH;
     return -1;
 }

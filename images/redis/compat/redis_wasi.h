@@ -91,9 +91,12 @@ int compat_connect(const char *addr, int port, int nonblock);
 /* ---- processes: no fork. A fork-less background job runs inline and is
  * then recorded as a child that has already exited with status code, so
  * that waitpid reports it and the parent's done-handlers run as usual. */
-/* compat_fork_done makes the next fork() return our own pid as the
- * parent of a child that has already exited with code. */
+/* compat_fork_done makes the next fork() return, to the parent, the pid
+ * of a child that has already exited with code: compat_next_child_pid(),
+ * a pid no host process has (and not ours), so that the job's files can
+ * be named after it beforehand. */
 void compat_fork_done(int code);
+pid_t compat_next_child_pid(void);
 pid_t fork(void);
 int pipe(int fds[2]);
 int dup2(int from, int to);
