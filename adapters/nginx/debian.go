@@ -162,7 +162,7 @@ func debianSkip(test DebianTest, kind string) string {
 	case slices.Contains(test.Restrictions, "needs-reboot"):
 		return "needs a reboot between its steps (autopkgtest-reboot), which a container run cannot give"
 	case slices.Contains(test.Depends, "nginx-dev"):
-		return "compares nginx-dev's headers with older releases downloaded from the Debian archive: a check of the source's API, not of a build's behaviour"
+		return "compares nginx-dev's headers with older releases from the archive: the source's API, not a build's behaviour"
 	case kind == "vkernel" && slices.Contains(test.Depends, "ssl-cert"):
 		return "serves TLS: nginx.wasm has no ngx_http_ssl_module (no OpenSSL for wasm32-wasi)"
 	}

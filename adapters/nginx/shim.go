@@ -366,7 +366,7 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 			l, ok := bound[addr]
 			if !ok {
 				var err error
-				if l, err = net.Listen("tcp", addr); err != nil {
+				if l, err = listenLoopback(addr); err != nil {
 					return nil, fmt.Errorf("bind() to %s failed: %w", addr, err)
 				}
 				bound[addr] = l
@@ -488,6 +488,29 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 		return exitError(int(res.ExitCode))
 	}
 	return nil
+}
+
+// listenLoopback listens on a loopback address. On a host with IPv6 off
+// (no IPv6 address at all, as in a Docker container by default) [::1]
+// cannot be bound, but nginx's "listen [::]:80" still binds the IPv6
+// wildcard, which there can receive nothing: the shim does the same, so a
+// configuration such as Debian's default site starts as it does natively.
+func listenLoopback(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err == nil {
+		return l, nil
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if host != "::1" || hostHasIPv6() {
+		return nil, err
+	}
+	return net.Listen("tcp6", net.JoinHostPort("::", port))
+}
+
+// hostHasIPv6 reports whether any interface has an IPv6 address.
+func hostHasIPv6() bool {
+	data, err := os.ReadFile("/proc/net/if_inet6")
+	return err != nil || len(strings.TrimSpace(string(data))) > 0
 }
 
 // stopGrace is how long an instance may take to exit after QUIT or TERM

@@ -1,8 +1,12 @@
-// Package redis drives Redis' own Tcl test suite against a redis-server
-// that a runners.Target serves, and turns what it reports into compat
-// results.
+// Package redis drives Redis' own Tcl test suite against redis-server on
+// a runners.Target, and turns what it reports into compat results. It runs
+// in two modes: external mode (Run), for the unit/* entries, against one
+// server per unit that the target serves; and spawn mode (RunSpawn), for
+// the integration/* entries, where runtest starts its own servers, several
+// per unit, through the target's src/redis-server (ShimMain on the
+// vkernel).
 //
-// The suite runs on the host in external mode, one unit at a time:
+// In external mode the suite runs on the host, one unit at a time:
 //
 //	tclsh tests/test_helper.tcl --host 127.0.0.1 --port P --single unit/X
 //
@@ -64,21 +68,29 @@ var ServerArgs = []string{"--save", "", "--appendonly", "no", "--enable-debug-co
 // ::all_tests list in tests/test_helper.tcl, the units runtest runs by
 // default. Other files under tests/unit (unit/moduleapi/*, unit/cluster/*)
 // belong to other runners (runtest-moduleapi, runtest-cluster).
-func Units(dir string) ([]string, error) {
+func Units(dir string) ([]string, error) { return entries(dir, "unit/") }
+
+// SpawnUnits lists the integration/* entries of ::all_tests in the suite
+// in dir, in runtest's order: the units spawn mode runs.
+func SpawnUnits(dir string) ([]string, error) { return entries(dir, "integration/") }
+
+// entries lists the ::all_tests entries of the suite in dir that start
+// with prefix.
+func entries(dir, prefix string) ([]string, error) {
 	all, err := allTests(dir)
 	if err != nil {
 		return nil, err
 	}
-	var units []string
-	for _, f := range all {
-		if strings.HasPrefix(f, "unit/") {
-			units = append(units, f)
+	var out []string
+	for _, u := range all {
+		if strings.HasPrefix(u, prefix) {
+			out = append(out, u)
 		}
 	}
-	if len(units) == 0 {
-		return nil, fmt.Errorf("listing Redis test units: ::all_tests of %s names no unit/*", dir)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("listing Redis test units: ::all_tests of %s names no %s*", dir, prefix)
 	}
-	return units, nil
+	return out, nil
 }
 
 // allTests reads the ::all_tests list of tests/test_helper.tcl in dir.
@@ -98,16 +110,22 @@ func allTests(dir string) ([]string, error) {
 	return strings.Fields(list), nil
 }
 
-// Profile returns the units of the named profile: "quick" (Quick) or
-// "full" (every unit in dir, see Units).
-func Profile(name, dir string) ([]string, error) {
+// Profile returns the units of the named profile: for "quick", Quick in
+// external mode and QuickSpawn in spawn mode; for "full", every unit/*
+// entry of the suite in dir in external mode and every integration/* entry
+// in spawn mode (see Units and SpawnUnits).
+func Profile(name, dir string) (external, spawn []string, err error) {
 	switch name {
 	case "quick":
-		return append([]string(nil), Quick...), nil
+		return append([]string(nil), Quick...), append([]string(nil), QuickSpawn...), nil
 	case "full":
-		return Units(dir)
+		if external, err = Units(dir); err != nil {
+			return nil, nil, err
+		}
+		spawn, err = SpawnUnits(dir)
+		return external, spawn, err
 	}
-	return nil, fmt.Errorf("unknown redis test profile %q: want quick or full", name)
+	return nil, nil, fmt.Errorf("unknown redis test profile %q: want quick or full", name)
 }
 
 // Options configures Run.

@@ -34,37 +34,6 @@ import (
 // RDB file of an old encoding in a server of its own, a few seconds.
 var QuickSpawn = []string{"integration/convert-zipmap-hash-on-load"}
 
-// SpawnUnits lists the integration/* entries of ::all_tests in the suite
-// in dir, in runtest's order.
-func SpawnUnits(dir string) ([]string, error) {
-	all, err := allTests(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, u := range all {
-		if strings.HasPrefix(u, "integration/") {
-			out = append(out, u)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("listing Redis test units: ::all_tests of %s names no integration/*", dir)
-	}
-	return out, nil
-}
-
-// SpawnProfile returns the spawn-mode units of the named profile: "quick"
-// (QuickSpawn) or "full" (SpawnUnits).
-func SpawnProfile(name, dir string) ([]string, error) {
-	switch name {
-	case "quick":
-		return append([]string(nil), QuickSpawn...), nil
-	case "full":
-		return SpawnUnits(dir)
-	}
-	return nil, fmt.Errorf("unknown redis test profile %q: want quick or full", name)
-}
-
 // The programs runtest starts from src/.
 var suitePrograms = []string{"redis-server", "redis-check-aof", "redis-check-rdb", "redis-cli", "redis-benchmark"}
 

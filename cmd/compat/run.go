@@ -25,7 +25,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	key := fs.String("key", "", "private key to sign the run's megabinary (default: one generated for the run)")
 	var sf suiteFlags
 	fs.StringVar(&sf.profile, "profile", "quick", "quick (a few modules per suite) or full (the whole suites)")
-	fs.StringVar(&sf.modules, "modules", "", "run these test modules (Redis: units; NGINX: module/file.t) instead of the profile's, comma-separated")
+	fs.StringVar(&sf.modules, "modules", "", "run these test modules (Redis: unit/X, integration/X; NGINX: module/file.t, debian/tests/NAME) instead of the profile's, comma-separated")
 	fs.StringVar(&sf.pythonBuild, "python-build", "", "python.wasm build directory (default: the newest under the cache; make images builds it)")
 	fs.StringVar(&sf.redisBuild, "redis-build", "", "redis-server.wasm build directory (default: the newest under the cache)")
 	fs.StringVar(&sf.nginxBuild, "nginx-build", "", "nginx.wasm build directory (default: the newest under the cache)")

@@ -53,10 +53,7 @@ func newSuite(name string, f suiteFlags) (pipeline.Suite, error) {
 		}
 		var spawn []string
 		if len(tests) == 0 {
-			if tests, err = redis.Profile(f.profile, build.SuiteDir()); err != nil {
-				return nil, err
-			}
-			if spawn, err = redis.SpawnProfile(f.profile, build.SuiteDir()); err != nil {
+			if tests, spawn, err = redis.Profile(f.profile, build.SuiteDir()); err != nil {
 				return nil, err
 			}
 		} else {
@@ -93,7 +90,17 @@ func newSuite(name string, f suiteFlags) (pipeline.Suite, error) {
 				s.DebianTests, err = build.DebianTestNames(f.profile)
 			}
 		default:
-			err = known(s.Files, build)
+			// debian/tests/NAME names one of Debian's autopkgtests.
+			var files []string
+			for _, t := range s.Files {
+				if name, ok := strings.CutPrefix(t, nginx.DebianTestsUnit+"/"); ok {
+					s.DebianTests = append(s.DebianTests, name)
+				} else {
+					files = append(files, t)
+				}
+			}
+			s.Files = files
+			err = known(s.Files, s.DebianTests, build)
 		}
 		return s, err
 	}
@@ -129,7 +136,7 @@ func redisShim(args []string, stdout, stderr io.Writer) int {
 }
 
 // known checks that every named NGINX test file is one of the build's.
-func known(files []string, build *nginx.Build) error {
+func known(files, debianTests []string, build *nginx.Build) error {
 	all, err := build.Files("full")
 	if err != nil {
 		return err
@@ -137,6 +144,18 @@ func known(files []string, build *nginx.Build) error {
 	for _, f := range files {
 		if !slices.Contains(all, f) {
 			return fmt.Errorf("nginx: no test file %q in the build (files are named like %q)", f, all[0])
+		}
+	}
+	if len(debianTests) == 0 {
+		return nil
+	}
+	names, err := build.DebianTestNames("full")
+	if err != nil {
+		return err
+	}
+	for _, t := range debianTests {
+		if !slices.Contains(names, t) {
+			return fmt.Errorf("nginx: no autopkgtest %q in the build's debian/tests (there are: %s)", t, strings.Join(names, ", "))
 		}
 	}
 	return nil
