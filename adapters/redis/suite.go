@@ -73,11 +73,14 @@ func (b *Build) ReferenceImage() string {
 	return "compat/redis-reference:" + strings.NewReplacer("+", "_", "~", "_").Replace(v)
 }
 
+// MaxListeners is how many listening sockets an instance may be handed:
+// TCP on each bind address and a unix socket.
+const MaxListeners = 8
+
 // Entry is the megabinary entry for the build: redis-server.wasm, reached
 // also through the hash of the host's native /usr/bin/redis-server when
-// present, with any mount (its working directory), up to 8 listeners (TCP
-// on each bind address, a unix socket) and outgoing connections to
-// loopback (replication).
+// present, with any mount (its working directory), up to MaxListeners
+// listeners and outgoing connections to loopback (replication).
 func (b *Build) Entry() megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "redis-server",
@@ -85,7 +88,7 @@ func (b *Build) Entry() megabinary.SpecEntry {
 		Paths: []string{"/usr/bin/redis-server"},
 		Resources: megabinary.Resources{
 			Mounts:    []megabinary.MountRule{{Guest: "/"}},
-			Listeners: 8,
+			Listeners: MaxListeners,
 			Connect:   []string{"127.0.0.0/8", "::1/128"},
 		},
 	}

@@ -31,7 +31,7 @@ func TestOpenBuild(t *testing.T) {
 		t.Errorf("ReferenceImage = %q (images/redis/build-image.sh tags it 7.0.15-1_deb12u10)", got)
 	}
 	e := b.Entry()
-	if e.Name != "redis-server" || e.Wasm != b.Wasm() || e.Resources.Listeners != 1 || len(e.Resources.Mounts) != 1 {
+	if e.Name != "redis-server" || e.Wasm != b.Wasm() || e.Resources.Listeners != MaxListeners || len(e.Resources.Mounts) != 1 {
 		t.Errorf("Entry = %+v", e)
 	}
 	if l, err := LatestBuild(t.TempDir()); err == nil {
