@@ -181,7 +181,7 @@ const (
 
 // vkernelSystem turns a reference container into the vkernel's system:
 // /usr/sbin/nginx runs the shim script, with the container's whole file
-// system mounted (see the package comment above for the rest).
+// system mounted (the comment at the top of this file says why).
 const vkernelSystem = `set -eu
 ln -sf ` + shimExe + ` ` + shimAsNginx + `
 printf '#!/bin/sh\n# nginx.wasm in the vkernel (compat adapters/nginx)\nCOMPAT_NGINX_MOUNTS=/=/\nexport COMPAT_NGINX_MOUNTS\nexec %s "$@"\n' "$1" >/usr/sbin/nginx
@@ -249,7 +249,12 @@ func (s *Suite) runDebianTest(ctx context.Context, kind string, shim *Shim, test
 			runners.Mount{Host: filepath.Dir(shim.Binary), Guest: filepath.Dir(shim.Binary), ReadOnly: true},
 		)
 		if s.Cache != "" {
-			mounts = append(mounts, runners.Mount{Host: s.Cache, Guest: s.Cache})
+			// The shim's compiled code, kept between containers.
+			aot := filepath.Join(s.Cache, "aot")
+			if err := os.MkdirAll(aot, 0o755); err != nil {
+				return errorResult(r, err.Error(), "")
+			}
+			mounts = append(mounts, runners.Mount{Host: aot, Guest: aot})
 		}
 	}
 	t, err := docker.New(ctx, docker.Options{Name: kind, Image: s.Build.ReferenceImage(), Mounts: mounts})

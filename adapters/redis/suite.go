@@ -126,6 +126,10 @@ type Harness struct {
 	Cache string
 }
 
+// SpawnMegabinaryProp is the run property that holds the digest of the
+// megabinary the vkernel's spawn-mode servers ran from.
+const SpawnMegabinaryProp = "spawn." + compat.PropMegabinaryDigest
+
 // refWork is where a reference container sees the target's scratch
 // directory.
 const refWork = "/compat-work"
@@ -209,7 +213,7 @@ func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount,
 		run, err = Run(ctx, t, opts)
 	}
 	if len(s.Spawn) > 0 && ctx.Err() == nil {
-		spawned, serr := s.runSpawn(ctx, t, work, opts.Progress)
+		spawned, serr := s.runSpawn(ctx, t, work, &run, opts.Progress)
 		run.Results = append(run.Results, spawned...)
 		compat.SortResults(run.Results)
 		err = errors.Join(err, serr)
@@ -234,8 +238,10 @@ func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount,
 // runSpawn runs s.Spawn in spawn mode where t's programs are: through the
 // shim on the host for the vkernel target (a kernel of the shim's own per
 // server: runtest starts servers as programs), in the reference container,
-// or on the host for the local reference.
-func (s *Harness) runSpawn(ctx context.Context, t runners.Target, work runners.Mount, progress func(Progress)) ([]compat.Result, error) {
+// or on the host for the local reference. On the vkernel the shim's
+// megabinary, signed for the run, is not the pipeline's: run's properties
+// get its digest as SpawnMegabinaryProp.
+func (s *Harness) runSpawn(ctx context.Context, t runners.Target, work runners.Mount, run *compat.Run, progress func(Progress)) ([]compat.Result, error) {
 	suite := filepath.Join(work.Host, "spawn-suite")
 	opts := SpawnOptions{Dir: filepath.Join(work.Guest, "spawn-suite"), Units: s.Spawn, Timeout: s.SpawnTimeout, Progress: progress}
 	fail := func(err error) ([]compat.Result, error) {
@@ -261,10 +267,16 @@ func (s *Harness) runSpawn(ctx context.Context, t runners.Target, work runners.M
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fail(err)
 		}
-		var err error
-		if programs, _, err = VkernelPrograms(dir, s.Build, self, s.Cache); err != nil {
+		vkPrograms, digest, err := VkernelPrograms(dir, s.Build, self, s.Cache)
+		if err != nil {
 			return fail(err)
 		}
+		programs = vkPrograms
+		props := map[string]string{SpawnMegabinaryProp: digest}
+		for k, v := range run.Properties {
+			props[k] = v
+		}
+		run.Properties = props
 		lt, err := local.New(local.Options{Name: t.Name(), Properties: t.Properties()})
 		if err != nil {
 			return fail(err)
