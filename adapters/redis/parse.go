@@ -45,8 +45,24 @@ type Parsed struct {
 func Parse(output, unit string) Parsed {
 	var p Parsed
 	seen := map[string]int{}
+	folded := map[string]int{} // folded test id -> index in p.Results
 	groups := 0
 	add := func(name string, r compat.Result) {
+		if f := foldOf(unit, name); f != nil {
+			id := unit + ": " + f.Name
+			i, ok := folded[id]
+			if !ok {
+				folded[id] = len(p.Results)
+				r.Suite, r.Unit, r.Test = Suite, unit, id
+				if r.Status != compat.Pass && r.Status != compat.Skip {
+					r.Message = name + ": " + r.Message
+				}
+				p.Results = append(p.Results, r)
+				return
+			}
+			p.Results[i] = mergeFolded(p.Results[i], name, r)
+			return
+		}
 		id := unit + ": " + name
 		seen[id]++
 		if n := seen[id]; n > 1 {
@@ -110,6 +126,57 @@ func Parse(output, unit string) Parsed {
 		}
 	}
 	return p
+}
+
+// Fold makes one result of the tests of a unit whose names match Pattern.
+type Fold struct {
+	Pattern *regexp.Regexp
+	// Name is the folded result's test name.
+	Name string
+}
+
+// Folds lists, per unit, tests whose names carry random values or that
+// repeat as often as a time budget allows: integration/psync2 runs as many
+// cycles as fit in 40 s, each with a topology and a key count drawn at
+// random; integration/psync2-reg kills replicas for as many rounds as fit
+// in its time. Each Fold makes one
+// result of them, which fails when any of them failed (its message names
+// the first that did), so that a test id means the same in every run.
+var Folds = map[string][]Fold{
+	"integration/psync2": {
+		{regexp.MustCompile(`^PSYNC2: --- CYCLE \d+ ---$`), "PSYNC2: --- CYCLE N --- (every cycle)"},
+		{regexp.MustCompile(`^PSYNC2: \[NEW LAYOUT\] Set #\d+ as master$`), "PSYNC2: [NEW LAYOUT] Set #N as master (every cycle)"},
+		{regexp.MustCompile(`^PSYNC2: Set #\d+ to replicate from #\d+$`), "PSYNC2: Set #N to replicate from #M (every cycle)"},
+		{regexp.MustCompile(`^PSYNC2: cluster is consistent after failover$`), "PSYNC2: cluster is consistent after failover (every cycle)"},
+		{regexp.MustCompile(`^PSYNC2: generate load while killing replication links$`), "PSYNC2: generate load while killing replication links (every cycle)"},
+		{regexp.MustCompile(`^PSYNC2: cluster is consistent after load \(x = \d+\)$`), "PSYNC2: cluster is consistent after load (every cycle)"},
+		{regexp.MustCompile(`^PSYNC2: total sum of full synchronizations is exactly 4$`), "PSYNC2: total sum of full synchronizations is exactly 4 (every cycle)"},
+	},
+	"integration/psync2-reg": {
+		{regexp.MustCompile(`^PSYNC2 #3899 regression: kill chained replica$`), "PSYNC2 #3899 regression: kill chained replica (every round)"},
+		{regexp.MustCompile(`^PSYNC2 #3899 regression: kill first replica$`), "PSYNC2 #3899 regression: kill first replica (every round)"},
+	},
+}
+
+func foldOf(unit, name string) *Fold {
+	for i, f := range Folds[unit] {
+		if f.Pattern.MatchString(name) {
+			return &Folds[unit][i]
+		}
+	}
+	return nil
+}
+
+// mergeFolded adds the result r of the test name to the folded result
+// acc: durations add up, and the worst status wins (error, then fail, then
+// pass, then skip), keeping the message of the first test that had it.
+func mergeFolded(acc compat.Result, name string, r compat.Result) compat.Result {
+	acc.Duration += r.Duration
+	rank := map[compat.Status]int{compat.Skip: 0, compat.Pass: 1, compat.Fail: 2, compat.Error: 3}
+	if rank[r.Status] > rank[acc.Status] {
+		acc.Status, acc.Message, acc.Output = r.Status, name+": "+r.Message, r.Output
+	}
+	return acc
 }
 
 // statusLine matches the lines runtest starts a report with.

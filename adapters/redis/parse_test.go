@@ -155,3 +155,37 @@ func TestUnits(t *testing.T) {
 		t.Errorf("no list: %v", err)
 	}
 }
+
+// TestParseFoldsRandomNames: integration/psync2 names its tests after a
+// random draw; they fold into one result per template, whose id is the
+// same in every run, and which fails when any drawn test failed.
+func TestParseFoldsRandomNames(t *testing.T) {
+	out := "[ok]: PSYNC2: Set #0 to replicate from #3 (10 ms)\n" +
+		"[ok]: PSYNC2: Set #0 to replicate from #3 (12 ms)\n" +
+		"[err]: PSYNC2: Set #4 to replicate from #1 in tests/integration/psync2.tcl\n" +
+		"Expected 1 got 0\n" +
+		"[ok]: PSYNC2: cluster is consistent after load (x = 123559) (5 ms)\n" +
+		"[ok]: PSYNC2: Bring the master back again for next test (1 ms)\n" +
+		"[1/1 done]: integration/psync2 (3 seconds)\n"
+	p := Parse(out, "integration/psync2")
+	got := map[string]compat.Result{}
+	for _, r := range p.Results {
+		got[r.Test] = r
+	}
+	if len(p.Results) != 3 {
+		t.Fatalf("%d results, want 3 (two folded, one plain): %+v", len(p.Results), p.Results)
+	}
+	drawn := got["integration/psync2: PSYNC2: Set #N to replicate from #M (every cycle)"]
+	if drawn.Status != compat.Fail || !strings.Contains(drawn.Message, "Set #4 to replicate from #1: Expected 1 got 0") || drawn.Duration != 22*time.Millisecond {
+		t.Errorf("folded replicate-from tests: %+v", drawn)
+	}
+	if r := got["integration/psync2: PSYNC2: cluster is consistent after load (every cycle)"]; r.Status != compat.Pass {
+		t.Errorf("folded consistency test: %+v", r)
+	}
+	if r := got["integration/psync2: PSYNC2: Bring the master back again for next test"]; r.Status != compat.Pass {
+		t.Errorf("an ordinary test of the unit: %+v", r)
+	}
+	if p := Parse("[ok]: PSYNC2: Set #0 to replicate from #3 (1 ms)\n", "integration/other"); p.Results[0].Test != "integration/other: PSYNC2: Set #0 to replicate from #3" {
+		t.Errorf("another unit's test was folded: %s", p.Results[0].Test)
+	}
+}
