@@ -235,14 +235,18 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// unitError is the error result of a whole unit, begun at start: what
+// stopped it, and the output that shows it.
+func unitError(unit string, start time.Time, msg, output string) compat.Result {
+	return compat.Result{Suite: Suite, Unit: unit, Test: unit, Status: compat.Error,
+		Duration: time.Since(start), Message: msg, Output: output}
+}
+
 // runUnit serves a fresh server, runs one unit against it and returns its
 // results. The error is the target's, when it could not serve.
 func runUnit(ctx context.Context, server runners.Server, opts Options, unit string) ([]compat.Result, error) {
 	start := time.Now()
-	unitErr := func(msg, output string) compat.Result {
-		return compat.Result{Suite: Suite, Unit: unit, Test: unit, Status: compat.Error,
-			Duration: time.Since(start), Message: msg, Output: output}
-	}
+	unitErr := func(msg, output string) compat.Result { return unitError(unit, start, msg, output) }
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	var serverLog units.Buffer

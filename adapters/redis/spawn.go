@@ -149,10 +149,7 @@ func RunSpawn(ctx context.Context, target runners.Target, opts SpawnOptions) ([]
 
 func spawnUnit(ctx context.Context, target runners.Target, opts SpawnOptions, unit string) ([]compat.Result, error) {
 	start := time.Now()
-	unitErr := func(msg, output string) compat.Result {
-		return compat.Result{Suite: Suite, Unit: unit, Test: unit, Status: compat.Error,
-			Duration: time.Since(start), Message: msg, Output: output}
-	}
+	unitErr := func(msg, output string) compat.Result { return unitError(unit, start, msg, output) }
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	var (
