@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 )
@@ -264,7 +265,7 @@ func (s *Suite) runDebianTest(ctx context.Context, kind string, shim *Shim, test
 	defer t.Close()
 	var log bytes.Buffer
 	step := func(title string, args ...string) (runners.Exit, string, string, error) {
-		var out, errOut syncBuffer
+		var out, errOut units.Buffer
 		exit, err := t.Run(ctx, runners.Process{Args: args, Env: []string{"AUTOPKGTEST_TMP=" + autopkgtestTmp},
 			Stdout: &out, Stderr: &errOut})
 		fmt.Fprintf(&log, "=== %s (%s)\n%s%s", title, exit, out.String(), errOut.String())

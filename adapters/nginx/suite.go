@@ -1,7 +1,6 @@
 package nginx
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,10 +14,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/local"
@@ -172,7 +171,7 @@ func (s *Suite) Target(ctx context.Context, kind string, k *vkernel.Kernel, refe
 		work = s.Dir
 	default:
 		work = filepath.Join(scratch, "work")
-		if err := copyTree(filepath.Join(s.Build.Dir, "tests"), work); err != nil {
+		if err := os.CopyFS(work, os.DirFS(filepath.Join(s.Build.Dir, "tests"))); err != nil {
 			return nil, runners.Mount{}, fmt.Errorf("nginx: copying the test files: %w", err)
 		}
 	}
@@ -276,7 +275,7 @@ func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, p
 			dir, file, unit = path.Join(work.Guest, mod), "t/"+name, f
 		}
 		start := time.Now()
-		var out syncBuffer
+		var out units.Buffer
 		fctx, cancel := context.WithTimeout(ctx, timeout)
 		args := []string{"prove", "-v", file}
 		if s.Harness == HarnessNginxTests && t.Name() == "reference" {
@@ -292,7 +291,7 @@ func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, p
 			Stderr: &out,
 		})
 		cancel()
-		res, perr := ParseTAP(bytes.NewReader(out.Bytes()), SuiteName, unit, file)
+		res, perr := ParseTAP(strings.NewReader(out.String()), SuiteName, unit, file)
 		if perr != nil {
 			return run, perr
 		}
@@ -346,26 +345,6 @@ func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, p
 	return run, nil
 }
 
-// syncBuffer is a bytes.Buffer that stdout and stderr may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.b.Bytes()...)
-}
-
-func (b *syncBuffer) String() string { return string(b.Bytes()) }
-
 func tail(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -393,30 +372,4 @@ func freeLoopbackPort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// copyTree copies the regular files and directories under src to dst.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, info.Mode().Perm())
-	})
 }

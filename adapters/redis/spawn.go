@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,7 +42,7 @@ var suitePrograms = []string{"redis-server", "redis-check-aof", "redis-check-rdb
 // names of suitePrograms are left out: the units that need them fail
 // saying so.
 func PrepareSuite(dst, src string, programs map[string]string) error {
-	if err := copyDir(src, dst); err != nil {
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 		return fmt.Errorf("copying the Redis suite: %w", err)
 	}
 	bin := filepath.Join(dst, "src")
@@ -194,38 +193,4 @@ func spawnUnit(ctx context.Context, target runners.Target, opts SpawnOptions, un
 		results = append(results, unitErr(fmt.Sprintf("runtest ended (%s) before the unit did, after %d tests reported", exit, len(p.Results)), tail(output, 30)))
 	}
 	return results, nil
-}
-
-// copyDir copies the regular files, directories and symbolic links under
-// src to dst.
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(out, info.Mode().Perm()|0o700)
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			os.Remove(out)
-			return os.Symlink(target, out)
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(out, data, info.Mode().Perm()|0o600)
-		}
-		return nil
-	})
 }
