@@ -2,6 +2,11 @@
 #   make run    build what is missing, run the full comparison, write out/
 #   make test   unit tests, then the quick profile end to end on real builds
 
+# Recipes run in bash with pipefail, so that a failing recipe inside
+# $$(recipe | tail -n 1) stops the make instead of passing an empty path on.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
 GO      ?= go
 BIN     := bin/compat
 OUT     ?= out
@@ -9,7 +14,16 @@ PROFILE ?= full
 SCHEMA  ?= ../shared/schemas/junit-10.xsd
 export COMPAT_CACHE ?= $(HOME)/.cache/compat
 
-.PHONY: build run test test-unit test-integration lint bench clean
+.PHONY: build run test test-unit test-integration lint bench clean deps
+
+# The Debian packages everything needs, installed once (as root): the stamp
+# is redone when images/install-deps.sh or the host's dpkg state changes,
+# and then costs a dpkg-query per package.
+DEPS_STAMP := $(COMPAT_CACHE)/deps.stamp
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): images/install-deps.sh $(wildcard /var/lib/dpkg/status)
+	images/install-deps.sh all
+	@mkdir -p $(dir $@) && touch $@
 
 build:
 	$(GO) build -o $(BIN) ./cmd/compat
@@ -19,9 +33,10 @@ include images/images.mk
 # The main job: images (cached), then vkernel vs reference for every suite,
 # diffed against baselines/. Exit 1 on regressions.
 run: build images
-	$(BIN) run -profile $(PROFILE) -suite python,redis,nginx -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
-	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" \
-	  -nginx-build "$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1)" -out $(OUT)
+	py=$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1); \
+	redis=$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1); \
+	nginx=$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1); \
+	$(BIN) run -profile $(PROFILE) -suite python,redis,nginx -python-build "$$py" -redis-build "$$redis" -nginx-build "$$nginx" -out $(OUT)
 	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)
 
 # Images first, so the tests that need real builds (python.wasm, the
@@ -29,7 +44,7 @@ run: build images
 test: images
 	@$(MAKE) --no-print-directory test-unit test-integration
 
-test-unit: build lint
+test-unit: deps build lint
 	$(GO) test -count=1 -timeout 40m ./...
 
 # The quick profile on the real builds: python.wasm and redis-server.wasm
@@ -37,9 +52,10 @@ test-unit: build lint
 # containers, against the committed baselines; then every JUnit file
 # against Jenkins' schema.
 test-integration: build images
-	$(BIN) run -profile quick -suite python,redis,nginx -python-build "$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1)" \
-	  -redis-build "$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1)" \
-	  -nginx-build "$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1)" -out $(OUT)/quick
+	py=$$($(IMAGES_DIR)/python/build-wasm.sh | tail -n 1); \
+	redis=$$($(IMAGES_DIR)/redis/build-wasm.sh | tail -n 1); \
+	nginx=$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1); \
+	$(BIN) run -profile quick -suite python,redis,nginx -python-build "$$py" -redis-build "$$redis" -nginx-build "$$nginx" -out $(OUT)/quick
 	@$(MAKE) --no-print-directory check-junit JUNIT_DIR=$(OUT)/quick
 
 check-junit:

@@ -2,14 +2,25 @@
 #     include images/images.mk
 # Targets: images-base, python-wasm, python-image, redis-wasm, redis-image,
 # images (all of them);
-# images-deps installs the Debian packages the recipes need (root).
+# deps (alias images-deps) installs the Debian packages they need (root).
 # Each prints where its output went (an image name or a cache directory).
 
 IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+# A recipe's failure inside $$(recipe | tail -n 1) must stop the make.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 
 .PHONY: images images-deps images-base python-wasm python-image
 
 images: images-base python-wasm python-image redis-wasm redis-image
+
+# Every recipe needs the Debian packages first; the top-level Makefile
+# defines deps (a stamp), a standalone make -f images/images.mk installs them.
+ifeq ($(origin DEPS_STAMP),undefined)
+deps:
+	@$(IMAGES_DIR)/install-deps.sh all
+endif
+images-base python-wasm redis-wasm nginx-wasm nginx-test-deps: deps
 
 images-base:
 	@img=$$($(IMAGES_DIR)/base/build.sh | tail -n 1) && \
@@ -52,5 +63,4 @@ nginx-test-deps:
 	@lib=$$($(IMAGES_DIR)/nginx/fetch-test-nginx.sh --deps | tail -n 1) && \
 	  echo "nginx-test-deps: Test::Nginx in $$lib"
 
-images-deps:
-	@$(IMAGES_DIR)/install-deps.sh all
+images-deps: deps

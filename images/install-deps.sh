@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the image recipes need (run as root).
-# Usage: images/install-deps.sh [base|python-wasm|python-image|all]
+# Installs the Debian packages that compat's recipes and tests need (root).
+# `make run` and `make test` call it through the Makefile's deps stamp, so a
+# fresh Debian 12 machine with Go and Docker needs nothing else.
+#
+# Usage: images/install-deps.sh [--check] [SET...]
+#   SET: base, wasm, test, nginx-test, all (default all)
+#   --check  install nothing: list what is missing and exit 1 if anything is
+#
+# Every package is named here and nowhere else; `make deps` reruns this
+# script when it or the host's dpkg state changes.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -8,31 +16,67 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/common.sh"
 COMPAT_LOG_TAG=install-deps
 
-base_pkgs="debootstrap docker.io"
-wasm_pkgs="clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 wabt autoconf dpkg-dev gcc make tcl patch util-linux"
-case "${1:-all}" in
-base | python-image) pkgs=$base_pkgs ;;
-python-wasm) pkgs=$wasm_pkgs ;;
-all) pkgs="$base_pkgs $wasm_pkgs" ;;
-*) compat_die "unknown set '$1' (base, python-wasm, python-image or all)" ;;
-esac
+# base: the local base image (debootstrap + docker import).
+base_pkgs="debootstrap"
+# wasm: the WebAssembly builds (images/*/build-wasm.sh) and the test guests.
+wasm_pkgs="clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 wabt binaryen
+  autoconf dpkg-dev gcc make tcl patch util-linux python3 xz-utils"
+# test: what the Go tests and the quick profile run on the host: the JUnit
+# schema check, Debian's own python3.11 with its regrtest, redis-server for
+# the differential check, ps for runtest.
+test_pkgs="libxml2-utils python3.11 libpython3.11-testsuite redis-server redis-tools procps perl"
+# nginx-test: Test::Nginx's Perl dependencies (Test::Nginx itself comes from
+# images/nginx/fetch-test-nginx.sh).
+nginx_test_pkgs="libtest-base-perl libtest-longstring-perl liblist-moreutils-perl libwww-perl
+  libtext-diff-perl liburi-perl"
+
+check=no
+if [ "${1:-}" = --check ]; then
+	check=yes
+	shift
+fi
+[ $# -gt 0 ] || set -- all
+pkgs=
+for set in "$@"; do
+	case $set in
+	base) pkgs="$pkgs $base_pkgs" ;;
+	wasm | python-wasm) pkgs="$pkgs $wasm_pkgs" ;;
+	test) pkgs="$pkgs $test_pkgs" ;;
+	nginx-test) pkgs="$pkgs $nginx_test_pkgs" ;;
+	python-image) pkgs="$pkgs $base_pkgs" ;;
+	all) pkgs="$pkgs $base_pkgs $wasm_pkgs $test_pkgs $nginx_test_pkgs" ;;
+	*) compat_die "unknown set '$set' (base, wasm, test, nginx-test or all)" ;;
+	esac
+done
 
 missing=
 for p in $pkgs; do
-	# docker may come from another package than docker.io: accept any docker.
-	if [ "$p" = docker.io ] && command -v docker >/dev/null 2>&1; then
-		continue
-	fi
+	case " $missing " in *" $p "*) continue ;; esac
 	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
+# Docker is started before a session and may come from another package than
+# docker.io: any docker client that answers will do.
+command -v docker >/dev/null 2>&1 || missing="$missing docker.io"
+
 if [ -z "$missing" ]; then
-	compat_log "all present: $pkgs"
+	compat_log "all present"
 	exit 0
+fi
+if [ "$check" = yes ]; then
+	compat_log "missing:$missing"
+	exit 1
 fi
 [ "$(id -u)" = 0 ] || compat_die "missing packages:$missing; run as root or: apt-get install -y$missing"
 compat_log "installing:$missing"
-apt-get update -q >/dev/null || compat_die "apt-get update failed"
+apt-get update -q >/dev/null || compat_die "apt-get update failed; check /etc/apt and that the Debian archive answers"
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null ||
 	compat_die "apt-get install$missing failed"
+# Check again: apt-get can succeed and still leave a package out.
+still=
+for p in $missing; do
+	[ "$p" = docker.io ] && continue
+	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || still="$still $p"
+done
+[ -z "$still" ] || compat_die "still missing after apt-get install:$still"
 compat_log "installed:$missing"

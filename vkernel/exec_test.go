@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat/vkernel/megabinary"
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +61,7 @@ func TestExecDeniesUnlisted(t *testing.T) {
 	}
 	elf, err := os.ReadFile("/bin/true")
 	if err != nil {
-		t.Skip("no /bin/true to copy as a native ELF")
+		testenv.Missing(t, "no /bin/true to copy as a native ELF (coreutils)")
 	}
 	random := make([]byte, 4096)
 	rand.New(rand.NewSource(1)).Read(random)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -20,7 +22,7 @@ func guest(t testing.TB, build func() ([]byte, error)) []byte {
 	t.Helper()
 	b, err := build()
 	if errors.Is(err, guests.ErrToolMissing) {
-		t.Skipf("cannot build the test guest: %v", err)
+		testenv.Missing(t, "cannot build the test guest: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/pipeline"
 )
@@ -29,13 +31,13 @@ func TestPipeline(t *testing.T) {
 	s.Files = files
 	lib, err := LatestTestNginx(cacheRoot())
 	if err != nil {
-		t.Skip(err)
+		testenv.Missing(t, "Test::Nginx is not fetched (make images): %v", err)
 	}
 	if out, err := exec.Command("perl", "-I", lib, "-MTest::Nginx::Socket", "-e", "1").CombinedOutput(); err != nil {
-		t.Skipf("Test::Nginx does not load (make -f images/images.mk nginx-test-deps): %v: %s", err, out)
+		testenv.Missing(t, "Test::Nginx does not load (make -f images/images.mk nginx-test-deps): %v: %s", err, out)
 	}
 	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
-		t.Skipf("reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
+		testenv.Missing(t, "reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
 	}
 	out := os.Getenv("COMPAT_NGINX_OUT")
 	if out == "" {

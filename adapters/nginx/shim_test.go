@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/compat-project/compat/runners/testenv"
 )
 
 // The test binary doubles as the shim: the launcher script runs it with
@@ -44,7 +46,7 @@ func testShim(t *testing.T) *Shim {
 	t.Helper()
 	b, err := LatestBuild(cacheRoot())
 	if err != nil {
-		t.Skipf("nginx.wasm is not built: %v", err)
+		testenv.Missing(t, "nginx.wasm is not built (make images): %v", err)
 	}
 	t.Setenv(envTestShim, "1")
 	s, err := PrepareShim(t.TempDir(), b, []string{os.Args[0]}, cacheRoot())

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat"
 )
 
@@ -18,10 +20,10 @@ func suiteFor(t *testing.T, files ...string) *Suite {
 	t.Helper()
 	b, err := LatestBuild(cacheRoot())
 	if err != nil {
-		t.Skipf("nginx.wasm is not built: %v", err)
+		testenv.Missing(t, "nginx.wasm is not built (make images): %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(b.Dir, "tests", "echo", "t", "echo.t")); err != nil {
-		t.Skipf("the nginx.wasm build %s carries no module tests (rebuild it): %v", b.Dir, err)
+		testenv.Missing(t, "the nginx.wasm build %s carries no module tests (rebuild it): %v", b.Dir, err)
 	}
 	return &Suite{Build: b, Files: files, Shim: []string{os.Args[0]}, Cache: cacheRoot(), Timeout: 5 * time.Minute}
 }
@@ -49,10 +51,10 @@ func TestSuiteVkernel(t *testing.T) {
 	s := suiteFor(t, "echo/echo.t")
 	lib, err := LatestTestNginx(cacheRoot())
 	if err != nil {
-		t.Skipf("Test::Nginx is not fetched: %v", err)
+		testenv.Missing(t, "Test::Nginx is not fetched (make images): %v", err)
 	}
 	if out, err := exec.Command("perl", "-I", lib, "-MTest::Nginx::Socket", "-e", "1").CombinedOutput(); err != nil {
-		t.Skipf("Test::Nginx does not load (make -f images/images.mk nginx-test-deps): %v: %s", err, out)
+		testenv.Missing(t, "Test::Nginx does not load (make -f images/images.mk nginx-test-deps): %v: %s", err, out)
 	}
 	t.Setenv(envTestShim, "1")
 	ctx := context.Background()
@@ -89,7 +91,7 @@ func TestSuiteVkernel(t *testing.T) {
 func TestSuiteReference(t *testing.T) {
 	s := suiteFor(t, "echo/echo.t")
 	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
-		t.Skipf("reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
+		testenv.Missing(t, "reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
 	}
 	ctx := context.Background()
 	target, work, err := s.Target(ctx, "reference", nil, "docker", t.TempDir())
@@ -154,7 +156,7 @@ func TestNginxTestsMode(t *testing.T) {
 func TestNginxTestsModeReference(t *testing.T) {
 	s := suiteFor(t)
 	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
-		t.Skipf("reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
+		testenv.Missing(t, "reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
 	}
 	dir, err := filepath.Abs("testdata/nginx-tests")
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/local"
@@ -23,10 +25,10 @@ func hostPython(t *testing.T) string {
 	}
 	const py = "/usr/bin/python3.11"
 	if _, err := os.Stat(py); err != nil {
-		t.Skipf("%s not installed (Debian package python3.11): %v", py, err)
+		testenv.Missing(t, "%s not installed (Debian package python3.11): %v", py, err)
 	}
 	if _, err := os.Stat("/usr/lib/python3.11/test/libregrtest"); err != nil {
-		t.Skip("python3.11's regrtest not installed (Debian package libpython3.11-testsuite)")
+		testenv.Missing(t, "python3.11's regrtest not installed (Debian package libpython3.11-testsuite)")
 	}
 	return py
 }

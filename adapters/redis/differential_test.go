@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/compat-project/compat"
@@ -73,7 +75,7 @@ func hostServer(t *testing.T) (runners.Server, string) {
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("the host has no redis-server (apt-get install redis-server)")
+		testenv.Missing(t, "the host has no redis-server (apt-get install redis-server)")
 	}
 	tg, err := local.New(local.Options{Name: "host"})
 	if err != nil {

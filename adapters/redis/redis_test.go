@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
@@ -28,19 +30,19 @@ func build(t *testing.T) string {
 		t.Skip("runs Redis servers and the Tcl suite; skipped with -short")
 	}
 	if _, err := exec.LookPath("tclsh"); err != nil {
-		t.Skip("tclsh is not installed (apt-get install tcl)")
+		testenv.Missing(t, "tclsh is not installed (apt-get install tcl)")
 	}
 	root := os.Getenv("COMPAT_CACHE")
 	if root == "" {
 		c, err := os.UserCacheDir()
 		if err != nil {
-			t.Skip(err)
+			testenv.Missing(t, "%v", err)
 		}
 		root = filepath.Join(c, "compat")
 	}
 	dones, _ := filepath.Glob(filepath.Join(root, "redis-wasm", "*", ".done"))
 	if len(dones) == 0 {
-		t.Skipf("no redis-server.wasm build under %s (make -f images/images.mk redis-wasm)", root)
+		testenv.Missing(t, "no redis-server.wasm build under %s (make -f images/images.mk redis-wasm)", root)
 	}
 	sort.Slice(dones, func(i, j int) bool {
 		a, _ := os.Stat(dones[i])
@@ -143,7 +145,7 @@ func TestLocalServer(t *testing.T) {
 	out := build(t)
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("the host has no redis-server (apt-get install redis-server)")
+		testenv.Missing(t, "the host has no redis-server (apt-get install redis-server)")
 	}
 	tg, err := local.New(local.Options{Name: "host"})
 	if err != nil {
@@ -161,7 +163,7 @@ func TestReferenceImage(t *testing.T) {
 	}
 	tg, err := docker.New(context.Background(), docker.Options{Image: img, HostNetwork: true})
 	if err != nil {
-		t.Skipf("reference image %s (images/redis/build-image.sh): %v", img, err)
+		testenv.Missing(t, "reference image %s (images/redis/build-image.sh): %v", img, err)
 	}
 	defer tg.Close()
 	check(t, tg, scratchSuite(t, out), []string{"redis-server"}, nil)

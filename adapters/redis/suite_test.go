@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat"
 )
 
@@ -42,7 +44,7 @@ func TestOpenBuild(t *testing.T) {
 func TestHarnessDifferential(t *testing.T) {
 	out := build(t)
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("the host has no redis-server (apt-get install redis-server)")
+		testenv.Missing(t, "the host has no redis-server (apt-get install redis-server)")
 	}
 	b, err := OpenBuild(out)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat/vkernel/guests"
 )
 
@@ -23,7 +25,7 @@ func compat(t *testing.T, args ...string) (int, string, string) {
 func buildGuest(t *testing.T, id string) []byte {
 	b, err := guests.Ident(id)
 	if errors.Is(err, guests.ErrToolMissing) {
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +116,7 @@ func TestSignRefusesUnverifiable(t *testing.T) {
 	dir := t.TempDir()
 	wasm, err := guests.WAT(`(module (import "env" "jit" (func)) (memory (export "memory") 1) (func (export "_start")))`)
 	if errors.Is(err, guests.ErrToolMissing) {
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "bad.wasm"), wasm, 0o644)
 	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(`{"entries": [{"name": "bad", "wasm": "bad.wasm"}]}`), 0o644)

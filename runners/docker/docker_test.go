@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	dc "github.com/ory/dockertest/v3/docker"
 
 	"github.com/compat-project/compat"
@@ -35,10 +37,10 @@ func needDocker(t *testing.T) {
 	}
 	p, err := pool("")
 	if err != nil {
-		t.Skipf("Docker is not reachable: %v", err)
+		testenv.Missing(t, "Docker is not reachable: %v", err)
 	}
 	if _, err := p.Client.InspectImage(baseImage); err != nil {
-		t.Skipf("image %s not found (build it with `make images`): %v", baseImage, err)
+		testenv.Missing(t, "image %s not found (build it with `make images`): %v", baseImage, err)
 	}
 }
 

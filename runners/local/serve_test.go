@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat/runners"
 )
 
@@ -19,7 +21,7 @@ var _ runners.Server = (*Target)(nil)
 func TestServe(t *testing.T) {
 	perl, err := exec.LookPath("perl")
 	if err != nil {
-		t.Skip("perl (the test's one-line TCP server) is not installed")
+		testenv.Missing(t, "perl (the test's one-line TCP server) is not installed")
 	}
 	tg := newTarget(t)
 	svc, err := tg.Serve(context.Background(), 1, func(ports []int) runners.Process {

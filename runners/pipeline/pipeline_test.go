@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/python"
 )
@@ -56,7 +58,7 @@ func brokenBuild(t *testing.T, build *python.Build) *python.Build {
 func TestRegressionsFromABrokenBuild(t *testing.T) {
 	build, err := python.LatestBuild(cacheRoot())
 	if err != nil {
-		t.Skipf("needs a python.wasm build: %v", err)
+		testenv.Missing(t, "needs a python.wasm build (make images): %v", err)
 	}
 	ctx := context.Background()
 	base := t.TempDir()

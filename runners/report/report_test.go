@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat"
 )
 
@@ -27,13 +29,13 @@ func schemaPath(t *testing.T) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("module root (go.mod) not found above the test directory, so neither is ../shared/schemas/junit-10.xsd")
+			testenv.Missing(t, "module root (go.mod) not found above the test directory, so neither is ../shared/schemas/junit-10.xsd")
 		}
 		dir = parent
 	}
 	p := filepath.Join(dir, "..", "shared", "schemas", "junit-10.xsd")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("JUnit schema not found at %s: %v", p, err)
+		testenv.Missing(t, "JUnit schema not found at %s: %v", p, err)
 	}
 	return p
 }
@@ -43,7 +45,7 @@ func xmllint(t *testing.T, path string) {
 	t.Helper()
 	schema := schemaPath(t)
 	if _, err := exec.LookPath("xmllint"); err != nil {
-		t.Skip("xmllint not installed (Debian package libxml2-utils)")
+		testenv.Missing(t, "xmllint not installed (Debian package libxml2-utils)")
 	}
 	out, err := exec.Command("xmllint", "--noout", "--schema", schema, path).CombinedOutput()
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
 	vk "github.com/compat-project/compat/vkernel"
@@ -23,7 +25,7 @@ import (
 func newTarget(t *testing.T) (*Target, string) {
 	probe, err := guests.C("probe.c")
 	if errors.Is(err, guests.ErrToolMissing) {
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 	trap, err := guests.WAT(`(module (memory (export "memory") 1) (func (export "_start") unreachable))`)
 	if err != nil {

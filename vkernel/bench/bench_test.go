@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat/vkernel/guests"
 )
 
@@ -14,7 +16,7 @@ func TestBenchmarksRun(t *testing.T) {
 	dir := t.TempDir()
 	ex, err := Exec(context.Background(), ExecOptions{Runs: 20, Dir: dir})
 	if errors.Is(err, guests.ErrToolMissing) {
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/compat-project/compat/runners/testenv"
 )
 
 func TestBuild(t *testing.T) {
 	for _, name := range []string{"probe.c", "vkprobe.c"} {
 		b, err := C(name)
 		if errors.Is(err, ErrToolMissing) {
-			t.Skip(err)
+			testenv.Missing(t, "%v", err)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -21,7 +23,7 @@ func TestBuild(t *testing.T) {
 	}
 	a, err := Ident("a")
 	if errors.Is(err, ErrToolMissing) {
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

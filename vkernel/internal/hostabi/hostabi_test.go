@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+
 	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -67,7 +69,7 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	wasm, err := guests.WAT(trampolines())
 	if errors.Is(err, guests.ErrToolMissing) {
-		t.Skipf("cannot build the trampoline guest: %v", err)
+		testenv.Missing(t, "cannot build the trampoline guest: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
