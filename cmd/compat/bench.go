@@ -25,8 +25,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	n := fs.Int("n", defaultN, "runs (exec) or concurrent invocations (concurrent)")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 || *n <= 0 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	dir := filepath.Join(cacheRoot(), "bench")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -29,8 +29,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&listens, "listen", "ADDR: listen on a host address and hand the socket to the guest (repeatable)")
 	fs.Var(&env, "env", "KEY=VALUE for the guest (repeatable)")
 	if err := fs.Parse(args); err != nil || *mb == "" || *pubFile == "" || fs.NArg() < 1 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	policy, err := vkernel.ParsePolicy(*policyName)
 	if err != nil {

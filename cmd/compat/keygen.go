@@ -12,8 +12,7 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("keygen", "keygen -out KEY", stderr)
 	out := fs.String("out", "", "private key file to write; the public key goes to KEY.pub")
 	if err := fs.Parse(args); err != nil || *out == "" || fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	pub, err := megabinary.GenerateKey(*out)
 	if err != nil {

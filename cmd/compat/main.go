@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,11 +26,13 @@ const usage = `compat: upstream test-suite compatibility runner for the vkernel
 
 Usage:
   compat run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local]
-             [-profile quick|full] [-modules M,...] [-out DIR] [-baselines DIR] [-suite-dir DIR]
+             [-profile quick|full] [-modules M,...] [-out DIR] [-baselines DIR] [FLAG...]
                                               run the suites on the vkernel and the native reference,
                                               diff against baselines, write JUnit and summary.md
-  compat baseline update [-out DIR] [-baselines DIR] [-suite S] [-target T]
-                                              rewrite baselines from the last run; prints the changes
+                                              (compat run -h lists every flag)
+  compat baseline update [-out DIR] [-baselines DIR] [-suite S,...] [-target T,...]
+                                              rewrite the baselines of every suite the run in -out
+                                              wrote (or of -suite's); prints the changes
   compat keygen -out KEY                      new ed25519 key pair: KEY and KEY.pub (PEM)
   compat megabinary build -spec SPEC -out MB [-key KEY]
                                               build a megabinary from a JSON spec (signed with -key)
@@ -110,6 +113,20 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// usageError ends a verb whose flags did not parse (err) or whose arguments
+// are wrong (err nil). The flag package has already printed the usage for
+// a parse error and for -h, which is a request, not an error: exit 0, as
+// Go's flag package does by default.
+func usageError(fs *flag.FlagSet, err error) int {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case err == nil:
+		fs.Usage()
+	}
+	return exitUsage
 }
 
 // fail prints err for the user and returns the usage exit code.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	root "github.com/compat-project/compat"
+
 	"github.com/compat-project/compat/runners/testenv"
 
 	"github.com/compat-project/compat/vkernel/guests"
@@ -128,5 +130,58 @@ func TestSignRefusesUnverifiable(t *testing.T) {
 	code, _, errOut := compat(t, "megabinary", "sign", "-key", filepath.Join(dir, "key"), mb)
 	if code != exitUsage || !strings.Contains(errOut, "refusing to sign") || !strings.Contains(errOut, "env.jit") {
 		t.Fatalf("sign: %d %q", code, errOut)
+	}
+}
+
+// TestHelpFlag: -h on every verb prints the verb's usage once and exits 0,
+// as Go's flag package does by default.
+func TestHelpFlag(t *testing.T) {
+	for _, verb := range [][]string{
+		{"keygen"}, {"megabinary", "build"}, {"megabinary", "verify"}, {"megabinary", "sign"},
+		{"megabinary", "inspect"}, {"exec"}, {"bench", "exec"}, {"run"}, {"baseline", "update"},
+	} {
+		code, out, errOut := compat(t, append(verb, "-h")...)
+		all := out + errOut
+		if code != exitOK || strings.Count(all, "usage: compat "+strings.Join(verb, " ")) != 1 {
+			t.Errorf("compat %s -h: exit %d, want 0 and the usage once:\n%s", strings.Join(verb, " "), code, all)
+		}
+	}
+	if code, _, errOut := compat(t, "keygen"); code != exitUsage || strings.Count(errOut, "usage:") != 1 {
+		t.Errorf("compat keygen without -out: exit %d, want 2 and the usage once:\n%s", code, errOut)
+	}
+}
+
+// TestBaselineUpdateEverySuite: without -suite, baseline update takes every
+// suite the run wrote, not only Python's.
+func TestBaselineUpdateEverySuite(t *testing.T) {
+	dir := t.TempDir()
+	out, base := filepath.Join(dir, "out"), filepath.Join(dir, "baselines")
+	os.Mkdir(out, 0o755)
+	for _, name := range []string{"python-vkernel", "redis-reference", "nginx-vkernel"} {
+		suite, target, _ := strings.Cut(name, "-")
+		run := root.Run{Suite: suite, Target: target, Results: []root.Result{
+			{Suite: suite, Unit: "u", Test: "u.t1", Status: root.Pass},
+			{Suite: suite, Unit: "u", Test: "u.t2", Status: root.Skip, Message: "needs a thing"},
+		}}
+		data, _ := json.Marshal(run)
+		os.WriteFile(filepath.Join(out, name+".json"), data, 0o644)
+	}
+	// Files that are not runs of a target are left alone.
+	os.WriteFile(filepath.Join(out, "bench.json"), []byte(`{}`), 0o644)
+	code, stdout, errOut := compat(t, "baseline", "update", "-out", out, "-baselines", base)
+	if code != exitOK {
+		t.Fatalf("baseline update: exit %d\n%s%s", code, stdout, errOut)
+	}
+	for _, name := range []string{"python-vkernel", "redis-reference", "nginx-vkernel"} {
+		data, err := os.ReadFile(filepath.Join(base, name+".txt"))
+		if err != nil || !strings.Contains(string(data), "pass  u.t1") || !strings.Contains(string(data), "skip  u.t2  # needs a thing") {
+			t.Errorf("%s: baseline %q, %v", name, data, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(base, "bench.txt")); err == nil {
+		t.Error("bench.json was taken for a run")
+	}
+	if code, _, errOut := compat(t, "baseline", "update", "-out", filepath.Join(dir, "empty"), "-baselines", base); code != exitUsage || !strings.Contains(errOut, "no run found") {
+		t.Errorf("update from an empty directory: exit %d %q", code, errOut)
 	}
 }

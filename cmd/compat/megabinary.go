@@ -35,8 +35,7 @@ func mbBuild(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "megabinary to write")
 	key := fs.String("key", "", "private key to sign with after verification (optional)")
 	if err := fs.Parse(args); err != nil || *spec == "" || *out == "" || fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	s, err := megabinary.LoadSpec(*spec)
 	if err != nil {
@@ -78,8 +77,7 @@ func mbVerify(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("megabinary verify", "megabinary verify [-pubkey PUB] MB", stderr)
 	pubFile := fs.String("pubkey", "", "public key the signature must verify with (optional)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	name := fs.Arg(0)
 	f, err := megabinary.ReadFile(name)
@@ -119,8 +117,7 @@ func mbSign(args []string, stdout, stderr io.Writer) int {
 	key := fs.String("key", "", "private key file")
 	out := fs.String("out", "", "where to write the signed megabinary (default: in place)")
 	if err := fs.Parse(args); err != nil || *key == "" || fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	name := fs.Arg(0)
 	f, err := megabinary.ReadFile(name)
@@ -144,8 +141,7 @@ func mbInspect(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("megabinary inspect", "megabinary inspect [-json] MB", stderr)
 	asJSON := fs.Bool("json", false, "print the manifest as JSON")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	f, err := megabinary.ReadFile(fs.Arg(0))
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -35,8 +37,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&sf.timeout, "timeout", 20*time.Minute, "limit for one test module")
 	fs.BoolVar(&sf.rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
 	}
 	if *reference != "docker" && *reference != "local" {
 		return fail(stderr, fmt.Errorf("-reference %q: want docker or local", *reference))
@@ -91,17 +92,23 @@ func baselineCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "usage: compat baseline update [-out DIR] [-baselines DIR] [-suite S] [-target T]\n")
 		return exitUsage
 	}
-	fs := newFlags("baseline update", "baseline update [-out DIR] [-baselines DIR] [-suite python] [-target vkernel,reference]", stderr)
+	fs := newFlags("baseline update", "baseline update [-out DIR] [-baselines DIR] [-suite S,...] [-target vkernel,reference]", stderr)
 	out := fs.String("out", "out", "directory of the run to take expectations from")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
-	suites := fs.String("suite", "python", "suites, comma-separated")
+	suites := fs.String("suite", "", "suites, comma-separated (default: every suite the run in -out wrote)")
 	targets := fs.String("target", "vkernel,reference", "targets, comma-separated")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, err)
+	}
+	names := split(*suites)
+	if len(names) == 0 {
+		var err error
+		if names, err = suitesWritten(*out, split(*targets)); err != nil {
+			return fail(stderr, err)
+		}
 	}
 	updated := 0
-	for _, s := range split(*suites) {
+	for _, s := range names {
 		for _, t := range split(*targets) {
 			changes, path, err := pipeline.UpdateBaseline(*out, *baselineDir, s, t)
 			if errors.Is(err, os.ErrNotExist) {
@@ -123,4 +130,27 @@ func baselineCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "review the changes with git diff, and give every non-pass a real reason before committing")
 	return exitOK
+}
+
+// suitesWritten lists the suites of which out holds a run (SUITE-TARGET.json)
+// on any of targets, sorted: after compat run, every suite it ran.
+func suitesWritten(out string, targets []string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(out, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range files {
+		base := strings.TrimSuffix(filepath.Base(f), ".json")
+		for _, t := range targets {
+			if suite, ok := strings.CutSuffix(base, "-"+t); ok && suite != "" && !slices.Contains(names, suite) {
+				names = append(names, suite)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no run found in %s (no SUITE-TARGET.json for targets %s; run compat run first)", out, strings.Join(targets, ", "))
+	}
+	slices.Sort(names)
+	return names, nil
 }

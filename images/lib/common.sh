@@ -165,7 +165,7 @@ compat_fetch_source() {
 		compat_private_apt_update "$logdir"
 		offered=$(apt-cache "${COMPAT_APT_OPTS[@]}" showsrc "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -u)
 		if ! grep -qxF -- "$ver" <<<"$offered"; then
-			compat_die "source package $pkg=$ver is not offered by the Debian archive in /etc/apt (offered: $(echo $offered)); update the pin in images/python/versions.env"
+			compat_die "source package $pkg=$ver is not offered by the Debian archive in /etc/apt (offered: $(echo $offered)); update the pin in ${here:+images/$(basename "$here")/}versions.env"
 		fi
 		rm -rf "$dir"
 		mkdir -p "$dir"
@@ -193,4 +193,14 @@ compat_hash() {
 		done
 		printf 'extra %s\n' "$extra"
 	} | sha256sum | cut -d' ' -f1
+}
+
+# compat_reference_image NAME DEB_VERSION prints the reference image's
+# default name for suite NAME built from DEB_VERSION: compat/NAME-reference
+# tagged with the version without its epoch, '+' '~' ':' mapped to '_' '_' '-' (Docker tags
+# allow none of them). The one place the tag is computed: build-image.sh
+# builds it, build-wasm.sh records it in build-info.json, Go reads it
+# there (a COMPAT_*_REFERENCE_IMAGE variable overrides it everywhere).
+compat_reference_image() {
+	printf 'compat/%s-reference:%s\n' "$1" "$(printf '%s' "${2#*:}" | tr '+~:' '__-')"
 }

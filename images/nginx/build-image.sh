@@ -19,9 +19,7 @@ COMPAT_LOG_TAG=nginx-image
 
 compat_image_args "$@"
 
-# Docker tags cannot hold '+' or '~'.
-tag=$(printf '%s' "$NGINX_DEB_VERSION" | tr '+~:' '__-')
-image=${COMPAT_NGINX_REFERENCE_IMAGE:-compat/nginx-reference:$tag}
+image=${COMPAT_NGINX_REFERENCE_IMAGE:-$(compat_reference_image nginx "$NGINX_DEB_VERSION")}
 
 base=$("$here/../base/build.sh" | tail -n 1)
 [ -n "$base" ] || compat_die "images/base/build.sh printed no image name"

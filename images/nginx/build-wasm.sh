@@ -26,8 +26,8 @@
 # contents) and the pinned versions. If the output exists this is instant.
 # The last line of stdout is the output directory.
 #
-# Heavy steps (configure, make) run under `flock /tmp/compat-heavy-build.lock`
-# and `nice`: the machine's two cores are shared.
+# Heavy steps (configure, make) take turns with other heavy builds
+# (lib/wasm.sh's compat_heavy): the machine's two cores are shared.
 #
 # Env: COMPAT_CACHE, COMPAT_JOBS (default 2), COMPAT_KEEP_WORK=1 (keep the
 #      build tree), COMPAT_GO (default go: builds the compat CLI that runs
@@ -39,101 +39,26 @@ images=$(cd "$here/.." && pwd)
 repo=$(cd "$images/.." && pwd)
 # shellcheck source=../lib/common.sh
 . "$images/lib/common.sh"
+# shellcheck source=../lib/wasm.sh
+. "$images/lib/wasm.sh"
 # shellcheck source=versions.env
 . "$here/versions.env"
 COMPAT_LOG_TAG=nginx-wasm
 
 # ---------------------------------------------------------------- cache key
-recipe_files="nginx/build-wasm.sh nginx/versions.env nginx/wasi-cc nginx/wasi-run lib/common.sh"
+recipe_files="nginx/build-wasm.sh nginx/versions.env nginx/wasi-cc nginx/wasi-run"
 for p in "$here"/port/* "$here"/patches/*/*.patch; do
 	if [ -e "$p" ]; then recipe_files="$recipe_files nginx/${p#"$here"/}"; fi
 done
 pins="nginx=$NGINX_DEB_VERSION zlib=$ZLIB_DEB_VERSION pcre2=$PCRE2_DEB_VERSION ndk=$NDK_DEB_VERSION echo=$ECHO_DEB_VERSION headers-more=$HEADERS_MORE_DEB_VERSION set-misc=$SET_MISC_DEB_VERSION"
-key=$(compat_hash "$images" "$recipe_files" "$pins")
-key=${key:0:16}
-cache=$(compat_cache_root)
-outroot=$cache/nginx-wasm
-out=$outroot/$key
-
-if [ -f "$out/.done" ]; then
-	printf '%s\n' "$out"
-	exit 0
-fi
-
-mkdir -p "$outroot"
-exec 9>"$outroot/.lock-$key"
-if ! flock -n 9; then
-	compat_log "another build of $key is running; waiting for it"
-	flock 9
-fi
-if [ -f "$out/.done" ]; then
-	printf '%s\n' "$out"
-	exit 0
-fi
-
-jobs=${COMPAT_JOBS:-2}
-t_start=$(date +%s)
-heavy() { nice flock /tmp/compat-heavy-build.lock "$@"; }
+compat_wasm_begin nginx-wasm "$recipe_files" "$pins"
 
 # ------------------------------------------------------------- tool checks
-compat_need clang-14 clang-14
-compat_need llvm-ar-14 llvm-14
-compat_need llvm-ranlib-14 llvm-14
-compat_need llvm-strip-14 llvm-14
-compat_need wasm-ld-14 lld-14
-compat_need wasm-objdump wabt
-compat_need dpkg-source dpkg-dev
-compat_need apt-get apt
-compat_need flock util-linux
+compat_wasm_need_toolchain
 compat_need make make
-compat_need python3 python3
 go=${COMPAT_GO:-go}
 compat_need "$go" golang-go
-[ -f /usr/include/wasm32-wasi/stdio.h ] && [ -f /usr/lib/wasm32-wasi/libc.a ] ||
-	compat_die "wasi-libc headers/libraries missing under /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi; install them with: apt-get install -y wasi-libc"
-rt=$(clang-14 --target=wasm32-wasi -print-libgcc-file-name)
-[ -f "$rt" ] || compat_die "compiler-rt for wasm32 missing ($rt); install it with: apt-get install -y libclang-rt-14-dev-wasm32"
-
-work=$outroot/.work-$key
-rm -rf "$work"
-mkdir -p "$work/logs"
-logs=$work/logs
-compat_log "building $key (work tree $work)"
-
-fail() { # fail STEP LOGFILE
-	tail -n 40 "$2" >&2 || true
-	compat_die "$1 failed; full log: $2 (work tree kept in $work)"
-}
-run_logged() { # run_logged STEP LOGFILE CMD...
-	local step=$1 log=$2
-	shift 2
-	compat_log "$step"
-	"$@" >"$log" 2>&1 || fail "$step" "$log"
-}
-
-# ------------------------------------------------------------- private apt
-aptdir=$(mktemp -d "${TMPDIR:-/tmp}/compat-apt.XXXXXX")
-trap 'rm -rf "$aptdir"' EXIT
-compat_private_apt "$aptdir" deb-src
-
-# unpack PKG VERSION DEST: Debian's patches, then ours from patches/PKG/
-unpack() {
-	local dsc p
-	dsc=$(compat_fetch_source "$1" "$2" "$logs")
-	run_logged "unpack $1 $2" "$logs/unpack-$1.log" dpkg-source -x "$dsc" "$3"
-	for p in "$here/patches/$1"/*.patch; do
-		[ -e "$p" ] || continue
-		run_logged "patch $1: $(basename "$p")" "$logs/patch-$1-$(basename "$p").log" \
-			patch -d "$3" -p1 -N -i "$p"
-	done
-}
-
-# ------------------------------------------------------------------ sysroot
-sysroot=$work/sysroot
-mkdir -p "$sysroot/include" "$sysroot/lib"
-ln -s /usr/include/wasm32-wasi "$sysroot/include/wasm32-wasi"
-ln -s /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
-CC_WASI="clang-14 --target=wasm32-wasi --sysroot=$sysroot"
+compat_wasm_work
 deps=$work/deps
 mkdir -p "$deps/include" "$deps/lib"
 
@@ -155,10 +80,10 @@ unpack zlib "$ZLIB_DEB_VERSION" "$work/zlib"
 	cd "$work/zlib" &&
 		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
 			./configure --static --prefix="$deps" &&
-		heavy make -j"$jobs" libz.a &&
+		compat_heavy make -j"$jobs" libz.a &&
 		make install
 ) >"$logs/zlib.log" 2>&1 || fail "zlib cross-build" "$logs/zlib.log"
-[ -f "$deps/lib/libz.a" ] || fail "zlib cross-build (no libz.a)" "$logs/zlib.log"
+compat_need_output "zlib cross-build" "$logs/zlib.log" "$deps/lib/libz.a" "$deps/include/zlib.h"
 
 # -------------------------------------------------------------------- pcre2
 # 8-bit library only, no JIT (no executable memory in the vkernel).
@@ -166,15 +91,15 @@ unpack pcre2 "$PCRE2_DEB_VERSION" "$work/pcre2"
 (
 	cd "$work/pcre2" &&
 		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
-			heavy ./configure --host=wasm32-unknown-wasi --prefix="$deps" \
+			compat_heavy ./configure --host=wasm32-unknown-wasi --prefix="$deps" \
 			--disable-shared --enable-static --disable-jit --disable-pcre2grep-jit \
 			--enable-pcre2-8 --disable-pcre2-16 --disable-pcre2-32 \
 			--disable-pcre2grep-libz --disable-pcre2grep-libbz2 --disable-pcre2grep-callout \
 			--disable-pcre2test-libedit --disable-pcre2test-libreadline &&
-		heavy make -j"$jobs" libpcre2-8.la &&
+		compat_heavy make -j"$jobs" libpcre2-8.la &&
 		make install-libLTLIBRARIES install-nodist_includeHEADERS install-includeHEADERS
 ) >"$logs/pcre2.log" 2>&1 || fail "pcre2 cross-build" "$logs/pcre2.log"
-[ -f "$deps/lib/libpcre2-8.a" ] || fail "pcre2 cross-build (no libpcre2-8.a)" "$logs/pcre2.log"
+compat_need_output "pcre2 cross-build" "$logs/pcre2.log" "$deps/lib/libpcre2-8.a" "$deps/include/pcre2.h"
 t_deps=$(($(date +%s) - t0))
 
 # ------------------------------------------------------------------ modules
@@ -231,14 +156,14 @@ configure_args=(
 )
 t0=$(date +%s)
 run_logged "configure" "$logs/configure.log" \
-	nice flock /tmp/compat-heavy-build.lock env -C "$src" ./configure "${configure_args[@]}"
+	compat_heavy env -C "$src" ./configure "${configure_args[@]}"
 t_configure=$(($(date +%s) - t0))
 grep -q '^#define NGX_WASI  1' "$src/objs/ngx_auto_headers.h" ||
 	compat_die "configure did not take the wasi OS case (no NGX_WASI in objs/ngx_auto_headers.h)"
 
 t0=$(date +%s)
 run_logged "make -j$jobs" "$logs/make.log" \
-	nice flock /tmp/compat-heavy-build.lock make -C "$src" -j"$jobs"
+	compat_heavy make -C "$src" -j"$jobs"
 t_make=$(($(date +%s) - t0))
 [ -f "$src/objs/nginx" ] || compat_die "make did not produce $src/objs/nginx"
 
@@ -258,16 +183,10 @@ done
 # which the adapter runs in containers against both targets.
 [ -f "$src/debian/tests/control" ] || compat_die "the nginx source has no debian/tests/control"
 cp -a "$src/debian/tests" "$new/debian-tests"
-llvm-strip-14 --strip-debug -o "$new/nginx.wasm" "$src/objs/nginx"
+compat_wasm_strip "$src/objs/nginx" "$new/nginx.wasm"
 
 # It must import only the vkernel's host surface.
-wasm-objdump -x -j Import "$new/nginx.wasm" >"$logs/imports.txt" 2>&1 ||
-	fail "wasm-objdump on nginx.wasm" "$logs/imports.txt"
-bad_imports=$(grep -E '^ - ' "$logs/imports.txt" | grep -vE '^ - func\[[0-9]+\] .* <- (wasi_snapshot_preview1|vkernel)\.' || true)
-[ -z "$bad_imports" ] || compat_die "nginx.wasm imports something outside the vkernel host surface: $bad_imports"
-sed -n 's/^ - func\[[0-9]*\] sig=[0-9]* <[^>]*> <- \([a-z_0-9]*\)\.\(.*\)$/\1.\2/p' "$logs/imports.txt" |
-	sort -u >"$work/imports.list"
-[ -s "$work/imports.list" ] || compat_die "could not read the import list of nginx.wasm (see $logs/imports.txt)"
+compat_wasm_imports "$new/nginx.wasm" "wasi_snapshot_preview1 vkernel" "$work/imports.list"
 
 # It must run: "nginx -V" in the vkernel.
 "$here/wasi-run" "$new/nginx.wasm" -V >"$work/nginx-V.txt" 2>&1 ||
@@ -276,9 +195,10 @@ grep -q '^nginx version: nginx/' "$work/nginx-V.txt" ||
 	fail "nginx -V in the vkernel (no version line)" "$work/nginx-V.txt"
 
 # ------------------------------------------------------------ build info
-pkgver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
+pkgver() { compat_pkgver "$1"; }
 t_total=$(($(date +%s) - t_start))
 INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_PINS=$pins \
+	INFO_REFERENCE_IMAGE=$(compat_reference_image nginx "$NGINX_DEB_VERSION") \
 	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) \
 	INFO_WABT=$(pkgver wabt) INFO_GO="$("$go" version)" \
@@ -298,7 +218,7 @@ pins = dict(kv.split("=", 1) for kv in e["INFO_PINS"].split())
 imports = {}
 with open(os.path.join(work, "imports.list")) as f:
     for line in f:
-        mod, _, name = line.strip().partition(".")
+        mod, _, name = line.strip().partition(" ")
         if name:
             imports.setdefault(mod, []).append(name)
 with open(os.path.join(work, "nginx-V.txt")) as f:
@@ -307,6 +227,7 @@ info = {
     "key": e["INFO_KEY"],
     "source": {"package": "nginx", "version": pins.pop("nginx"), "distribution": "debian bookworm"},
     "deps": pins,
+    "reference_image": e["INFO_REFERENCE_IMAGE"],
     "target": "wasm32-wasi (compat vkernel)",
     "configure_args": [a for a in e["INFO_CONFIGURE"].split("\n") if a],
     "nginx_V": version,
@@ -334,11 +255,5 @@ with open(os.path.join(out, "build-info.json"), "w") as f:
     f.write("\n")
 PY
 
-date -u +%Y-%m-%dT%H:%M:%SZ >"$new/.done"
-rm -rf "$out"
-mv "$new" "$out"
-if [ "${COMPAT_KEEP_WORK:-0}" != 1 ]; then
-	rm -rf "$work"
-fi
-compat_log "done in ${t_total} s: nginx.wasm $(($(stat -c %s "$out/nginx.wasm") / 1000)) kB"
-printf '%s\n' "$out"
+compat_log "done in ${t_total} s: nginx.wasm $(($(stat -c %s "$new/nginx.wasm") / 1000)) kB"
+compat_wasm_publish "$new"

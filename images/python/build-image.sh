@@ -18,9 +18,7 @@ COMPAT_LOG_TAG=python-image
 
 compat_image_args "$@"
 
-# Docker tags cannot hold '+' or '~'.
-tag=$(printf '%s' "$PY_DEB_VERSION" | tr '+~:' '__-')
-image=${COMPAT_PY_REFERENCE_IMAGE:-compat/python-reference:$tag}
+image=${COMPAT_PY_REFERENCE_IMAGE:-$(compat_reference_image python "$PY_DEB_VERSION")}
 
 base=$("$here/../base/build.sh" | tail -n 1)
 [ -n "$base" ] || compat_die "images/base/build.sh printed no image name"

@@ -24,93 +24,28 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 images=$(cd "$here/.." && pwd)
 # shellcheck source=../lib/common.sh
 . "$images/lib/common.sh"
+# shellcheck source=../lib/wasm.sh
+. "$images/lib/wasm.sh"
 # shellcheck source=versions.env
 . "$here/versions.env"
 COMPAT_LOG_TAG=python-wasm
 
 # ---------------------------------------------------------------- cache key
-recipe_files="python/build-wasm.sh python/versions.env python/config.site-extra lib/common.sh"
+recipe_files="python/build-wasm.sh python/versions.env python/config.site-extra"
 for p in "$here"/patches/*/*.patch; do
 	if [ -e "$p" ]; then recipe_files="$recipe_files python/${p#"$here"/}"; fi
 done
-key=$(compat_hash "$images" "$recipe_files" "python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION")
-key=${key:0:16}
-cache=$(compat_cache_root)
-outroot=$cache/python-wasm
-out=$outroot/$key
-
-if [ -f "$out/.done" ]; then
-	printf '%s\n' "$out"
-	exit 0
-fi
-
-mkdir -p "$outroot"
-exec 9>"$outroot/.lock-$key"
-if ! flock -n 9; then
-	compat_log "another build of $key is running; waiting for it"
-	flock 9
-fi
-if [ -f "$out/.done" ]; then
-	printf '%s\n' "$out"
-	exit 0
-fi
-
-jobs=${COMPAT_JOBS:-2}
-t_start=$(date +%s)
+compat_wasm_begin python-wasm "$recipe_files" \
+	"python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION"
 
 # ------------------------------------------------------------- tool checks
-compat_need clang-14 clang-14
-compat_need llvm-ar-14 llvm-14
-compat_need llvm-ranlib-14 llvm-14
-compat_need llvm-strip-14 llvm-14
-compat_need wasm-ld-14 lld-14
-compat_need wasm-objdump wabt
+compat_wasm_need_toolchain
 compat_need autoconf autoconf
 compat_need autoheader autoconf
-compat_need dpkg-source dpkg-dev
-compat_need apt-get apt
-compat_need flock util-linux
 compat_need cc gcc
 compat_need tclsh tcl
-[ -f /usr/include/wasm32-wasi/stdio.h ] && [ -f /usr/lib/wasm32-wasi/libc.a ] ||
-	compat_die "wasi-libc headers/libraries missing under /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi; install them with: apt-get install -y wasi-libc"
-rt=$(clang-14 --target=wasm32-wasi -print-libgcc-file-name)
-[ -f "$rt" ] || compat_die "compiler-rt for wasm32 missing ($rt); install it with: apt-get install -y libclang-rt-14-dev-wasm32"
-
-work=$outroot/.work-$key
-rm -rf "$work"
-mkdir -p "$work/logs"
-logs=$work/logs
-compat_log "building $key (work tree $work)"
-
-fail() { # fail STEP LOGFILE
-	tail -n 40 "$2" >&2 || true
-	compat_die "$1 failed; full log: $2 (work tree kept in $work)"
-}
-run_logged() { # run_logged STEP LOGFILE CMD...
-	local step=$1 log=$2
-	shift 2
-	compat_log "$step"
-	"$@" >"$log" 2>&1 || fail "$step" "$log"
-}
-
-# ------------------------------------------------------------- private apt
-aptdir=$(mktemp -d "${TMPDIR:-/tmp}/compat-apt.XXXXXX")
-trap 'rm -rf "$aptdir"' EXIT
-compat_private_apt "$aptdir" deb-src deb
+compat_wasm_work
 apt_update() { compat_private_apt_update "$logs"; }
-
-# unpack PKG VERSION DEST: Debian's patches, then ours from patches/PKG/
-unpack() {
-	local dsc p
-	dsc=$(compat_fetch_source "$1" "$2" "$logs")
-	run_logged "unpack $1 $2" "$logs/unpack-$1.log" dpkg-source -x "$dsc" "$3"
-	for p in "$here/patches/$1"/*.patch; do
-		[ -e "$p" ] || continue
-		run_logged "patch $1: $(basename "$p")" "$logs/patch-$1-$(basename "$p").log" \
-			patch -d "$3" -p1 -N -i "$p"
-	done
-}
 
 # ------------------------------------------------------------ build python
 # Prefer the host's /usr/bin/python3.11 when it is the pinned revision;
@@ -150,57 +85,55 @@ fi
 	compat_die "build python $build_python does not run as Python 3.11"
 build_python_version=$("$build_python" -c 'import sys; print(sys.version.split()[0])')
 
-# ------------------------------------------------------------------ sysroot
-sysroot=$work/sysroot
-mkdir -p "$sysroot/include" "$sysroot/lib"
-ln -s /usr/include/wasm32-wasi "$sysroot/include/wasm32-wasi"
-ln -s /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
-CC_WASI="clang-14 --target=wasm32-wasi --sysroot=$sysroot"
+# --------------------------------------------------------------- deps tree
 deps=$work/deps
 mkdir -p "$deps/include" "$deps/lib/pkgconfig"
 
 # --------------------------------------------------------------------- zlib
 t0=$(date +%s)
 unpack zlib "$ZLIB_DEB_VERSION" "$work/zlib"
+# Steps are joined with &&: set -e does not apply inside "( ... ) || fail",
+# and each step's outputs are checked after it.
 (
-	cd "$work/zlib"
-	CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
-		./configure --static --prefix="$deps"
-	nice make -j"$jobs" libz.a
-	make install
+	cd "$work/zlib" &&
+		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+			./configure --static --prefix="$deps" &&
+		compat_heavy make -j"$jobs" libz.a &&
+		make install
 ) >"$logs/zlib.log" 2>&1 || fail "zlib cross-build" "$logs/zlib.log"
-[ -f "$deps/lib/libz.a" ] || fail "zlib cross-build (no libz.a)" "$logs/zlib.log"
+compat_need_output "zlib cross-build" "$logs/zlib.log" "$deps/lib/libz.a" "$deps/include/zlib.h"
 
 # -------------------------------------------------------------------- bzip2
 unpack bzip2 "$BZIP2_DEB_VERSION" "$work/bzip2"
 (
-	cd "$work/bzip2"
+	cd "$work/bzip2" || exit 1
 	objs=
 	for c in blocksort huffman crctable randtable compress decompress bzlib; do
 		# shellcheck disable=SC2086
-		nice $CC_WASI -O2 -D_FILE_OFFSET_BITS=64 -c "$c.c" -o "$c.o"
+		nice $CC_WASI -O2 -D_FILE_OFFSET_BITS=64 -c "$c.c" -o "$c.o" || exit 1
 		objs="$objs $c.o"
 	done
 	# shellcheck disable=SC2086
-	llvm-ar-14 rc libbz2.a $objs
-	llvm-ranlib-14 libbz2.a
-	cp libbz2.a "$deps/lib/"
-	cp bzlib.h "$deps/include/"
+	llvm-ar-14 rc libbz2.a $objs &&
+		llvm-ranlib-14 libbz2.a &&
+		cp libbz2.a "$deps/lib/" &&
+		cp bzlib.h "$deps/include/"
 ) >"$logs/bzip2.log" 2>&1 || fail "bzip2 cross-build" "$logs/bzip2.log"
+compat_need_output "bzip2 cross-build" "$logs/bzip2.log" "$deps/lib/libbz2.a" "$deps/include/bzlib.h"
 
 # ----------------------------------------------------------- xz (liblzma)
 unpack xz-utils "$XZ_DEB_VERSION" "$work/xz"
 (
-	cd "$work/xz"
-	CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
-		./configure --host=wasm32-unknown-wasi --prefix="$deps" \
-		--disable-shared --enable-static --disable-threads \
-		--disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
-		--disable-lzma-links --disable-scripts --disable-doc --disable-nls
-	nice make -j"$jobs" -C src/liblzma
-	make -C src/liblzma install
+	cd "$work/xz" &&
+		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+			./configure --host=wasm32-unknown-wasi --prefix="$deps" \
+			--disable-shared --enable-static --disable-threads \
+			--disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
+			--disable-lzma-links --disable-scripts --disable-doc --disable-nls &&
+		compat_heavy make -j"$jobs" -C src/liblzma &&
+		make -C src/liblzma install
 ) >"$logs/xz.log" 2>&1 || fail "xz-utils (liblzma) cross-build" "$logs/xz.log"
-[ -f "$deps/lib/liblzma.a" ] || fail "xz-utils cross-build (no liblzma.a)" "$logs/xz.log"
+compat_need_output "xz-utils (liblzma) cross-build" "$logs/xz.log" "$deps/lib/liblzma.a" "$deps/include/lzma.h"
 
 # ------------------------------------------------------------------ sqlite3
 # The amalgamation (sqlite3.c) is generated by a native configure + make
@@ -208,20 +141,21 @@ unpack xz-utils "$XZ_DEB_VERSION" "$work/xz"
 # single-threaded, without WAL, mmap or loadable extensions.
 unpack sqlite3 "$SQLITE_DEB_VERSION" "$work/sqlite"
 (
-	mkdir -p "$work/sqlite-amalg"
-	cd "$work/sqlite-amalg"
-	"$work/sqlite/configure" --disable-tcl --disable-readline
-	nice make sqlite3.c
-	nice $CC_WASI -O2 \
+	mkdir -p "$work/sqlite-amalg" &&
+		cd "$work/sqlite-amalg" &&
+		"$work/sqlite/configure" --disable-tcl --disable-readline &&
+		compat_heavy make sqlite3.c &&
+		compat_heavy $CC_WASI -O2 \
 		-DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_OMIT_WAL \
 		-DSQLITE_MAX_MMAP_SIZE=0 -DSQLITE_ENABLE_FTS4 -DSQLITE_ENABLE_FTS5 \
 		-DSQLITE_ENABLE_RTREE -DSQLITE_ENABLE_COLUMN_METADATA \
-		-D_WASI_EMULATED_GETPID -c sqlite3.c -o sqlite3.o
-	llvm-ar-14 rc libsqlite3.a sqlite3.o
-	llvm-ranlib-14 libsqlite3.a
-	cp libsqlite3.a "$deps/lib/"
-	cp sqlite3.h sqlite3ext.h "$deps/include/"
+			-D_WASI_EMULATED_GETPID -c sqlite3.c -o sqlite3.o &&
+		llvm-ar-14 rc libsqlite3.a sqlite3.o &&
+		llvm-ranlib-14 libsqlite3.a &&
+		cp libsqlite3.a "$deps/lib/" &&
+		cp sqlite3.h sqlite3ext.h "$deps/include/"
 ) >"$logs/sqlite3.log" 2>&1 || fail "sqlite3 cross-build" "$logs/sqlite3.log"
+compat_need_output "sqlite3 cross-build" "$logs/sqlite3.log" "$deps/lib/libsqlite3.a" "$deps/include/sqlite3.h"
 t_deps=$(($(date +%s) - t0))
 
 # -------------------------------------------------------------- CPython
@@ -253,11 +187,11 @@ run_logged "configure" "$logs/configure.log" env -C "$src" \
 	BZIP2_CFLAGS="-I$deps/include" BZIP2_LIBS="-L$deps/lib -lbz2" \
 	LIBLZMA_CFLAGS="-I$deps/include" LIBLZMA_LIBS="-L$deps/lib -llzma" \
 	LIBSQLITE3_CFLAGS="-I$deps/include" LIBSQLITE3_LIBS="-L$deps/lib -lsqlite3" \
-	nice ./configure "${configure_args[@]}"
+	nice flock "$COMPAT_HEAVY_LOCK" ./configure "${configure_args[@]}"
 t_configure=$(($(date +%s) - t0))
 
 t0=$(date +%s)
-run_logged "make -j$jobs" "$logs/make.log" nice make -C "$src" -j"$jobs"
+run_logged "make -j$jobs" "$logs/make.log" compat_heavy make -C "$src" -j"$jobs"
 t_make=$(($(date +%s) - t0))
 
 t0=$(date +%s)
@@ -272,7 +206,7 @@ mkdir -p "$new/lib"
 [ -f "$src/python.wasm" ] || compat_die "make did not produce $src/python.wasm"
 [ -d "$stage/usr/lib/python3.11" ] || compat_die "make install did not produce usr/lib/python3.11"
 unstripped_size=$(stat -c %s "$src/python.wasm")
-llvm-strip-14 --strip-debug -o "$new/python.wasm" "$src/python.wasm"
+compat_wasm_strip "$src/python.wasm" "$new/python.wasm"
 mv "$stage/usr/lib/python3.11" "$new/lib/python3.11"
 lib=$new/lib/python3.11
 # The static libpython archive is only for embedding; nothing runs it.
@@ -291,23 +225,13 @@ done
 	compat_die "installed stdlib looks incomplete (os.py or test/regrtest.py missing in $lib)"
 
 # ---------------------------------------------------------- wasm imports
-wasm-objdump -x -j Import "$new/python.wasm" >"$logs/imports.txt" 2>&1 ||
-	fail "wasm-objdump on python.wasm" "$logs/imports.txt"
-bad_imports=$(grep -E '^ - func\[' "$logs/imports.txt" | grep -v '<- wasi_snapshot_preview1\.' || true)
-[ -z "$bad_imports" ] ||
-	compat_die "python.wasm imports functions outside wasi_snapshot_preview1: $bad_imports"
-other_imports=$(grep -E '^ - ' "$logs/imports.txt" | grep -v '^ - func\[' || true)
-[ -z "$other_imports" ] ||
-	compat_die "python.wasm imports something other than functions: $other_imports"
-sed -n 's/^ - func\[[0-9]*\] sig=[0-9]* <\([^>]*\)> <- wasi_snapshot_preview1\.\(.*\)$/\2/p' "$logs/imports.txt" |
-	sort -u >"$work/imports.list"
-[ -s "$work/imports.list" ] || compat_die "could not read the import list of python.wasm (see $logs/imports.txt)"
+compat_wasm_imports "$new/python.wasm" wasi_snapshot_preview1 "$work/imports.list"
 
 # ------------------------------------------------------------ build info
-pkgver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
+pkgver() { compat_pkgver "$1"; }
 grep -E '^MODULE_[A-Z0-9_]+_STATE=' "$src/Makefile" >"$work/modules.txt" || true
 t_total=$(($(date +%s) - t_start))
-INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work \
+INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_REFERENCE_IMAGE=$(compat_reference_image python "$PY_DEB_VERSION") \
 	INFO_PY=$PY_DEB_VERSION INFO_ZLIB=$ZLIB_DEB_VERSION INFO_BZIP2=$BZIP2_DEB_VERSION \
 	INFO_XZ=$XZ_DEB_VERSION INFO_SQLITE=$SQLITE_DEB_VERSION \
 	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
@@ -338,12 +262,13 @@ with open(os.path.join(work, "modules.txt")) as f:
         k, _, v = line.strip().partition("=")
         modules[k[len("MODULE_"):-len("_STATE")].lower()] = v
 with open(os.path.join(work, "imports.list")) as f:
-    imports = [l.strip() for l in f if l.strip()]
+    imports = [l.split()[1] for l in f if l.strip()]
 info = {
     "key": e["INFO_KEY"],
     "source": {"package": "python3.11", "version": e["INFO_PY"], "distribution": "debian bookworm"},
     "deps": {"zlib": e["INFO_ZLIB"], "bzip2": e["INFO_BZIP2"], "xz-utils": e["INFO_XZ"], "sqlite3": e["INFO_SQLITE"]},
     "python_version": e["INFO_PYVER"],
+    "reference_image": e["INFO_REFERENCE_IMAGE"],
     "target": "wasm32-unknown-wasi",
     "prefix": "/usr",
     "stdlib_dir": "lib/python3.11",
@@ -374,11 +299,5 @@ with open(os.path.join(out, "build-info.json"), "w") as f:
     f.write("\n")
 PY
 
-date -u +%Y-%m-%dT%H:%M:%SZ >"$new/.done"
-rm -rf "$out"
-mv "$new" "$out"
-if [ "${COMPAT_KEEP_WORK:-0}" != 1 ]; then
-	rm -rf "$work"
-fi
-compat_log "done in ${t_total} s: python.wasm $(($(stat -c %s "$out/python.wasm") / 1000)) kB (unstripped $((unstripped_size / 1000)) kB)"
-printf '%s\n' "$out"
+compat_log "done in ${t_total} s: python.wasm $(($(stat -c %s "$new/python.wasm") / 1000)) kB (unstripped $((unstripped_size / 1000)) kB)"
+compat_wasm_publish "$new"

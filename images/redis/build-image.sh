@@ -18,9 +18,7 @@ COMPAT_LOG_TAG=redis-image
 
 compat_image_args "$@"
 
-# Docker tags cannot hold '+', '~' or ':'.
-tag=$(printf '%s' "${REDIS_DEB_VERSION#*:}" | tr '+~:' '__-')
-image=${COMPAT_REDIS_REFERENCE_IMAGE:-compat/redis-reference:$tag}
+image=${COMPAT_REDIS_REFERENCE_IMAGE:-$(compat_reference_image redis "$REDIS_DEB_VERSION")}
 
 base=$("$here/../base/build.sh" | tail -n 1)
 [ -n "$base" ] || compat_die "images/base/build.sh printed no image name"

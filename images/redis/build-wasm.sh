@@ -17,8 +17,8 @@
 # contents) and the pinned version. If the output exists this is instant.
 # The last line of stdout is the output directory.
 #
-# Compiles run under `flock /tmp/compat-heavy-build.lock` and `nice`, so
-# that heavy builds on this machine take turns.
+# Compiles and the link take turns with other heavy builds (lib/wasm.sh's
+# COMPAT_HEAVY_LOCK).
 #
 # Env: COMPAT_CACHE, COMPAT_JOBS (default 2), COMPAT_KEEP_WORK=1 (keep the
 #      build tree).
@@ -28,78 +28,25 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 images=$(cd "$here/.." && pwd)
 # shellcheck source=../lib/common.sh
 . "$images/lib/common.sh"
+# shellcheck source=../lib/wasm.sh
+. "$images/lib/wasm.sh"
 # shellcheck source=versions.env
 . "$here/versions.env"
 COMPAT_LOG_TAG=redis-wasm
 
 # ---------------------------------------------------------------- cache key
-recipe_files="redis/build-wasm.sh redis/versions.env lib/common.sh"
+recipe_files="redis/build-wasm.sh redis/versions.env"
 for p in "$here"/patches/*/*.patch "$here"/compat/*.[ch] "$here"/compat/include/*.h "$here"/compat/include/*/*.h; do
 	[ -e "$p" ] && recipe_files="$recipe_files redis/${p#"$here"/}"
 done
-key=$(compat_hash "$images" "$recipe_files" "redis=$REDIS_DEB_VERSION")
-key=${key:0:16}
-cache=$(compat_cache_root)
-outroot=$cache/redis-wasm
-out=$outroot/$key
-
-if [ -f "$out/.done" ]; then
-	printf '%s\n' "$out"
-	exit 0
-fi
-
-mkdir -p "$outroot"
-exec 9>"$outroot/.lock-$key"
-if ! flock -n 9; then
-	compat_log "another build of $key is running; waiting for it"
-	flock 9
-fi
-if [ -f "$out/.done" ]; then
-	printf '%s\n' "$out"
-	exit 0
-fi
-
-jobs=${COMPAT_JOBS:-2}
-heavy_lock=${COMPAT_HEAVY_LOCK:-/tmp/compat-heavy-build.lock}
-t_start=$(date +%s)
+compat_wasm_begin redis-wasm "$recipe_files" "redis=$REDIS_DEB_VERSION"
 
 # ------------------------------------------------------------- tool checks
-compat_need clang-14 clang-14
-compat_need llvm-strip-14 llvm-14
-compat_need wasm-ld-14 lld-14
-compat_need wasm-objdump wabt
-compat_need dpkg-source dpkg-dev
-compat_need apt-get apt
-compat_need flock util-linux
-compat_need patch patch
-python=$(command -v python3 || command -v python3.11 || true)
-[ -n "$python" ] || compat_die "python3 not found (it writes build-info.json); install it with: apt-get install -y python3"
-[ -f /usr/include/wasm32-wasi/stdio.h ] && [ -f /usr/lib/wasm32-wasi/libc.a ] ||
-	compat_die "wasi-libc headers/libraries missing under /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi; install them with: apt-get install -y wasi-libc"
-rt=$(clang-14 --target=wasm32-wasi -print-libgcc-file-name)
-[ -f "$rt" ] || compat_die "compiler-rt for wasm32 missing ($rt); install it with: apt-get install -y libclang-rt-14-dev-wasm32"
-
-work=$outroot/.work-$key
-rm -rf "$work"
-mkdir -p "$work/logs" "$work/obj"
-logs=$work/logs
-compat_log "building $key (work tree $work)"
-
-fail() { # fail STEP LOGFILE
-	tail -n 40 "$2" >&2 || true
-	compat_die "$1 failed; full log: $2 (work tree kept in $work)"
-}
-run_logged() { # run_logged STEP LOGFILE CMD...
-	local step=$1 log=$2
-	shift 2
-	compat_log "$step"
-	"$@" >"$log" 2>&1 || fail "$step" "$log"
-}
+compat_wasm_need_toolchain
+compat_wasm_work
+mkdir -p "$work/obj"
 
 # ------------------------------------------------------------- source
-aptdir=$(mktemp -d "${TMPDIR:-/tmp}/compat-apt.XXXXXX")
-trap 'rm -rf "$aptdir"' EXIT
-compat_private_apt "$aptdir" deb-src deb
 dsc=$(compat_fetch_source redis "$REDIS_DEB_VERSION" "$logs")
 src=$work/src
 run_logged "unpack redis $REDIS_DEB_VERSION" "$logs/unpack.log" dpkg-source -x "$dsc" "$src"
@@ -116,13 +63,7 @@ cat >"$src/src/release.h" <<EOF
 #define REDIS_BUILD_ID "compat-wasm-$key"
 EOF
 
-# ------------------------------------------------------------------ sysroot
-# Only wasi-libc: clang-14 --target=wasm32-wasi would otherwise fall back to
-# the host's glibc headers in /usr/include.
-sysroot=$work/sysroot
-mkdir -p "$sysroot/include" "$sysroot/lib"
-ln -s /usr/include/wasm32-wasi "$sysroot/include/wasm32-wasi"
-ln -s /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
+# ------------------------------------------------------------------ compile
 
 compat=$here/compat
 wasi_defs=(-D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_MMAN -D_WASI_EMULATED_PROCESS_CLOCKS -D_WASI_EMULATED_GETPID)
@@ -166,8 +107,8 @@ add "hdr_histogram.o" "$src/deps/hdr_histogram" "hdr_histogram.c" "-DHDR_MALLOC_
 } >"$work/compile-one.sh"
 chmod +x "$work/compile-one.sh"
 t0=$(date +%s)
-compat_log "compile $(wc -l <"$list") files with $jobs jobs (waiting for $heavy_lock)"
-if ! flock "$heavy_lock" xargs -P "$jobs" -n 1 -d '\n' -a "$list" "$work/compile-one.sh"; then
+compat_log "compile $(wc -l <"$list") files with $jobs jobs (waiting for $COMPAT_HEAVY_LOCK)"
+if ! flock "$COMPAT_HEAVY_LOCK" xargs -P "$jobs" -n 1 -d '\n' -a "$list" "$work/compile-one.sh"; then
 	first=$(head -n 1 "$logs/failed.list" 2>/dev/null || echo unknown)
 	fail "compiling ($(wc -l <"$logs/failed.list" 2>/dev/null || echo ?) files failed, first $first)" "$logs/cc-$first.log"
 fi
@@ -179,7 +120,7 @@ t_compile=$(($(date +%s) - t0))
 # 8 MB of stack (Redis' deep recursion in Lua and sorting); __stack_pointer
 # exported for vkernel.setjmp/longjmp.
 t0=$(date +%s)
-run_logged "link redis-server.wasm" "$logs/link.log" flock "$heavy_lock" nice "${cc[@]}" \
+run_logged "link redis-server.wasm" "$logs/link.log" flock "$COMPAT_HEAVY_LOCK" nice "${cc[@]}" \
 	-o "$work/redis-server.wasm" "$work"/obj/*.o \
 	-Wl,-z,stack-size=8388608 -Wl,--export=__stack_pointer \
 	-lwasi-emulated-signal -lwasi-emulated-mman -lwasi-emulated-process-clocks \
@@ -191,7 +132,7 @@ new=$outroot/.new-$key
 rm -rf "$new"
 mkdir -p "$new/suite"
 unstripped_size=$(stat -c %s "$work/redis-server.wasm")
-llvm-strip-14 --strip-debug -o "$new/redis-server.wasm" "$work/redis-server.wasm"
+compat_wasm_strip "$work/redis-server.wasm" "$new/redis-server.wasm"
 cp -a "$src/runtest" "$src/tests" "$new/suite/"
 # The suite looks for these relative to its root (helpers, default config).
 mkdir -p "$new/suite/src"
@@ -200,24 +141,17 @@ cp "$src/redis.conf" "$new/suite/" 2>/dev/null || true
 
 # ---------------------------------------------------------- wasm imports
 # Only WASI preview1 and the vkernel host module (vkernel/ABI.md).
-wasm-objdump -x -j Import "$new/redis-server.wasm" >"$logs/imports.txt" 2>&1 ||
-	fail "wasm-objdump on redis-server.wasm" "$logs/imports.txt"
-bad_imports=$(grep -E '^ - ' "$logs/imports.txt" | grep -vE '<- (wasi_snapshot_preview1|vkernel)\.' || true)
-[ -z "$bad_imports" ] ||
-	compat_die "redis-server.wasm imports something outside wasi_snapshot_preview1 and vkernel: $bad_imports"
-sed -n 's/^ - func\[[0-9]*\] sig=[0-9]* <[^>]*> <- \([a-z_0-9]*\)\.\(.*\)$/\1 \2/p' "$logs/imports.txt" |
-	sort -u >"$work/imports.list"
-[ -s "$work/imports.list" ] || compat_die "could not read the import list of redis-server.wasm (see $logs/imports.txt)"
+compat_wasm_imports "$new/redis-server.wasm" "wasi_snapshot_preview1 vkernel" "$work/imports.list"
 
 # ------------------------------------------------------------ build info
-pkgver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
+pkgver() { compat_pkgver "$1"; }
 t_total=$(($(date +%s) - t_start))
-INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_DEB=$REDIS_DEB_VERSION INFO_VERSION=$redis_version \
+INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_DEB=$REDIS_DEB_VERSION INFO_REFERENCE_IMAGE=$(compat_reference_image redis "$REDIS_DEB_VERSION") INFO_VERSION=$redis_version \
 	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) INFO_WABT=$(pkgver wabt) \
 	INFO_UNSTRIPPED=$unstripped_size INFO_PATCHES="$(cd "$here/patches/redis" && echo *.patch)" \
 	INFO_T_COMPILE=$t_compile INFO_T_LINK=$t_link INFO_T_TOTAL=$t_total \
-	"$python" -E - <<'PY' || compat_die "writing build-info.json failed"
+	python3 -E - <<'PY' || compat_die "writing build-info.json failed"
 import hashlib, json, os
 e = os.environ
 out = e["INFO_OUT"]
@@ -233,6 +167,7 @@ info = {
     "key": e["INFO_KEY"],
     "source": {"package": "redis", "version": e["INFO_DEB"], "distribution": "debian bookworm"},
     "redis_version": e["INFO_VERSION"],
+    "reference_image": e["INFO_REFERENCE_IMAGE"],
     "target": "wasm32-unknown-wasi",
     "malloc": "libc",
     "patches": e["INFO_PATCHES"].split(),
@@ -252,11 +187,5 @@ with open(os.path.join(out, "build-info.json"), "w") as f:
     f.write("\n")
 PY
 
-date -u +%Y-%m-%dT%H:%M:%SZ >"$new/.done"
-rm -rf "$out"
-mv "$new" "$out"
-if [ "${COMPAT_KEEP_WORK:-0}" != 1 ]; then
-	rm -rf "$work"
-fi
-compat_log "done in ${t_total} s: redis-server.wasm $(($(stat -c %s "$out/redis-server.wasm") / 1000)) kB (unstripped $((unstripped_size / 1000)) kB)"
-printf '%s\n' "$out"
+compat_log "done in ${t_total} s: redis-server.wasm $(($(stat -c %s "$new/redis-server.wasm") / 1000)) kB (unstripped $((unstripped_size / 1000)) kB)"
+compat_wasm_publish "$new"

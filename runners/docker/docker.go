@@ -9,12 +9,13 @@
 // `make images`, never a pull.
 //
 // Containers are removed on every way out: Close (which may be called any
-// number of times), PurgeAll for everything this process started, and
-// PurgeOnSignal for SIGINT and SIGTERM. Each container carries the label
+// number of times) and PurgeAll for everything this process started
+// (compat run calls it on its way out, after SIGINT and SIGTERM too). Each
+// container carries the label
 // compat.runner=1 so that leftovers of a killed process can be found with
 // `docker ps -a --filter label=compat.runner`.
 //
-// Ports are published only when asked for (StartService), and then only on
+// Ports are published only when asked for (Target.Serve), and then only on
 // 127.0.0.1: dockertest publishes every exposed port on all interfaces by
 // default, which this package switches off.
 package docker
@@ -26,7 +27,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,38 +92,6 @@ func PurgeAll() error {
 		errs = append(errs, c.purge())
 	}
 	return errors.Join(errs...)
-}
-
-// PurgeOnSignal makes the first SIGINT or SIGTERM remove every container
-// this process started (PurgeAll) and then end the process with that
-// signal, as if it had not been caught. Call the returned stop function to
-// undo it.
-//
-// It suits a CLI that does not handle these signals itself. One that does
-// (signal.NotifyContext, to finish the run and write partial reports)
-// should instead Close its targets on its way out, and may still call
-// PurgeOnSignal after the first signal so that a second one cleans up too.
-func PurgeOnSignal() (stop func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-ch:
-			PurgeAll()
-			signal.Stop(ch)
-			signal.Reset(sig)
-			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-		case <-done:
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(done)
-		})
-	}
 }
 
 var pools = struct {

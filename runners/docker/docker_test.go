@@ -1,17 +1,12 @@
 package docker
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -196,73 +191,6 @@ func TestMissingImage(t *testing.T) {
 	}
 }
 
-func TestServicePublishesOnLoopbackOnly(t *testing.T) {
-	needDocker(t)
-	// perl-base is in every Debian image: a one-line TCP greeter.
-	svc, err := StartService(context.Background(), ServiceOptions{
-		Image:      baseImage,
-		Entrypoint: []string{"perl", "-MIO::Socket::INET", "-e"},
-		Cmd: []string{`$s = IO::Socket::INET->new(LocalPort => 7000, Listen => 5, ReuseAddr => 1) or die "listen: $!";
-while ($c = $s->accept) { print $c "hello\n"; close $c }`},
-		Ports: []string{"7000/tcp"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	addr := svc.Addr("7000/tcp")
-	if !strings.HasPrefix(addr, "127.0.0.1:") {
-		t.Fatalf("Addr = %q, want 127.0.0.1:PORT", addr)
-	}
-	if svc.Addr("8000/tcp") != "" {
-		t.Error("Addr of an unpublished port is not empty")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := svc.WaitTCP(ctx, "7000/tcp"); err != nil {
-		t.Fatal(err)
-	}
-	// Docker's proxy accepts before the program does; read until the
-	// greeting arrives.
-	var line string
-	for ctx.Err() == nil {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.SetDeadline(time.Now().Add(2 * time.Second))
-			line, _ = bufio.NewReader(conn).ReadString('\n')
-			conn.Close()
-		}
-		if line != "" {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if line != "hello\n" {
-		t.Errorf("service said %q, want hello", line)
-	}
-	p, _ := pool("")
-	c, err := p.Client.InspectContainer(svc.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.HostConfig.PublishAllPorts {
-		t.Error("PublishAllPorts is on")
-	}
-	for port, bs := range c.NetworkSettings.Ports {
-		for _, b := range bs {
-			if b.HostIP != "127.0.0.1" {
-				t.Errorf("port %s published on %s", port, b.HostIP)
-			}
-		}
-	}
-	if svc.ImageID() == "" {
-		t.Error("ImageID is empty")
-	}
-	if err := svc.WaitTCP(ctx, "9/tcp"); err == nil {
-		t.Error("WaitTCP on an unpublished port gave no error")
-	}
-}
-
 func TestTargetPublishesNothing(t *testing.T) {
 	needDocker(t)
 	tg := newTarget(t, Options{Image: baseImage})
@@ -301,71 +229,4 @@ func TestPurgeAll(t *testing.T) {
 			t.Errorf("Close after PurgeAll: %v", err)
 		}
 	}
-}
-
-// TestPurgeOnSignal runs this test binary again as a child that starts a
-// target and waits; the parent interrupts it and checks that the child died
-// of SIGINT and left no container behind.
-func TestPurgeOnSignal(t *testing.T) {
-	if os.Getenv("COMPAT_DOCKER_SIGNAL_CHILD") == "1" {
-		signalChild()
-		return
-	}
-	needDocker(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPurgeOnSignal$")
-	cmd.Env = append(os.Environ(), "COMPAT_DOCKER_SIGNAL_CHILD=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var id string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if s, ok := strings.CutPrefix(sc.Text(), "container "); ok {
-			id = s
-			break
-		}
-	}
-	if id == "" {
-		cmd.Wait()
-		t.Fatal("child did not report its container")
-	}
-	if containerGone(t, id) {
-		t.Fatal("child's container is not running")
-	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, stdout)
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		t.Fatalf("child exited with %v, want death by SIGINT", err)
-	}
-	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGINT {
-		t.Errorf("child ended with %v, want death by SIGINT", ee)
-	}
-	if !containerGone(t, id) {
-		p, _ := pool("")
-		p.Client.RemoveContainer(dc.RemoveContainerOptions{ID: id, Force: true})
-		t.Errorf("container %.12s survived the child's SIGINT", id)
-	}
-}
-
-func signalChild() {
-	stop := PurgeOnSignal()
-	defer stop()
-	tg, err := New(context.Background(), Options{Image: baseImage})
-	if err != nil {
-		os.Stderr.WriteString("child: " + err.Error() + "\n")
-		os.Exit(2)
-	}
-	os.Stdout.WriteString("container " + tg.ContainerID() + "\n")
-	time.Sleep(60 * time.Second)
-	os.Exit(3) // not reached when the signal works
 }

@@ -322,16 +322,6 @@ func Signature(module, name string) (params, results []api.ValueType, ok bool) {
 	return nil, nil, false
 }
 
-// Names returns "module.name" for every host function, for documentation
-// and tests.
-func Names() []string {
-	var names []string
-	for _, f := range functions() {
-		names = append(names, f.module+"."+f.name)
-	}
-	return names
-}
-
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
