@@ -238,19 +238,7 @@ func TestClean(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	runs := sampleRuns()
-	diff := compat.Diff{
-		Suite: "python", Target: "vkernel", Matched: 1,
-		Expected: compat.Counts{Pass: 3, Fail: 1, Skip: 1},
-		Changes: []compat.Change{
-			{Class: compat.Regression, Test: "test_os.FileTests.test_blocking", Want: compat.ExpectPass, Got: compat.Fail, Message: "OSError: [Errno 58] | pipe\nsecond line"},
-			{Class: compat.Regression, Test: "test_crash.T.test_gone", Want: compat.ExpectPass},
-			{Class: compat.UnexpectedPass, Test: "test_x.A.test_fixed", Want: compat.ExpectFail, Got: compat.Pass, Reason: "known bug"},
-			{Class: compat.Flaky, Test: "test_time.T.test_monotonic", Want: compat.ExpectPass, Got: compat.Pass},
-			{Class: compat.NewTest, Test: "test_crash", Got: compat.Error, Message: "exit status 139"},
-			{Class: compat.RemovedTest, Test: "test_os.Old.test_old", Want: compat.ExpectPass},
-			{Class: compat.KnownFailure, Test: "test_x.A.test_rerun_fail", Want: compat.ExpectFail, Got: compat.Fail, Reason: "WASI: no threads"},
-		},
-	}
+	diff := sampleDiff()
 	var buf bytes.Buffer
 	if err := WriteSummary(&buf, Section{Run: runs[0], Reference: &runs[1], Diff: diff}); err != nil {
 		t.Fatal(err)
