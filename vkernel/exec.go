@@ -298,6 +298,9 @@ func (k *Kernel) checkResources(r *route, req *Request) *DeniedError {
 		if rule < 0 {
 			return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may not mount %s", r.entry.Name, m.Guest)}
 		}
+		if why := k.protected.exposedBy(m.Host); why != "" {
+			return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("mount of %s at %s refused: %s", m.Host, m.Guest, why)}
+		}
 		if res.Mounts[rule].ReadOnly && !m.ReadOnly {
 			return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may mount %s read-only only", r.entry.Name, m.Guest)}
 		}
