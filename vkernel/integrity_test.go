@@ -1,8 +1,8 @@
 package vkernel
 
 import (
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"os"
 	"path/filepath"

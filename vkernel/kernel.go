@@ -64,7 +64,7 @@ type Kernel struct {
 	// of them or lie beneath the root.
 	protected *protectedTree
 	policy    Policy
-	audit    *auditLog
+	audit     *auditLog
 
 	routes map[string]*route // executable hash -> route
 	hashes *hashcache.Cache
