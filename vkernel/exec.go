@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -346,43 +347,95 @@ func (k *Kernel) resolve(name string) (*route, string, error) {
 	return r, hash, nil
 }
 
-// hashFD returns the SHA-256 of the open file, from the cache when the
-// file's identity is unchanged. A reason is returned when the file may not
-// be executed at all.
+// hashFD returns the SHA-256 of the open file. Only a file whose content
+// can no longer change (see frozen) is remembered by its identity; every
+// other file is read and hashed on every exec. An identity key alone cannot
+// vouch for content: a write through a shared writable mapping whose page
+// is already dirty changes neither size, mtime nor ctime (Linux stamps the
+// times on the first write fault after writeback), so a cached digest could
+// name bytes the file no longer holds. A reason is returned when the file
+// may not be executed at all.
 func (k *Kernel) hashFD(fd int) (string, string) {
 	for attempt := 0; attempt < 3; attempt++ {
-		var before unix.Stat_t
-		if err := unix.Fstat(fd, &before); err != nil {
+		var before unix.Statx_t
+		if err := statx(fd, &before); err != nil {
 			return "", "cannot stat: " + err.Error()
 		}
-		if reason := notRegular(before.Mode); reason != "" {
+		if reason := notRegular(uint32(before.Mode)); reason != "" {
 			return "", reason
 		}
-		key := hashcache.KeyOf(&before)
-		if d, ok := k.hashes.Get(key); ok {
-			k.hashHits.Add(1)
-			return d, ""
+		key := hashcache.KeyOfStatx(&before)
+		cacheable := frozen(fd, &before) != ""
+		if cacheable {
+			if d, ok := k.hashes.Get(key); ok {
+				k.hashHits.Add(1)
+				return d, ""
+			}
 		}
 		k.hashMisses.Add(1)
 		started := time.Now()
 		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(fdReader(fd), 0, 1<<62)); err != nil {
+		buf := hashBuffers.Get().(*[]byte)
+		_, err := io.CopyBuffer(h, io.NewSectionReader(fdReader(fd), 0, 1<<62), *buf)
+		hashBuffers.Put(buf)
+		if err != nil {
 			return "", "cannot read: " + err.Error()
 		}
 		digest := hex.EncodeToString(h.Sum(nil))
-		var after unix.Stat_t
-		if err := unix.Fstat(fd, &after); err != nil {
+		var after unix.Statx_t
+		if err := statx(fd, &after); err != nil {
 			return "", "cannot stat: " + err.Error()
 		}
-		if hashcache.KeyOf(&after) != key {
+		if hashcache.KeyOfStatx(&after) != key {
 			continue // changed while being read: hash it again
 		}
-		if settled(time.Unix(0, after.Ctim.Nano()), started) {
+		if cacheable && settled(time.Unix(after.Ctime.Sec, int64(after.Ctime.Nsec)), started) {
 			k.hashes.Put(key, digest)
 		}
 		return digest, ""
 	}
 	return "", "the file kept changing while it was being hashed"
+}
+
+// hashBuffers holds read buffers for hashing: 1 MiB reads take a
+// python.wasm-sized file in a few system calls.
+var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+func statx(fd int, st *unix.Statx_t) error {
+	return unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS, st)
+}
+
+// frozen names why the open file's content can no longer change, or
+// returns "" when it still can. Two states qualify, each enforced by the
+// kernel on a filesystem where that was checked:
+//   - fs-verity (ext4, f2fs, btrfs): the file is read-only for good, and
+//     enabling it fails while any writer, shared writable mappings
+//     included, holds the file open;
+//   - the immutable attribute on ext4, which flushes the file and
+//     write-protects its mappings when set, so a later write through an
+//     existing mapping faults. (tmpfs does not: a write through a mapping
+//     made before chattr +i still lands, so it is not trusted there.)
+//
+// Clearing the immutable attribute changes the ctime, so the identity key
+// changes before the content can. A read-only mount is not enough: the
+// same filesystem may be writable through another mount, and a FUSE
+// server answers reads as it likes.
+func frozen(fd int, st *unix.Statx_t) string {
+	attrs := st.Attributes & st.Attributes_mask
+	if attrs&(unix.STATX_ATTR_VERITY|unix.STATX_ATTR_IMMUTABLE) == 0 {
+		return ""
+	}
+	var fs unix.Statfs_t
+	if unix.Fstatfs(fd, &fs) != nil {
+		return ""
+	}
+	switch {
+	case attrs&unix.STATX_ATTR_VERITY != 0 && (fs.Type == unix.EXT4_SUPER_MAGIC || fs.Type == unix.F2FS_SUPER_MAGIC || fs.Type == unix.BTRFS_SUPER_MAGIC):
+		return "fs-verity"
+	case attrs&unix.STATX_ATTR_IMMUTABLE != 0 && fs.Type == unix.EXT4_SUPER_MAGIC:
+		return "immutable"
+	}
+	return ""
 }
 
 // settled reports whether a file last changed at changed can be cached

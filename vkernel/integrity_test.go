@@ -6,10 +6,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+	"github.com/compat-project/compat/vkernel/internal/hashcache"
 	"github.com/compat-project/compat/vkernel/megabinary"
+	"golang.org/x/sys/unix"
 )
 
 // The integrity suite: each attack on the fail-closed exec policy must be
@@ -217,4 +222,137 @@ func TestIntegrityMountOverCache(t *testing.T) {
 	}
 	// A mount beside the cache is fine.
 	run(t, k, Request{Path: f.wasm("probe"), Args: []string{"probe", "fs"}, Mounts: []Mount{{Guest: "/", Host: t.TempDir()}}})
+}
+
+// fileKey is the identity the hash cache would key a file by.
+func fileKey(t *testing.T, path string) hashcache.Key {
+	t.Helper()
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_BASIC_STATS, &st); err != nil {
+		t.Fatal(err)
+	}
+	return hashcache.KeyOfStatx(&st)
+}
+
+// TestIntegritySharedMapping is the attack of issue 10: listed content S is
+// written through a shared writable mapping, left to settle past the racy
+// window and run; then unlisted content U is written through the same
+// mapping. The page is already dirty, so the write leaves size, mtime and
+// ctime as they were, and a digest cached by file identity would still say
+// S. The second exec must be denied, by U's hash. On tmpfs the identity is
+// checked to be unchanged, so the attack's premise holds there; the third
+// case adds chattr +i, which tmpfs takes but does not enforce on a mapping
+// made before it.
+func TestIntegritySharedMapping(t *testing.T) {
+	listed := identGuest(t, "mmap-listed")
+	unlisted := identGuest(t, "mmap-UNLIST")
+	if len(listed) != len(unlisted) {
+		t.Fatal("variants differ in size")
+	}
+	f := newFixture(t, entry("listed", listed, megabinary.Resources{}))
+	shm := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		shm = "/dev/shm"
+	} else {
+		testenv.Missing(t, "no /dev/shm (tmpfs) to run the attack where writeback cannot interfere")
+	}
+	for _, c := range []struct {
+		name, dir string
+		immutable bool
+	}{
+		{"disk", t.TempDir(), false},
+		{"tmpfs", shm, false},
+		{"tmpfs immutable", shm, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, err := os.MkdirTemp(c.dir, "vkernel-mmap-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "prog")
+			t.Cleanup(func() { hashcache.SetImmutable(path, false); os.RemoveAll(dir) })
+			if err := os.WriteFile(path, make([]byte, len(listed)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			m, err := unix.Mmap(fd, 0, len(listed), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Munmap(m)
+			copy(m, listed)
+			if c.immutable {
+				if err := hashcache.SetImmutable(path, true); err != nil {
+					testenv.Missing(t, "cannot chattr +i on tmpfs (needs root): %v", err)
+				}
+			}
+			time.Sleep(RacyWindow + 200*time.Millisecond)
+			k, audit := f.open(t, Options{})
+			if out, _ := run(t, k, Request{Path: path}); out != "mmap-listed\n" {
+				t.Fatalf("listed content: %q", out)
+			}
+			before := fileKey(t, path)
+			copy(m, unlisted)
+			if after := fileKey(t, path); after != before {
+				if strings.HasPrefix(c.dir, shm) && shm != "" {
+					t.Fatalf("on tmpfs the write through the dirty mapping changed the identity %+v -> %+v: the attack's premise does not hold", before, after)
+				}
+				t.Logf("the page was written back meanwhile, so the write changed the identity; the exec is checked all the same")
+			}
+			res, err := k.Exec(context.Background(), Request{Path: path})
+			var denied *DeniedError
+			if !errors.As(err, &denied) || denied.Hash != megabinary.SHA256(unlisted) {
+				t.Fatalf("unlisted bytes written through the mapping: res=%+v err=%v, want a denial by their hash", res, err)
+			}
+			var found bool
+			for _, r := range auditRecords(t, audit.String()) {
+				found = found || (r.Decision == "deny" && r.Path == path && r.Hash == denied.Hash)
+			}
+			if !found {
+				t.Fatalf("no audit record of the denial; log:\n%s", audit.String())
+			}
+		})
+	}
+}
+
+// TestImmutableWriteProtectsMappings checks what the hash cache relies on
+// to cache an immutable file's digest on ext4: setting the attribute
+// flushes the file and write-protects its mappings, so a write through a
+// shared mapping made before, with its page dirty, faults instead of
+// changing the file.
+func TestImmutableWriteProtectsMappings(t *testing.T) {
+	dir := t.TempDir()
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil || fs.Type != unix.EXT4_SUPER_MAGIC {
+		testenv.Missing(t, "the temporary directory %s is not on ext4", dir)
+	}
+	path := filepath.Join(dir, "f")
+	os.WriteFile(path, make([]byte, 4096), 0o644)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	m, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	m[0] = 'S'
+	immutable(t, path)
+	faulted := func() (faulted bool) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() { faulted = recover() != nil }()
+		m[1] = 'U'
+		return false
+	}()
+	b := make([]byte, 2)
+	unix.Pread(fd, b, 0)
+	if !faulted || string(b) != "S\x00" {
+		t.Fatalf("after chattr +i a write through the mapping faulted=%v and the file holds %q: ext4 no longer write-protects mappings, so immutable files must not be cached", faulted, b)
+	}
 }
