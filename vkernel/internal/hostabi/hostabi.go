@@ -47,9 +47,11 @@ type Hooks struct {
 	Audit func(action, detail, decision, reason string)
 	// AllowConnect reports whether the guest may dial addr.
 	AllowConnect func(addr netip.AddrPort) bool
-	// Spawn execs the file at a host path through the vkernel (routed by
-	// hash) and returns its exit status, or the errno to report.
-	Spawn func(ctx context.Context, hostPath string, args []string) (uint32, Errno)
+	// Spawn execs a file through the vkernel (routed by hash) and returns
+	// its exit status, or the errno to report. guestPath is the path the
+	// guest gave; fdPath a /proc/self/fd link to the file it resolved to
+	// inside the mount, which is what must be opened.
+	Spawn func(ctx context.Context, guestPath, fdPath string, args []string) (uint32, Errno)
 }
 
 // Config describes a process to create.
