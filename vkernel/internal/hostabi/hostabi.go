@@ -116,9 +116,9 @@ func NewProcess(cfg Config) (*Process, error) {
 		stdin = eofReader{}
 	}
 	p.fds.files = []*file{
-		{filetype: filetypeCharDevice, hostFD: -1, reader: stdin},
-		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stdout)},
-		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stderr)},
+		{filetype: filetypeCharDevice, hostFD: -1, reader: stdin, rights: streamRights},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stdout), rights: streamRights},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stderr), rights: streamRights},
 	}
 	for _, m := range cfg.Mounts {
 		if err := p.addMount(m); err != nil {
@@ -151,7 +151,8 @@ func (p *Process) addMount(m Mount) error {
 	}
 	mt := &mount{guest: m.Guest, host: m.Host, rootFD: fd, readOnly: m.ReadOnly}
 	p.mounts = append(p.mounts, mt)
-	_, errno := p.fds.insert(&file{filetype: filetypeDirectory, hostFD: -1, mount: mt, rel: ".", preopen: m.Guest})
+	_, errno := p.fds.insert(&file{filetype: filetypeDirectory, hostFD: -1, mount: mt, rel: ".", preopen: m.Guest,
+		rights: dirRights, inheriting: dirRights | fileRights})
 	if errno != ESUCCESS {
 		return fmt.Errorf("mount %s: fd table full", m.Guest)
 	}
@@ -173,7 +174,7 @@ func (p *Process) addListener(l net.Listener) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	guestFD, errno := p.fds.insert(&file{filetype: filetypeSocketStream, hostFD: fd, listener: true})
+	guestFD, errno := p.fds.insert(&file{filetype: filetypeSocketStream, hostFD: fd, listener: true, rights: streamRights})
 	if errno != ESUCCESS {
 		unix.Close(fd)
 		return 0, errors.New("fd table full")
