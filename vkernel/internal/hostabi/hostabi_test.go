@@ -321,3 +321,30 @@ func TestMemIntentAuditsEveryExecRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestClimbsAbove(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a": false, "a/..": false, "a/../b": false, "./a/./../b/": false, "a//b/../..": false,
+		"..": true, "../a": true, "a/../..": true, "a/../../a": true, "x/../../secret": true, "./..": true,
+	} {
+		if got := climbsAbove(name); got != want {
+			t.Errorf("climbsAbove(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// FuzzClimbsAbove: a relative path that never climbs above its directory
+// resolves, lexically, to that directory or beneath it.
+func FuzzClimbsAbove(f *testing.F) {
+	for _, s := range []string{"a/../b", "../x", "a/b/../../..", "./.", "a//../"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if path.IsAbs(name) || climbsAbove(name) {
+			return
+		}
+		if got := JoinInMount("d/e", name); got != "d/e" && !strings.HasPrefix(got, "d/e/") {
+			t.Fatalf("%q does not climb above d/e, but resolves to %q", name, got)
+		}
+	})
+}
