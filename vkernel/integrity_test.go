@@ -32,9 +32,9 @@ func aotEntries(t *testing.T, k *Kernel) []string {
 	return files
 }
 
-// openErr opens the fixture's megabinary and returns the load error and the
-// audit log; a kernel that opens is closed and the test fails.
-func openErr(t *testing.T, f *fixture, opts Options) (error, string) {
+// openErr opens the fixture's megabinary and returns the audit log and the
+// load error; a kernel that opens is closed and the test fails.
+func openErr(t *testing.T, f *fixture, opts Options) (string, error) {
 	t.Helper()
 	audit := &syncBuffer{}
 	opts.TrustedKeys = []ed25519.PublicKey{f.pub}
@@ -44,7 +44,7 @@ func openErr(t *testing.T, f *fixture, opts Options) (error, string) {
 		k.Close(context.Background())
 		t.Fatal("the megabinary loaded")
 	}
-	return err, audit.String()
+	return audit.String(), err
 }
 
 // deniedLoad checks a load error and its audit record: the record names the
@@ -92,7 +92,7 @@ func TestIntegrityAOTSwap(t *testing.T) {
 	b, _ := os.ReadFile(files[1])
 	os.WriteFile(files[0], b, 0o600)
 	os.WriteFile(files[1], a, 0o600)
-	err, audit := openErr(t, f, Options{CacheDir: cache})
+	audit, err := openErr(t, f, Options{CacheDir: cache})
 	var bad *AOTError
 	if !errors.As(err, &bad) {
 		t.Fatalf("load error %v is not an *AOTError", err)
@@ -151,7 +151,7 @@ func TestIntegrityAOTTamper(t *testing.T) {
 			}
 			orig, _ := os.ReadFile(files[0])
 			tamper(files[0], orig, fromOther)
-			err, audit := openErr(t, f, Options{CacheDir: cache})
+			audit, err := openErr(t, f, Options{CacheDir: cache})
 			var bad *AOTError
 			if !errors.As(err, &bad) || bad.Entry != "t" || bad.Path != files[0] {
 				t.Fatalf("load error %v does not name entry t and %s", err, files[0])
@@ -177,12 +177,12 @@ func TestIntegrityHostKey(t *testing.T) {
 	files := aotEntries(t, k)
 
 	os.Chmod(key, 0o644)
-	if err, _ := openErr(t, f, Options{CacheDir: cache}); !strings.Contains(err.Error(), "chmod 600") {
+	if _, err := openErr(t, f, Options{CacheDir: cache}); !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("world-readable key: %v", err)
 	}
 	os.Chmod(key, 0o600)
 	os.WriteFile(key, make([]byte, 32), 0o600) // a key the attacker knows
-	err, audit := openErr(t, f, Options{CacheDir: cache})
+	audit, err := openErr(t, f, Options{CacheDir: cache})
 	deniedLoad(t, err, audit, "k", files[0])
 }
 
