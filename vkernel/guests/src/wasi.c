@@ -4,6 +4,7 @@
 // probe prints key=value lines, errno values as preview1 numbers.
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <wasi/api.h>
 
 #define DIRFD 3
@@ -159,6 +160,11 @@ static void rights(void) {
 	printf("size_after=%llu\n", (unsigned long long)fst.size);
 }
 
+// isatty: the exec's stdio are buffers, not terminals.
+static void tty(void) {
+	printf("isatty0=%d\nisatty1=%d\nisatty2=%d\n", isatty(0), isatty(1), isatty(2));
+}
+
 int main(int argc, char **argv) {
 	const char *mode = argc > 1 ? argv[1] : "";
 	if (!strcmp(mode, "poll")) poll();
@@ -166,6 +172,7 @@ int main(int argc, char **argv) {
 	else if (!strcmp(mode, "paths")) paths();
 	else if (!strcmp(mode, "fds")) fds();
 	else if (!strcmp(mode, "rights")) rights();
+	else if (!strcmp(mode, "isatty")) tty();
 	else {
 		printf("unknown mode %s\n", mode);
 		return 2;

@@ -76,8 +76,14 @@ const (
 	fileRights = rightFDDatasync | rightFDRead | rightFDSeek | rightFDFdstatSetFlags | rightFDSync |
 		rightFDTell | rightFDWrite | rightFDAdvise | rightFDAllocate |
 		rightFDFilestatGet | rightFDFilestatSetSize | rightFDFilestatSetTimes | rightPollFDReadwrite
-	// streamRights apply to stdio and sockets.
+	// streamRights apply to sockets.
 	streamRights = rightFDRead | rightFDWrite | rightFDFdstatSetFlags | rightFDFilestatGet | rightPollFDReadwrite | rightSockShutdown
+	// stdioRights are the stdio fds'. They include FD_SEEK and FD_TELL
+	// (fd_seek still answers ESPIPE) because wasi-libc's isatty takes a
+	// character device without them for a terminal, and the vkernel's
+	// stdio are never terminals: without them Python would go interactive
+	// and line-buffer its output.
+	stdioRights = streamRights | rightFDSeek | rightFDTell
 )
 
 // rightsFor returns the rights that apply to a file type.

@@ -116,9 +116,9 @@ func NewProcess(cfg Config) (*Process, error) {
 		stdin = eofReader{}
 	}
 	p.fds.files = []*file{
-		{filetype: filetypeCharDevice, hostFD: -1, reader: stdin, rights: streamRights},
-		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stdout), rights: streamRights},
-		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stderr), rights: streamRights},
+		{filetype: filetypeCharDevice, hostFD: -1, reader: stdin, rights: stdioRights},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stdout), rights: stdioRights},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stderr), rights: stdioRights},
 	}
 	for _, m := range cfg.Mounts {
 		if err := p.addMount(m); err != nil {
