@@ -265,6 +265,7 @@ func TestIntegritySharedMapping(t *testing.T) {
 		{"tmpfs immutable", shm, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			dir, err := os.MkdirTemp(c.dir, "vkernel-mmap-")
 			if err != nil {
 				t.Fatal(err)
