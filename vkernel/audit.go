@@ -10,10 +10,16 @@ import (
 // AuditRecord is one line of the audit log: a decision the vkernel made.
 type AuditRecord struct {
 	Time time.Time `json:"time"`
-	// Action is what was asked: exec, spawn, mmap, mprotect or connect.
+	// Action is what was asked: exec, spawn, mmap, mprotect, connect, or
+	// load (compiled code from the AOT cache that failed its check).
 	Action string `json:"action"`
-	// Path is the file an exec named, as the caller gave it.
+	// Path is the file an exec named, as the caller gave it; for an exec a
+	// guest asked for (proc_spawn), the host file its path resolved to.
 	Path string `json:"path,omitempty"`
+	// GuestPath is the path a guest gave proc_spawn.
+	GuestPath string `json:"guest_path,omitempty"`
+	// Parent is the entry whose instance called proc_spawn.
+	Parent string `json:"parent,omitempty"`
 	// Hash is the file's SHA-256, when it was read.
 	Hash string `json:"hash,omitempty"`
 	// Entry is the manifest entry the exec routed to, or the entry whose

@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,6 +80,34 @@ type Request struct {
 	// vkernel.proc_signals (vkernel/ABI.md). Signals that are not a
 	// syscall.Signal are ignored. Exec never closes the channel.
 	Signals <-chan os.Signal
+
+	// origin is set for an exec a guest asked for with proc_spawn.
+	origin *spawnOrigin
+}
+
+// spawnOrigin is what the audit log records of an exec a guest asked for:
+// Path opens the file the guest's path resolved to (a /proc/self/fd link),
+// which names nothing a reader can use, so the records say instead the
+// guest's path, the host file it resolved to and the asking entry.
+type spawnOrigin struct {
+	guestPath, hostPath, parent string
+}
+
+// record returns an exec audit record for the request.
+func (req *Request) record(hash, entry, decision, reason string) AuditRecord {
+	r := AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: entry, Decision: decision, Reason: reason}
+	if o := req.origin; o != nil {
+		r.Path, r.GuestPath, r.Parent = o.hostPath, o.guestPath, o.parent
+	}
+	return r
+}
+
+// shownPath is the path errors name: the host file for a spawn.
+func (req *Request) shownPath() string {
+	if req.origin != nil {
+		return req.origin.hostPath
+	}
+	return req.Path
 }
 
 // Result describes a finished exec.
@@ -140,16 +169,16 @@ type spawnDepthKey struct{}
 // Result. Every decision is written to the audit log.
 func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
-	r, hash, err := k.resolve(req.Path)
+	r, hash, err := k.resolve(&req)
 	if err != nil {
 		return nil, err
 	}
 	if err := k.checkResources(r, &req); err != nil {
-		k.audit.write(AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: r.entry.Name, Decision: "deny", Reason: err.Reason})
+		k.audit.write(req.record(hash, r.entry.Name, "deny", err.Reason))
 		err.Hash = hash
 		return nil, err
 	}
-	k.audit.write(AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: r.entry.Name, Decision: "allow"})
+	k.audit.write(req.record(hash, r.entry.Name, "allow", ""))
 	proc, perr := hostabi.NewProcess(k.processConfig(r, &req))
 	if perr != nil {
 		return nil, fmt.Errorf("exec %s: %w", req.Path, perr)
@@ -243,25 +272,32 @@ func (k *Kernel) processConfig(r *route, req *Request) hostabi.Config {
 		cfg.Mounts = append(cfg.Mounts, hostabi.Mount(m))
 	}
 	if r.entry.Resources.Spawn {
-		cfg.Hooks.Spawn = func(ctx context.Context, hostPath string, args []string) (uint32, hostabi.Errno) {
-			return k.spawn(ctx, req, hostPath, args)
+		cfg.Hooks.Spawn = func(ctx context.Context, guestPath, fdPath string, args []string) (uint32, hostabi.Errno) {
+			return k.spawn(ctx, req, r.entry.Name, guestPath, fdPath, args)
 		}
 	}
 	return cfg
 }
 
 // spawn runs a guest's proc_spawn: an exec like any other, with the
-// parent's stdio and mounts.
-func (k *Kernel) spawn(ctx context.Context, parent *Request, hostPath string, args []string) (uint32, hostabi.Errno) {
+// parent's stdio and mounts. fdPath is a /proc/self/fd link to the file
+// the guest path resolved to inside its mount, so the exec hashes exactly
+// that inode.
+func (k *Kernel) spawn(ctx context.Context, parent *Request, parentEntry, guestPath, fdPath string, args []string) (uint32, hostabi.Errno) {
 	depth, _ := ctx.Value(spawnDepthKey{}).(int)
 	if depth >= maxSpawnDepth {
 		return 0, hostabi.EAGAIN
 	}
 	ctx = context.WithValue(ctx, spawnDepthKey{}, depth+1)
+	hostPath, err := os.Readlink(fdPath)
+	if err != nil {
+		hostPath = fdPath
+	}
 	res, err := k.Exec(ctx, Request{
-		Path: hostPath, Args: args, Env: nil,
+		Path: fdPath, Args: args, Env: nil,
 		Stdout: parent.Stdout, Stderr: parent.Stderr,
 		Mounts: parent.Mounts,
+		origin: &spawnOrigin{guestPath: guestPath, hostPath: hostPath, parent: parentEntry},
 	})
 	var denied *DeniedError
 	switch {
@@ -283,7 +319,7 @@ func (k *Kernel) spawn(ctx context.Context, parent *Request, hostPath string, ar
 func (k *Kernel) checkResources(r *route, req *Request) *DeniedError {
 	res := r.entry.Resources
 	if len(req.Listeners) > res.Listeners {
-		return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may be given %d listener(s), the request has %d", r.entry.Name, res.Listeners, len(req.Listeners))}
+		return &DeniedError{Path: req.shownPath(), Reason: fmt.Sprintf("entry %q may be given %d listener(s), the request has %d", r.entry.Name, res.Listeners, len(req.Listeners))}
 	}
 	for i := range req.Mounts {
 		m := &req.Mounts[i]
@@ -296,10 +332,13 @@ func (k *Kernel) checkResources(r *route, req *Request) *DeniedError {
 			}
 		}
 		if rule < 0 {
-			return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may not mount %s", r.entry.Name, m.Guest)}
+			return &DeniedError{Path: req.shownPath(), Reason: fmt.Sprintf("entry %q may not mount %s", r.entry.Name, m.Guest)}
+		}
+		if why := k.protected.exposedBy(m.Host); why != "" {
+			return &DeniedError{Path: req.shownPath(), Reason: fmt.Sprintf("mount of %s at %s refused: %s", m.Host, m.Guest, why)}
 		}
 		if res.Mounts[rule].ReadOnly && !m.ReadOnly {
-			return &DeniedError{Path: req.Path, Reason: fmt.Sprintf("entry %q may mount %s read-only only", r.entry.Name, m.Guest)}
+			return &DeniedError{Path: req.shownPath(), Reason: fmt.Sprintf("entry %q may mount %s read-only only", r.entry.Name, m.Guest)}
 		}
 	}
 	return nil
@@ -307,17 +346,18 @@ func (k *Kernel) checkResources(r *route, req *Request) *DeniedError {
 
 // resolve opens the file, hashes it from the opened descriptor and routes
 // the hash under the policy. Denials are audited here.
-func (k *Kernel) resolve(name string) (*route, string, error) {
+func (k *Kernel) resolve(req *Request) (*route, string, error) {
+	name := req.Path
 	deny := func(hash, reason string) (*route, string, error) {
-		k.audit.write(AuditRecord{Action: "exec", Path: name, Hash: hash, Decision: "deny", Reason: reason})
-		return nil, hash, &DeniedError{Path: name, Hash: hash, Reason: reason}
+		k.audit.write(req.record(hash, "", "deny", reason))
+		return nil, hash, &DeniedError{Path: req.shownPath(), Hash: hash, Reason: reason}
 	}
 	// O_NONBLOCK: opening a FIFO must not wait for a writer.
 	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		err = &os.PathError{Op: "exec", Path: name, Err: err}
 		if errors.Is(err, os.ErrNotExist) {
-			k.audit.write(AuditRecord{Action: "exec", Path: name, Decision: "deny", Reason: "no such file"})
+			k.audit.write(req.record("", "", "deny", "no such file"))
 			return nil, "", err
 		}
 		return deny("", "cannot open: "+err.(*os.PathError).Err.Error())
@@ -343,43 +383,95 @@ func (k *Kernel) resolve(name string) (*route, string, error) {
 	return r, hash, nil
 }
 
-// hashFD returns the SHA-256 of the open file, from the cache when the
-// file's identity is unchanged. A reason is returned when the file may not
-// be executed at all.
+// hashFD returns the SHA-256 of the open file. Only a file whose content
+// can no longer change (see frozen) is remembered by its identity; every
+// other file is read and hashed on every exec. An identity key alone cannot
+// vouch for content: a write through a shared writable mapping whose page
+// is already dirty changes neither size, mtime nor ctime (Linux stamps the
+// times on the first write fault after writeback), so a cached digest could
+// name bytes the file no longer holds. A reason is returned when the file
+// may not be executed at all.
 func (k *Kernel) hashFD(fd int) (string, string) {
 	for attempt := 0; attempt < 3; attempt++ {
-		var before unix.Stat_t
-		if err := unix.Fstat(fd, &before); err != nil {
+		var before unix.Statx_t
+		if err := statx(fd, &before); err != nil {
 			return "", "cannot stat: " + err.Error()
 		}
-		if reason := notRegular(before.Mode); reason != "" {
+		if reason := notRegular(uint32(before.Mode)); reason != "" {
 			return "", reason
 		}
-		key := hashcache.KeyOf(&before)
-		if d, ok := k.hashes.Get(key); ok {
-			k.hashHits.Add(1)
-			return d, ""
+		key := hashcache.KeyOfStatx(&before)
+		cacheable := frozen(fd, &before) != ""
+		if cacheable {
+			if d, ok := k.hashes.Get(key); ok {
+				k.hashHits.Add(1)
+				return d, ""
+			}
 		}
 		k.hashMisses.Add(1)
 		started := time.Now()
 		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(fdReader(fd), 0, 1<<62)); err != nil {
+		buf := hashBuffers.Get().(*[]byte)
+		_, err := io.CopyBuffer(h, io.NewSectionReader(fdReader(fd), 0, 1<<62), *buf)
+		hashBuffers.Put(buf)
+		if err != nil {
 			return "", "cannot read: " + err.Error()
 		}
 		digest := hex.EncodeToString(h.Sum(nil))
-		var after unix.Stat_t
-		if err := unix.Fstat(fd, &after); err != nil {
+		var after unix.Statx_t
+		if err := statx(fd, &after); err != nil {
 			return "", "cannot stat: " + err.Error()
 		}
-		if hashcache.KeyOf(&after) != key {
+		if hashcache.KeyOfStatx(&after) != key {
 			continue // changed while being read: hash it again
 		}
-		if settled(time.Unix(0, after.Ctim.Nano()), started) {
+		if cacheable && settled(time.Unix(after.Ctime.Sec, int64(after.Ctime.Nsec)), started) {
 			k.hashes.Put(key, digest)
 		}
 		return digest, ""
 	}
 	return "", "the file kept changing while it was being hashed"
+}
+
+// hashBuffers holds read buffers for hashing: 1 MiB reads take a
+// python.wasm-sized file in a few system calls.
+var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+func statx(fd int, st *unix.Statx_t) error {
+	return unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS, st)
+}
+
+// frozen names why the open file's content can no longer change, or
+// returns "" when it still can. Two states qualify, each enforced by the
+// kernel on a filesystem where that was checked:
+//   - fs-verity (ext4, f2fs, btrfs): the file is read-only for good, and
+//     enabling it fails while any writer, shared writable mappings
+//     included, holds the file open;
+//   - the immutable attribute on ext4, which flushes the file and
+//     write-protects its mappings when set, so a later write through an
+//     existing mapping faults. (tmpfs does not: a write through a mapping
+//     made before chattr +i still lands, so it is not trusted there.)
+//
+// Clearing the immutable attribute changes the ctime, so the identity key
+// changes before the content can. A read-only mount is not enough: the
+// same filesystem may be writable through another mount, and a FUSE
+// server answers reads as it likes.
+func frozen(fd int, st *unix.Statx_t) string {
+	attrs := st.Attributes & st.Attributes_mask
+	if attrs&(unix.STATX_ATTR_VERITY|unix.STATX_ATTR_IMMUTABLE) == 0 {
+		return ""
+	}
+	var fs unix.Statfs_t
+	if unix.Fstatfs(fd, &fs) != nil {
+		return ""
+	}
+	switch {
+	case attrs&unix.STATX_ATTR_VERITY != 0 && (fs.Type == unix.EXT4_SUPER_MAGIC || fs.Type == unix.F2FS_SUPER_MAGIC || fs.Type == unix.BTRFS_SUPER_MAGIC):
+		return "fs-verity"
+	case attrs&unix.STATX_ATTR_IMMUTABLE != 0 && fs.Type == unix.EXT4_SUPER_MAGIC:
+		return "immutable"
+	}
+	return ""
 }
 
 // settled reports whether a file last changed at changed can be cached

@@ -9,12 +9,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
+	"github.com/compat-project/compat/vkernel/internal/hashcache"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
-// TestHashCacheReuse: an unchanged file is hashed once; a rewrite with
-// different bytes of the same size is hashed again and routed by its new
-// content.
+// immutable makes a file immutable for the rest of the test, or reports the
+// missing privilege or filesystem support.
+func immutable(t testing.TB, path string) {
+	t.Helper()
+	if err := hashcache.SetImmutable(path, true); err != nil {
+		testenv.Missing(t, "cannot make %s immutable (needs root and ext4): %v", path, err)
+	}
+	t.Cleanup(func() { hashcache.SetImmutable(path, false) })
+}
+
+// TestHashCacheReuse: an immutable file (on ext4) is hashed once; once the
+// attribute is cleared and the file rewritten with different bytes of the
+// same size, it is hashed again and routed by its new content.
 func TestHashCacheReuse(t *testing.T) {
 	a, b := identGuest(t, "cache-a"), identGuest(t, "cache-b")
 	if len(a) != len(b) {
@@ -23,9 +35,8 @@ func TestHashCacheReuse(t *testing.T) {
 	f := newFixture(t, entry("a", a, megabinary.Resources{}), entry("b", b, megabinary.Resources{}))
 	k, _ := f.open(t, Options{})
 	path := f.wasm("a")
+	immutable(t, path)
 	// Only a file whose last change is older than the racy window is cached.
-	old := time.Now().Add(-time.Hour)
-	os.Chtimes(path, old, old)
 	time.Sleep(RacyWindow + 100*time.Millisecond)
 	for i := 0; i < 3; i++ {
 		if out, _ := run(t, k, Request{Path: path}); out != "cache-a\n" {
@@ -35,11 +46,30 @@ func TestHashCacheReuse(t *testing.T) {
 	if s := k.Stats(); s.HashCacheMisses != 1 || s.HashCacheHits != 2 {
 		t.Fatalf("stats %+v, want 1 miss then 2 hits", s)
 	}
+	if err := hashcache.SetImmutable(path, false); err != nil {
+		t.Fatal(err)
+	}
 	fd, _ := os.OpenFile(path, os.O_WRONLY, 0)
 	fd.WriteAt(b, 0)
 	fd.Close()
 	if out, _ := run(t, k, Request{Path: path}); out != "cache-b\n" {
 		t.Fatalf("after rewrite: %q", out)
+	}
+}
+
+// TestHashCacheMutableRehashed: a file that can still be written is hashed
+// on every exec, however old its last change.
+func TestHashCacheMutableRehashed(t *testing.T) {
+	f := newFixture(t, entry("a", identGuest(t, "mutable"), megabinary.Resources{}))
+	k, _ := f.open(t, Options{})
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(f.wasm("a"), old, old)
+	time.Sleep(RacyWindow + 100*time.Millisecond)
+	for i := 0; i < 3; i++ {
+		run(t, k, Request{Path: f.wasm("a")})
+	}
+	if s := k.Stats(); s.HashCacheMisses != 3 || s.HashCacheHits != 0 {
+		t.Fatalf("stats %+v, want every exec hashed", s)
 	}
 }
 

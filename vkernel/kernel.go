@@ -14,6 +14,7 @@ package vkernel
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/compat-project/compat/vkernel/internal/aotcache"
 	"github.com/compat-project/compat/vkernel/internal/hashcache"
 	"github.com/compat-project/compat/vkernel/internal/hostabi"
 	"github.com/compat-project/compat/vkernel/megabinary"
@@ -37,8 +39,11 @@ type Options struct {
 	TrustedKeys []ed25519.PublicKey
 	// CacheDir is the root of the AOT compilation cache. Compiled code is
 	// kept under CacheDir/aot/wazero-VERSION/DIGEST, so a second load of the
-	// same megabinary reads it instead of compiling. Empty: compile in
-	// memory on every load.
+	// same megabinary reads it instead of compiling. Each entry is sealed
+	// with a host key kept in CacheDir/aot/host.key (mode 0600) and bound
+	// to the signed module it was compiled from; an entry that fails its
+	// check fails the load. Exec refuses mounts that would show CacheDir/aot
+	// to a guest. Empty: compile in memory on every load.
 	CacheDir string
 	// Policy is the exec policy; the zero value is PolicyHash.
 	Policy Policy
@@ -54,8 +59,12 @@ type Kernel struct {
 	runtime  wazero.Runtime
 	cache    wazero.CompilationCache
 	cacheDir string
-	policy   Policy
-	audit    *auditLog
+	aot      *aotcache.Cache
+	// protected holds the AOT root and its ancestors; no mount may be one
+	// of them or lie beneath the root.
+	protected *protectedTree
+	policy    Policy
+	audit     *auditLog
 
 	routes map[string]*route // executable hash -> route
 	hashes *hashcache.Cache
@@ -122,12 +131,22 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	}
 	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
 	if opts.CacheDir != "" {
-		k.cacheDir = filepath.Join(opts.CacheDir, "aot", "wazero-"+WazeroVersion(), f.Digest())
-		if err := os.MkdirAll(k.cacheDir, 0o755); err != nil {
+		aotRoot := filepath.Join(opts.CacheDir, "aot")
+		hostKey, err := aotcache.LoadKey(filepath.Join(aotRoot, "host.key"))
+		if err != nil {
+			return nil, err
+		}
+		if k.protected, err = protect(aotRoot); err != nil {
 			return nil, fmt.Errorf("compilation cache: %w", err)
 		}
-		k.cache, err = wazero.NewCompilationCacheWithDir(k.cacheDir)
-		if err != nil {
+		k.cacheDir = filepath.Join(aotRoot, "wazero-"+WazeroVersion(), f.Digest())
+		if err := os.MkdirAll(k.cacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("compilation cache: %w", err)
+		}
+		k.aot = aotcache.New(k.cacheDir, hostKey, aotcache.Binding{Megabinary: f.Digest(), Wazero: WazeroVersion()})
+		k.cache = wazero.NewCompilationCache()
+		if err := aotcache.Install(k.cache, k.aot); err != nil {
+			k.cache.Close(ctx)
 			return nil, fmt.Errorf("compilation cache %s: %w", k.cacheDir, err)
 		}
 		cfg = cfg.WithCompilationCache(k.cache)
@@ -143,8 +162,17 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	}
 	compiled := map[string]wazero.CompiledModule{}
 	for _, m := range f.Manifest.Modules {
+		if k.aot != nil {
+			k.aot.Expect(m.Digest)
+		}
 		cm, err := k.runtime.CompileModule(ctx, f.Module(m.Digest))
 		if err != nil {
+			var bad *aotcache.TamperedError
+			if errors.As(err, &bad) {
+				e := &AOTError{Entry: strings.Join(entriesOf(f, m.Digest), ","), Module: m.Digest, Path: bad.Path, Hash: bad.Hash, Reason: bad.Reason}
+				k.audit.write(AuditRecord{Action: "load", Path: e.Path, Hash: e.Hash, Entry: e.Entry, Decision: "deny", Reason: e.Reason})
+				return nil, e
+			}
 			return nil, fmt.Errorf("module %s does not compile: %w", m.Digest[:12], err)
 		}
 		if err := checkImports(cm); err != nil {
@@ -177,6 +205,37 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		}
 	}
 	return k, nil
+}
+
+// AOTError reports compiled code in the AOT cache that failed its check:
+// changed, swapped with another module's, or sealed with another host key.
+// The load fails; the file is left as found, and nothing is recompiled in
+// its place.
+type AOTError struct {
+	// Entry names the manifest entries that run the module (comma-separated).
+	Entry string
+	// Module is the signed module's digest.
+	Module string
+	// Path is the cache file, Hash the SHA-256 of its bytes as read.
+	Path, Hash string
+	// Reason says which check failed.
+	Reason string
+}
+
+func (e *AOTError) Error() string {
+	return fmt.Sprintf("entry %s: compiled code %s (sha256 %s) for module %s refused: %s; remove the file to recompile it from the signed module",
+		e.Entry, e.Path, e.Hash, e.Module[:12], e.Reason)
+}
+
+// entriesOf names the entries that run a module.
+func entriesOf(f *megabinary.File, module string) []string {
+	var names []string
+	for _, e := range f.Manifest.Entries {
+		if e.Module == module {
+			names = append(names, e.Name)
+		}
+	}
+	return names
 }
 
 // checkImports refuses a module that imports anything but functions of the
@@ -257,11 +316,19 @@ type Stats struct {
 	HashCacheHits int64
 	// HashCacheMisses counts execs that read and hashed the file.
 	HashCacheMisses int64
+	// AOTLoaded counts modules whose compiled code came from the AOT
+	// cache (each checked against its host-key seal) when the kernel
+	// loaded; AOTCompiled those compiled and added to it.
+	AOTLoaded, AOTCompiled int
 }
 
 // Stats returns the kernel's counters.
 func (k *Kernel) Stats() Stats {
-	return Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load()}
+	s := Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load()}
+	if k.aot != nil {
+		s.AOTLoaded, s.AOTCompiled = k.aot.Counts()
+	}
+	return s
 }
 
 // WazeroVersion returns the version of wazero this program was built with.

@@ -72,14 +72,17 @@ func TestGuestCannotRunItsOwnCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The denial names the guest's path, the host file it resolved to, the
+	// hash and the entry that asked.
 	var found bool
 	for _, r := range auditRecords(t, audit.String()) {
-		if r.Action == "exec" && r.Decision == "deny" && r.Hash == megabinary.SHA256(written) {
+		if r.Action == "exec" && r.Decision == "deny" && r.Hash == megabinary.SHA256(written) &&
+			r.GuestPath == "/new.wasm" && r.Path == filepath.Join(root, "new.wasm") && r.Parent == "vk" {
 			found = true
 		}
 	}
 	if !found {
-		t.Fatalf("no audit denial for the written module's hash; log:\n%s", audit.String())
+		t.Fatalf("no audit denial naming guest path /new.wasm, host path %s, parent vk and the written module's hash; log:\n%s", filepath.Join(root, "new.wasm"), audit.String())
 	}
 
 	var stdout bytes.Buffer

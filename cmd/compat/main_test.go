@@ -185,3 +185,66 @@ func TestBaselineUpdateEverySuite(t *testing.T) {
 		t.Errorf("update from an empty directory: exit %d %q", code, errOut)
 	}
 }
+
+// TestIntegrityExitCodes: the attacks of issue 10 through the CLI. Compiled
+// code swapped between two entries in the AOT cache fails the load (exit
+// 2, audit record); a mount that shows the AOT cache to the guest is denied
+// (exit 126, audit record); a spec with data after its object does not
+// build (exit 2, nothing written).
+func TestIntegrityExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	t.Setenv("COMPAT_CACHE", cache)
+	os.WriteFile(filepath.Join(dir, "a.wasm"), buildGuest(t, "entry a"), 0o755)
+	os.WriteFile(filepath.Join(dir, "b.wasm"), buildGuest(t, "entry b"), 0o755)
+	spec := `{"entries": [
+		{"name": "a", "wasm": "a.wasm", "resources": {"mounts": [{"guest": "/"}]}},
+		{"name": "b", "wasm": "b.wasm"}]}`
+	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(spec), 0o644)
+	key := filepath.Join(dir, "key")
+	compat(t, "keygen", "-out", key)
+	mb := filepath.Join(dir, "two.vkmb")
+	if code, _, errOut := compat(t, "megabinary", "build", "-spec", filepath.Join(dir, "spec.json"), "-out", mb, "-key", key); code != 0 {
+		t.Fatalf("build: %d %s", code, errOut)
+	}
+	exec := func(args ...string) (int, string, string) {
+		return compat(t, append([]string{"exec", "-megabinary", mb, "-pubkey", key + ".pub"}, args...)...)
+	}
+	if code, out, errOut := exec(filepath.Join(dir, "a.wasm")); code != 0 || out != "entry a\n" {
+		t.Fatalf("exec a: %d %q %q", code, out, errOut)
+	}
+	auditLog := func() string { b, _ := os.ReadFile(filepath.Join(cache, "audit.jsonl")); return string(b) }
+
+	code, _, errOut := exec("-mount", "/="+cache, filepath.Join(dir, "a.wasm"))
+	if code != exitDenied || !strings.Contains(errOut, "AOT cache") {
+		t.Fatalf("mount over the cache: %d %q", code, errOut)
+	}
+	if !strings.Contains(auditLog(), `"decision":"deny","reason":"mount of `+cache) {
+		t.Fatalf("no audit record of the refused mount:\n%s", auditLog())
+	}
+
+	files, _ := filepath.Glob(filepath.Join(cache, "aot", "wazero-*", "*", "*.aot"))
+	if len(files) != 2 {
+		t.Fatalf("AOT cache holds %v, want two entries", files)
+	}
+	a, _ := os.ReadFile(files[0])
+	b, _ := os.ReadFile(files[1])
+	os.WriteFile(files[0], b, 0o600)
+	os.WriteFile(files[1], a, 0o600)
+	code, out, errOut := exec(filepath.Join(dir, "a.wasm"))
+	if code != exitUsage || out != "" || !strings.Contains(errOut, "compiled code") || !strings.Contains(errOut, "remove the file") {
+		t.Fatalf("swapped AOT entries: %d %q %q", code, out, errOut)
+	}
+	if !strings.Contains(auditLog(), `"action":"load"`) {
+		t.Fatalf("no audit record of the refused load:\n%s", auditLog())
+	}
+
+	os.WriteFile(filepath.Join(dir, "trailing.json"), []byte(spec+`{"x":1}`), 0o644)
+	out2 := filepath.Join(dir, "trailing.vkmb")
+	if code, _, errOut := compat(t, "megabinary", "build", "-spec", filepath.Join(dir, "trailing.json"), "-out", out2); code != exitUsage || !strings.Contains(errOut, "after the JSON object") {
+		t.Fatalf("spec with trailing data: %d %q", code, errOut)
+	}
+	if _, err := os.Stat(out2); err == nil {
+		t.Fatal("a megabinary was written from a spec with trailing data")
+	}
+}

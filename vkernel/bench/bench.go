@@ -58,14 +58,15 @@ func monotonic() int64 {
 }
 
 // workspace is a directory holding a signed megabinary of the given guests
-// (written as NAME.wasm beside it) and its public key.
+// (written as NAME.wasm beside it) and its public key. aliases adds hashes
+// of other files that route to a guest's entry.
 type workspace struct {
 	dir string
 	mb  string
 	pub ed25519.PublicKey
 }
 
-func newWorkspace(dir string, guests map[string][]byte, res megabinary.Resources) (*workspace, error) {
+func newWorkspace(dir string, guests map[string][]byte, res megabinary.Resources, aliases map[string][]string) (*workspace, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -74,9 +75,9 @@ func newWorkspace(dir string, guests map[string][]byte, res megabinary.Resources
 	for name, wasm := range guests {
 		d := megabinary.SHA256(wasm)
 		modules[d] = wasm
-		entries = append(entries, megabinary.Entry{Name: name, Hashes: []string{d}, Module: d, Resources: res})
+		entries = append(entries, megabinary.Entry{Name: name, Hashes: append([]string{d}, aliases[name]...), Module: d, Resources: res})
 		path := filepath.Join(dir, name+".wasm")
-		// Keep an unchanged file as it is, so its hash can stay cached.
+		// Keep an unchanged file as it is.
 		if old, err := os.ReadFile(path); err != nil || megabinary.SHA256(old) != d {
 			if err := os.WriteFile(path, wasm, 0o755); err != nil {
 				return nil, err

@@ -21,7 +21,7 @@ func TestBenchmarksRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ex.Warm.N != 20 || ex.Cold.N != 20 || ex.Native.N != 20 || ex.Warm.P50 <= 0 {
+	if ex.Warm.N != 20 || ex.Cold.N != 20 || ex.Native.N != 20 || ex.Warm.P50 <= 0 || ex.Rehash.N != 20 || ex.RehashBytes != 9<<20 {
 		t.Fatalf("exec report %+v", ex)
 	}
 	c, err := Concurrent(context.Background(), ConcurrentOptions{N: 20, Dir: dir})

@@ -86,7 +86,7 @@ func Concurrent(ctx context.Context, opts ConcurrentOptions) (*ConcurrentReport,
 	if err != nil {
 		return nil, fmt.Errorf("native tool: %w", err)
 	}
-	ws, err := newWorkspace(filepath.Join(opts.Dir, "concurrent"), map[string][]byte{"tool": wasm}, megabinary.Resources{})
+	ws, err := newWorkspace(filepath.Join(opts.Dir, "concurrent"), map[string][]byte{"tool": wasm}, megabinary.Resources{}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +96,6 @@ func Concurrent(ctx context.Context, opts ConcurrentOptions) (*ConcurrentReport,
 	}
 	defer k.Close(ctx)
 	path := filepath.Join(ws.dir, "tool.wasm")
-	if err := settle(path, vkernel.RacyWindow); err != nil {
-		return nil, err
-	}
 	rep := &ConcurrentReport{N: opts.N, Guest: "tool (wc + checksum of 16 KiB, wasm32-wasi)"}
 
 	// vkernel

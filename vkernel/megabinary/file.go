@@ -87,13 +87,8 @@ func Parse(data []byte) (*File, error) {
 	}
 	f := &File{header: data[:off], manifest: data[off : off+int(n)], modules: map[string][]byte{}}
 	off += int(n)
-	dec := json.NewDecoder(bytes.NewReader(f.manifest))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f.Manifest); err != nil {
+	if err := decodeStrict(f.manifest, &f.Manifest); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("manifest: trailing data after the JSON object")
 	}
 	if err := f.Manifest.Validate(); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)

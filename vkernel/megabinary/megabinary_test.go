@@ -3,6 +3,7 @@ package megabinary
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,4 +179,52 @@ func TestSpecBuild(t *testing.T) {
 	if _, err := LoadSpec(filepath.Join(dir, "bad.json")); err == nil || !strings.Contains(err.Error(), "typo") {
 		t.Fatalf("unknown field: %v", err)
 	}
+}
+
+// TestSpecTrailingData: a spec holds one JSON object; a second object, a
+// stray bracket or any other text after it is an error, not ignored.
+func TestSpecTrailingData(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tool.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	good := `{"entries": [{"name": "tool", "wasm": "tool.wasm"}]}`
+	for name, text := range map[string]string{
+		"second object": good + `{"x":1}`,
+		"stray brace":   good + `}`,
+		"stray bracket": good + `]`,
+		"text":          good + ` trailing`,
+		"second spec":   good + "\n" + good,
+	} {
+		p := filepath.Join(dir, "spec.json")
+		os.WriteFile(p, []byte(text), 0o644)
+		if _, err := LoadSpec(p); err == nil || !strings.Contains(err.Error(), "after the JSON object") {
+			t.Errorf("%s: %v, want an error about data after the object", name, err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(good+"\n\t \n"), 0o644)
+	if _, err := LoadSpec(filepath.Join(dir, "spec.json")); err != nil {
+		t.Errorf("trailing white space: %v", err)
+	}
+}
+
+// FuzzDecodeStrict: whatever decodes strictly is exactly one JSON value
+// with nothing but white space around it, and re-decodes the same.
+func FuzzDecodeStrict(f *testing.F) {
+	f.Add([]byte(`{"entries": [{"name": "tool", "wasm": "tool.wasm"}]}`))
+	f.Add([]byte(`{"entries": []}{"x":1}`))
+	f.Add([]byte(`{"entries": []}}`))
+	f.Add([]byte(` {} `))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s Spec
+		if decodeStrict(b, &s) != nil {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			t.Fatalf("decoded strictly, but not as a JSON value: %v", err)
+		}
+		if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) != 0 {
+			t.Fatalf("decoded strictly with %q after the value", rest)
+		}
+	})
 }

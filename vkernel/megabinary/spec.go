@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -37,17 +38,16 @@ type SpecEntry struct {
 	AliasHashes []string `json:"alias_hashes,omitempty"`
 }
 
-// LoadSpec reads a JSON build spec, rejecting unknown fields, and resolves
-// its relative file names against the spec's directory.
+// LoadSpec reads a JSON build spec, rejecting unknown fields and anything
+// after the spec object, and resolves its relative file names against the
+// spec's directory.
 func LoadSpec(name string) (*Spec, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := decodeStrict(data, &s); err != nil {
 		return nil, fmt.Errorf("spec %s: %w", name, err)
 	}
 	base := filepath.Dir(name)
@@ -108,4 +108,20 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// decodeStrict decodes the one JSON value data holds into v. Unknown
+// fields are errors, and so is anything but white space after the value:
+// a second object would otherwise be ignored without a word.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("unexpected data after the JSON object at byte %d (one object expected)", end)
+	}
+	return nil
 }

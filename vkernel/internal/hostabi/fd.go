@@ -11,30 +11,36 @@ import (
 )
 
 // fdAdvise is preview1 fd_advise(fd, offset, len, advice) -> errno. Advice is
-// accepted and ignored. EBADF for an unknown fd, EINVAL for an unknown advice.
+// accepted and ignored. EBADF for an unknown fd, EINVAL for an unknown advice,
+// ENOTCAPABLE without FD_ADVISE.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_advisefd-fd-offset-filesize-len-filesize-advice-advice---errno
 var fdAdvise = &hostFunc{
 	module: ModulePreview1, name: "fd_advise",
 	params: []string{"fd", "offset", "len", "advice"}, types: []api.ValueType{i32, i64, i64, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
-		if p.fds.get(uint32(s[0])) == nil {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
 			return EBADF
 		}
 		if uint32(s[3]) > 5 {
 			return EINVAL
+		}
+		if !f.can(rightFDAdvise) {
+			return ENOTCAPABLE
 		}
 		return ESUCCESS
 	},
 }
 
 // fdAllocate is preview1 fd_allocate(fd, offset, len) -> errno: reserves
-// file space with fallocate. EBADF, EROFS on a read-only mount, ENOSPC.
+// file space with fallocate. EBADF, EROFS on a read-only mount, ENOSPC,
+// ENOTCAPABLE without FD_ALLOCATE.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_allocatefd-fd-offset-filesize-len-filesize---errno
 var fdAllocate = &hostFunc{
 	module: ModulePreview1, name: "fd_allocate",
 	params: []string{"fd", "offset", "len"}, types: []api.ValueType{i32, i64, i64}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
-		f, errno := p.hostFile(uint32(s[0]))
+		f, errno := p.hostFile(uint32(s[0]), rightFDAllocate)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -62,13 +68,15 @@ var fdClose = &hostFunc{
 	},
 }
 
-// fdDatasync is preview1 fd_datasync(fd) -> errno.
+// fdDatasync is preview1 fd_datasync(fd) -> errno. FD_DATASYNC is not
+// checked: Linux syncs a read-only file's data, and wasi-libc asks for the
+// right only when it opens to write.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_datasyncfd-fd---errno
 var fdDatasync = &hostFunc{
 	module: ModulePreview1, name: "fd_datasync",
 	params: []string{"fd"}, types: []api.ValueType{i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
-		f, errno := p.hostFile(uint32(s[0]))
+		f, errno := p.hostFile(uint32(s[0]), 0)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -76,13 +84,13 @@ var fdDatasync = &hostFunc{
 	},
 }
 
-// fdSync is preview1 fd_sync(fd) -> errno.
+// fdSync is preview1 fd_sync(fd) -> errno. ENOTCAPABLE without FD_SYNC.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_syncfd-fd---errno
 var fdSync = &hostFunc{
 	module: ModulePreview1, name: "fd_sync",
 	params: []string{"fd"}, types: []api.ValueType{i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
-		f, errno := p.hostFile(uint32(s[0]))
+		f, errno := p.hostFile(uint32(s[0]), rightFDSync)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -91,8 +99,7 @@ var fdSync = &hostFunc{
 }
 
 // fdFdstatGet is preview1 fd_fdstat_get(fd, result.stat) -> errno: the file
-// type, the flags the guest set, and all rights (access is enforced by
-// mounts, not rights). EBADF, EFAULT.
+// type, the flags the guest set, and the fd's rights. EBADF, EFAULT.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_fdstat_getfd-fd---errno-fdstat
 var fdFdstatGet = &hostFunc{
 	module: ModulePreview1, name: "fd_fdstat_get",
@@ -109,8 +116,8 @@ var fdFdstatGet = &hostFunc{
 		clear(b)
 		b[0] = f.filetype
 		put16(b[2:], f.flags)
-		put64(b[8:], allRights)
-		put64(b[16:], allRights)
+		put64(b[8:], f.rights)
+		put64(b[16:], f.inheriting)
 		return ESUCCESS
 	},
 }
@@ -118,7 +125,7 @@ var fdFdstatGet = &hostFunc{
 // fdFdstatSetFlags is preview1 fd_fdstat_set_flags(fd, flags) -> errno.
 // NONBLOCK makes reads, writes and accepts on the fd answer EAGAIN instead
 // of waiting; APPEND sets O_APPEND on the host file. EBADF, EINVAL for
-// unknown flags.
+// unknown flags, ENOTCAPABLE without FD_FDSTAT_SET_FLAGS.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_fdstat_set_flagsfd-fd-flags-fdflags---errno
 var fdFdstatSetFlags = &hostFunc{
 	module: ModulePreview1, name: "fd_fdstat_set_flags",
@@ -131,6 +138,9 @@ var fdFdstatSetFlags = &hostFunc{
 		flags := uint32(s[1])
 		if flags&^0x1f != 0 {
 			return EINVAL
+		}
+		if !f.can(rightFDFdstatSetFlags) {
+			return ENOTCAPABLE
 		}
 		if f.hostFD >= 0 && f.filetype == filetypeRegularFile && (flags^uint32(f.flags))&fdflagAppend != 0 {
 			fl, err := unix.FcntlInt(uintptr(f.hostFD), unix.F_GETFL, 0)
@@ -152,22 +162,28 @@ var fdFdstatSetFlags = &hostFunc{
 }
 
 // fdFdstatSetRights is preview1 fd_fdstat_set_rights(fd, base, inheriting)
-// -> errno. Rights are not enforced (see fd_fdstat_get); the call succeeds
-// for any open fd.
+// -> errno: drops rights. ENOTCAPABLE when either set holds a right the fd
+// does not have (rights are never gained), EBADF.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_fdstat_set_rightsfd-fd-fs_rights_base-rights-fs_rights_inheriting-rights---errno
 var fdFdstatSetRights = &hostFunc{
 	module: ModulePreview1, name: "fd_fdstat_set_rights",
 	params: []string{"fd", "fs_rights_base", "fs_rights_inheriting"}, types: []api.ValueType{i32, i64, i64}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
-		if p.fds.get(uint32(s[0])) == nil {
+		f := p.fds.get(uint32(s[0]))
+		if f == nil {
 			return EBADF
 		}
+		if s[1]&^f.rights != 0 || s[2]&^f.inheriting != 0 {
+			return ENOTCAPABLE
+		}
+		f.rights, f.inheriting = s[1], s[2]
 		return ESUCCESS
 	},
 }
 
 // fdFilestatGet is preview1 fd_filestat_get(fd, result.buf) -> errno: the
-// host file's attributes. EBADF, EFAULT.
+// host file's attributes. EBADF, EFAULT, ENOTCAPABLE without
+// FD_FILESTAT_GET.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_filestat_getfd-fd---errno-filestat
 var fdFilestatGet = &hostFunc{
 	module: ModulePreview1, name: "fd_filestat_get",
@@ -180,6 +196,9 @@ var fdFilestatGet = &hostFunc{
 		b, ok := view(mod.Memory(), uint32(s[1]), 64)
 		if !ok {
 			return EFAULT
+		}
+		if !f.can(rightFDFilestatGet) {
+			return ENOTCAPABLE
 		}
 		fd := f.statFD()
 		if fd < 0 {
@@ -197,13 +216,14 @@ var fdFilestatGet = &hostFunc{
 }
 
 // fdFilestatSetSize is preview1 fd_filestat_set_size(fd, size) -> errno:
-// ftruncate. EBADF, EINVAL, EROFS on a read-only mount.
+// ftruncate. EBADF, EINVAL, EROFS on a read-only mount, ENOTCAPABLE without
+// FD_FILESTAT_SET_SIZE (a file opened without the write right).
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_filestat_set_sizefd-fd-size-filesize---errno
 var fdFilestatSetSize = &hostFunc{
 	module: ModulePreview1, name: "fd_filestat_set_size",
 	params: []string{"fd", "size"}, types: []api.ValueType{i32, i64}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
-		f, errno := p.hostFile(uint32(s[0]))
+		f, errno := p.hostFile(uint32(s[0]), rightFDFilestatSetSize)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -216,7 +236,7 @@ var fdFilestatSetSize = &hostFunc{
 
 // fdFilestatSetTimes is preview1 fd_filestat_set_times(fd, atim, mtim,
 // fst_flags) -> errno: futimens, honouring ATIM_NOW and MTIM_NOW. EBADF,
-// EINVAL for contradictory flags.
+// EINVAL for contradictory flags, ENOTCAPABLE without FD_FILESTAT_SET_TIMES.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_filestat_set_timesfd-fd-atim-timestamp-mtim-timestamp-fst_flags-fstflags---errno
 var fdFilestatSetTimes = &hostFunc{
 	module: ModulePreview1, name: "fd_filestat_set_times",
@@ -230,6 +250,9 @@ var fdFilestatSetTimes = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
+		if !f.can(rightFDFilestatSetTimes) {
+			return ENOTCAPABLE
+		}
 		if f.mount != nil && f.mount.readOnly {
 			return EROFS
 		}
@@ -242,13 +265,14 @@ var fdFilestatSetTimes = &hostFunc{
 }
 
 // fdPread is preview1 fd_pread(fd, iovs, iovs_len, offset, result.nread) ->
-// errno: one preadv into the iovecs. EBADF, EFAULT, ESPIPE on a socket.
+// errno: one preadv into the iovecs. EBADF, EFAULT, ESPIPE on a socket,
+// ENOTCAPABLE without FD_READ.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_preadfd-fd-iovs-iovec_array-offset-filesize---errno-size
 var fdPread = &hostFunc{
 	module: ModulePreview1, name: "fd_pread",
 	params: []string{"fd", "iovs", "iovs_len", "offset", "result.nread"}, types: []api.ValueType{i32, i32, i32, i64, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		f, errno := p.hostFile(uint32(s[0]))
+		f, errno := p.hostFile(uint32(s[0]), rightFDRead)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -261,13 +285,14 @@ var fdPread = &hostFunc{
 }
 
 // fdPwrite is preview1 fd_pwrite(fd, iovs, iovs_len, offset,
-// result.nwritten) -> errno: one pwritev. EBADF, EFAULT, ESPIPE.
+// result.nwritten) -> errno: one pwritev. EBADF, EFAULT, ESPIPE,
+// ENOTCAPABLE without FD_WRITE.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_pwritefd-fd-iovs-ciovec_array-offset-filesize---errno-size
 var fdPwrite = &hostFunc{
 	module: ModulePreview1, name: "fd_pwrite",
 	params: []string{"fd", "iovs", "iovs_len", "offset", "result.nwritten"}, types: []api.ValueType{i32, i32, i32, i64, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		f, errno := p.hostFile(uint32(s[0]))
+		f, errno := p.hostFile(uint32(s[0]), rightFDWrite)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -330,7 +355,7 @@ var fdPrestatDirName = &hostFunc{
 // a host fd it is one readv, so the count always covers every byte moved
 // (wazero's loses the first iovecs' bytes when a later one hits EAGAIN). A
 // blocking fd waits for data; a NONBLOCK one answers EAGAIN. EBADF, EFAULT,
-// EISDIR.
+// EISDIR, ENOTCAPABLE without FD_READ.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_readfd-fd-iovs-iovec_array---errno-size
 var fdRead = &hostFunc{
 	module: ModulePreview1, name: "fd_read",
@@ -339,6 +364,9 @@ var fdRead = &hostFunc{
 		f := p.fds.get(uint32(s[0]))
 		if f == nil {
 			return EBADF
+		}
+		if f.filetype != filetypeDirectory && !f.can(rightFDRead) {
+			return ENOTCAPABLE
 		}
 		return ioCall(mod, s[1:], func(bufs [][]byte) (int, Errno) { return p.read(ctx, f, bufs) })
 	},
@@ -371,7 +399,8 @@ func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno)
 
 // fdWrite is preview1 fd_write(fd, iovs, iovs_len, result.nwritten) -> errno:
 // one writev on a host fd, so a short write reports exactly what was
-// written. EBADF, EFAULT, EPIPE, EAGAIN on a NONBLOCK socket.
+// written. EBADF, EFAULT, EPIPE, EAGAIN on a NONBLOCK socket, ENOTCAPABLE
+// without FD_WRITE.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_writefd-fd-iovs-ciovec_array---errno-size
 var fdWrite = &hostFunc{
 	module: ModulePreview1, name: "fd_write",
@@ -380,6 +409,9 @@ var fdWrite = &hostFunc{
 		f := p.fds.get(uint32(s[0]))
 		if f == nil {
 			return EBADF
+		}
+		if f.filetype != filetypeDirectory && !f.can(rightFDWrite) {
+			return ENOTCAPABLE
 		}
 		return ioCall(mod, s[1:], func(bufs [][]byte) (int, Errno) { return p.write(ctx, f, bufs) })
 	},
@@ -474,7 +506,7 @@ func waitFD(ctx context.Context, fd int, events int16) Errno {
 // result.bufused) -> errno: directory entries from cookie on, each a 24-byte
 // dirent and its name; the last may be cut short, and bufused == buf_len
 // tells the caller to ask again with a larger buffer. Cookie 0 rereads the
-// directory. EBADF, ENOTDIR, EFAULT.
+// directory. EBADF, ENOTDIR, EFAULT, ENOTCAPABLE without FD_READDIR.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_readdirfd-fd-buf-pointeru8-buf_len-size-cookie-dircookie---errno-size
 var fdReaddir = &hostFunc{
 	module: ModulePreview1, name: "fd_readdir",
@@ -486,6 +518,9 @@ var fdReaddir = &hostFunc{
 		}
 		if f.filetype != filetypeDirectory || f.mount == nil {
 			return ENOTDIR
+		}
+		if !f.can(rightFDReaddir) {
+			return ENOTCAPABLE
 		}
 		buf, ok := view(mod.Memory(), uint32(s[1]), uint32(s[2]))
 		if !ok {
@@ -584,29 +619,25 @@ func direntType(t uint8) uint8 {
 	return filetypeUnknown
 }
 
-// fdRenumber is preview1 fd_renumber(fd, to) -> errno: moves fd to the
-// number to, closing what was there. EBADF when fd is not open or to is out
-// of range.
+// fdRenumber is preview1 fd_renumber(fd, to) -> errno: atomically replaces
+// the open fd to with fd, which is closed. EBADF when either is not open:
+// unlike dup2, renumbering onto a free number is an error, since preview1
+// hands out fd numbers only through calls that open.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_renumberfd-fd-to-fd---errno
 var fdRenumber = &hostFunc{
 	module: ModulePreview1, name: "fd_renumber",
 	params: []string{"fd", "to"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, _ api.Module, s []uint64) Errno {
 		from, to := uint32(s[0]), uint32(s[1])
-		f := p.fds.get(from)
-		if f == nil || to >= maxFDs {
+		f, old := p.fds.get(from), p.fds.get(to)
+		if f == nil || old == nil {
 			return EBADF
 		}
 		if from == to {
 			return ESUCCESS
 		}
-		if old := p.fds.get(to); old != nil {
-			p.forgetEpoll(old.hostFD)
-			old.closeHost()
-		}
-		for uint32(len(p.fds.files)) <= to {
-			p.fds.files = append(p.fds.files, nil)
-		}
+		p.forgetEpoll(old.hostFD)
+		old.closeHost()
 		p.fds.files[to] = f
 		p.fds.files[from] = nil
 		return ESUCCESS
@@ -614,7 +645,10 @@ var fdRenumber = &hostFunc{
 }
 
 // fdSeek is preview1 fd_seek(fd, offset, whence, result.newoffset) -> errno.
-// EBADF, EINVAL for an unknown whence, ESPIPE on sockets and stdio.
+// EBADF, also on a directory (it has no offset a guest can use; fd_readdir
+// takes cookies), EINVAL for an unknown whence, ESPIPE on sockets and
+// stdio, ENOTCAPABLE without FD_SEEK (FD_TELL is enough to ask for the
+// offset: offset 0 from CUR).
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_seekfd-fd-offset-filedelta-whence-whence---errno-filesize
 var fdSeek = &hostFunc{
 	module: ModulePreview1, name: "fd_seek",
@@ -627,8 +661,18 @@ var fdSeek = &hostFunc{
 		if uint32(s[2]) > 2 {
 			return EINVAL
 		}
+		if f.filetype == filetypeDirectory {
+			return EBADF
+		}
 		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
 			return ESPIPE
+		}
+		need := uint64(rightFDSeek)
+		if s[1] == 0 && s[2] == 1 {
+			need = rightFDTell
+		}
+		if !f.can(need) && !f.can(rightFDSeek) {
+			return ENOTCAPABLE
 		}
 		off, err := unix.Seek(f.hostFD, int64(s[1]), int(s[2]))
 		if err != nil {
@@ -638,7 +682,8 @@ var fdSeek = &hostFunc{
 	},
 }
 
-// fdTell is preview1 fd_tell(fd, result.offset) -> errno.
+// fdTell is preview1 fd_tell(fd, result.offset) -> errno. EBADF (a
+// directory too), ESPIPE on sockets and stdio, ENOTCAPABLE without FD_TELL.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_tellfd-fd---errno-filesize
 var fdTell = &hostFunc{
 	module: ModulePreview1, name: "fd_tell",
@@ -648,8 +693,14 @@ var fdTell = &hostFunc{
 		if f == nil {
 			return EBADF
 		}
+		if f.filetype == filetypeDirectory {
+			return EBADF
+		}
 		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
 			return ESPIPE
+		}
+		if !f.can(rightFDTell) {
+			return ENOTCAPABLE
 		}
 		off, err := unix.Seek(f.hostFD, 0, 1)
 		if err != nil {
@@ -659,11 +710,15 @@ var fdTell = &hostFunc{
 	},
 }
 
-// hostFile returns the open regular file or directory at fd, or EBADF.
-func (p *Process) hostFile(fd uint32) (*file, Errno) {
+// hostFile returns the open regular file or directory at fd, or EBADF; or
+// ENOTCAPABLE when the fd lacks a right in need.
+func (p *Process) hostFile(fd uint32, need uint64) (*file, Errno) {
 	f := p.fds.get(fd)
 	if f == nil || f.hostFD < 0 {
 		return nil, EBADF
+	}
+	if !f.can(need) {
+		return nil, ENOTCAPABLE
 	}
 	return f, ESUCCESS
 }

@@ -28,9 +28,74 @@ const (
 	fdflagSync     = 16
 )
 
-// allRights is reported for every fd: the vkernel enforces access with its
-// mounts and policy, not with preview1's deprecated rights bits.
-const allRights = 0x1fffffff
+// Preview1 rights: what each fd lets the guest do. A path_open'd fd gets
+// the rights asked for, less those its directory may not hand on
+// (fs_rights_inheriting) and those that do not apply to the file's type;
+// fd_fdstat_set_rights can only drop rights. Calls check the rights they
+// need and answer ENOTCAPABLE without them (see ABI.md for the calls whose
+// rights are not checked).
+// See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-rights-flagsu64
+const (
+	rightFDDatasync           = 1 << 0
+	rightFDRead               = 1 << 1
+	rightFDSeek               = 1 << 2
+	rightFDFdstatSetFlags     = 1 << 3
+	rightFDSync               = 1 << 4
+	rightFDTell               = 1 << 5
+	rightFDWrite              = 1 << 6
+	rightFDAdvise             = 1 << 7
+	rightFDAllocate           = 1 << 8
+	rightPathCreateDirectory  = 1 << 9
+	rightPathCreateFile       = 1 << 10
+	rightPathLinkSource       = 1 << 11
+	rightPathLinkTarget       = 1 << 12
+	rightPathOpen             = 1 << 13
+	rightFDReaddir            = 1 << 14
+	rightPathReadlink         = 1 << 15
+	rightPathRenameSource     = 1 << 16
+	rightPathRenameTarget     = 1 << 17
+	rightPathFilestatGet      = 1 << 18
+	rightPathFilestatSetSize  = 1 << 19
+	rightPathFilestatSetTimes = 1 << 20
+	rightFDFilestatGet        = 1 << 21
+	rightFDFilestatSetSize    = 1 << 22
+	rightFDFilestatSetTimes   = 1 << 23
+	rightPathSymlink          = 1 << 24
+	rightPathRemoveDirectory  = 1 << 25
+	rightPathUnlinkFile       = 1 << 26
+	rightPollFDReadwrite      = 1 << 27
+	rightSockShutdown         = 1 << 28
+
+	// dirRights apply to directories.
+	dirRights = rightFDFdstatSetFlags | rightFDSync | rightFDDatasync | rightFDAdvise |
+		rightPathCreateDirectory | rightPathCreateFile | rightPathLinkSource | rightPathLinkTarget |
+		rightPathOpen | rightFDReaddir | rightPathReadlink | rightPathRenameSource | rightPathRenameTarget |
+		rightPathFilestatGet | rightPathFilestatSetSize | rightPathFilestatSetTimes |
+		rightFDFilestatGet | rightFDFilestatSetTimes | rightPathSymlink | rightPathRemoveDirectory | rightPathUnlinkFile
+	// fileRights apply to regular files and devices.
+	fileRights = rightFDDatasync | rightFDRead | rightFDSeek | rightFDFdstatSetFlags | rightFDSync |
+		rightFDTell | rightFDWrite | rightFDAdvise | rightFDAllocate |
+		rightFDFilestatGet | rightFDFilestatSetSize | rightFDFilestatSetTimes | rightPollFDReadwrite
+	// streamRights apply to sockets.
+	streamRights = rightFDRead | rightFDWrite | rightFDFdstatSetFlags | rightFDFilestatGet | rightPollFDReadwrite | rightSockShutdown
+	// stdioRights are the stdio fds'. They include FD_SEEK and FD_TELL
+	// (fd_seek still answers ESPIPE) because wasi-libc's isatty takes a
+	// character device without them for a terminal, and the vkernel's
+	// stdio are never terminals: without them Python would go interactive
+	// and line-buffer its output.
+	stdioRights = streamRights | rightFDSeek | rightFDTell
+)
+
+// rightsFor returns the rights that apply to a file type.
+func rightsFor(filetype uint8) uint64 {
+	switch filetype {
+	case filetypeDirectory:
+		return dirRights
+	case filetypeSocketStream, filetypeSocketDgram:
+		return streamRights
+	}
+	return fileRights
+}
 
 // mount is a host directory the guest sees at a guest path.
 type mount struct {
@@ -48,6 +113,10 @@ type file struct {
 	writer   io.Writer // stdout, stderr
 	flags    uint16    // preview1 fdflags as the guest last set them
 
+	// rights and inheriting are the fd's preview1 rights (fs_rights_base
+	// and fs_rights_inheriting).
+	rights, inheriting uint64
+
 	mount   *mount
 	rel     string // directory's path relative to the mount root, "." for the root
 	preopen string // guest path answered by fd_prestat_get, for preopens only
@@ -59,6 +128,9 @@ type file struct {
 }
 
 func (f *file) nonblocking() bool { return f.flags&fdflagNonblock != 0 }
+
+// can reports whether the fd has every right in need.
+func (f *file) can(need uint64) bool { return f.rights&need == need }
 
 // fdTable maps guest fds to files. Freed numbers are reused lowest first,
 // as POSIX requires of open.

@@ -47,9 +47,11 @@ type Hooks struct {
 	Audit func(action, detail, decision, reason string)
 	// AllowConnect reports whether the guest may dial addr.
 	AllowConnect func(addr netip.AddrPort) bool
-	// Spawn execs the file at a host path through the vkernel (routed by
-	// hash) and returns its exit status, or the errno to report.
-	Spawn func(ctx context.Context, hostPath string, args []string) (uint32, Errno)
+	// Spawn execs a file through the vkernel (routed by hash) and returns
+	// its exit status, or the errno to report. guestPath is the path the
+	// guest gave; fdPath a /proc/self/fd link to the file it resolved to
+	// inside the mount, which is what must be opened.
+	Spawn func(ctx context.Context, guestPath, fdPath string, args []string) (uint32, Errno)
 }
 
 // Config describes a process to create.
@@ -114,9 +116,9 @@ func NewProcess(cfg Config) (*Process, error) {
 		stdin = eofReader{}
 	}
 	p.fds.files = []*file{
-		{filetype: filetypeCharDevice, hostFD: -1, reader: stdin},
-		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stdout)},
-		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stderr)},
+		{filetype: filetypeCharDevice, hostFD: -1, reader: stdin, rights: stdioRights},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stdout), rights: stdioRights},
+		{filetype: filetypeCharDevice, hostFD: -1, writer: orDiscard(cfg.Stderr), rights: stdioRights},
 	}
 	for _, m := range cfg.Mounts {
 		if err := p.addMount(m); err != nil {
@@ -149,7 +151,8 @@ func (p *Process) addMount(m Mount) error {
 	}
 	mt := &mount{guest: m.Guest, host: m.Host, rootFD: fd, readOnly: m.ReadOnly}
 	p.mounts = append(p.mounts, mt)
-	_, errno := p.fds.insert(&file{filetype: filetypeDirectory, hostFD: -1, mount: mt, rel: ".", preopen: m.Guest})
+	_, errno := p.fds.insert(&file{filetype: filetypeDirectory, hostFD: -1, mount: mt, rel: ".", preopen: m.Guest,
+		rights: dirRights, inheriting: dirRights | fileRights})
 	if errno != ESUCCESS {
 		return fmt.Errorf("mount %s: fd table full", m.Guest)
 	}
@@ -171,7 +174,7 @@ func (p *Process) addListener(l net.Listener) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	guestFD, errno := p.fds.insert(&file{filetype: filetypeSocketStream, hostFD: fd, listener: true})
+	guestFD, errno := p.fds.insert(&file{filetype: filetypeSocketStream, hostFD: fd, listener: true, rights: streamRights})
 	if errno != ESUCCESS {
 		unix.Close(fd)
 		return 0, errors.New("fd table full")

@@ -64,6 +64,8 @@ type harness struct {
 	compiled wazero.CompiledModule
 	root     string
 	listener net.Listener
+	// audit, if set, receives the process's audit records.
+	audit func(action, detail, decision, reason string)
 }
 
 func newHarness(t testing.TB) *harness {
@@ -98,7 +100,7 @@ func (h *harness) call(t testing.TB, i int, args []uint64, setup func(api.Memory
 		Args: []string{"fuzz", "arg"}, Env: []string{"A=B"},
 		Mounts:    []Mount{{Guest: "/", Host: h.root}, {Guest: "/ro", Host: h.root, ReadOnly: true}},
 		Listeners: []net.Listener{h.listener},
-		Hooks:     Hooks{AllowConnect: func(a netip.AddrPort) bool { return false }},
+		Hooks:     Hooks{AllowConnect: func(a netip.AddrPort) bool { return false }, Audit: h.audit},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -275,4 +277,74 @@ func TestTrailingSlash(t *testing.T) {
 	if Errno(got) != ESUCCESS {
 		t.Errorf("mkdir d/: errno %d", got)
 	}
+}
+
+// TestMemIntentAuditsEveryExecRequest: every mem_map and mem_protect
+// request that includes PROT_EXEC is refused and audited, including one
+// with unknown bits (EINVAL, as Linux answers those); requests without
+// PROT_EXEC are not audited.
+func TestMemIntentAuditsEveryExecRequest(t *testing.T) {
+	h := newHarness(t)
+	var records []string
+	h.audit = func(action, detail, decision, reason string) {
+		records = append(records, action+" "+detail+" "+decision+" "+reason)
+	}
+	idx := map[string]int{}
+	for i, f := range functions() {
+		idx[f.name] = i
+	}
+	for _, c := range []struct {
+		prot  uint64
+		errno Errno
+		audit bool
+	}{
+		{ProtRead | ProtWrite, ESUCCESS, false},
+		{0x80000000, EINVAL, false},
+		{ProtExec, EPERM, true},
+		{ProtWrite | ProtExec, EPERM, true},
+		{0x80000000 | ProtExec, EINVAL, true},
+		{0x100 | ProtRead | ProtExec, EINVAL, true},
+	} {
+		for _, call := range []struct {
+			name string
+			args []uint64
+		}{{"mem_map", []uint64{4096, c.prot, 0}}, {"mem_protect", []uint64{0, 4096, c.prot}}} {
+			records = nil
+			got, err := h.call(t, idx[call.name], call.args, nil)
+			if err != nil || Errno(got) != c.errno {
+				t.Errorf("%s prot=%#x: errno %d, %v; want %d", call.name, c.prot, got, err, c.errno)
+			}
+			want := fmt.Sprintf("prot=%#x deny", c.prot)
+			if audited := len(records) == 1 && strings.Contains(records[0], want); audited != c.audit {
+				t.Errorf("%s prot=%#x: audit records %q, want audited=%v", call.name, c.prot, records, c.audit)
+			}
+		}
+	}
+}
+
+func TestClimbsAbove(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a": false, "a/..": false, "a/../b": false, "./a/./../b/": false, "a//b/../..": false,
+		"..": true, "../a": true, "a/../..": true, "a/../../a": true, "x/../../secret": true, "./..": true,
+	} {
+		if got := climbsAbove(name); got != want {
+			t.Errorf("climbsAbove(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// FuzzClimbsAbove: a relative path that never climbs above its directory
+// resolves, lexically, to that directory or beneath it.
+func FuzzClimbsAbove(f *testing.F) {
+	for _, s := range []string{"a/../b", "../x", "a/b/../../..", "./.", "a//../"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if path.IsAbs(name) || climbsAbove(name) {
+			return
+		}
+		if got := JoinInMount("d/e", name); got != "d/e" && !strings.HasPrefix(got, "d/e/") {
+			t.Fatalf("%q does not climb above d/e, but resolves to %q", name, got)
+		}
+	})
 }

@@ -25,9 +25,6 @@ const (
 	oflagDirectory = 2
 	oflagExcl      = 4
 	oflagTrunc     = 8
-
-	rightFDRead  = 1 << 1
-	rightFDWrite = 1 << 6
 )
 
 // JoinInMount joins a guest path to a mount-relative directory path and
@@ -52,15 +49,24 @@ type target struct {
 }
 
 // resolve reads the path argument of a path_* call and resolves it against
-// the directory fd. EBADF for an unknown fd, ENOTDIR when it is not a
-// directory under a mount, EFAULT, ENOENT for an empty path.
-func (p *Process) resolve(m api.Memory, dirfd, ptr, n uint32) (target, Errno) {
+// the directory fd, which must have the rights in need. Paths are
+// capabilities relative to the directory fd, as preview1 has them: an
+// absolute path, or one whose ".." components climb above the directory,
+// is refused with EPERM (as wasmtime and the WASI test suite have it). The
+// one exception is ".." at the root of a mount whose guest path is "/",
+// which stays there, as "/.." is "/" in POSIX. EBADF for an unknown fd,
+// ENOTDIR when it is not a directory under a mount, ENOTCAPABLE without
+// the rights, EFAULT, ENOENT for an empty path.
+func (p *Process) resolve(m api.Memory, dirfd, ptr, n uint32, need uint64) (target, Errno) {
 	d := p.fds.get(dirfd)
 	if d == nil {
 		return target{}, EBADF
 	}
 	if d.filetype != filetypeDirectory || d.mount == nil {
 		return target{}, ENOTDIR
+	}
+	if !d.can(need) {
+		return target{}, ENOTCAPABLE
 	}
 	name, errno := readString(m, ptr, n)
 	if errno != ESUCCESS {
@@ -69,9 +75,33 @@ func (p *Process) resolve(m api.Memory, dirfd, ptr, n uint32) (target, Errno) {
 	if name == "" {
 		return target{}, ENOENT
 	}
+	if path.IsAbs(name) {
+		return target{}, EPERM
+	}
+	if climbsAbove(name) && !(d.rel == "." && d.mount.guest == "/") {
+		return target{}, EPERM
+	}
 	t := target{mount: d.mount, rel: JoinInMount(d.rel, name)}
 	t.dirOnly = strings.HasSuffix(name, "/") && t.rel != "."
 	return t, ESUCCESS
+}
+
+// climbsAbove reports whether a relative path's ".." components, taken in
+// order, ever lead above the directory it starts from.
+func climbsAbove(name string) bool {
+	depth := 0
+	for _, c := range strings.Split(name, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
 }
 
 // name is the path the kernel resolves: rel, with the trailing slash
@@ -116,6 +146,18 @@ func (t target) parent() (int, string, error) {
 	return fd, base, err
 }
 
+// isDir reports whether the target is a directory, following a final
+// symbolic link only when lookupflags has SYMLINK_FOLLOW.
+func (t target) isDir(lookupflags uint32) bool {
+	fd, err := t.lookup(lookupflags)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
 // exists reports whether the final name exists, without following it.
 func exists(pfd int, base string) bool {
 	var st unix.Stat_t
@@ -158,7 +200,7 @@ var pathCreateDirectory = &hostFunc{
 	module: ModulePreview1, name: "path_create_directory",
 	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]))
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]), rightPathCreateDirectory)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -179,7 +221,7 @@ var pathFilestatGet = &hostFunc{
 	module: ModulePreview1, name: "path_filestat_get",
 	params: []string{"fd", "flags", "path", "path_len", "result.buf"}, types: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]), rightPathFilestatGet)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -211,7 +253,7 @@ var pathFilestatSetTimes = &hostFunc{
 	types:   []api.ValueType{i32, i32, i32, i32, i64, i64, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]), rightPathFilestatSetTimes)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -243,11 +285,11 @@ var pathLink = &hostFunc{
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		old, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
+		old, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]), rightPathLinkSource)
 		if errno != ESUCCESS {
 			return errno
 		}
-		nt, errno := p.resolve(mod.Memory(), uint32(s[4]), uint32(s[5]), uint32(s[6]))
+		nt, errno := p.resolve(mod.Memory(), uint32(s[4]), uint32(s[5]), uint32(s[6]), rightPathLinkTarget)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -272,9 +314,15 @@ var pathLink = &hostFunc{
 // fs_rights_base, fs_rights_inheriting, fdflags, result.opened_fd) -> errno.
 // The access mode comes from the FD_READ and FD_WRITE rights; oflags map to
 // O_CREAT, O_DIRECTORY, O_EXCL and O_TRUNC; a final symbolic link is
-// followed only with SYMLINK_FOLLOW. On a read-only mount, opening to write
-// or create answers ENOENT for a missing file and EROFS otherwise.
-// ENOENT, EEXIST, EISDIR, ENOTDIR, ELOOP, EMFILE, EBADF, EFAULT.
+// followed only with SYMLINK_FOLLOW. The new fd's rights are those asked
+// for, less what the directory's inheriting rights do not include and what
+// does not apply to the file's type; a directory asked for with write
+// rights opens to read. The directory fd needs PATH_OPEN, and
+// PATH_CREATE_FILE for CREAT and PATH_FILESTAT_SET_SIZE for TRUNC. On a
+// read-only mount, opening to write or create answers ENOENT for a missing
+// file and EROFS otherwise. ENOENT, EEXIST, EISDIR, ENOTDIR, ELOOP, EMFILE,
+// EBADF, EFAULT, EPERM (absolute path, ".." above the directory),
+// ENOTCAPABLE.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-path_openfd-fd-dirflags-lookupflags-path-string-oflags-oflags-fs_rights_base-rights-fs_rights_inheriting-rights-fdflags-fdflags---errno-fd
 var pathOpen = &hostFunc{
 	module: ModulePreview1, name: "path_open",
@@ -282,19 +330,37 @@ var pathOpen = &hostFunc{
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i64, i64, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		oflags, rights, fdflags := uint32(s[4]), s[5], uint32(s[7])
+		oflags, fdflags := uint32(s[4]), uint32(s[7])
 		if oflags&^0xf != 0 || fdflags&^0x1f != 0 {
 			return EINVAL
+		}
+		need := uint64(rightPathOpen)
+		if oflags&oflagCreat != 0 {
+			need |= rightPathCreateFile
+		}
+		if oflags&oflagTrunc != 0 {
+			need |= rightPathFilestatSetSize
+		}
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[2]), uint32(s[3]), need)
+		if errno != ESUCCESS {
+			return errno
 		}
 		if _, ok := view(mod.Memory(), uint32(s[8]), 4); !ok {
 			return EFAULT
 		}
+		// The new fd gets the rights asked for that its directory may hand
+		// on; those that do not apply to the file's type are dropped below.
+		dir := p.fds.get(uint32(s[0]))
+		rights, inheriting := s[5]&dir.inheriting, s[6]&dir.inheriting
 		var flags uint64
 		write := rights&rightFDWrite != 0
+		if write && oflags&(oflagCreat|oflagTrunc|oflagDirectory) == 0 && t.isDir(uint32(s[1])) {
+			// Write rights do not apply to a directory: open it to read,
+			// as preview1 allows ("fewer rights ... if those rights do not
+			// apply to the type of file being opened"). Asking for every
+			// right fd_fdstat_get reported must not fail with EISDIR.
+			oflags |= oflagDirectory
+		}
 		switch {
 		case oflags&oflagDirectory != 0:
 			flags = unix.O_RDONLY | unix.O_DIRECTORY
@@ -354,8 +420,10 @@ var pathOpen = &hostFunc{
 			return errnoOf(err)
 		}
 		f := &file{filetype: modeType(st.Mode), hostFD: fd, flags: uint16(fdflags), mount: t.mount}
+		f.rights = rights & rightsFor(f.filetype)
 		if f.filetype == filetypeDirectory {
 			f.rel = t.rel
+			f.inheriting = inheriting
 		}
 		newfd, errno := p.fds.insert(f)
 		if errno != ESUCCESS {
@@ -376,7 +444,7 @@ var pathReadlink = &hostFunc{
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]))
+		t, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]), rightPathReadlink)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -404,7 +472,7 @@ var pathRemoveDirectory = &hostFunc{
 	module: ModulePreview1, name: "path_remove_directory",
 	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		return p.unlink(mod.Memory(), s, unix.AT_REMOVEDIR)
+		return p.unlink(mod.Memory(), s, unix.AT_REMOVEDIR, rightPathRemoveDirectory)
 	},
 }
 
@@ -416,12 +484,12 @@ var pathUnlinkFile = &hostFunc{
 	module: ModulePreview1, name: "path_unlink_file",
 	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		return p.unlink(mod.Memory(), s, 0)
+		return p.unlink(mod.Memory(), s, 0, rightPathUnlinkFile)
 	},
 }
 
-func (p *Process) unlink(m api.Memory, s []uint64, flags int) Errno {
-	t, errno := p.resolve(m, uint32(s[0]), uint32(s[1]), uint32(s[2]))
+func (p *Process) unlink(m api.Memory, s []uint64, flags int, need uint64) Errno {
+	t, errno := p.resolve(m, uint32(s[0]), uint32(s[1]), uint32(s[2]), need)
 	if errno != ESUCCESS {
 		return errno
 	}
@@ -443,11 +511,11 @@ var pathRename = &hostFunc{
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		old, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]))
+		old, errno := p.resolve(mod.Memory(), uint32(s[0]), uint32(s[1]), uint32(s[2]), rightPathRenameSource)
 		if errno != ESUCCESS {
 			return errno
 		}
-		nt, errno := p.resolve(mod.Memory(), uint32(s[3]), uint32(s[4]), uint32(s[5]))
+		nt, errno := p.resolve(mod.Memory(), uint32(s[3]), uint32(s[4]), uint32(s[5]), rightPathRenameTarget)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -479,7 +547,7 @@ var pathSymlink = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		t, errno := p.resolve(mod.Memory(), uint32(s[2]), uint32(s[3]), uint32(s[4]))
+		t, errno := p.resolve(mod.Memory(), uint32(s[2]), uint32(s[3]), uint32(s[4]), rightPathSymlink)
 		if errno != ESUCCESS {
 			return errno
 		}

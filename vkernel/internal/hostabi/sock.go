@@ -53,7 +53,7 @@ var sockAccept = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		f := &file{filetype: filetypeSocketStream, hostFD: nfd, flags: uint16(flags), peer: addrPort(peer)}
+		f := &file{filetype: filetypeSocketStream, hostFD: nfd, flags: uint16(flags), peer: addrPort(peer), rights: streamRights}
 		fd, errno := p.fds.insert(f)
 		if errno != ESUCCESS {
 			unix.Close(nfd)

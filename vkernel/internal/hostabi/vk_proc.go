@@ -49,7 +49,7 @@ var vkProcSpawn = &hostFunc{
 		defer unix.Close(fd)
 		// The fd was resolved inside the mount; the exec opens and hashes
 		// that same inode through its /proc link.
-		status, errno := p.hooks.Spawn(ctx, "/proc/self/fd/"+strconv.Itoa(fd), args)
+		status, errno := p.hooks.Spawn(ctx, name, "/proc/self/fd/"+strconv.Itoa(fd), args)
 		if errno != ESUCCESS {
 			return errno
 		}

@@ -44,7 +44,7 @@ var vkSockConnect = &hostFunc{
 		if err != nil {
 			return errnoOf(err)
 		}
-		f := &file{filetype: filetypeSocketStream, hostFD: fd, flags: uint16(s[3]), peer: dst}
+		f := &file{filetype: filetypeSocketStream, hostFD: fd, flags: uint16(s[3]), peer: dst, rights: streamRights}
 		err = unix.Connect(fd, sa)
 		if err == unix.EINPROGRESS && !f.nonblocking() {
 			if errno := waitFD(ctx, fd, unix.POLLOUT); errno != ESUCCESS {
