@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/compat-project/compat/adapters/internal/prepare"
+	"github.com/compat-project/compat/adapters/internal/shim"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -113,7 +114,7 @@ func PrepareShim(dir string, b *Build, self []string, cache string) (*Shim, erro
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}
 	bin := filepath.Join(dir, "nginx")
-	env := [][2]string{{EnvMegabinary, signed.Path}, {EnvPubkey, signed.PublicKey}, {EnvWasm, b.Wasm()}, {EnvCache, cache}}
+	env := (&shim.Config{Megabinary: signed.Path, PublicKey: signed.PublicKey, Wasm: b.Wasm(), Cache: cache}).Env()
 	if err := prepare.WriteScript(bin, "nginx.wasm in the vkernel with a native nginx's command line (compat adapters/nginx).", env, self); err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -14,20 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/compat-project/compat/vkernel"
-	"github.com/compat-project/compat/vkernel/megabinary"
-)
-
-// The environment of the shim (see ShimMain).
-const (
-	// EnvMegabinary is the signed megabinary holding the redis-server entry.
-	EnvMegabinary = "COMPAT_REDIS_MEGABINARY"
-	// EnvPubkey is the public key file the megabinary is signed with.
-	EnvPubkey = "COMPAT_REDIS_PUBKEY"
-	// EnvWasm is the redis-server.wasm file the exec is routed by.
-	EnvWasm = "COMPAT_REDIS_WASM"
-	// EnvCache is the AOT compilation cache root (optional).
-	EnvCache = "COMPAT_CACHE"
+	"github.com/compat-project/compat/adapters/internal/shim"
 )
 
 // ShimMain runs redis-server.wasm in the vkernel as a native redis-server
@@ -50,6 +36,9 @@ const (
 //     instance: TERM, INT, HUP, USR1 and USR2 through the vkernel's signal
 //     delivery, so SIGTERM is Redis' own orderly shutdown; KILL, STOP and
 //     CONT act on the shim process itself.
+//
+// The megabinary, its key and the build come from the environment the
+// scripts of VkernelPrograms set (shim.Config).
 func ShimMain(argv []string, stdout, stderr io.Writer) int {
 	code, err := shimRun(argv, stdout, stderr)
 	if err != nil {
@@ -246,15 +235,9 @@ func (o *serverOptions) listen(stdout io.Writer) ([]net.Listener, bool) {
 }
 
 func shimRun(argv []string, stdout, stderr io.Writer) (int, error) {
-	mbPath, wasm, pubPath := os.Getenv(EnvMegabinary), os.Getenv(EnvWasm), os.Getenv(EnvPubkey)
-	for _, v := range []struct{ name, val string }{{EnvMegabinary, mbPath}, {EnvPubkey, pubPath}, {EnvWasm, wasm}} {
-		if v.val == "" {
-			return 0, fmt.Errorf("the shim needs %s in its environment", v.name)
-		}
-	}
-	pub, err := megabinary.ReadPublicKey(pubPath)
+	cfg, err := shim.FromEnv()
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", EnvPubkey, err)
+		return 0, err
 	}
 	name := progName(argv)
 	args := argv[min(1, len(argv)):]
@@ -262,18 +245,7 @@ func shimRun(argv []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	mounts := []vkernel.Mount{{Guest: cwd, Host: cwd}}
-	mount := func(dir string) {
-		if !filepath.IsAbs(dir) {
-			return
-		}
-		if _, ok := vkernel.HostPath(mounts, dir); ok {
-			return
-		}
-		if st, err := os.Stat(dir); err == nil && st.IsDir() {
-			mounts = append(mounts, vkernel.Mount{Guest: dir, Host: dir})
-		}
-	}
+	mounts := shim.AddDir(cfg.Mounts, cwd)
 	var listeners []net.Listener
 	if name == "redis-server" {
 		o, err := readServerOptions(args)
@@ -281,11 +253,11 @@ func shimRun(argv []string, stdout, stderr io.Writer) (int, error) {
 			return 0, err
 		}
 		if o.configFile != "" {
-			mount(filepath.Dir(o.configFile))
+			mounts = shim.AddDir(mounts, filepath.Dir(o.configFile))
 		}
-		mount(o.dir)
+		mounts = shim.AddDir(mounts, o.dir)
 		if o.unixSocket != "" {
-			mount(filepath.Dir(o.unixSocket))
+			mounts = shim.AddDir(mounts, filepath.Dir(o.unixSocket))
 		}
 		if !o.info {
 			ls, ok := o.listen(stdout)
@@ -303,40 +275,32 @@ func shimRun(argv []string, stdout, stderr io.Writer) (int, error) {
 		// redis-check-aof, redis-check-rdb: their file arguments.
 		for _, a := range args {
 			if filepath.IsAbs(a) {
-				mount(filepath.Dir(a))
+				mounts = shim.AddDir(mounts, filepath.Dir(a))
 			}
 		}
 	}
 
 	ctx := context.Background()
-	k, err := vkernel.Open(ctx, mbPath, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: os.Getenv(EnvCache)})
+	k, err := shim.Open(ctx, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("opening the megabinary %s: %w", mbPath, err)
+		return 0, err
 	}
-	defer k.Close(context.Background())
+	defer k.Close()
 
+	// Redis handles these itself (SIGTERM and SIGINT: its orderly
+	// shutdown), so they reach the instance as they come.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
-	res, err := k.Exec(ctx, vkernel.Request{
-		Path:      wasm,
-		Args:      append([]string{name}, args...),
-		Env:       []string{"PWD=" + cwd, "VKERNEL_HOST_PID=" + strconv.Itoa(os.Getpid())},
-		Stdin:     os.Stdin,
-		Stdout:    stdout,
-		Stderr:    stderr,
-		Mounts:    mounts,
-		Listeners: listeners,
-		Signals:   sigs,
+	return k.Run(ctx, shim.Instance{
+		Args:       append([]string{name}, args...),
+		Env:        []string{"PWD=" + cwd},
+		Stdin:      os.Stdin,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		Mounts:     mounts,
+		Listeners:  listeners,
+		Signals:    sigs,
+		TrapReport: name + ": ",
 	})
-	var trap *vkernel.TrapError
-	switch {
-	case errors.As(err, &trap):
-		// As a native server killed by SIGABRT after its crash report.
-		fmt.Fprintf(stderr, "%s: redis-server.wasm trapped: %v\n", name, trap.Err)
-		return 134, nil
-	case err != nil:
-		return 0, err
-	}
-	return int(res.ExitCode), nil
 }
