@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/compat-project/compat/adapters/internal/prepare"
@@ -109,6 +110,9 @@ func PrepareShim(dir string, b *Build, self []string, cache string) (*Shim, erro
 	if len(self) == 0 {
 		return nil, fmt.Errorf("nginx shim: no command to run it")
 	}
+	if err := b.takesSignals(); err != nil {
+		return nil, fmt.Errorf("nginx shim: %w", err)
+	}
 	signed, err := prepare.Sign(dir, "nginx", []megabinary.SpecEntry{b.Entry()})
 	if err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
@@ -119,4 +123,19 @@ func PrepareShim(dir string, b *Build, self []string, cache string) (*Shim, erro
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}
 	return &Shim{Binary: bin, Megabinary: signed.Path, Digest: signed.Digest}, nil
+}
+
+// takesSignals checks that the build takes its signals from
+// vkernel.proc_signals, as the shim passes them on. Builds made before
+// (their port read signal letters from a control listener instead) would
+// ignore every signal: QUIT and TERM would not stop them.
+func (b *Build) takesSignals() error {
+	imports, err := wasmbuild.Imports(b.Dir)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(imports["vkernel"], "proc_signals") {
+		return fmt.Errorf("%s does not import vkernel.proc_signals: it predates signal delivery through the vkernel, which the shim relies on; rebuild it (images/nginx/build-wasm.sh, or make images)", b.Wasm())
+	}
+	return nil
 }
