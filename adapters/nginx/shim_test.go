@@ -417,6 +417,9 @@ func TestShimReopen(t *testing.T) {
 	if resp, _ := get(t, base+"/missing"); resp.StatusCode != 404 {
 		t.Fatalf("GET /missing: %d", resp.StatusCode)
 	}
+	// nginx logs a request after its response: read the logs once it has
+	// exited.
+	in.stop(t, syscall.SIGQUIT)
 	old, _ := os.ReadFile(access + ".1")
 	now, err := os.ReadFile(access)
 	if err != nil {
@@ -428,7 +431,6 @@ func TestShimReopen(t *testing.T) {
 	if !strings.Contains(string(now), "GET /missing ") || strings.Contains(string(now), "GET /addr ") {
 		t.Errorf("the new access.log has:\n%s\nwant the request after USR1 only", now)
 	}
-	in.stop(t, syscall.SIGQUIT)
 }
 
 // TestPrepareShimRefusesOldBuild: a build whose nginx.wasm does not take
