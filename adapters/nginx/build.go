@@ -135,7 +135,7 @@ func (b *Build) takesSignals() error {
 		return err
 	}
 	if !slices.Contains(imports["vkernel"], "proc_signals") {
-		return fmt.Errorf("%s does not import vkernel.proc_signals: it predates signal delivery through the vkernel, which the shim relies on; rebuild it (images/nginx/build-wasm.sh, or make images)", b.Wasm())
+		return fmt.Errorf("%s does not import vkernel.proc_signals: it predates signal delivery through the vkernel, which the shim relies on; rebuild (images/nginx/build-wasm.sh prints the build directory) and run with -nginx-build DIR, or remove the older build from the cache (the newest complete one is the default)", b.Wasm())
 	}
 	return nil
 }
