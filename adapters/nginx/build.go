@@ -17,9 +17,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/compat-project/compat/adapters/internal/prepare"
+	"github.com/compat-project/compat/adapters/internal/shim"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -108,14 +110,32 @@ func PrepareShim(dir string, b *Build, self []string, cache string) (*Shim, erro
 	if len(self) == 0 {
 		return nil, fmt.Errorf("nginx shim: no command to run it")
 	}
+	if err := b.takesSignals(); err != nil {
+		return nil, fmt.Errorf("nginx shim: %w", err)
+	}
 	signed, err := prepare.Sign(dir, "nginx", []megabinary.SpecEntry{b.Entry()})
 	if err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}
 	bin := filepath.Join(dir, "nginx")
-	env := [][2]string{{EnvMegabinary, signed.Path}, {EnvPubkey, signed.PublicKey}, {EnvWasm, b.Wasm()}, {EnvCache, cache}}
+	env := (&shim.Config{Megabinary: signed.Path, PublicKey: signed.PublicKey, Wasm: b.Wasm(), Cache: cache}).Env()
 	if err := prepare.WriteScript(bin, "nginx.wasm in the vkernel with a native nginx's command line (compat adapters/nginx).", env, self); err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}
 	return &Shim{Binary: bin, Megabinary: signed.Path, Digest: signed.Digest}, nil
+}
+
+// takesSignals checks that the build takes its signals from
+// vkernel.proc_signals, as the shim passes them on. Builds made before
+// (their port read signal letters from a control listener instead) would
+// ignore every signal: QUIT and TERM would not stop them.
+func (b *Build) takesSignals() error {
+	imports, err := wasmbuild.Imports(b.Dir)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(imports["vkernel"], "proc_signals") {
+		return fmt.Errorf("%s does not import vkernel.proc_signals: it predates signal delivery through the vkernel, which the shim relies on; rebuild (images/nginx/build-wasm.sh prints the build directory) and run with -nginx-build DIR, or remove the older build from the cache (the newest complete one is the default)", b.Wasm())
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/shim"
 	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
@@ -185,7 +186,7 @@ const (
 // system mounted (the comment at the top of this file says why).
 const vkernelSystem = `set -eu
 ln -sf ` + shimExe + ` ` + shimAsNginx + `
-printf '#!/bin/sh\n# nginx.wasm in the vkernel (compat adapters/nginx)\nCOMPAT_NGINX_MOUNTS=/=/\nexport COMPAT_NGINX_MOUNTS\nexec %s "$@"\n' "$1" >/usr/sbin/nginx
+printf '#!/bin/sh\n# nginx.wasm in the vkernel (compat adapters/nginx)\n` + shim.EnvMounts + `=/=/\nexport ` + shim.EnvMounts + `\nexec %s "$@"\n' "$1" >/usr/sbin/nginx
 chmod 755 /usr/sbin/nginx
 rm -f /etc/nginx/modules-enabled/*.conf
 sed -i 's/^\([[:space:]]*ssl_\)/#\1/' /etc/nginx/nginx.conf

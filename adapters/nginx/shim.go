@@ -2,7 +2,6 @@ package nginx
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -17,28 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/compat-project/compat/adapters/internal/shim"
 	"github.com/compat-project/compat/vkernel"
-	"github.com/compat-project/compat/vkernel/megabinary"
 	"golang.org/x/sys/unix"
 )
 
-// The environment of the shim (see ShimMain).
-const (
-	// EnvMegabinary is the signed megabinary holding the nginx entry.
-	EnvMegabinary = "COMPAT_NGINX_MEGABINARY"
-	// EnvPubkey is the public key file the megabinary is signed with.
-	EnvPubkey = "COMPAT_NGINX_PUBKEY"
-	// EnvWasm is the nginx.wasm file the exec is routed by.
-	EnvWasm = "COMPAT_NGINX_WASM"
-	// EnvCache is the AOT compilation cache root (optional).
-	EnvCache = "COMPAT_CACHE"
-	// EnvMounts lists extra mounts, "GUEST=HOST" separated by commas
-	// (optional).
-	EnvMounts = "COMPAT_NGINX_MOUNTS"
-
-	// envChild marks the background process of "daemon on".
-	envChild = "COMPAT_NGINX_SHIM_CHILD"
-)
+// envChild marks the background process of "daemon on".
+const envChild = "COMPAT_NGINX_SHIM_CHILD"
 
 // Compiled-in defaults of nginx.wasm (images/nginx/build-wasm.sh), which
 // are Debian's.
@@ -68,24 +52,25 @@ const startTimeout = 30 * time.Second
 //     exits 0, or with the instance's status if it stops first;
 //   - the pid file holds the pid of the shim process that runs the
 //     instance (nginx.wasm writes VKERNEL_HOST_PID), and signals sent to
-//     it reach the instance: the shim passes QUIT, TERM, INT, HUP and USR1
-//     on over a control listener (NGX_WASI_CONTROL), and nginx acts on
-//     them as its single-process cycle does on the real signals (QUIT and
-//     TERM exit and remove the pid file, USR1 reopens the logs). HUP
-//     (reload) quits the instance and starts a new one, which reads the
-//     configuration again and takes over the same listening sockets, so
-//     connections waiting in their queues are served by the new one. An
-//     instance that has not exited 10 s after QUIT or TERM is ended;
+//     it reach the instance: QUIT, TERM, INT and USR1 through the
+//     vkernel's signal delivery, where nginx's own signal handler acts on
+//     them as in its single-process cycle (QUIT and TERM exit and remove
+//     the pid file, USR1 reopens the logs). HUP (reload) is passed on as
+//     QUIT and a new instance started, which reads the configuration
+//     again and takes over the same listening sockets, so connections
+//     waiting in their queues are served by the new one. An instance that
+//     has not exited 10 s after QUIT or TERM is ended;
 //   - -s stop|quit|reload|reopen signals the pid in the pid file.
 //
 // The guest sees the prefix directory, the configuration's directory and
-// the extra mounts (EnvMounts) at their host paths, and a private
-// directory at /var/lib/nginx for the compiled-in temp paths.
+// the extra mounts of its environment (shim.Config, which PrepareShim's
+// script sets) at their host paths, and a private directory at
+// /var/lib/nginx for the compiled-in temp paths.
 //
 // self is the command that runs the shim again with nginx's arguments
 // appended, such as {"/usr/bin/compat", "nginx-shim"}: "daemon on" needs it.
 func ShimMain(self, args []string, stdout, stderr io.Writer) int {
-	s := &shim{self: self, stdout: stdout, stderr: stderr}
+	s := &launcher{self: self, stdout: stdout, stderr: stderr}
 	if err := s.main(args); err != nil {
 		var ex exitError
 		if errors.As(err, &ex) {
@@ -109,7 +94,9 @@ type exitError int
 
 func (e exitError) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
-type shim struct {
+// launcher is one shim process: the command that starts it again (for
+// "daemon on") and where its own messages go.
+type launcher struct {
 	self           []string
 	stdout, stderr io.Writer
 }
@@ -191,7 +178,7 @@ func (c *cmdline) inPrefix(p string) string {
 	return filepath.Join(c.prefix, p)
 }
 
-func (s *shim) main(args []string) error {
+func (s *launcher) main(args []string) error {
 	cl, err := parseCmdline(args)
 	if err != nil {
 		return err
@@ -227,7 +214,7 @@ type server struct {
 }
 
 // signal is "nginx -s": it signals the pid in the pid file.
-func (s *shim) signal(name, pidFile string) error {
+func (s *launcher) signal(name, pidFile string) error {
 	sig, ok := map[string]syscall.Signal{"stop": syscall.SIGTERM, "quit": syscall.SIGQUIT, "reopen": syscall.SIGUSR1, "reload": syscall.SIGHUP}[name]
 	if !ok {
 		return fmt.Errorf("invalid option: \"-s %s\"", name)
@@ -256,7 +243,7 @@ func readPid(pidFile string) (int, error) {
 
 // daemon starts the shim again in its own session and waits until the
 // instance has written its pid (the child's) to the pid file.
-func (s *shim) daemon(args []string, pidFile string) error {
+func (s *launcher) daemon(args []string, pidFile string) error {
 	if len(s.self) == 0 {
 		return errors.New(`"daemon on" needs the shim's own command (ShimMain's self)`)
 	}
@@ -299,55 +286,15 @@ func (s *shim) daemon(args []string, pidFile string) error {
 	}
 }
 
-// config is the shim's environment.
-type config struct {
-	megabinary, wasm, cache string
-	pub                     ed25519.PublicKey
-	mounts                  []vkernel.Mount
-}
-
-func readConfig() (*config, error) {
-	c := &config{megabinary: os.Getenv(EnvMegabinary), wasm: os.Getenv(EnvWasm), cache: os.Getenv(EnvCache)}
-	for _, v := range []struct{ name, val string }{{EnvMegabinary, c.megabinary}, {EnvPubkey, os.Getenv(EnvPubkey)}, {EnvWasm, c.wasm}} {
-		if v.val == "" {
-			return nil, fmt.Errorf("the vkernel shim needs %s in its environment", v.name)
-		}
-	}
-	pub, err := megabinary.ReadPublicKey(os.Getenv(EnvPubkey))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvPubkey, err)
-	}
-	c.pub = pub
-	if m := os.Getenv(EnvMounts); m != "" {
-		for _, kv := range strings.Split(m, ",") {
-			guest, host, ok := strings.Cut(kv, "=")
-			if !ok || !filepath.IsAbs(guest) || !filepath.IsAbs(host) {
-				return nil, fmt.Errorf("%s: %q is not GUEST=HOST with absolute paths", EnvMounts, kv)
-			}
-			c.mounts = append(c.mounts, vkernel.Mount{Guest: guest, Host: host})
-		}
-	}
-	return c, nil
-}
-
-// addMount adds dir at its own path unless a mount already holds it.
-func addMount(mounts []vkernel.Mount, dir string) []vkernel.Mount {
-	dir = filepath.Clean(dir)
-	if _, ok := vkernel.HostPath(mounts, dir); ok {
-		return mounts
-	}
-	return append(mounts, vkernel.Mount{Guest: dir, Host: dir})
-}
-
 // run runs one instance in the foreground: to completion for -v/-t and
 // the like (srv nil), or serving until it exits or is signalled.
-func (s *shim) run(cl *cmdline, srv *server) error {
-	cfg, err := readConfig()
+func (s *launcher) run(cl *cmdline, srv *server) error {
+	cfg, err := shim.FromEnv()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 
 	// The listeners by address; they outlive an instance (the vkernel
 	// hands over duplicates), so a reload keeps the sockets and their
@@ -382,18 +329,13 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 		return ls, nil
 	}
 	var listeners []net.Listener
-	mounts := cfg.mounts
 	if srv != nil {
 		if listeners, err = listen(srv.conf); err != nil {
 			return err
 		}
 	}
-	if st, err := os.Stat(cl.prefix); err == nil && st.IsDir() {
-		mounts = addMount(mounts, cl.prefix)
-	}
-	if st, err := os.Stat(filepath.Dir(cl.conf)); err == nil && st.IsDir() {
-		mounts = addMount(mounts, filepath.Dir(cl.conf))
-	}
+	mounts := shim.AddDir(cfg.Mounts, cl.prefix)
+	mounts = shim.AddDir(mounts, filepath.Dir(cl.conf))
 	if _, ok := vkernel.HostPath(mounts, tempGuest); !ok {
 		tmp, err := os.MkdirTemp("", "compat-nginx-var-")
 		if err != nil {
@@ -403,55 +345,39 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 		mounts = append(mounts, vkernel.Mount{Guest: tempGuest, Host: tmp})
 	}
 
-	k, err := vkernel.Open(ctx, cfg.megabinary, vkernel.Options{TrustedKeys: []ed25519.PublicKey{cfg.pub}, CacheDir: cfg.cache})
+	k, err := shim.Open(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("opening the megabinary %s: %w", cfg.megabinary, err)
+		return err
 	}
-	defer k.Close(context.Background())
-
-	// Signals reach the instance over a control listener: the shim
-	// connects and writes a letter (images/nginx/port/ngx_wasi.c).
-	env := []string{"VKERNEL_HOST_PID=" + strconv.Itoa(os.Getpid())}
-	var forced, reload atomic.Bool
-	var control net.Listener
-	if srv != nil {
-		control, err = net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("control listener: %w", err)
-		}
-		defer control.Close()
-		env = append(env, "NGX_WASI_CONTROL="+control.Addr().String())
-		sigs := make(chan os.Signal, 4)
-		signal.Notify(sigs, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-		defer signal.Stop(sigs)
-		go s.forward(ctx, sigs, control.Addr().String(), &reload, func() {
-			forced.Store(true)
-			cancel()
-		})
-	}
-
-	if srv != nil && os.Getenv(envChild) != "" {
-		go detachStderr(ctx, srv.pidFile)
-	}
+	defer k.Close()
 
 	var (
-		res *vkernel.Result
+		guest  chan os.Signal
+		reload atomic.Bool
 	)
-	for {
-		handed := listeners
-		if control != nil {
-			handed = append(append([]net.Listener(nil), listeners...), control)
+	if srv != nil {
+		host := make(chan os.Signal, 8)
+		signal.Notify(host, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+		defer signal.Stop(host)
+		guest = make(chan os.Signal, 8)
+		go s.relay(ctx, host, guest, &reload, cancel)
+		if os.Getenv(envChild) != "" {
+			go detachStderr(ctx, srv.pidFile)
 		}
-		res, err = k.Exec(ctx, vkernel.Request{
-			Path:      cfg.wasm,
-			Args:      append([]string{"nginx"}, cl.args...),
-			Env:       env,
-			Stdout:    s.stdout,
-			Stderr:    s.stderr,
-			Mounts:    mounts,
-			Listeners: handed,
+	}
+
+	var code int
+	for {
+		code, err = k.Run(ctx, shim.Instance{
+			Args:       append([]string{"nginx"}, cl.args...),
+			Stdout:     s.stdout,
+			Stderr:     s.stderr,
+			Mounts:     mounts,
+			Listeners:  listeners,
+			Signals:    guest,
+			TrapReport: "nginx: [alert] ",
 		})
-		if err != nil || res.ExitCode != 0 || !reload.Swap(false) || forced.Load() {
+		if err != nil || code != 0 || !reload.Swap(false) {
 			break
 		}
 		// HUP: the instance quit; a new one reads the configuration again
@@ -468,24 +394,18 @@ func (s *shim) run(cl *cmdline, srv *server) error {
 			}
 		}
 	}
-	if forced.Load() {
+	switch {
+	case errors.Is(err, errStopGrace):
 		// The instance did not stop by itself in time and was ended: do
 		// what nginx does when it exits, remove its pid file.
 		if pid, perr := readPid(srv.pidFile); perr == nil && pid == os.Getpid() {
 			os.Remove(srv.pidFile)
 		}
 		return nil
-	}
-	var trap *vkernel.TrapError
-	switch {
-	case errors.As(err, &trap):
-		fmt.Fprintf(s.stderr, "nginx: [alert] nginx.wasm trapped: %v\n", trap.Err)
-		return exitError(134)
 	case err != nil:
 		return err
-	}
-	if res.ExitCode != 0 {
-		return exitError(int(res.ExitCode))
+	case code != 0:
+		return exitError(code)
 	}
 	return nil
 }
@@ -517,60 +437,47 @@ func hostHasIPv6() bool {
 // before the shim ends it.
 const stopGrace = 10 * time.Second
 
-// forward sends the signals that arrive on sigs to the instance over its
-// control listener at addr. After QUIT, TERM or INT it calls stop if the
-// instance has not exited within stopGrace (or the letter could not be
-// sent).
-func (s *shim) forward(ctx context.Context, sigs <-chan os.Signal, addr string, reload *atomic.Bool, stop func()) {
-	letters := map[os.Signal]byte{syscall.SIGQUIT: 'Q', syscall.SIGTERM: 'T', syscall.SIGINT: 'T', syscall.SIGUSR1: 'U'}
+// errStopGrace ends an instance still running stopGrace after QUIT or TERM.
+var errStopGrace = errors.New("the instance did not exit in time after QUIT or TERM")
+
+// relay passes the signals sent to the shim process (host) on to the
+// instance (guest), whose nginx.wasm takes them with vkernel.proc_signals
+// and runs nginx's own signal handler. HUP is passed on as QUIT, with
+// reload set: nginx's single-process cycle cannot reconfigure in place
+// (images/nginx/port/ngx_wasi.c says why), so the instance quits and run
+// starts a new one on the same listeners. After QUIT, TERM or INT, an
+// instance still running stopGrace later is ended through stop.
+func (s *launcher) relay(ctx context.Context, host <-chan os.Signal, guest chan<- os.Signal, reload *atomic.Bool, stop context.CancelCauseFunc) {
+	var (
+		grace    <-chan time.Time
+		stopping os.Signal
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				// Reload: the instance quits and run starts a new one.
+		case <-grace:
+			fmt.Fprintf(s.stderr, "nginx: [alert] the instance did not exit %s after %v: ending it\n", stopGrace, stopping)
+			stop(errStopGrace)
+			return
+		case sig := <-host:
+			switch sig {
+			case syscall.SIGHUP:
 				reload.Store(true)
-				if err := sendControl(addr, 'Q'); err != nil {
-					reload.Store(false)
-					fmt.Fprintf(s.stderr, "nginx: [alert] reloading the instance: %v\n", err)
+				sig = syscall.SIGQUIT
+			case syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT:
+				reload.Store(false)
+				if grace == nil {
+					grace, stopping = time.After(stopGrace), sig
 				}
-				continue
-			}
-			letter := letters[sig]
-			reload.Store(false)
-			err := sendControl(addr, letter)
-			if err != nil {
-				fmt.Fprintf(s.stderr, "nginx: [alert] passing %v to the instance: %v\n", sig, err)
-			}
-			if letter != 'Q' && letter != 'T' {
-				continue
-			}
-			if err != nil {
-				stop()
-				return
 			}
 			select {
+			case guest <- sig:
 			case <-ctx.Done():
-			case <-time.After(stopGrace):
-				fmt.Fprintf(s.stderr, "nginx: [alert] the instance did not exit %s after %v: ending it\n", stopGrace, sig)
-				stop()
+				return
 			}
-			return
 		}
 	}
-}
-
-// sendControl writes one signal letter to the instance's control listener.
-func sendControl(addr string, letter byte) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	_, err = c.Write([]byte{letter})
-	return err
 }
 
 // detachStderr is the background instance's half of "daemon on": once the

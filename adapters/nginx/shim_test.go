@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,19 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/adapters/internal/shim/shimtest"
 	"github.com/compat-project/compat/runners/testenv"
 )
 
-// The test binary doubles as the shim: the launcher script runs it with
-// envTestShim set, and TestMain hands over to ShimMain before any test
-// flag is parsed.
+// envTestShim makes the test binary the shim (shimtest.Main): testShim
+// sets it for the scripts it prepares.
 const envTestShim = "COMPAT_NGINX_TEST_AS_SHIM"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envTestShim) == "1" {
-		os.Exit(ShimMain([]string{os.Args[0]}, os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
+	shimtest.Main(m, envTestShim, func(args []string) int {
+		return ShimMain([]string{os.Args[0]}, args, os.Stdout, os.Stderr)
+	})
 }
 
 func cacheRoot() string {
@@ -54,17 +52,6 @@ func testShim(t *testing.T) *Shim {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // servroot lays out a server root as the harnesses do: conf/nginx.conf,
@@ -135,54 +122,44 @@ http {
 }
 `
 
+// smokeServer is nginx.wasm serving smokeConf through the shim.
+type smokeServer struct {
+	in        *instance
+	dir, base string // server root, "http://127.0.0.1:PORT"
+	port      int
+	body      []byte // html/blob.bin
+}
+
+func serveSmoke(t *testing.T) *smokeServer {
+	t.Helper()
+	s := testShim(t)
+	sv := &smokeServer{port: shimtest.FreePort(t)}
+	sv.dir, sv.body = servroot(t, strings.ReplaceAll(smokeConf, "PORT", fmt.Sprint(sv.port)))
+	sv.base = fmt.Sprintf("http://127.0.0.1:%d", sv.port)
+	sv.in = startForeground(t, s, sv.dir)
+	return sv
+}
+
 // TestSmokeForeground is the smoke test: nginx.wasm in the vkernel serves a
 // static file over a handed-over listener with the right bytes, logs the
 // client's address, writes the shim's pid to its pid file, and QUIT stops
 // it and removes the pid file.
 func TestSmokeForeground(t *testing.T) {
-	s := testShim(t)
-	port := freePort(t)
-	dir, body := servroot(t, strings.ReplaceAll(smokeConf, "PORT", fmt.Sprint(port)))
-
-	var stderr bytes.Buffer
-	cmd := exec.Command(s.Binary, "-p", dir+"/", "-c", "conf/nginx.conf")
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	pid := strings.TrimSpace(string(waitFile(t, filepath.Join(dir, "logs", "nginx.pid"), 20*time.Second)))
-	t.Logf("pid file after %s", time.Since(start).Round(time.Millisecond))
-	if pid != fmt.Sprint(cmd.Process.Pid) {
-		t.Errorf("pid file holds %s, want the shim's pid %d", pid, cmd.Process.Pid)
-	}
-
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	sv := serveSmoke(t)
+	in, dir, base := sv.in, sv.dir, sv.base
 	resp, got := get(t, base+"/blob.bin")
+	body := sv.body
 	if resp.StatusCode != 200 || !bytes.Equal(got, body) {
 		t.Fatalf("GET /blob.bin: status %d, %d bytes (want 200, the file's %d bytes, equal: %v)", resp.StatusCode, len(got), len(body), bytes.Equal(got, body))
 	}
-	if _, got := get(t, base+"/addr"); string(got) != fmt.Sprintf("127.0.0.1 %d\n", port) {
+	if _, got := get(t, base+"/addr"); string(got) != fmt.Sprintf("127.0.0.1 %d\n", sv.port) {
 		t.Errorf("GET /addr = %q, want the peer's address and the port", got)
 	}
 	if resp, _ := get(t, base+"/missing"); resp.StatusCode != 404 {
 		t.Errorf("GET /missing: status %d, want 404", resp.StatusCode)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGQUIT); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("after QUIT: %v (stderr: %s)", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("QUIT did not stop the instance in 10s")
-	}
+	in.stop(t, syscall.SIGQUIT)
 	if _, err := os.Stat(filepath.Join(dir, "logs", "nginx.pid")); !os.IsNotExist(err) {
 		t.Errorf("pid file after QUIT: %v, want it removed", err)
 	}
@@ -212,7 +189,7 @@ func TestSmokeForeground(t *testing.T) {
 // PORT" (a wildcard) is served on loopback.
 func TestShimDaemon(t *testing.T) {
 	s := testShim(t)
-	port := freePort(t)
+	port := shimtest.FreePort(t)
 	conf := strings.ReplaceAll(smokeConf, "127.0.0.1:PORT", fmt.Sprint(port))
 	conf = strings.Replace(conf, "master_process off;\ndaemon off;", "master_process on;\ndaemon on;", 1)
 	dir, body := servroot(t, conf)
@@ -252,7 +229,7 @@ func TestShimDaemon(t *testing.T) {
 // command fail with nginx's own message, as natively.
 func TestShimReportsConfigErrors(t *testing.T) {
 	s := testShim(t)
-	dir, _ := servroot(t, fmt.Sprintf("daemon on;\nevents {}\nhttp { server { listen 127.0.0.1:%d; no_such_directive on; } }\n", freePort(t)))
+	dir, _ := servroot(t, fmt.Sprintf("daemon on;\nevents {}\nhttp { server { listen 127.0.0.1:%d; no_such_directive on; } }\n", shimtest.FreePort(t)))
 	out, err := exec.Command(s.Binary, "-p", dir+"/", "-c", "conf/nginx.conf", "-e", "logs/error.log").CombinedOutput()
 	if err == nil {
 		t.Fatalf("nginx with a bad directive exited 0:\n%s", out)
@@ -277,15 +254,10 @@ func TestShimVersion(t *testing.T) {
 // stops it.
 func TestShimReload(t *testing.T) {
 	s := testShim(t)
-	port := freePort(t)
+	port := shimtest.FreePort(t)
 	conf := fmt.Sprintf("daemon off;\nerror_log logs/error.log info;\npid logs/nginx.pid;\nevents {}\nhttp {\n    access_log off;\n    client_body_temp_path DIR/tmp_body;\n    server { listen 127.0.0.1:%d; location / { return 200 \"v1\\n\"; } }\n}\n", port)
 	dir, _ := servroot(t, conf)
-	cmd := exec.Command(s.Binary, "-p", dir+"/", "-c", "conf/nginx.conf")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFile(t, filepath.Join(dir, "logs", "nginx.pid"), 20*time.Second)
+	in := startForeground(t, s, dir)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	if _, got := get(t, url); string(got) != "v1\n" {
 		t.Fatalf("before HUP: %q", got)
@@ -295,7 +267,7 @@ func TestShimReload(t *testing.T) {
 	if err := os.WriteFile(confFile, bytes.Replace(data, []byte(`"v1\n"`), []byte(`"v2\n"`), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := in.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -313,21 +285,169 @@ func TestShimReload(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGQUIT); err != nil {
-		t.Fatal(err)
+	// The old instance quit through nginx's own handler (the shim passes
+	// HUP on as QUIT), and the new one wrote the shim's pid again.
+	waitLog(t, dir, "signal 3 (SIGQUIT) received, shutting down")
+	if pid := strings.TrimSpace(string(waitFile(t, filepath.Join(dir, "logs", "nginx.pid"), 10*time.Second))); pid != fmt.Sprint(in.cmd.Process.Pid) {
+		t.Errorf("pid file after the reload holds %s, want the shim's pid %d", pid, in.cmd.Process.Pid)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("after QUIT: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("QUIT did not stop the instance in 10s")
-	}
+	in.stop(t, syscall.SIGQUIT)
 	errlog, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
 	if bytes.Contains(errlog, []byte("[alert]")) || bytes.Contains(errlog, []byte("[emerg]")) {
 		t.Errorf("error.log has alerts:\n%.2000s", errlog)
+	}
+}
+
+// instance is nginx.wasm started through the shim in the foreground, as
+// nginx-tests and Test::Nginx with "daemon off" start it.
+type instance struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer // read only after done
+	done   chan error
+}
+
+// startForeground starts the shim on the server root dir (servroot) and
+// waits for the pid file, which must hold the shim's pid.
+func startForeground(t *testing.T, s *Shim, dir string) *instance {
+	t.Helper()
+	in := &instance{cmd: exec.Command(s.Binary, "-p", dir+"/", "-c", "conf/nginx.conf"), done: make(chan error, 1)}
+	in.cmd.Stderr = &in.stderr
+	start := time.Now()
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.cmd.Process.Kill() })
+	go func() { in.done <- in.cmd.Wait() }()
+	pid := strings.TrimSpace(string(waitFile(t, filepath.Join(dir, "logs", "nginx.pid"), 20*time.Second)))
+	t.Logf("pid file after %s", time.Since(start).Round(time.Millisecond))
+	if pid != fmt.Sprint(in.cmd.Process.Pid) {
+		t.Fatalf("pid file holds %s, want the shim's pid %d", pid, in.cmd.Process.Pid)
+	}
+	return in
+}
+
+// stop sends sig and waits for the shim to exit 0: nginx itself must
+// exit, before the shim's grace would end it.
+func (in *instance) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := in.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Fatalf("after %v: %v (stderr: %s)", sig, err, in.stderr.String())
+		}
+	case <-time.After(stopGraceForTests):
+		t.Fatalf("%v did not stop the instance before the shim's grace ran out", sig)
+	}
+}
+
+// waitLog waits until the error log holds want (nginx logs each signal
+// its handler takes) and returns the log.
+func waitLog(t *testing.T, dir, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
+		if strings.Contains(string(data), want) {
+			return string(data)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("error.log has no %q 10s on:\n%s", want, data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestShimStopSignals: QUIT, TERM and INT reach nginx.wasm through the
+// vkernel's signal delivery (vkernel.proc_signals) and run nginx's own
+// signal handler, which logs the signal and what it does, as natively;
+// the instance exits 0, well before the shim's 10 s grace, and removes
+// its pid file.
+func TestShimStopSignals(t *testing.T) {
+	for _, c := range []struct {
+		sig  syscall.Signal
+		want string
+	}{
+		{syscall.SIGQUIT, "signal 3 (SIGQUIT) received, shutting down"},
+		{syscall.SIGTERM, "signal 15 (SIGTERM) received, exiting"},
+		{syscall.SIGINT, "signal 2 (SIGINT) received, exiting"},
+	} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			sv := serveSmoke(t)
+			dir := sv.dir
+			sv.in.stop(t, c.sig)
+			log := waitLog(t, dir, c.want)
+			if !strings.Contains(log, "[notice]") || !strings.Contains(log, " exit\n") {
+				t.Errorf("error.log has no notice that nginx exited:\n%s", log)
+			}
+			if strings.Contains(log, "[alert]") || strings.Contains(log, "[emerg]") {
+				t.Errorf("error.log has alerts:\n%s", log)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "logs", "nginx.pid")); !os.IsNotExist(err) {
+				t.Errorf("pid file after %v: %v, want it removed by nginx", c.sig, err)
+			}
+		})
+	}
+}
+
+// stopGraceForTests bounds the wait for a stop signal below stopGrace, so
+// that an instance the shim had to end is a failure.
+const stopGraceForTests = stopGrace - 2*time.Second
+
+// TestShimReopen: USR1 makes nginx reopen its logs (its handler sets
+// ngx_reopen), as logrotate relies on: after the access log is moved
+// away, the next request is logged in a new file at the configured path.
+func TestShimReopen(t *testing.T) {
+	sv := serveSmoke(t)
+	in, dir, base := sv.in, sv.dir, sv.base
+	if resp, _ := get(t, base+"/addr"); resp.StatusCode != 200 {
+		t.Fatalf("GET /addr: %d", resp.StatusCode)
+	}
+	access := filepath.Join(dir, "logs", "access.log")
+	if err := os.Rename(access, access+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, dir, "signal 10 (SIGUSR1) received, reopening logs")
+	waitLog(t, dir, "reopening logs\n")
+	if resp, _ := get(t, base+"/missing"); resp.StatusCode != 404 {
+		t.Fatalf("GET /missing: %d", resp.StatusCode)
+	}
+	// nginx logs a request after its response: read the logs once it has
+	// exited.
+	in.stop(t, syscall.SIGQUIT)
+	old, _ := os.ReadFile(access + ".1")
+	now, err := os.ReadFile(access)
+	if err != nil {
+		t.Fatalf("no new access.log after USR1: %v", err)
+	}
+	if !strings.Contains(string(old), "GET /addr ") || strings.Contains(string(old), "GET /missing ") {
+		t.Errorf("the moved log has:\n%s\nwant the request before USR1 only", old)
+	}
+	if !strings.Contains(string(now), "GET /missing ") || strings.Contains(string(now), "GET /addr ") {
+		t.Errorf("the new access.log has:\n%s\nwant the request after USR1 only", now)
+	}
+}
+
+// TestPrepareShimRefusesOldBuild: a build whose nginx.wasm does not take
+// signals from vkernel.proc_signals (made before the port did) is refused
+// with a message that says to rebuild, rather than run with every signal
+// ignored.
+func TestPrepareShimRefusesOldBuild(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "nginx.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	info := `{"source": {"version": "1.22.1-9+deb12u9"}, "wasm_imports": {"vkernel": ["sock_connect"], "wasi_snapshot_preview1": ["poll_oneoff"]}}`
+	os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(info), 0o644)
+	b, err := OpenBuild(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = PrepareShim(t.TempDir(), b, []string{"/bin/false"}, "")
+	if err == nil || !strings.Contains(err.Error(), "vkernel.proc_signals") || !strings.Contains(err.Error(), "rebuild") {
+		t.Fatalf("PrepareShim of an old build: %v, want a refusal naming proc_signals and saying to rebuild", err)
 	}
 }

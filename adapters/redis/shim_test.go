@@ -17,18 +17,16 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/shim/shimtest"
 	"github.com/compat-project/compat/runners/local"
 )
 
-// The test binary is also the shim: run with envTestShim set, TestMain
-// hands over to ShimMain before any test runs.
+// envTestShim makes the test binary the shim (shimtest.Main):
+// shimPrograms sets it for the scripts it prepares.
 const envTestShim = "COMPAT_REDIS_TEST_AS_SHIM"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envTestShim) == "1" {
-		os.Exit(ShimMain(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
+	shimtest.Main(m, envTestShim, func(argv []string) int { return ShimMain(argv, os.Stdout, os.Stderr) })
 }
 
 // shimPrograms prepares the spawn-mode programs for the newest
@@ -93,16 +91,6 @@ func TestSplitArgs(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestShimServerLifecycle starts redis-server.wasm through the shim as
 // runtest does (a config file, relative dir, a unix socket), talks to it
 // over TCP and the unix socket, checks that it reports the shim's pid, and
@@ -113,7 +101,7 @@ func TestShimServerLifecycle(t *testing.T) {
 	work := t.TempDir()
 	dir := filepath.Join(work, "data")
 	os.Mkdir(dir, 0o755)
-	port := freePort(t)
+	port := shimtest.FreePort(t)
 	sock := filepath.Join(dir, "socket")
 	conf := filepath.Join(work, "redis.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\nunixsocket %s\ndir ./data\nsave 900 1\nalways-show-logo yes\nlogfile ''\n", port, sock)), 0o644)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/prepare"
+	"github.com/compat-project/compat/adapters/internal/shim"
 	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/vkernel/megabinary"
@@ -81,7 +82,7 @@ func VkernelPrograms(dir string, b *Build, self []string, cache string) (map[str
 	if err != nil {
 		return nil, "", fmt.Errorf("redis shim: %w", err)
 	}
-	env := [][2]string{{EnvMegabinary, signed.Path}, {EnvPubkey, signed.PublicKey}, {EnvWasm, b.Wasm()}, {EnvCache, cache}}
+	env := (&shim.Config{Megabinary: signed.Path, PublicKey: signed.PublicKey, Wasm: b.Wasm(), Cache: cache}).Env()
 	programs := map[string]string{}
 	for _, name := range []string{"redis-server", "redis-check-aof", "redis-check-rdb"} {
 		script := filepath.Join(dir, name)

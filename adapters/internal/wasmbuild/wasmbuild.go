@@ -48,3 +48,24 @@ func SourceVersion(dir string) (string, error) {
 	}
 	return info.Source.Version, nil
 }
+
+// Imports reads the host functions a build's module imports, by module
+// ("wasi_snapshot_preview1", "vkernel"), from its build-info.json
+// (wasm_imports): a runner can tell from them whether a build has a part
+// of the host surface it relies on.
+func Imports(dir string) (map[string][]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
+	if err != nil {
+		return nil, fmt.Errorf("%w (run: make images)", err)
+	}
+	var info struct {
+		Imports map[string][]string `json:"wasm_imports"`
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return nil, fmt.Errorf("%s: build-info.json: %w", dir, err)
+	}
+	if len(info.Imports) == 0 {
+		return nil, fmt.Errorf("%s: build-info.json lists no wasm_imports", dir)
+	}
+	return info.Imports, nil
+}

@@ -3,6 +3,7 @@ package wasmbuild
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -32,5 +33,24 @@ func TestLatestAndVersion(t *testing.T) {
 	}
 	if _, err := SourceVersion(t.TempDir()); err == nil {
 		t.Fatal("version of a directory without build-info.json")
+	}
+}
+
+func TestImports(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(`{"wasm_imports": {"vkernel": ["proc_signals", "sock_connect"], "wasi_snapshot_preview1": ["fd_write"]}}`), 0o644)
+	imports, err := Imports(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"proc_signals", "sock_connect"}; !slices.Equal(imports["vkernel"], want) {
+		t.Fatalf("vkernel imports %q, want %q", imports["vkernel"], want)
+	}
+	os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(`{"source": {"version": "1"}}`), 0o644)
+	if _, err := Imports(dir); err == nil {
+		t.Fatal("a build-info.json without wasm_imports read as a build importing nothing")
+	}
+	if _, err := Imports(t.TempDir()); err == nil {
+		t.Fatal("imports of a directory without build-info.json")
 	}
 }

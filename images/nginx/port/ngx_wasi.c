@@ -3,6 +3,16 @@
  * nginx on WebAssembly (wasm32-wasi) in compat's vkernel: the POSIX calls
  * wasi-libc lacks, with the behaviour of one unprivileged process that owns
  * the listeners its runner handed over. See ngx_wasi.h.
+ *
+ * Signals come from the vkernel (vkernel.proc_signals), as they do for
+ * redis-server.wasm: sigaction() records nginx's handlers, and poll(),
+ * after each wait, runs the handlers of the signals delivered during it,
+ * as a native libc does on return from the system call. This replaced an
+ * older protocol in which the runner wrote signal letters to a control
+ * listener (NGX_WASI_CONTROL) that nginx polled: it took a socket and a
+ * port of its own, an event handler nginx does not have, and a second
+ * signal path beside the vkernel's; now nginx's own ngx_signal_handler
+ * decides what each signal does, with its own log lines.
  */
 
 
@@ -33,6 +43,9 @@ uint32_t ngx_wasi_sock_error(int32_t fd, uint32_t *err);
 
 NGX_WASI_IMPORT("sock_setopt")
 uint32_t ngx_wasi_sock_setopt(int32_t fd, uint32_t option, uint32_t value);
+
+NGX_WASI_IMPORT("proc_signals")
+uint32_t ngx_wasi_proc_signals(uint64_t *set);
 
 
 /*
@@ -145,11 +158,30 @@ kill(pid_t pid, int sig)
 }
 
 
+/*
+ * The handlers nginx installs (ngx_init_signals), by signal number: the
+ * vkernel's signals run them from poll(), see ngx_wasi_take_signals().
+ */
+
+#define NGX_WASI_NSIG  65
+
+static struct sigaction  ngx_wasi_sigactions[NGX_WASI_NSIG];
+
+
 int
 sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+    if (sig <= 0 || sig >= NGX_WASI_NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+
     if (old) {
-        ngx_memzero(old, sizeof(struct sigaction));
+        *old = ngx_wasi_sigactions[sig];
+    }
+
+    if (act) {
+        ngx_wasi_sigactions[sig] = *act;
     }
 
     return 0;
@@ -175,7 +207,6 @@ sigsuspend(const sigset_t *set)
  */
 
 static char  *ngx_wasi_listen_fds;
-static char  *ngx_wasi_control_addr;
 static int    ngx_wasi_host_pid;
 
 
@@ -193,9 +224,6 @@ ngx_wasi_read_env(void)
 
     p = getenv("VKERNEL_LISTEN_FDS");
     ngx_wasi_listen_fds = p ? strdup(p) : NULL;
-
-    p = getenv("NGX_WASI_CONTROL");
-    ngx_wasi_control_addr = p ? strdup(p) : NULL;
 
     /*
      * The host process that stands for this instance: the one a harness
@@ -612,9 +640,6 @@ static int  ngx_wasi_listener_fd[NGX_WASI_MAX_LISTENERS];
 static int  ngx_wasi_listener_taken[NGX_WASI_MAX_LISTENERS];
 
 
-static int ngx_wasi_control_fd(void);
-
-
 static void
 ngx_wasi_read_listeners(void)
 {
@@ -684,9 +709,7 @@ ngx_wasi_listener(struct sockaddr *sa, socklen_t socklen)
         }
 
         for (i = 0; i < ngx_wasi_nlisteners; i++) {
-            if (ngx_wasi_listener_taken[i]
-                || ngx_wasi_listener_fd[i] == ngx_wasi_control_fd())
-            {
+            if (ngx_wasi_listener_taken[i]) {
                 continue;
             }
 
@@ -794,165 +817,89 @@ gethostname(char *name, size_t len)
 
 
 /*
- * Signals. The vkernel delivers none, so the runner sends them over a
- * control listener it hands over like the others and names in
- * NGX_WASI_CONTROL ("127.0.0.1:PORT"): it connects and writes one letter
- * per signal, Q (QUIT), T (TERM/INT), U (USR1), which set the flags
- * nginx's signal handler sets. The cycle acts on them after the event that
- * read them, as after a real signal. There is no letter for HUP: the
- * single-process cycle re-reads its configuration without setting up its
- * event module again (poll then spins on "poll ready != events", natively
- * too), so the runner reloads by starting a new instance on the same
- * listeners.
+ * Signals. The vkernel holds the host signals sent to the runner's process
+ * until the guest next waits in poll_oneoff, which it then interrupts
+ * (EINTR); the guest takes them with vkernel.proc_signals (vkernel/ABI.md,
+ * "Signals"). nginx waits only in poll() (the poll module: the build has
+ * no other), so poll() runs the recorded handlers after every wait: nginx's
+ * own ngx_signal_handler sets ngx_quit, ngx_terminate, ngx_reopen... and
+ * logs "signal N (SIGX) received", and the cycle acts on the flags once
+ * ngx_process_events() returns, exactly as after a real signal. An EINTR
+ * is passed on, so nginx logs "poll() failed (...: Interrupted system
+ * call)" at info level, as natively (its handlers have no SA_RESTART).
+ *
+ * HUP runs nginx's handler too (ngx_reconfigure), but the single-process
+ * cycle does not set up its event module again for the new cycle (poll
+ * spins on "poll ready != events", natively too); compat's nginx shim
+ * therefore reloads by passing QUIT and starting a new instance on the same
+ * listeners, and never sends HUP itself.
  */
 
-static int
-ngx_wasi_control_fd(void)
+static void
+ngx_wasi_take_signals(void)
 {
-    static int  fd = -2;
-    int         i;
-    char        text[64], want[64];
-    uint32_t    tlen, port;
+    int               sig;
+    uint64_t          set;
+    siginfo_t         info;
+    struct sigaction  sa;
 
-    if (fd != -2) {
-        return fd;
+    set = 0;
+
+    if (ngx_wasi_proc_signals(&set) != 0) {
+        return;
     }
 
-    fd = -1;
-
-    ngx_wasi_read_env();
-
-    if (ngx_wasi_control_addr == NULL) {
-        return fd;
-    }
-
-    if (ngx_wasi_nlisteners < 0) {
-        ngx_wasi_read_listeners();
-    }
-
-    for (i = 0; i < ngx_wasi_nlisteners; i++) {
-        if (ngx_wasi_sock_local_addr(ngx_wasi_listener_fd[i], text,
-                                     sizeof(text) - 1, &tlen, &port)
-            != 0)
-        {
+    for (sig = 1; sig < NGX_WASI_NSIG - 1 && set != 0; sig++) {
+        if (!(set & ((uint64_t) 1 << sig))) {
             continue;
         }
 
-        text[tlen] = '\0';
-        ngx_sprintf((u_char *) want, "%s:%uD%Z", text, port);
+        set &= ~((uint64_t) 1 << sig);
+        sa = ngx_wasi_sigactions[sig];
 
-        if (strcmp(want, ngx_wasi_control_addr) == 0) {
-            fd = ngx_wasi_listener_fd[i];
-            break;
-        }
-    }
+        if ((sa.sa_flags & SA_SIGINFO) && sa.sa_sigaction) {
+            ngx_memzero(&info, sizeof(siginfo_t));
+            info.si_signo = sig;
+            sa.sa_sigaction(sig, &info, NULL);
 
-    return fd;
-}
+        } else if (sa.sa_handler == SIG_IGN) {
+            continue;
 
+        } else if (sa.sa_handler == SIG_DFL || sa.sa_handler == NULL) {
 
-static void
-ngx_wasi_control_read(ngx_event_t *rev)
-{
-    u_char             buf[16];
-    ssize_t            n, i;
-    ngx_connection_t  *c;
+            /*
+             * No handler yet (a signal before ngx_init_signals): the
+             * default action, which for the signals a runner passes on
+             * ends the process; the status is a shell's 128+n.
+             */
 
-    c = rev->data;
-
-    for ( ;; ) {
-        n = recv(c->fd, buf, sizeof(buf), 0);
-
-        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
-            return;
-        }
-
-        if (n <= 0) {
-            break;
-        }
-
-        for (i = 0; i < n; i++) {
-            switch (buf[i]) {
-            case 'Q':
-                ngx_quit = 1;
-                break;
-            case 'T':
-                ngx_terminate = 1;
-                break;
-            case 'U':
-                ngx_reopen = 1;
-                break;
+            if (sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH
+                || sig == SIGCONT)
+            {
+                continue;
             }
+
+            _Exit(128 + sig);
+
+        } else {
+            sa.sa_handler(sig);
         }
-    }
-
-    ngx_close_connection(c);
-}
-
-
-static void
-ngx_wasi_control_accept(ngx_event_t *ev)
-{
-    int                s;
-    ngx_connection_t  *lc, *c;
-
-    lc = ev->data;
-
-    for ( ;; ) {
-        s = accept4(lc->fd, NULL, NULL, SOCK_NONBLOCK);
-        if (s == -1) {
-            return;
-        }
-
-        c = ngx_get_connection(s, ev->log);
-        if (c == NULL) {
-            close(s);
-            return;
-        }
-
-        c->read->handler = ngx_wasi_control_read;
-        c->read->log = ev->log;
-
-        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
-            ngx_close_connection(c);
-            return;
-        }
-
-        ngx_wasi_control_read(c->read);
     }
 }
 
 
-ngx_int_t
-ngx_wasi_control_init(ngx_cycle_t *cycle)
+#undef poll
+
+int
+ngx_wasi_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
-    int                fd;
-    ngx_connection_t  *c;
+    int  n, err;
 
-    fd = ngx_wasi_control_fd();
-    if (fd == -1) {
-        return NGX_OK;
-    }
+    n = poll(fds, nfds, timeout);
+    err = errno;
 
-    if (ngx_nonblocking(fd) == -1) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
-                      ngx_nonblocking_n " of the control listener failed");
-        return NGX_ERROR;
-    }
+    ngx_wasi_take_signals();
 
-    c = ngx_get_connection(fd, cycle->log);
-    if (c == NULL) {
-        return NGX_ERROR;
-    }
-
-    c->read->handler = ngx_wasi_control_accept;
-    c->read->log = cycle->log;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    errno = err;
+    return n;
 }

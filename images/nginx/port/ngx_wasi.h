@@ -7,6 +7,9 @@
  * behaviour of a single, unprivileged process; ngx_wasi.c implements it.
  * Listening sockets are handed over by the vkernel (VKERNEL_LISTEN_FDS) and
  * matched to "listen" directives by address: see ngx_wasi_listener().
+ * Signals come from the vkernel too: poll() is ngx_wasi_poll(), which runs
+ * the handlers sigaction() recorded after each wait (the runner's old
+ * control listener, NGX_WASI_CONTROL, is gone: see ngx_wasi.c).
  */
 
 
@@ -16,6 +19,7 @@
 
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <poll.h>
 
 
 /*
@@ -58,7 +62,10 @@ int fchown(int fd, uid_t owner, gid_t group);
 mode_t umask(mode_t mask);
 
 
-/* processes: none can be created; signals are never delivered */
+/*
+ * processes: none can be created; signals are those the vkernel delivers
+ * (vkernel.proc_signals), handled when a wait in poll() returns
+ */
 
 #define WNOHANG       1
 #define WIFEXITED(s)    (((s) & 0x7f) == 0)
@@ -268,9 +275,12 @@ int chmod(const char *path, mode_t mode);
 char *realpath(const char *path, char *resolved);
 
 
-/* signals from the runner over its control listener (NGX_WASI_CONTROL) */
-struct ngx_cycle_s;
-intptr_t ngx_wasi_control_init(struct ngx_cycle_s *cycle);
+/*
+ * poll() that runs the handlers of the signals the vkernel delivered while
+ * it waited, as a native libc does on return from the system call
+ */
+int ngx_wasi_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+#define poll  ngx_wasi_poll
 
 
 /* the pid nginx writes to its pid file: the runner's host pid if it says */
