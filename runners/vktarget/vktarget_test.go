@@ -1,4 +1,4 @@
-package vkernel
+package vktarget
 
 import (
 	"bufio"
