@@ -48,3 +48,21 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Tail returns at most the last n lines and max bytes of s, cut at a line
+// start: the end of a process's output, where its errors are, for a result
+// a person reads.
+func Tail(s string, n, max int) string {
+	s = strings.TrimRight(s, "\n")
+	if len(s) > max {
+		s = s[len(s)-max:]
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[i+1:]
+		}
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

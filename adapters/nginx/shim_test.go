@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/adapters/internal/suitetest"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners/testenv"
 )
 
@@ -44,12 +46,12 @@ func cacheRoot() string {
 // testShim prepares the shim for the newest nginx.wasm build, or skips.
 func testShim(t *testing.T) *Shim {
 	t.Helper()
-	b, err := LatestBuild(cacheRoot())
+	b, err := wasmbuild.Latest(cacheRoot(), wasmbuild.Nginx)
 	if err != nil {
 		testenv.Missing(t, "nginx.wasm is not built (make images): %v", err)
 	}
 	t.Setenv(envTestShim, "1")
-	s, err := PrepareShim(t.TempDir(), b, []string{os.Args[0]}, cacheRoot())
+	s, err := PrepareShim(t.TempDir(), b, []string{os.Args[0]}, suitetest.Vkernel(t, cacheRoot(), entry(b)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestParseEveryStatus(t *testing.T) {
 	}
 	for i, w := range want {
 		r := p.Results[i]
-		if r.Test != unit+": "+w.test || r.Status != w.status || r.Message != w.msg || r.Unit != unit || r.Suite != Suite {
+		if r.Test != unit+": "+w.test || r.Status != w.status || r.Message != w.msg || r.Unit != unit || r.Suite != Name {
 			t.Errorf("result %d = %q %s %q (unit %q), want %q %s %q", i, r.Test, r.Status, r.Message, r.Unit, w.test, w.status, w.msg)
 		}
 		if !compat.InUnit(r.Test, unit) {

@@ -272,23 +272,6 @@ func transcript(command, output string) string {
 	for _, line := range strings.Split(command, "\n") {
 		b.WriteString("$ " + line + "\n")
 	}
-	b.WriteString(tail(output, tailLines, tailBytes))
+	b.WriteString(runners.Tail(output, tailLines, tailBytes))
 	return strings.TrimRight(b.String(), "\n")
-}
-
-// tail returns at most the last n lines and max bytes of s, cut at a line
-// start.
-func tail(s string, n, max int) string {
-	s = strings.TrimRight(s, "\n")
-	if len(s) > max {
-		s = s[len(s)-max:]
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[i+1:]
-		}
-	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,8 +1,9 @@
 // Package prepare makes the stand-ins the adapters give harnesses that
 // start a native program themselves (runtest's src/redis-server,
-// Test::Nginx's TEST_NGINX_BINARY): a megabinary holding the build's entry,
-// signed with a key made for the run, and small scripts that run compat's
-// shim verb with the environment it needs to open that megabinary.
+// Test::Nginx's TEST_NGINX_BINARY): small scripts that run compat's shim
+// verb with the environment it needs to open the pipeline's megabinary.
+// Sign makes a megabinary signed with a key of its own, for tests that
+// run a shim without the pipeline.
 package prepare
 
 import (
