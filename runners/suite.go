@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/compat-project/compat"
@@ -138,6 +140,18 @@ type Report struct {
 	Err error
 }
 
+// Selection says which units of a suite to run: a profile, or the units a
+// user names, which replace the profile's. Every suite's options hold one
+// (compat run's -profile and -modules).
+type Selection struct {
+	// Profile is "quick" (a few units per suite, for CI) or "full" (the
+	// whole suite).
+	Profile string
+	// Units are unit names, as the suite's results give them; when set,
+	// the profile is not used.
+	Units []string
+}
+
 // TargetSpec describes the target a suite is to run on. The pipeline
 // makes one per suite and kind and hands it to Suite.Open: a suite starts
 // its target from it instead of finding out what it runs on from a
@@ -161,6 +175,15 @@ type TargetSpec struct {
 	// Scratch is an empty directory the session may use until Close;
 	// the pipeline removes it afterwards.
 	Scratch string
+}
+
+// Dir makes the directory name in spec.Scratch and returns its path.
+func (spec TargetSpec) Dir(name string) (string, error) {
+	d := filepath.Join(spec.Scratch, name)
+	if err := os.MkdirAll(d, 0o777); err != nil {
+		return "", fmt.Errorf("scratch directory: %w", err)
+	}
+	return d, nil
 }
 
 // Check reports whether spec names a known kind and, for Reference, a

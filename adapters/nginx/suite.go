@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/prepare"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
@@ -94,13 +95,12 @@ type Options struct {
 	Build string
 	// Cache is the cache root (and Test::Nginx's library under it).
 	Cache string
-	// Profile is "quick" or "full": the module suites' files (see Files)
-	// and Debian's autopkgtests (see DebianTestNames).
-	Profile string
-	// Units are the tests to run in place of the profile's:
-	// "module/file.t" for a Test::Nginx file, "debian/tests/NAME" for an
-	// autopkgtest, or with NginxTests a file of the checkout ("file.t").
-	Units []string
+	// Selection picks the tests: a profile, "quick" or "full", of the
+	// module suites' files (see Files) and Debian's autopkgtests (see
+	// DebianTestNames); or units, "module/file.t" for a Test::Nginx file,
+	// "debian/tests/NAME" for an autopkgtest, or with NginxTests a file of
+	// the checkout ("file.t").
+	runners.Selection
 	// NginxTests, if set, is an nginx-tests checkout whose files run
 	// instead of the module suites (HarnessNginxTests).
 	NginxTests string
@@ -312,7 +312,7 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 			// In the container the shim runs as nginx (shimAsNginx), so
 			// that start-stop-daemon --name nginx finds its processes.
 			var dir string
-			if dir, err = mkdir(spec.Scratch, "debian-shim"); err == nil {
+			if dir, err = spec.Dir("debian-shim"); err == nil {
 				ss.debianShim, err = PrepareShim(dir, s.build, []string{shimAsNginx, "nginx-shim"}, spec)
 			}
 		}
@@ -359,15 +359,11 @@ func (s *Suite) vkernelEnv(spec runners.TargetSpec, env []string) ([]string, err
 			return nil, err
 		}
 	}
-	self := s.shim
-	if len(self) == 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("nginx: finding the compat executable for the shim: %w", err)
-		}
-		self = []string{exe, "nginx-shim"}
+	self, err := prepare.Self(s.shim, "nginx-shim")
+	if err != nil {
+		return nil, err
 	}
-	dir, err := mkdir(spec.Scratch, "shim")
+	dir, err := spec.Dir("shim")
 	if err != nil {
 		return nil, err
 	}
@@ -400,15 +396,6 @@ func (s *Suite) has(kind string) bool {
 		}
 	}
 	return false
-}
-
-// mkdir makes the directory name under parent and returns its path.
-func mkdir(parent, name string) (string, error) {
-	d := filepath.Join(parent, name)
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return "", fmt.Errorf("nginx: %w", err)
-	}
-	return d, nil
 }
 
 // Properties implements runners.Session.

@@ -30,7 +30,7 @@ func suiteFor(t *testing.T, units ...string) *Suite {
 	if _, err := os.Stat(b.Path("tests", "echo", "t", "echo.t")); err != nil {
 		testenv.Missing(t, "the nginx.wasm build %s carries no module tests (rebuild it): %v", b.Dir, err)
 	}
-	s, err := New(Options{Build: b.Dir, Units: units})
+	s, err := New(Options{Build: b.Dir, Selection: runners.Selection{Units: units}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestNewSelects(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(dir, "debian-tests"), 0o755)
 	os.WriteFile(filepath.Join(dir, "debian-tests", "control"), []byte("Tests: ssi-module-test\n\nTests: reboot\nRestrictions: needs-reboot\n"), 0o644)
-	s, err := New(Options{Build: dir, Units: []string{"debian/tests/reboot", "echo/a.t"}})
+	s, err := New(Options{Build: dir, Selection: runners.Selection{Units: []string{"debian/tests/reboot", "echo/a.t"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,13 +254,13 @@ func TestNewSelects(t *testing.T) {
 	if k := s.Plan().Kinds; !k[""].Serial || !k[KindAutopkgtest].Serial {
 		t.Errorf("kinds %+v: files share a port, one at a time", k)
 	}
-	if _, err := New(Options{Build: dir, Units: []string{"echo/none.t"}}); err == nil || !strings.Contains(err.Error(), "echo/none.t") {
+	if _, err := New(Options{Build: dir, Selection: runners.Selection{Units: []string{"echo/none.t"}}}); err == nil || !strings.Contains(err.Error(), "echo/none.t") {
 		t.Errorf("unknown file: %v", err)
 	}
-	if _, err := New(Options{Build: dir, Units: []string{"debian/tests/none"}}); err == nil || !strings.Contains(err.Error(), "ssi-module-test, reboot") {
+	if _, err := New(Options{Build: dir, Selection: runners.Selection{Units: []string{"debian/tests/none"}}}); err == nil || !strings.Contains(err.Error(), "ssi-module-test, reboot") {
 		t.Errorf("unknown autopkgtest: %v", err)
 	}
-	s, err = New(Options{Build: dir, Profile: "full"})
+	s, err = New(Options{Build: dir, Selection: runners.Selection{Profile: "full"}})
 	if err != nil || len(s.Plan().Units) != len(Modules)+2 {
 		t.Errorf("full profile: %+v, %v", s, err)
 	}

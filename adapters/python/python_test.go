@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/suitetest"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/pipeline"
@@ -61,14 +62,6 @@ func runLocal(t *testing.T, ctx context.Context, s *Suite, opts pipeline.Options
 	return run, lines, err
 }
 
-func byTest(rs []compat.Result) map[string]compat.Result {
-	m := map[string]compat.Result{}
-	for _, r := range rs {
-		m[r.Test] = r
-	}
-	return m
-}
-
 func TestRunStdlibModules(t *testing.T) {
 	py := hostPython(t)
 	mods := []string{"test_bool", "test_bisect", "test_winreg"}
@@ -91,7 +84,7 @@ func TestRunStdlibModules(t *testing.T) {
 		}
 		t.Fatalf("counts %+v, want about 60 passes, the test_winreg skip and no failures", c)
 	}
-	rs := byTest(run.Results)
+	rs := suitetest.ByTest(run.Results)
 	if r := rs["test_bool.BoolTest.test_math"]; r.Status != compat.Pass || r.Unit != "test_bool" {
 		t.Errorf("test_bool.BoolTest.test_math: %+v", r)
 	}
@@ -118,7 +111,7 @@ func TestRunBrokenModules(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunSuite: %v (a crash, a timeout or a failure is a result, not an error)", err)
 	}
-	rs := byTest(run.Results)
+	rs := suitetest.ByTest(run.Results)
 	want := map[string]compat.Status{
 		"test_compatcrash":                                 compat.Error,
 		"test_compatcrash.Crash.test_a_passes":             compat.Pass,
@@ -181,7 +174,7 @@ func TestRunCancelled(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stopped after") {
 		t.Errorf("err = %v, want the run to say it stopped early", err)
 	}
-	rs := byTest(run.Results)
+	rs := suitetest.ByTest(run.Results)
 	if len(rs) != 3 {
 		t.Errorf("results %v, want those of the first module only", summary(run.Results))
 	}
@@ -211,18 +204,18 @@ func TestNew(t *testing.T) {
 	for _, m := range Quick {
 		os.WriteFile(filepath.Join(lib, m+".py"), nil, 0o644)
 	}
-	got, err := New(Options{Build: s.build.Dir, Profile: "quick"})
+	got, err := New(Options{Build: s.build.Dir, Selection: runners.Selection{Profile: "quick"}})
 	if err != nil || len(got.Plan().Units) != len(Quick) || !got.Plan().Kinds[""].Rerun {
 		t.Fatalf("quick: %+v, %v", got, err)
 	}
-	got, err = New(Options{Build: s.build.Dir, Units: []string{"test_x"}})
+	got, err = New(Options{Build: s.build.Dir, Selection: runners.Selection{Units: []string{"test_x"}}})
 	if err != nil || len(got.Plan().Units) != 1 || got.Plan().Units[0].Name != "test_x" {
 		t.Fatalf("explicit: %+v, %v", got, err)
 	}
-	if _, err := New(Options{Build: s.build.Dir, Profile: "slow"}); err == nil {
+	if _, err := New(Options{Build: s.build.Dir, Selection: runners.Selection{Profile: "slow"}}); err == nil {
 		t.Error("an unknown profile was accepted")
 	}
-	if _, err := New(Options{Cache: t.TempDir(), Profile: "quick"}); err == nil || !strings.Contains(err.Error(), "python.wasm") {
+	if _, err := New(Options{Cache: t.TempDir(), Selection: runners.Selection{Profile: "quick"}}); err == nil || !strings.Contains(err.Error(), "python.wasm") {
 		t.Errorf("no build: %v", err)
 	}
 }

@@ -24,11 +24,9 @@ type Options struct {
 	Build string
 	// Cache is the cache root.
 	Cache string
-	// Profile is "quick" or "full" (see Profile).
-	Profile string
-	// Units are the modules to run, such as "test_os", in place of the
-	// profile's.
-	Units []string
+	// Selection picks the modules: a profile (see Profile) or modules
+	// such as "test_os".
+	runners.Selection
 }
 
 // Suite runs regrtest modules: the runners.Suite of CPython's test suite.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/prepare"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
@@ -28,11 +29,10 @@ type Options struct {
 	Build string
 	// Cache is the cache root.
 	Cache string
-	// Profile is "quick" or "full" (see Profile).
-	Profile string
-	// Units are the units to run in place of the profile's: unit/*
-	// entries run in external mode, integration/* entries in spawn mode.
-	Units []string
+	// Selection picks the units: a profile (see Profile) or units, where
+	// unit/* entries run in external mode, integration/* entries in spawn
+	// mode.
+	runners.Selection
 	// Differential is how many seeded command streams (seeds 1..N, see
 	// Differential) each target's server also answers beside the host's
 	// own redis-server, as the last unit, "differential"; 0 runs none.
@@ -249,7 +249,7 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 		}
 		// The host's server writes its files (dump.rdb...) to scratch,
 		// not to the current directory.
-		data, err := mkdir(spec.Scratch, "data")
+		data, err := spec.Dir("data")
 		if err != nil {
 			return nil, err
 		}
@@ -283,28 +283,15 @@ func (s *Suite) has(kind string) bool {
 // shimPrograms writes the spawn-mode scripts that run the shim, on the
 // pipeline's megabinary, into the scratch directory of spec.
 func (s *Suite) shimPrograms(spec runners.TargetSpec) (map[string]string, error) {
-	self := s.shim
-	if len(self) == 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("redis: finding the compat executable for the shim: %w", err)
-		}
-		self = []string{exe, "redis-shim"}
+	self, err := prepare.Self(s.shim, "redis-shim")
+	if err != nil {
+		return nil, err
 	}
-	dir, err := mkdir(spec.Scratch, "shim")
+	dir, err := spec.Dir("shim")
 	if err != nil {
 		return nil, err
 	}
 	return VkernelPrograms(dir, s.build, self, spec)
-}
-
-// mkdir makes the directory name under parent and returns its path.
-func mkdir(parent, name string) (string, error) {
-	d := filepath.Join(parent, name)
-	if err := os.MkdirAll(d, 0o777); err != nil {
-		return "", fmt.Errorf("redis: %w", err)
-	}
-	return d, nil
 }
 
 // Properties implements runners.Session.
@@ -351,14 +338,14 @@ func (ss *session) differential(ctx context.Context) (rep runners.Report) {
 		}
 		return rep
 	}
-	hostDir, err := mkdir(ss.spec.Scratch, "differential-host")
+	hostDir, err := ss.spec.Dir("differential-host")
 	if err != nil {
 		return each(compat.Error, err.Error())
 	}
 	extra := ss.serverArgs
 	if len(extra) > 0 {
 		// The local reference: a data directory of its own.
-		d, err := mkdir(ss.spec.Scratch, "differential-data")
+		d, err := ss.spec.Dir("differential-data")
 		if err != nil {
 			return each(compat.Error, err.Error())
 		}

@@ -24,14 +24,14 @@ type suiteFlags struct {
 // newSuite opens the named suite's build; the suite picks its units from
 // the profile or the -modules list.
 func newSuite(name string, f suiteFlags) (runners.Suite, error) {
-	units := split(f.modules)
+	sel := runners.Selection{Profile: f.profile, Units: split(f.modules)}
 	switch name {
 	case python.Name:
-		return python.New(python.Options{Build: f.pythonBuild, Cache: cacheRoot(), Profile: f.profile, Units: units})
+		return python.New(python.Options{Build: f.pythonBuild, Cache: cacheRoot(), Selection: sel})
 	case redis.Name:
-		return redis.New(redis.Options{Build: f.redisBuild, Cache: cacheRoot(), Profile: f.profile, Units: units, Differential: f.redisDiff})
+		return redis.New(redis.Options{Build: f.redisBuild, Cache: cacheRoot(), Selection: sel, Differential: f.redisDiff})
 	case nginx.Name:
-		return nginx.New(nginx.Options{Build: f.nginxBuild, Cache: cacheRoot(), Profile: f.profile, Units: units, NginxTests: f.suiteDir})
+		return nginx.New(nginx.Options{Build: f.nginxBuild, Cache: cacheRoot(), Selection: sel, NginxTests: f.suiteDir})
 	}
 	return nil, fmt.Errorf("-suite %q: unknown suite (known: python, redis, nginx)", name)
 }

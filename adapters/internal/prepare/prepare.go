@@ -49,6 +49,19 @@ func Sign(dir, name string, entries []megabinary.SpecEntry) (*Signed, error) {
 	return &Signed{Path: mb, PublicKey: key + ".pub", Digest: f.Digest()}, nil
 }
 
+// Self returns the command that runs compat's verb (such as "redis-shim"):
+// given, when not empty (a test's own binary), or this executable and verb.
+func Self(given []string, verb string) ([]string, error) {
+	if len(given) > 0 {
+		return given, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the compat executable for %s: %w", verb, err)
+	}
+	return []string{exe, verb}, nil
+}
+
 // WriteScript writes an executable sh script to path that exports env
 // (name, value pairs) and execs command with the script's own arguments
 // appended. comment, if not empty, becomes the script's second line.
