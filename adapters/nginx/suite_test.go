@@ -30,7 +30,7 @@ func suiteFor(t *testing.T, units ...string) *Suite {
 	if _, err := os.Stat(b.Path("tests", "echo", "t", "echo.t")); err != nil {
 		testenv.Missing(t, "the nginx.wasm build %s carries no module tests (rebuild it): %v", b.Dir, err)
 	}
-	s, err := New(Options{Build: b.Dir, Selection: runners.Selection{Units: units}})
+	s, err := New(Options{Build: b.Dir, Selection: runners.Selection{Profile: "quick", Units: units}})
 	if err != nil {
 		t.Fatal(err)
 	}
