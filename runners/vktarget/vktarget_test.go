@@ -178,3 +178,22 @@ func TestServeClose(t *testing.T) {
 		t.Errorf("Exit after Close: %v, want context.Canceled", err)
 	}
 }
+
+// TestCommand: the command is compat exec on the target's megabinary with
+// its mounts and environment, the program mapped to the file the exec
+// hashes.
+func TestCommand(t *testing.T) {
+	tgt := &Target{opts: Options{Megabinary: "/out/compat.vkmb", PublicKey: "/out/run-key.pub", Env: []string{"A=1"},
+		Mounts:   []runners.Mount{{Host: "/scratch/root", Guest: "/"}, {Host: "/b/lib", Guest: "/usr/lib", ReadOnly: true}},
+		Programs: map[string]string{"python3.11": "/b/python.wasm"}}}
+	tgt.mounts = []vk.Mount{{Guest: "/", Host: "/scratch/root"}}
+	got := tgt.Command(runners.Process{Args: []string{"python3.11", "-m", "test", "test_x"}, Env: []string{"B=2 3"}})
+	want := "compat exec -megabinary /out/compat.vkmb -pubkey /out/run-key.pub -mount /=/scratch/root -mount /usr/lib=/b/lib:ro -env A=1 -env 'B=2 3' /b/python.wasm -m test test_x"
+	if got != want {
+		t.Errorf("Command =\n %s\nwant\n %s", got, want)
+	}
+	tgt.opts.Megabinary, tgt.opts.PublicKey = "", ""
+	if got := tgt.Command(runners.Process{Args: []string{"/bin/probe"}}); !strings.HasPrefix(got, "compat exec -megabinary MEGABINARY -pubkey PUBKEY ") || !strings.HasSuffix(got, " /scratch/root/bin/probe") {
+		t.Errorf("without files: %s", got)
+	}
+}
