@@ -140,10 +140,14 @@ type Report struct {
 	Err error
 }
 
-// Selection says which units of a suite to run: a profile, or the units a
-// user names, which replace the profile's. Every suite's options hold one
-// (compat run's -profile and -modules).
-type Selection struct {
+// SuiteConfig is what every suite is made from: the build under test and
+// which of its units to run (compat run's -*-build, -profile and -modules).
+type SuiteConfig struct {
+	// Build is the directory of the build under test; empty: the newest
+	// under Cache.
+	Build string
+	// Cache is the cache root (builds, AOT code).
+	Cache string
 	// Profile is "quick" (a few units per suite, for CI) or "full" (the
 	// whole suite).
 	Profile string

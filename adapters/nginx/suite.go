@@ -88,19 +88,16 @@ func NginxTestsFiles(dir string) ([]string, error) {
 
 // Options says which build and which tests a Suite runs.
 type Options struct {
-	// Build is an nginx.wasm build directory made by
+	// SuiteConfig names the build, a directory made by
 	// images/nginx/build-wasm.sh (nginx.wasm, the module suites in
-	// tests/, Debian's autopkgtests in debian-tests/, build-info.json);
-	// empty: the newest under Cache.
-	Build string
-	// Cache is the cache root (and Test::Nginx's library under it).
-	Cache string
-	// Selection picks the tests: a profile, "quick" or "full", of the
-	// module suites' files (see Files) and Debian's autopkgtests (see
+	// tests/, Debian's autopkgtests in debian-tests/, build-info.json),
+	// and picks the tests: a profile, "quick" or "full", of the module
+	// suites' files (see Files) and Debian's autopkgtests (see
 	// DebianTestNames); or units, "module/file.t" for a Test::Nginx file,
 	// "debian/tests/NAME" for an autopkgtest, or with NginxTests a file of
-	// the checkout ("file.t").
-	runners.Selection
+	// the checkout ("file.t"). Test::Nginx's library is found under its
+	// Cache.
+	runners.SuiteConfig
 	// NginxTests, if set, is an nginx-tests checkout whose files run
 	// instead of the module suites (HarnessNginxTests).
 	NginxTests string

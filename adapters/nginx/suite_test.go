@@ -30,7 +30,7 @@ func suiteFor(t *testing.T, units ...string) *Suite {
 	if _, err := os.Stat(b.Path("tests", "echo", "t", "echo.t")); err != nil {
 		testenv.Missing(t, "the nginx.wasm build %s carries no module tests (rebuild it): %v", b.Dir, err)
 	}
-	s, err := New(Options{Build: b.Dir, Selection: runners.Selection{Profile: "quick", Units: units}})
+	s, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Profile: "quick", Units: units}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func nginxTestsSuite(t *testing.T) *Suite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Options{Build: s.build.Dir, NginxTests: dir})
+	n, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: s.build.Dir}, NginxTests: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestNewSelects(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(dir, "debian-tests"), 0o755)
 	os.WriteFile(filepath.Join(dir, "debian-tests", "control"), []byte("Tests: ssi-module-test\n\nTests: reboot\nRestrictions: needs-reboot\n"), 0o644)
-	s, err := New(Options{Build: dir, Selection: runners.Selection{Units: []string{"debian/tests/reboot", "echo/a.t"}}})
+	s, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Units: []string{"debian/tests/reboot", "echo/a.t"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,19 +254,19 @@ func TestNewSelects(t *testing.T) {
 	if k := s.Plan().Kinds; !k[""].Serial || !k[KindAutopkgtest].Serial {
 		t.Errorf("kinds %+v: files share a port, one at a time", k)
 	}
-	if _, err := New(Options{Build: dir, Selection: runners.Selection{Units: []string{"echo/none.t"}}}); err == nil || !strings.Contains(err.Error(), "echo/none.t") {
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Units: []string{"echo/none.t"}}}); err == nil || !strings.Contains(err.Error(), "echo/none.t") {
 		t.Errorf("unknown file: %v", err)
 	}
-	if _, err := New(Options{Build: dir, Selection: runners.Selection{Units: []string{"debian/tests/none"}}}); err == nil || !strings.Contains(err.Error(), "ssi-module-test, reboot") {
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Units: []string{"debian/tests/none"}}}); err == nil || !strings.Contains(err.Error(), "ssi-module-test, reboot") {
 		t.Errorf("unknown autopkgtest: %v", err)
 	}
-	s, err = New(Options{Build: dir, Selection: runners.Selection{Profile: "full"}})
+	s, err = New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Profile: "full"}})
 	if err != nil || len(s.Plan().Units) != len(Modules)+2 {
 		t.Errorf("full profile: %+v, %v", s, err)
 	}
 	checkout := t.TempDir()
 	os.WriteFile(filepath.Join(checkout, "x.t"), nil, 0o644)
-	s, err = New(Options{Build: dir, NginxTests: checkout})
+	s, err = New(Options{SuiteConfig: runners.SuiteConfig{Build: dir}, NginxTests: checkout})
 	if err != nil || len(s.Plan().Units) != 1 || s.Plan().Units[0].Name != "nginx-tests/x.t" {
 		t.Errorf("nginx-tests: %+v, %v", s, err)
 	}

@@ -204,18 +204,18 @@ func TestNew(t *testing.T) {
 	for _, m := range Quick {
 		os.WriteFile(filepath.Join(lib, m+".py"), nil, 0o644)
 	}
-	got, err := New(Options{Build: s.build.Dir, Selection: runners.Selection{Profile: "quick"}})
+	got, err := New(runners.SuiteConfig{Build: s.build.Dir, Profile: "quick"})
 	if err != nil || len(got.Plan().Units) != len(Quick) || !got.Plan().Kinds[""].Rerun {
 		t.Fatalf("quick: %+v, %v", got, err)
 	}
-	got, err = New(Options{Build: s.build.Dir, Selection: runners.Selection{Units: []string{"test_x"}}})
+	got, err = New(runners.SuiteConfig{Build: s.build.Dir, Units: []string{"test_x"}})
 	if err != nil || len(got.Plan().Units) != 1 || got.Plan().Units[0].Name != "test_x" {
 		t.Fatalf("explicit: %+v, %v", got, err)
 	}
-	if _, err := New(Options{Build: s.build.Dir, Selection: runners.Selection{Profile: "slow"}}); err == nil {
+	if _, err := New(runners.SuiteConfig{Build: s.build.Dir, Profile: "slow"}); err == nil {
 		t.Error("an unknown profile was accepted")
 	}
-	if _, err := New(Options{Cache: t.TempDir(), Selection: runners.Selection{Profile: "quick"}}); err == nil || !strings.Contains(err.Error(), "python.wasm") {
+	if _, err := New(runners.SuiteConfig{Cache: t.TempDir(), Profile: "quick"}); err == nil || !strings.Contains(err.Error(), "python.wasm") {
 		t.Errorf("no build: %v", err)
 	}
 }

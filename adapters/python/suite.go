@@ -16,19 +16,6 @@ import (
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
-// Options says which build and which modules a Suite runs.
-type Options struct {
-	// Build is a python.wasm build directory made by
-	// images/python/build-wasm.sh (python.wasm, lib/python3.11 with the
-	// tests, build-info.json); empty: the newest under Cache.
-	Build string
-	// Cache is the cache root.
-	Cache string
-	// Selection picks the modules: a profile (see Profile) or modules
-	// such as "test_os".
-	runners.Selection
-}
-
 // Suite runs regrtest modules: the runners.Suite of CPython's test suite.
 type Suite struct {
 	build   *wasmbuild.Build
@@ -41,8 +28,11 @@ type Suite struct {
 	args, env   []string
 }
 
-// New opens the build and picks the modules.
-func New(opts Options) (*Suite, error) {
+// New opens the build, a directory made by images/python/build-wasm.sh
+// (python.wasm, lib/python3.11 with the tests, build-info.json), and picks
+// the modules: the profile's (see Profile) or those named, such as
+// "test_os".
+func New(opts runners.SuiteConfig) (*Suite, error) {
 	b, err := wasmbuild.OpenOrLatest(opts.Build, opts.Cache, wasmbuild.Python)
 	if err != nil {
 		return nil, err

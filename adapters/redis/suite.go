@@ -22,17 +22,12 @@ import (
 
 // Options says which build and which units a Suite runs.
 type Options struct {
-	// Build is a redis-server.wasm build directory made by
+	// SuiteConfig names the build, a directory made by
 	// images/redis/build-wasm.sh (redis-server.wasm, suite/ with runtest
-	// and tests/ of the same source, build-info.json); empty: the newest
-	// under Cache.
-	Build string
-	// Cache is the cache root.
-	Cache string
-	// Selection picks the units: a profile (see Profile) or units, where
-	// unit/* entries run in external mode, integration/* entries in spawn
-	// mode.
-	runners.Selection
+	// and tests/ of the same source, build-info.json), and picks the
+	// units: a profile (see Profile) or units, where unit/* entries run in
+	// external mode, integration/* entries in spawn mode.
+	runners.SuiteConfig
 	// Differential is how many seeded command streams (seeds 1..N, see
 	// Differential) each target's server also answers beside the host's
 	// own redis-server, as the last unit, "differential"; 0 runs none.

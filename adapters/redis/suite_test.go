@@ -38,7 +38,7 @@ func fakeBuild(t *testing.T, units ...string) *wasmbuild.Build {
 // spawn-mode units their own timeout (the one -timeout did not reach).
 func TestNewSelectsModes(t *testing.T) {
 	b := fakeBuild(t, "unit/printver", "unit/type/list", "integration/replication", "integration/rdb", "unit/moduleapi/x")
-	s, err := New(Options{Build: b.Dir, Selection: runners.Selection{Profile: "full"}, Differential: 2})
+	s, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Profile: "full"}, Differential: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,21 +57,21 @@ func TestNewSelectsModes(t *testing.T) {
 	if k := p.Kinds[""]; k.Serial || k.Timeout != 0 {
 		t.Errorf("external kind %+v: parallel, with the pipeline's timeout", k)
 	}
-	s, err = New(Options{Build: b.Dir, Selection: runners.Selection{Units: []string{"integration/rdb", "unit/type/list"}}})
+	s, err = New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Units: []string{"integration/rdb", "unit/type/list"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u := s.Plan().Units; len(u) != 2 || u[0] != (runners.Unit{Name: "unit/type/list"}) || u[1] != (runners.Unit{Name: "integration/rdb", Kind: KindSpawn}) {
 		t.Errorf("explicit units %+v: external first, then spawn mode", u)
 	}
-	s, _ = New(Options{Build: b.Dir, Selection: runners.Selection{Profile: "quick"}})
+	s, _ = New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Profile: "quick"}})
 	if u := s.Plan().Units; len(u) != len(Quick)+len(QuickSpawn) || u[len(u)-1].Kind != KindSpawn {
 		t.Errorf("quick profile: %+v", u)
 	}
-	if _, err := New(Options{Build: b.Dir, Selection: runners.Selection{Profile: "slow"}}); err == nil {
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Profile: "slow"}}); err == nil {
 		t.Error("an unknown profile was accepted")
 	}
-	if _, err := New(Options{Cache: t.TempDir(), Selection: runners.Selection{Profile: "quick"}}); err == nil || !strings.Contains(err.Error(), "redis-server.wasm") {
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Cache: t.TempDir(), Profile: "quick"}}); err == nil || !strings.Contains(err.Error(), "redis-server.wasm") {
 		t.Errorf("no build: %v", err)
 	}
 	if e := s.Entries()[0]; e.Name != "redis-server" || e.Wasm != b.Wasm() || e.Resources.Listeners != MaxListeners {

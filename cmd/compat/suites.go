@@ -24,14 +24,16 @@ type suiteFlags struct {
 // newSuite opens the named suite's build; the suite picks its units from
 // the profile or the -modules list.
 func newSuite(name string, f suiteFlags) (runners.Suite, error) {
-	sel := runners.Selection{Profile: f.profile, Units: split(f.modules)}
+	cfg := func(build string) runners.SuiteConfig {
+		return runners.SuiteConfig{Build: build, Cache: cacheRoot(), Profile: f.profile, Units: split(f.modules)}
+	}
 	switch name {
 	case python.Name:
-		return python.New(python.Options{Build: f.pythonBuild, Cache: cacheRoot(), Selection: sel})
+		return python.New(cfg(f.pythonBuild))
 	case redis.Name:
-		return redis.New(redis.Options{Build: f.redisBuild, Cache: cacheRoot(), Selection: sel, Differential: f.redisDiff})
+		return redis.New(redis.Options{SuiteConfig: cfg(f.redisBuild), Differential: f.redisDiff})
 	case nginx.Name:
-		return nginx.New(nginx.Options{Build: f.nginxBuild, Cache: cacheRoot(), Selection: sel, NginxTests: f.suiteDir})
+		return nginx.New(nginx.Options{SuiteConfig: cfg(f.nginxBuild), NginxTests: f.suiteDir})
 	}
 	return nil, fmt.Errorf("-suite %q: unknown suite (known: python, redis, nginx)", name)
 }
