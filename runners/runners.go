@@ -1,12 +1,22 @@
-// Package runners defines Target, the place where an adapter runs an
-// upstream program: the vkernel (runners/vkernel), a Docker container with a
-// native reference build (runners/docker) or the host itself
-// (runners/local).
+// Package runners is compat's test runner, split the way LLVM lit splits
+// its own: the framework owns the loop over a suite's units
+// (runners/pipeline: parallelism, timeouts, progress, reruns, unit errors,
+// reports), a test format only lists its units and runs one of them (a
+// Suite: one package per upstream suite under adapters/), and a target is
+// the place where a unit's processes run (runners/vktarget: the vkernel;
+// runners/docker: a container of the native reference build;
+// runners/local: the host itself).
 //
-// Adapters only start processes and read the files those processes write,
+// This package holds the two contracts between those parts: Suite, with
+// Session, Plan, Unit and Report, between the pipeline and a format; and
+// Target, with Process and Exit, between a format and a place. TargetSpec
+// tells a format which place it runs on, so that no format has to guess it
+// from a target's type or name.
+//
+// Formats only start processes and read the files those processes write,
 // so a target needs to do little: run one process to completion with the
 // arguments, environment, working directory and standard streams it is
-// given, and say how it exited.
+// given, say how it exited, and say how to run the same process by hand.
 package runners
 
 import (
@@ -41,6 +51,13 @@ type Target interface {
 	// Properties describes the target for reports: digests, image id,
 	// versions (see the compat.Prop constants).
 	Properties() map[string]string
+
+	// Command returns a shell command line that runs p the way Run
+	// would, for a person reproducing a failure by hand (lit's
+	// "Script:"): "docker run ... IMAGE ARGS", "compat exec ... ARGS".
+	// It names the host directories the target mounts; those that were
+	// scratch space may be gone by the time it is read.
+	Command(p Process) string
 
 	// Close releases the target (stops its container, frees its
 	// runtime). It may be called more than once; calls after the first

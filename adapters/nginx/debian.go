@@ -9,11 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/shim"
-	"github.com/compat-project/compat/adapters/internal/units"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 )
@@ -38,7 +37,8 @@ import (
 // A test's result is its script's exit status; the output and, on failure,
 // nginx's error.log are kept in the result.
 
-// DebianTestsUnit is the unit of the autopkgtest results.
+// DebianTestsUnit starts the names of the autopkgtest units:
+// "debian/tests/NAME", each a unit of its own.
 const DebianTestsUnit = "debian/tests"
 
 // QuickDebianTests is the quick profile's part: the SSI test restarts the
@@ -53,8 +53,8 @@ type DebianTest struct {
 }
 
 // DebianTests reads the build's debian-tests/control, in its order.
-func (b *Build) DebianTests() ([]DebianTest, error) {
-	name := filepath.Join(b.Dir, "debian-tests", "control")
+func DebianTests(b *wasmbuild.Build) ([]DebianTest, error) {
+	name := b.Path("debian-tests", "control")
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("nginx autopkgtests: %w (rebuild: make -f images/images.mk nginx-wasm)", err)
@@ -67,8 +67,8 @@ func (b *Build) DebianTests() ([]DebianTest, error) {
 }
 
 // DebianTestNames returns the autopkgtests of the profile "quick"
-// (QuickDebianTests) or "full" (every test in control).
-func (b *Build) DebianTestNames(profile string) ([]string, error) {
+// (QuickDebianTests) or "full" (every test in control) of b.
+func DebianTestNames(b *wasmbuild.Build, profile string) ([]string, error) {
 	switch profile {
 	case "quick":
 		return QuickDebianTests, nil
@@ -76,7 +76,7 @@ func (b *Build) DebianTestNames(profile string) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("nginx: unknown profile %q (quick or full)", profile)
 	}
-	tests, err := b.DebianTests()
+	tests, err := DebianTests(b)
 	if err != nil {
 		return nil, err
 	}
@@ -192,120 +192,107 @@ rm -f /etc/nginx/modules-enabled/*.conf
 sed -i 's/^\([[:space:]]*ssl_\)/#\1/' /etc/nginx/nginx.conf
 `
 
-// runDebianTests runs the named autopkgtests for the target kind, each in
-// a new container; shim is the prepared shim of the vkernel kind (nil for
-// the reference).
-func (s *Suite) runDebianTests(ctx context.Context, kind string, shim *Shim, progress func(string)) ([]compat.Result, error) {
-	all, err := s.Build.DebianTests()
-	if err != nil {
-		return nil, err
+// runDebianTest runs the autopkgtest test on the target kind, in a new
+// container of the reference image; shim is the prepared shim of the
+// vkernel kind (nil for the reference).
+func (ss *session) runDebianTest(ctx context.Context, test DebianTest) runners.Report {
+	s, kind := ss.suite, ss.spec.Kind
+	unit := DebianTestsUnit + "/" + test.Name
+	rep := runners.Report{Command: "(no container was started)"}
+	r := compat.Result{Suite: Name, Unit: unit, Test: unit}
+	if why := debianSkip(test, kind); why != "" {
+		r.Status, r.Message = compat.Skip, why
+		rep.Results = []compat.Result{r}
+		return rep
 	}
-	byName := map[string]DebianTest{}
-	for _, t := range all {
-		byName[t.Name] = t
-	}
-	var results []compat.Result
-	for _, name := range s.DebianTests {
-		if ctx.Err() != nil {
-			return results, fmt.Errorf("nginx: stopped before autopkgtest %s: %w", name, context.Cause(ctx))
-		}
-		test, ok := byName[name]
-		if !ok {
-			return results, fmt.Errorf("nginx: no autopkgtest %q in the build's debian-tests/control", name)
-		}
-		start := time.Now()
-		r := compat.Result{Suite: SuiteName, Unit: DebianTestsUnit, Test: DebianTestsUnit + "/" + name}
-		if why := debianSkip(test, kind); why != "" {
-			r.Status, r.Message = compat.Skip, why
-		} else {
-			r = s.runDebianTest(ctx, kind, shim, test, r)
-		}
-		r.Duration = time.Since(start)
-		results = append(results, r)
-		if progress != nil {
-			progress(fmt.Sprintf("%s: %s (%s)", r.Test, r.Status, r.Duration.Round(time.Millisecond)))
-		}
-	}
-	return results, nil
-}
-
-func (s *Suite) runDebianTest(ctx context.Context, kind string, shim *Shim, test DebianTest, r compat.Result) compat.Result {
-	timeout := s.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Minute
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	mounts := []runners.Mount{{Host: filepath.Join(s.Build.Dir, "debian-tests"), Guest: debianTestsGuest, ReadOnly: true}}
-	if kind == "vkernel" {
-		exe := s.Exe
+	mounts := []runners.Mount{{Host: s.build.Path("debian-tests"), Guest: debianTestsGuest, ReadOnly: true}}
+	if kind == runners.Vkernel {
+		exe := s.exe
 		if exe == "" {
 			var err error
 			if exe, err = os.Executable(); err != nil {
-				return errorResult(r, "finding the compat executable: "+err.Error(), "")
+				rep.Err = runners.TargetError(fmt.Errorf("finding the compat executable: %w", err))
+				return rep
 			}
 		}
 		mounts = append(mounts,
 			runners.Mount{Host: exe, Guest: shimExe, ReadOnly: true},
-			runners.Mount{Host: s.Build.Dir, Guest: s.Build.Dir, ReadOnly: true},
-			runners.Mount{Host: filepath.Dir(shim.Binary), Guest: filepath.Dir(shim.Binary), ReadOnly: true},
+			runners.Mount{Host: s.build.Dir, Guest: s.build.Dir, ReadOnly: true},
+			runners.Mount{Host: filepath.Dir(ss.debianShim.Binary), Guest: filepath.Dir(ss.debianShim.Binary), ReadOnly: true},
+			// The run's megabinary and its key, at the paths the shim
+			// script names.
+			runners.Mount{Host: ss.debianShim.Megabinary, Guest: ss.debianShim.Megabinary, ReadOnly: true},
+			runners.Mount{Host: ss.debianShim.PublicKey, Guest: ss.debianShim.PublicKey, ReadOnly: true},
 		)
-		if s.Cache != "" {
+		if ss.spec.Cache != "" {
 			// The shim's compiled code, kept between containers.
-			aot := filepath.Join(s.Cache, "aot")
+			aot := filepath.Join(ss.spec.Cache, "aot")
 			if err := os.MkdirAll(aot, 0o755); err != nil {
-				return errorResult(r, err.Error(), "")
+				rep.Err = runners.TargetError(err)
+				return rep
 			}
 			mounts = append(mounts, runners.Mount{Host: aot, Guest: aot})
 		}
 	}
-	t, err := docker.New(ctx, docker.Options{Name: kind, Image: s.Build.ReferenceImage(), Mounts: mounts})
+	t, err := docker.New(ctx, docker.Options{Name: kind, Image: s.build.ReferenceImage(), Mounts: mounts})
 	if err != nil {
-		return errorResult(r, fmt.Sprintf("starting the container: %v (build the image: make -f images/images.mk nginx-image)", err), "")
+		rep.Err = runners.TargetError(fmt.Errorf("starting the container: %w (build the image: make -f images/images.mk nginx-image)", err))
+		return rep
 	}
 	defer t.Close()
-	var log bytes.Buffer
+	var (
+		log    strings.Builder
+		script []string
+	)
+	env := []string{"AUTOPKGTEST_TMP=" + autopkgtestTmp}
 	step := func(title string, args ...string) (runners.Exit, string, string, error) {
-		var out, errOut units.Buffer
-		exit, err := t.Run(ctx, runners.Process{Args: args, Env: []string{"AUTOPKGTEST_TMP=" + autopkgtestTmp},
-			Stdout: &out, Stderr: &errOut})
+		var out, errOut runners.Buffer
+		p := runners.Process{Args: args, Env: env, Stdout: &out, Stderr: &errOut}
+		script = append(script, runners.QuoteCommand(args...))
+		rep.Command = t.Command(runners.Process{Args: []string{"sh", "-c", strings.Join(script, "\n")}, Env: env})
+		exit, err := t.Run(ctx, p)
 		fmt.Fprintf(&log, "=== %s (%s)\n%s%s", title, exit, out.String(), errOut.String())
+		rep.Output = log.String()
 		return exit, out.String(), errOut.String(), err
+	}
+	failed := func(err error) runners.Report {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		rep.Err = err
+		return rep
 	}
 	// No init system runs in the container: policy-rc.d lets invoke-rc.d
 	// run the init script itself instead of refusing (exit 101).
 	if exit, _, _, err := step("policy-rc.d", "sh", "-c", "printf '#!/bin/sh\\nexit 0\\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d"); err != nil || !exit.OK() {
-		return errorResult(r, fmt.Sprintf("writing policy-rc.d failed (%v, %s)", err, exit), log.String())
+		return failed(runners.TargetError(fmt.Errorf("writing policy-rc.d failed (%v, %s)", err, exit)))
 	}
-	if kind == "vkernel" {
-		if exit, _, _, err := step("vkernel system", "sh", "-c", vkernelSystem, "setup", shim.Binary); err != nil || !exit.OK() {
-			return errorResult(r, fmt.Sprintf("preparing the vkernel system failed (%v, %s)", err, exit), log.String())
+	if kind == runners.Vkernel {
+		if exit, _, _, err := step("vkernel system", "sh", "-c", vkernelSystem, "setup", ss.debianShim.Binary); err != nil || !exit.OK() {
+			return failed(runners.TargetError(fmt.Errorf("preparing the vkernel system failed (%v, %s)", err, exit)))
 		}
 	}
 	if _, _, _, err := step("mkdir", "mkdir", "-p", autopkgtestTmp); err != nil {
-		return errorResult(r, err.Error(), log.String())
+		return failed(runners.TargetError(err))
 	}
 	// The service runs once the package is installed (its postinst starts
 	// it); the tests begin from there.
 	step("service start (as the package's postinst)", "invoke-rc.d", "nginx", "start")
-	script := filepath.Join(debianTestsGuest, test.Name)
-	exit, out, errOut, err := step("debian/tests/"+test.Name, interpreter(filepath.Join(s.Build.Dir, "debian-tests", test.Name)), script)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return errorResult(r, fmt.Sprintf("timed out after %s", timeout), log.String())
-	case err != nil:
-		return errorResult(r, err.Error(), log.String())
+	exit, out, errOut, err := step("debian/tests/"+test.Name, interpreter(s.build.Path("debian-tests", test.Name)), filepath.Join(debianTestsGuest, test.Name))
+	if err != nil {
+		return failed(runners.TargetError(err))
 	}
-	failed := ""
+	why := ""
 	switch {
 	case !exit.OK():
-		failed = exit.String()
+		why = exit.String()
 	case errOut != "" && !slices.Contains(test.Restrictions, "allow-stderr"):
-		failed = "wrote to stderr without allow-stderr"
+		why = "wrote to stderr without allow-stderr"
 	}
-	if failed == "" {
-		r.Status, r.Output = compat.Pass, tail(log.String(), 4000)
-		return r
+	if why == "" {
+		r.Status, r.Output = compat.Pass, runners.Tail(log.String(), 100, 4000)
+		rep.Results = []compat.Result{r}
+		return rep
 	}
 	var bad []string
 	for _, line := range strings.Split(out, "\n") {
@@ -313,19 +300,14 @@ func (s *Suite) runDebianTest(ctx context.Context, kind string, shim *Shim, test
 			bad = append(bad, strings.TrimSpace(line))
 		}
 	}
-	r.Status = compat.Fail
-	r.Message = failed
+	r.Status, r.Message = compat.Fail, why
 	if len(bad) > 0 {
 		r.Message += ": " + strings.Join(bad, "; ")
 	}
 	step("error.log", "sh", "-c", "tail -n 40 /var/log/nginx/error.log")
-	r.Output = tail(log.String(), 8000)
-	return r
-}
-
-func errorResult(r compat.Result, msg, output string) compat.Result {
-	r.Status, r.Message, r.Output = compat.Error, msg, tail(output, 8000)
-	return r
+	r.Output = runners.Tail(log.String(), 200, 8000)
+	rep.Results = []compat.Result{r}
+	return rep
 }
 
 // interpreter returns the program of a script's "#!" line (sh when it has

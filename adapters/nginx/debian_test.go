@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compat-project/compat/runners/testenv"
-
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/suitetest"
+	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
+	"github.com/compat-project/compat/runners/pipeline"
+	"github.com/compat-project/compat/runners/testenv"
 )
 
 func TestParseControl(t *testing.T) {
@@ -80,28 +82,28 @@ func TestInterpreter(t *testing.T) {
 	}
 }
 
-// TestDebianTests runs three of Debian's autopkgtests of nginx on both
-// targets, in containers of the reference image: the SSI test (restart
-// through the init script, a page through two modules) must pass on both,
-// the TLS test must pass on the reference and be skipped on the vkernel,
-// and the reboot test is skipped everywhere. The vkernel side runs a real
-// compat binary, built here, as /usr/sbin/nginx.
+// TestDebianTests runs three of Debian's autopkgtests of nginx through the
+// pipeline on both targets, in containers of the reference image: the SSI
+// test (restart through the init script, a page through two modules) must
+// pass on both, the TLS test must pass on the reference and be skipped on
+// the vkernel, and the reboot test is skipped everywhere. The vkernel side
+// runs a real compat binary, built here, as /usr/sbin/nginx, on the
+// target's own megabinary.
 func TestDebianTests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts containers; skipped with -short")
 	}
-	s := suiteFor(t)
-	if _, err := s.Build.DebianTests(); err != nil {
-		testenv.Missing(t, "the nginx.wasm build %s carries no autopkgtests (rebuild it): %v", s.Build.Dir, err)
+	s := suiteFor(t, "debian/tests/ssi-module-test", "debian/tests/ec-x25519", "debian/tests/reboot")
+	if _, err := DebianTests(s.build); err != nil {
+		testenv.Missing(t, "the nginx.wasm build %s carries no autopkgtests (rebuild it): %v", s.build.Dir, err)
 	}
-	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
-		testenv.Missing(t, "reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
+	if err := exec.Command("docker", "image", "inspect", s.build.ReferenceImage()).Run(); err != nil {
+		testenv.Missing(t, "reference image %s is not built (make -f images/images.mk nginx-image): %v", s.build.ReferenceImage(), err)
 	}
-	s.Exe = filepath.Join(t.TempDir(), "compat")
-	if out, err := exec.Command("go", "build", "-o", s.Exe, "../../cmd/compat").CombinedOutput(); err != nil {
+	s.exe = filepath.Join(t.TempDir(), "compat")
+	if out, err := exec.Command("go", "build", "-o", s.exe, "../../cmd/compat").CombinedOutput(); err != nil {
 		t.Fatalf("building compat: %v\n%s", err, out)
 	}
-	s.DebianTests = []string{"ssi-module-test", "ec-x25519", "reboot"}
 	defer docker.PurgeAll()
 	want := map[string]map[string]compat.Status{
 		"reference": {"ssi-module-test": compat.Pass, "ec-x25519": compat.Pass, "reboot": compat.Skip},
@@ -109,21 +111,21 @@ func TestDebianTests(t *testing.T) {
 	}
 	for kind, statuses := range want {
 		t.Run(kind, func(t *testing.T) {
-			var shim *Shim
-			if kind == "vkernel" {
-				var err error
-				if shim, err = PrepareShim(t.TempDir(), s.Build, []string{shimAsNginx, "nginx-shim"}, s.Cache); err != nil {
-					t.Fatal(err)
-				}
+			spec := runners.TargetSpec{Kind: runners.Reference, Reference: runners.Docker, Cache: cacheRoot(), Scratch: t.TempDir()}
+			if kind == runners.Vkernel {
+				spec = suitetest.Vkernel(t, cacheRoot(), entry(s.build))
 			}
-			results, err := s.runDebianTests(context.Background(), kind, shim, func(line string) { t.Log(line) })
+			run, err := pipeline.RunSuite(context.Background(), s, spec, pipeline.Options{Progress: func(line string) { t.Log(line) }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, r := range results {
+			if len(run.Results) != 3 {
+				t.Errorf("%d results, want 3", len(run.Results))
+			}
+			for _, r := range run.Results {
 				name := strings.TrimPrefix(r.Test, DebianTestsUnit+"/")
-				if r.Status != statuses[name] {
-					t.Errorf("%s: %s (%s), want %s\n%s", r.Test, r.Status, r.Message, statuses[name], r.Output)
+				if r.Status != statuses[name] || r.Unit != r.Test {
+					t.Errorf("%s (unit %s): %s (%s), want %s\n%s", r.Test, r.Unit, r.Status, r.Message, statuses[name], r.Output)
 				}
 			}
 		})

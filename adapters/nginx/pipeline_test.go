@@ -3,13 +3,11 @@ package nginx
 import (
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/compat-project/compat/runners/testenv"
-
+	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/pipeline"
 )
@@ -23,22 +21,14 @@ func TestPipeline(t *testing.T) {
 	if profile == "" {
 		profile = "quick"
 	}
-	s := suiteFor(t)
-	files, err := s.Build.Files(profile)
+	b := suiteFor(t).build
+	files, err := Files(b, profile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Files = files
-	lib, err := LatestTestNginx(cacheRoot())
-	if err != nil {
-		testenv.Missing(t, "Test::Nginx is not fetched (make images): %v", err)
-	}
-	if out, err := exec.Command("perl", "-I", lib, "-MTest::Nginx::Socket", "-e", "1").CombinedOutput(); err != nil {
-		testenv.Missing(t, "Test::Nginx does not load (make -f images/images.mk nginx-test-deps): %v: %s", err, out)
-	}
-	if err := exec.Command("docker", "image", "inspect", s.Build.ReferenceImage()).Run(); err != nil {
-		testenv.Missing(t, "reference image %s is not built (make -f images/images.mk nginx-image): %v", s.Build.ReferenceImage(), err)
-	}
+	s := suiteFor(t, files...)
+	testNginx(t)
+	referenceImage(t, s)
 	out := os.Getenv("COMPAT_NGINX_OUT")
 	if out == "" {
 		out = t.TempDir()
@@ -49,7 +39,7 @@ func TestPipeline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	outcome, err := pipeline.Run(ctx, pipeline.Config{
-		Suites:    []pipeline.Suite{s},
+		Suites:    []runners.Suite{s},
 		Targets:   []string{"vkernel", "reference"},
 		Reference: "docker",
 		Out:       out,

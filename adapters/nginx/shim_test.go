@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/compat-project/compat/adapters/internal/shim/shimtest"
+	"github.com/compat-project/compat/adapters/internal/suitetest"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
+	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/testenv"
 )
 
@@ -42,12 +45,12 @@ func cacheRoot() string {
 // testShim prepares the shim for the newest nginx.wasm build, or skips.
 func testShim(t *testing.T) *Shim {
 	t.Helper()
-	b, err := LatestBuild(cacheRoot())
+	b, err := wasmbuild.Latest(cacheRoot(), wasmbuild.Nginx)
 	if err != nil {
 		testenv.Missing(t, "nginx.wasm is not built (make images): %v", err)
 	}
 	t.Setenv(envTestShim, "1")
-	s, err := PrepareShim(t.TempDir(), b, []string{os.Args[0]}, cacheRoot())
+	s, err := PrepareShim(t.TempDir(), b, []string{os.Args[0]}, suitetest.Vkernel(t, cacheRoot(), entry(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,11 +445,11 @@ func TestPrepareShimRefusesOldBuild(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "nginx.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
 	info := `{"source": {"version": "1.22.1-9+deb12u9"}, "wasm_imports": {"vkernel": ["sock_connect"], "wasi_snapshot_preview1": ["poll_oneoff"]}}`
 	os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(info), 0o644)
-	b, err := OpenBuild(dir)
+	b, err := wasmbuild.Open(dir, wasmbuild.Nginx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = PrepareShim(t.TempDir(), b, []string{"/bin/false"}, "")
+	_, err = PrepareShim(t.TempDir(), b, []string{"/bin/false"}, runners.TargetSpec{Megabinary: "/nonexistent.vkmb", PublicKey: "/nonexistent.pub"})
 	if err == nil || !strings.Contains(err.Error(), "vkernel.proc_signals") || !strings.Contains(err.Error(), "rebuild") {
 		t.Fatalf("PrepareShim of an old build: %v, want a refusal naming proc_signals and saying to rebuild", err)
 	}

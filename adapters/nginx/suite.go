@@ -2,22 +2,21 @@ package nginx
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/compat-project/compat"
-	"github.com/compat-project/compat/adapters/internal/units"
+	"github.com/compat-project/compat/adapters/internal/prepare"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/local"
@@ -32,9 +31,9 @@ var Modules = []string{"echo", "headers-more", "set-misc"}
 // QuickFiles is the quick profile: a few files of each module suite.
 var QuickFiles = []string{"echo/echo.t", "headers-more/sanity.t", "set-misc/base32.t"}
 
-// Files lists the test files of the build's module suites as
-// "module/file.t", for the profile "quick" (QuickFiles) or "full" (all).
-func (b *Build) Files(profile string) ([]string, error) {
+// Files lists the test files of the module suites of b as "module/file.t",
+// for the profile "quick" (QuickFiles) or "full" (all).
+func Files(b *wasmbuild.Build, profile string) ([]string, error) {
 	switch profile {
 	case "quick":
 		return QuickFiles, nil
@@ -44,7 +43,7 @@ func (b *Build) Files(profile string) ([]string, error) {
 	}
 	var files []string
 	for _, m := range Modules {
-		ts, err := filepath.Glob(filepath.Join(b.Dir, "tests", m, "t", "*.t"))
+		ts, err := filepath.Glob(b.Path("tests", m, "t", "*.t"))
 		if err != nil {
 			return nil, err
 		}
@@ -70,63 +69,6 @@ func LatestTestNginx(cache string) (string, error) {
 	return filepath.Dir(filepath.Dir(filepath.Dir(libs[len(libs)-1]))), nil
 }
 
-// Suite runs the module suites with Test::Nginx on the pipeline's targets
-// (it implements runners/pipeline's Suite):
-//
-//   - "vkernel": prove runs on the host, and Test::Nginx starts nginx
-//     through the shim (TEST_NGINX_BINARY), which runs nginx.wasm in a
-//     vkernel of its own: a megabinary holding the build's entry, signed
-//     with a key made for the run (the pipeline's kernel runs in the
-//     compat process, and Test::Nginx starts nginx as a program);
-//   - "reference": prove runs in the reference image (Docker) against
-//     Debian's nginx, the modules loaded with TEST_NGINX_LOAD_MODULES.
-//
-// Both get TEST_NGINX_NO_SHUFFLE=1 (stable order) and
-// TEST_NGINX_IGNORE_MISSING_DIRECTIVES=1 (a block using a directive the
-// build lacks is a skip, not the end of the file).
-//
-// With Harness set to HarnessNginxTests it runs upstream's nginx-tests
-// from the checkout in Dir instead: prove in Dir with TEST_NGINX_BINARY
-// the shim (vkernel) or Debian's /usr/sbin/nginx (reference, run as
-// nobody as nginx-tests asks), the checkout mounted as it is (nginx-tests
-// writes to temporary directories).
-type Suite struct {
-	Build *Build
-	// Harness is HarnessTestNginx (the default) or HarnessNginxTests.
-	Harness string
-	// Dir is the nginx-tests checkout (HarnessNginxTests only).
-	Dir string
-	// Files are the test files to run: "module/file.t" for Test::Nginx,
-	// "file.t" of Dir for nginx-tests.
-	Files []string
-	// Shim is the command that runs ShimMain, to which the shim script
-	// appends nginx's arguments; default {this executable, "nginx-shim"}.
-	Shim []string
-	// TestNginxLib is Test::Nginx's library on the host; default: the
-	// newest under Cache.
-	TestNginxLib string
-	// Cache is the cache root (AOT code of the shim's megabinary).
-	Cache string
-	// Timeout bounds one test file; default 10 minutes.
-	Timeout time.Duration
-	// DebianTests names the autopkgtests of the build's debian-tests/ to
-	// run after Files (Test::Nginx harness only), each in a container of
-	// its own; see DebianTest.
-	DebianTests []string
-	// Exe is the compat executable the vkernel's autopkgtest containers
-	// run as nginx (its nginx-shim verb); default this executable.
-	Exe string
-}
-
-// The harnesses a Suite can drive.
-const (
-	// HarnessTestNginx is OpenResty's Test::Nginx with the module suites
-	// the build carries.
-	HarnessTestNginx = "test-nginx"
-	// HarnessNginxTests is upstream's nginx-tests from a checkout.
-	HarnessNginxTests = "nginx-tests"
-)
-
 // NginxTestsFiles lists the test files of an nginx-tests checkout (its
 // top-level *.t files, beside lib/Test/Nginx.pm).
 func NginxTestsFiles(dir string) ([]string, error) {
@@ -144,12 +86,172 @@ func NginxTestsFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-// Name implements the pipeline's Suite: "nginx".
-func (s *Suite) Name() string { return SuiteName }
+// Options says which build and which tests a Suite runs.
+type Options struct {
+	// SuiteConfig names the build, a directory made by
+	// images/nginx/build-wasm.sh (nginx.wasm, the module suites in
+	// tests/, Debian's autopkgtests in debian-tests/, build-info.json),
+	// and picks the tests: a profile, "quick" or "full", of the module
+	// suites' files (see Files) and Debian's autopkgtests (see
+	// DebianTestNames); or units, "module/file.t" for a Test::Nginx file,
+	// "debian/tests/NAME" for an autopkgtest, or with NginxTests a file of
+	// the checkout ("file.t"). Test::Nginx's library is found under its
+	// Cache.
+	runners.SuiteConfig
+	// NginxTests, if set, is an nginx-tests checkout whose files run
+	// instead of the module suites (HarnessNginxTests).
+	NginxTests string
+}
 
-// Entries are the megabinary entries of the pipeline's kernel: the build's
-// entry, so that the pipeline verifies nginx.wasm with the rest.
-func (s *Suite) Entries() []megabinary.SpecEntry { return []megabinary.SpecEntry{s.Build.Entry()} }
+// The kinds of unit a Suite runs (runners.Unit.Kind): a Test::Nginx or
+// nginx-tests file is the plain kind.
+const (
+	// KindAutopkgtest units are Debian's autopkgtests.
+	KindAutopkgtest = "autopkgtest"
+)
+
+// Suite runs NGINX's test suites: the runners.Suite of "compat run -suite
+// nginx". Its units are
+//
+//   - the module suites' .t files with Test::Nginx: on the vkernel, prove
+//     runs on the host and Test::Nginx starts nginx through the shim
+//     (TEST_NGINX_BINARY), which runs nginx.wasm in a vkernel of its own
+//     from the pipeline's megabinary (Test::Nginx starts nginx as a
+//     program); on the reference, prove runs in the reference image
+//     (Docker) against Debian's nginx, the modules loaded with
+//     TEST_NGINX_LOAD_MODULES. Both get TEST_NGINX_NO_SHUFFLE=1 (stable
+//     order) and TEST_NGINX_IGNORE_MISSING_DIRECTIVES=1 (a block using a
+//     directive the build lacks is a skip, not the end of the file);
+//   - Debian's autopkgtests of nginx, each in a container of its own (see
+//     DebianTest);
+//   - or, with an nginx-tests checkout, upstream's nginx-tests: prove in
+//     the checkout with TEST_NGINX_BINARY the shim (vkernel) or Debian's
+//     /usr/sbin/nginx (reference, run as nobody as nginx-tests asks), the
+//     checkout mounted as it is (nginx-tests writes to temporary
+//     directories).
+//
+// Files run one at a time: the files of a target share its port.
+type Suite struct {
+	build *wasmbuild.Build
+	// harness is HarnessTestNginx or HarnessNginxTests; dir the
+	// nginx-tests checkout.
+	harness, dir string
+	units        []runners.Unit
+
+	// For tests: the command that runs ShimMain (default this
+	// executable's nginx-shim verb), and the compat executable the
+	// vkernel's autopkgtest containers run as nginx (default this
+	// executable).
+	shim []string
+	exe  string
+}
+
+// The harnesses a Suite can drive.
+const (
+	// HarnessTestNginx is OpenResty's Test::Nginx with the module suites
+	// the build carries.
+	HarnessTestNginx = "test-nginx"
+	// HarnessNginxTests is upstream's nginx-tests from a checkout.
+	HarnessNginxTests = "nginx-tests"
+)
+
+// nginxTestsUnit starts the unit names of nginx-tests files.
+const nginxTestsUnit = "nginx-tests/"
+
+// New opens the build and picks the tests: with an nginx-tests checkout its
+// files; otherwise the module suites' files and Debian's autopkgtests, of
+// the profile or as listed ("debian/tests/NAME" names an autopkgtest).
+func New(opts Options) (*Suite, error) {
+	b, err := wasmbuild.OpenOrLatest(opts.Build, opts.Cache, wasmbuild.Nginx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Suite{build: b, harness: HarnessTestNginx}
+	if opts.NginxTests != "" {
+		s.harness, s.dir = HarnessNginxTests, opts.NginxTests
+		files := opts.Units
+		if len(files) == 0 {
+			if files, err = NginxTestsFiles(opts.NginxTests); err != nil {
+				return nil, err
+			}
+		}
+		for _, f := range files {
+			s.units = append(s.units, runners.Unit{Name: nginxTestsUnit + strings.TrimPrefix(f, nginxTestsUnit)})
+		}
+		return s, nil
+	}
+	var files, autopkgtests []string
+	if len(opts.Units) == 0 {
+		if files, err = Files(b, opts.Profile); err != nil {
+			return nil, err
+		}
+		if autopkgtests, err = DebianTestNames(b, opts.Profile); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, u := range opts.Units {
+			if name, ok := strings.CutPrefix(u, DebianTestsUnit+"/"); ok {
+				autopkgtests = append(autopkgtests, name)
+			} else {
+				files = append(files, u)
+			}
+		}
+		if err := known(b, files, autopkgtests); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range files {
+		s.units = append(s.units, runners.Unit{Name: f})
+	}
+	for _, t := range autopkgtests {
+		s.units = append(s.units, runners.Unit{Name: DebianTestsUnit + "/" + t, Kind: KindAutopkgtest})
+	}
+	return s, nil
+}
+
+// known checks that every named test file and autopkgtest is one of the
+// build's.
+func known(b *wasmbuild.Build, files, autopkgtests []string) error {
+	if len(files) > 0 {
+		all, err := Files(b, "full")
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if !slices.Contains(all, f) {
+				return fmt.Errorf("nginx: no test file %q in the build (files are named like %q)", f, all[0])
+			}
+		}
+	}
+	if len(autopkgtests) == 0 {
+		return nil
+	}
+	names, err := DebianTestNames(b, "full")
+	if err != nil {
+		return err
+	}
+	for _, t := range autopkgtests {
+		if !slices.Contains(names, t) {
+			return fmt.Errorf("nginx: no autopkgtest %q in the build's debian/tests (there are: %s)", t, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+// Name implements runners.Suite: "nginx".
+func (s *Suite) Name() string { return Name }
+
+// Entries implements runners.Suite: the build's entry, which the shims run
+// from the pipeline's megabinary.
+func (s *Suite) Entries() []megabinary.SpecEntry { return []megabinary.SpecEntry{entry(s.build)} }
+
+// Plan implements runners.Suite: files and autopkgtests one at a time.
+func (s *Suite) Plan() runners.Plan {
+	return runners.Plan{Units: s.units, Kinds: map[string]runners.Kind{
+		"":              {Serial: true},
+		KindAutopkgtest: {Serial: true},
+	}}
+}
 
 // refWork is where the reference container sees the work directory.
 const refWork = "/compat-work"
@@ -157,212 +259,212 @@ const refWork = "/compat-work"
 // refModules are Debian's dynamic modules the reference loads.
 var refModules = []string{"ndk_http_module", "ngx_http_echo_module", "ngx_http_headers_more_filter_module", "ngx_http_set_misc_module"}
 
-// Target starts the named target: "vkernel", or "reference" run by Docker.
-// k, the pipeline's kernel, is not used (see Suite). The work directory
-// holds a copy of the build's tests/ (Test::Nginx writes t/servroot
-// beside the .t files).
-func (s *Suite) Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error) {
-	nginxTests := s.Harness == HarnessNginxTests
-	var work string
-	switch {
-	case nginxTests && s.Dir == "":
-		return nil, runners.Mount{}, errors.New("nginx-tests: no checkout given (Suite.Dir)")
-	case nginxTests:
-		work = s.Dir
-	default:
-		work = filepath.Join(scratch, "work")
-		if err := os.CopyFS(work, os.DirFS(filepath.Join(s.Build.Dir, "tests"))); err != nil {
-			return nil, runners.Mount{}, fmt.Errorf("nginx: copying the test files: %w", err)
+// session runs units on one target.
+type session struct {
+	suite *Suite
+	spec  runners.TargetSpec
+	// target runs prove in work.Guest, where the test files are.
+	target runners.Target
+	work   runners.Mount
+	// debianShim is the shim the vkernel's autopkgtest containers run as
+	// /usr/sbin/nginx.
+	debianShim *Shim
+}
+
+// Open implements runners.Suite. The work directory holds a copy of the
+// build's tests/ (Test::Nginx writes t/servroot beside the .t files), or
+// is the nginx-tests checkout.
+func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Session, error) {
+	if spec.Kind == runners.Reference && spec.Reference != runners.Docker {
+		return nil, fmt.Errorf("nginx: reference %q: the reference is Debian's nginx with its module packages, in Docker (use -reference docker)", spec.Reference)
+	}
+	ss := &session{suite: s, spec: spec}
+	nginxTests := s.harness == HarnessNginxTests
+	work := s.dir
+	if !nginxTests {
+		work = filepath.Join(spec.Scratch, "work")
+		if err := os.CopyFS(work, os.DirFS(s.build.Path("tests"))); err != nil {
+			return nil, fmt.Errorf("nginx: copying the test files: %w", err)
 		}
 	}
-	props := map[string]string{compat.PropVersionPrefix + "nginx": s.Build.Version}
+	props := map[string]string{compat.PropVersionPrefix + "nginx": s.build.Version}
 	env := []string{"TEST_NGINX_NO_SHUFFLE=1", "TEST_NGINX_IGNORE_MISSING_DIRECTIVES=1"}
+	var err error
 	switch {
-	case kind == "vkernel":
-		lib := s.TestNginxLib
-		if lib == "" && !nginxTests {
-			var err error
-			if lib, err = LatestTestNginx(s.Cache); err != nil {
-				return nil, runners.Mount{}, err
-			}
-		}
-		self := s.Shim
-		if len(self) == 0 {
-			exe, err := os.Executable()
-			if err != nil {
-				return nil, runners.Mount{}, fmt.Errorf("nginx: finding the compat executable for the shim: %w", err)
-			}
-			self = []string{exe, "nginx-shim"}
-		}
-		dir := filepath.Join(scratch, "shim")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, runners.Mount{}, err
-		}
-		shim, err := PrepareShim(dir, s.Build, self, s.Cache)
-		if err != nil {
-			return nil, runners.Mount{}, err
-		}
-		sum, err := fileSHA256(s.Build.Wasm())
-		if err != nil {
-			return nil, runners.Mount{}, err
-		}
-		props[compat.PropMegabinaryDigest] = shim.Digest
-		props[compat.PropModuleDigest] = sum
-		props[compat.PropVersionPrefix+"wazero"] = vkernel.WazeroVersion()
-		port, err := freeLoopbackPort()
-		if err != nil {
-			return nil, runners.Mount{}, err
+	case spec.Kind == runners.Vkernel:
+		if spec.Kernel == nil {
+			return nil, errors.New("nginx: the vkernel target has no kernel")
 		}
 		// Guest paths are host paths: Test::Nginx writes them into the
 		// configuration, and the shim mounts them at the same place.
-		m := runners.Mount{Host: work, Guest: work}
-		t, err := local.New(local.Options{
-			Name:       "vkernel",
-			Mounts:     []runners.Mount{m},
-			Env:        append(env, "TEST_NGINX_BINARY="+shim.Binary, "PERL5LIB="+lib, "TEST_NGINX_PORT="+strconv.Itoa(port)),
-			Properties: props,
-		})
-		return t, m, err
-	case kind == "reference" && reference == "docker" && nginxTests:
-		m := runners.Mount{Host: work, Guest: refWork}
-		t, err := docker.New(ctx, docker.Options{
-			Image:      s.Build.ReferenceImage(),
-			Mounts:     []runners.Mount{m},
+		ss.work = runners.Mount{Host: work, Guest: work}
+		if env, err = s.vkernelEnv(spec, env); err != nil {
+			return nil, err
+		}
+		props[compat.PropMegabinaryDigest] = spec.Kernel.Digest()
+		props[compat.PropModuleDigest] = moduleDigest(spec.Kernel, "nginx")
+		props[compat.PropVersionPrefix+"wazero"] = vkernel.WazeroVersion()
+		ss.target, err = local.New(local.Options{Name: runners.Vkernel, Mounts: []runners.Mount{ss.work}, Env: env, Properties: props})
+		if err == nil && s.has(KindAutopkgtest) {
+			// In the container the shim runs as nginx (shimAsNginx), so
+			// that start-stop-daemon --name nginx finds its processes.
+			var dir string
+			if dir, err = spec.Dir("debian-shim"); err == nil {
+				ss.debianShim, err = PrepareShim(dir, s.build, []string{shimAsNginx, "nginx-shim"}, spec)
+			}
+		}
+	case nginxTests:
+		ss.work = runners.Mount{Host: work, Guest: refWork}
+		ss.target, err = docker.New(ctx, docker.Options{
+			Image:      s.build.ReferenceImage(),
+			Mounts:     []runners.Mount{ss.work},
 			Env:        []string{"TEST_NGINX_BINARY=/usr/sbin/nginx"},
 			Properties: props,
 		})
-		return t, m, err
-	case kind == "reference" && reference == "docker":
+	default:
 		mods := make([]string, len(refModules))
 		for i, m := range refModules {
 			mods[i] = "/usr/lib/nginx/modules/" + m + ".so"
 		}
-		m := runners.Mount{Host: work, Guest: refWork}
-		t, err := docker.New(ctx, docker.Options{
-			Image:      s.Build.ReferenceImage(),
-			Mounts:     []runners.Mount{m},
+		ss.work = runners.Mount{Host: work, Guest: refWork}
+		ss.target, err = docker.New(ctx, docker.Options{
+			Image:      s.build.ReferenceImage(),
+			Mounts:     []runners.Mount{ss.work},
 			Env:        append(env, "TEST_NGINX_LOAD_MODULES="+strings.Join(mods, " ")),
 			Properties: props,
 		})
 		if err != nil {
-			return nil, m, fmt.Errorf("%w (build the image: make -f images/images.mk nginx-image)", err)
-		}
-		return t, m, nil
-	case kind == "reference":
-		return nil, runners.Mount{}, fmt.Errorf("nginx: reference %q: the reference is Debian's nginx with its module packages, in Docker (use -reference docker)", reference)
-	}
-	return nil, runners.Mount{}, fmt.Errorf("nginx: unknown target kind %q", kind)
-}
-
-// Run runs each file with "prove -v" in its module's directory, one at a
-// time (the files of a target share the port), and parses the TAP.
-func (s *Suite) Run(ctx context.Context, t runners.Target, work runners.Mount, progress func(string)) (compat.Run, error) {
-	run := compat.Run{Suite: SuiteName, Target: t.Name(), Start: time.Now(), Properties: t.Properties()}
-	timeout := s.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Minute
-	}
-	for _, f := range s.Files {
-		if ctx.Err() != nil {
-			return run, fmt.Errorf("nginx: stopped before %s: %w", f, context.Cause(ctx))
-		}
-		dir, file, unit := work.Guest, f, "nginx-tests/"+f
-		if s.Harness != HarnessNginxTests {
-			mod, name, ok := strings.Cut(f, "/")
-			if !ok {
-				return run, fmt.Errorf("nginx: test file %q is not module/file.t", f)
-			}
-			dir, file, unit = path.Join(work.Guest, mod), "t/"+name, f
-		}
-		start := time.Now()
-		var out units.Buffer
-		fctx, cancel := context.WithTimeout(ctx, timeout)
-		args := []string{"prove", "-v", file}
-		if s.Harness == HarnessNginxTests && t.Name() == "reference" {
-			// nginx-tests wants an unprivileged user: as root, Debian's
-			// nginx runs its workers as nobody, which cannot read the
-			// harness's 0700 temporary directories.
-			args = append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"}, args...)
-		}
-		exit, err := t.Run(fctx, runners.Process{
-			Args:   args,
-			Dir:    dir,
-			Stdout: &out,
-			Stderr: &out,
-		})
-		cancel()
-		res, perr := ParseTAP(strings.NewReader(out.String()), SuiteName, unit, file)
-		if perr != nil {
-			return run, perr
-		}
-		elapsed := time.Since(start)
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			res = append(res, compat.Result{Suite: SuiteName, Unit: unit, Test: unit, Status: compat.Error, Message: fmt.Sprintf("timed out after %s", timeout), Output: tail(out.String(), 4000)})
-		case err != nil:
-			return run, fmt.Errorf("nginx: %s on %s: %w", f, t.Name(), err)
-		case exit.Crash != "":
-			res = append(res, compat.Result{Suite: SuiteName, Unit: unit, Test: unit, Status: compat.Error, Message: "prove: " + exit.Crash, Output: tail(out.String(), 4000)})
-		}
-		for i := range res {
-			if res[i].Test == unit && res[i].Output == "" {
-				res[i].Output = tail(out.String(), 4000)
-			}
-		}
-		// Test::Nginx times no single test: spread the file's time.
-		if len(res) > 0 {
-			for i := range res {
-				res[i].Duration = elapsed / time.Duration(len(res))
-			}
-		}
-		run.Results = append(run.Results, res...)
-		var c compat.Counts
-		for _, r := range res {
-			c.Add(r)
-		}
-		progress(fmt.Sprintf("%s: pass %d, fail %d, error %d, skip %d (%s)", unit, c.Pass, c.Fail, c.Error, c.Skip, elapsed.Round(time.Millisecond)))
-	}
-	if len(s.DebianTests) > 0 && s.Harness != HarnessNginxTests {
-		var shim *Shim
-		if t.Name() == "vkernel" {
-			dir, err := os.MkdirTemp("", "compat-nginx-debian-shim-")
-			if err != nil {
-				return run, err
-			}
-			defer os.RemoveAll(dir)
-			// In the container the shim runs as nginx (shimAsNginx), so
-			// that start-stop-daemon --name nginx finds its processes.
-			if shim, err = PrepareShim(dir, s.Build, []string{shimAsNginx, "nginx-shim"}, s.Cache); err != nil {
-				return run, err
-			}
-		}
-		res, err := s.runDebianTests(ctx, t.Name(), shim, progress)
-		run.Results = append(run.Results, res...)
-		if err != nil {
-			return run, err
+			err = fmt.Errorf("%w (build the image: make -f images/images.mk nginx-image)", err)
 		}
 	}
-	return run, nil
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
-}
-
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
 	if err != nil {
-		return "", err
+		if ss.target != nil {
+			ss.target.Close()
+		}
+		return nil, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", name, err)
+	return ss, nil
+}
+
+// vkernelEnv adds to env what the vkernel's harness needs: the shim as
+// TEST_NGINX_BINARY, Test::Nginx's library and a port of its own.
+func (s *Suite) vkernelEnv(spec runners.TargetSpec, env []string) ([]string, error) {
+	var lib string
+	if s.harness != HarnessNginxTests {
+		var err error
+		if lib, err = LatestTestNginx(spec.Cache); err != nil {
+			return nil, err
+		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	self, err := prepare.Self(s.shim, "nginx-shim")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := spec.Dir("shim")
+	if err != nil {
+		return nil, err
+	}
+	shim, err := PrepareShim(dir, s.build, self, spec)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freeLoopbackPort()
+	if err != nil {
+		return nil, err
+	}
+	return append(env, "TEST_NGINX_BINARY="+shim.Binary, "PERL5LIB="+lib, "TEST_NGINX_PORT="+strconv.Itoa(port)), nil
+}
+
+// moduleDigest is the module digest of the kernel's entry called name.
+func moduleDigest(k *vkernel.Kernel, name string) string {
+	for _, e := range k.Manifest().Entries {
+		if e.Name == name {
+			return e.Module
+		}
+	}
+	return ""
+}
+
+// has reports whether the suite runs units of kind.
+func (s *Suite) has(kind string) bool {
+	for _, u := range s.units {
+		if u.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// Properties implements runners.Session.
+func (ss *session) Properties() map[string]string { return ss.target.Properties() }
+
+// Close implements runners.Session.
+func (ss *session) Close() error { return ss.target.Close() }
+
+// Run implements runners.Session: a file with "prove -v" in its
+// directory, its TAP parsed, or an autopkgtest.
+func (ss *session) Run(ctx context.Context, u runners.Unit, tests []string) runners.Report {
+	if name, ok := strings.CutPrefix(u.Name, DebianTestsUnit+"/"); ok && u.Kind == KindAutopkgtest {
+		all, err := DebianTests(ss.suite.build)
+		if err != nil {
+			return runners.Report{Command: "(the build's debian-tests/control)", Err: err}
+		}
+		for _, t := range all {
+			if t.Name == name {
+				return ss.runDebianTest(ctx, t)
+			}
+		}
+		return runners.Report{Command: "(the build's debian-tests/control)", Err: fmt.Errorf("no autopkgtest %q in the build's debian-tests/control", name)}
+	}
+	return ss.runFile(ctx, u.Name)
+}
+
+// runFile runs one test file with prove and parses its TAP.
+func (ss *session) runFile(ctx context.Context, unit string) runners.Report {
+	dir, file := ss.work.Guest, strings.TrimPrefix(unit, nginxTestsUnit)
+	if ss.suite.harness != HarnessNginxTests {
+		mod, name, _ := strings.Cut(unit, "/")
+		dir, file = path.Join(ss.work.Guest, mod), "t/"+name
+	}
+	args := []string{"prove", "-v", file}
+	if ss.suite.harness == HarnessNginxTests && ss.spec.Kind == runners.Reference {
+		// nginx-tests wants an unprivileged user: as root, Debian's
+		// nginx runs its workers as nobody, which cannot read the
+		// harness's 0700 temporary directories.
+		args = append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"}, args...)
+	}
+	var out runners.Buffer
+	p := runners.Process{Args: args, Dir: dir, Stdout: &out, Stderr: &out}
+	start := time.Now()
+	exit, err := ss.target.Run(ctx, p)
+	elapsed := time.Since(start)
+	rep := runners.Report{Command: ss.target.Command(p), Output: out.String()}
+	res, perr := ParseTAP(strings.NewReader(rep.Output), Name, unit, file)
+	// ParseTAP's result for the file as a whole is the file's error (a
+	// bail out, a plan not met), which the pipeline reports with the
+	// command; a file that skips as a whole stays a skip.
+	for _, r := range res {
+		if r.Test == unit && r.Status == compat.Error {
+			rep.Err = errors.New(r.Message)
+			continue
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		rep.Err = ctx.Err()
+	case err != nil:
+		rep.Err = runners.TargetError(err)
+	case perr != nil:
+		rep.Err = fmt.Errorf("prove's output does not parse as TAP: %w", perr)
+	case exit.Crash != "":
+		rep.Err = errors.New("prove: " + exit.Crash)
+	}
+	// Test::Nginx times no single test: spread the file's time.
+	for i := range rep.Results {
+		rep.Results[i].Duration = elapsed / time.Duration(len(rep.Results))
+	}
+	return rep
 }
 
 func freeLoopbackPort() (int, error) {

@@ -46,7 +46,7 @@ func ParseJUnit(r io.Reader, unit string) ([]compat.Result, error) {
 		if c.Name == "" {
 			continue
 		}
-		r := compat.Result{Suite: Suite, Unit: unit, Test: testID(c.Name), Status: compat.Pass}
+		r := compat.Result{Suite: Name, Unit: unit, Test: testID(c.Name), Status: compat.Pass}
 		if secs, err := strconv.ParseFloat(c.Time, 64); err == nil {
 			r.Duration = time.Duration(secs * float64(time.Second))
 		}
@@ -149,7 +149,7 @@ func parseVerbose(output, unit string) verbose {
 			return
 		}
 		index[id] = len(v.results)
-		v.results = append(v.results, compat.Result{Suite: Suite, Unit: unit, Test: id, Status: st, Message: msg})
+		v.results = append(v.results, compat.Result{Suite: Name, Unit: unit, Test: id, Status: st, Message: msg})
 	}
 	pending := ""
 	sc := bufio.NewScanner(strings.NewReader(output))

@@ -1,16 +1,19 @@
 // Package python drives CPython's own test suite, regrtest, on a
-// runners.Target and turns what it reports into compat results.
+// runners.Target and turns what it reports into compat results. Its Suite
+// is the runners.Suite of "compat run -suite python".
 //
-// Each test module runs in a process of its own:
+// Each test module is a unit and runs in a process of its own:
 //
-//	python -m test -v --junit-xml WORK/test_x.xml test_x
+//	python3.11 -m test -v --junit-xml WORK/test_x.xml test_x
 //
 // because a WebAssembly build has neither subprocesses nor threads, so
-// regrtest's -j and --timeout cannot work there; the adapter runs several
+// regrtest's -j and --timeout cannot work there; the pipeline runs several
 // modules at once instead and enforces the timeout from outside. One
 // module's crash, trap or timeout costs only that module: its tests that
 // printed a verdict before it died are kept (read from the -v output), and
-// one error result for the module carries the tail of its output.
+// the pipeline gives the module one error result with the tail of its
+// output. The failed tests of a module can run again alone (regrtest -m),
+// so the pipeline's rerun tells flaky tests.
 package python
 
 import (
@@ -25,12 +28,12 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
-	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 )
 
-// Suite is the suite name of every result this package produces.
-const Suite = "python"
+// Name is the suite's name in reports and baselines, and of every result
+// this package produces.
+const Name = "python"
 
 // Quick is the quick profile: well-known modules that run in about a second
 // each natively and need neither threads nor subprocesses.
@@ -87,183 +90,67 @@ func Profile(name, libTest string) ([]string, error) {
 	return nil, fmt.Errorf("unknown python test profile %q: want quick or full", name)
 }
 
-// Options configures Run.
-type Options struct {
-	// Python is the command that starts the interpreter on the target,
-	// such as {"python3.11"} or {"/usr/local/bin/python3.11"}; default
-	// {"python3"}.
-	Python []string
-	// Modules lists the test modules to run, such as "test_os" (see
-	// Profile).
-	Modules []string
-	// Work is a directory mounted on the target that the adapter reads
-	// back: regrtest writes each module's JUnit XML to Work.Guest and the
-	// adapter reads it from Work.Host.
-	Work runners.Mount
-	// Dir is the working directory on the target; empty means the
-	// target's default.
-	Dir string
-	// Env holds extra "KEY=value" entries for the interpreter.
-	Env []string
-	// Args are extra regrtest arguments placed before the module, such
-	// as {"-u", "all"} or {"--testdir", "/src"}.
-	Args []string
-	// Parallel is how many modules run at once; default 1.
-	Parallel int
-	// Timeout bounds each module's run; zero means none.
-	Timeout time.Duration
-	// Rerun runs the failed tests of each module once more (regrtest
-	// -m), so a test that then passes is reported as flaky rather than
-	// failed.
-	Rerun bool
-	// Progress, if set, is called once per module as it finishes. Calls
-	// do not overlap.
-	Progress func(Progress)
-}
-
-// Progress reports one finished module.
-type Progress struct {
-	// Module is the module that finished.
-	Module string
-	// Done counts finished modules, this one included, of Total.
-	Done, Total int
-	// Counts counts this module's results.
-	Counts compat.Counts
-	// Elapsed is how long this module took.
-	Elapsed time.Duration
-	// Err is the target's error running the module, if any.
-	Err error
-}
-
-// Run runs opts.Modules on target and returns one result per test. A
-// module that could not finish contributes one error result with Test set
-// to the module, beside whatever tests it did report.
-//
-// The error is not nil when ctx ended before every module ran (the results
-// so far are returned) or when the target failed to run some module (see
-// runners.Target.Run); those modules have error results too.
-func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, error) {
-	run := compat.Run{Suite: Suite, Target: target.Name(), Start: time.Now(), Properties: target.Properties()}
-	if len(opts.Python) == 0 {
-		opts.Python = []string{"python3"}
-	}
-	if opts.Parallel < 1 {
-		opts.Parallel = 1
-	}
-	if opts.Work.Host == "" || opts.Work.Guest == "" {
-		return run, errors.New("python adapter: Options.Work needs both a host and a guest path")
-	}
-	results, err := units.Run(ctx, opts.Modules, opts.Parallel, "modules",
-		func(ctx context.Context, mod string) ([]compat.Result, error) {
-			return runModule(ctx, target, opts, mod)
-		},
-		func(f units.Finished) {
-			if opts.Progress != nil {
-				opts.Progress(Progress{Module: f.Unit, Done: f.Done, Total: f.Total, Counts: f.Counts, Elapsed: f.Elapsed, Err: f.Err})
-			}
-		})
-	run.Results = results
-	run.Duration = time.Since(run.Start)
-	if err != nil {
-		err = fmt.Errorf("python adapter: %w", err)
-	}
-	return run, err
-}
-
 // attempt is one regrtest process for one module.
 type attempt struct {
 	exit    runners.Exit
 	err     error // the target's error, including a timeout
-	stopped error // the run's context ended while the module ran
 	output  string
 	xml     []compat.Result
 	xmlErr  error // why there are no XML results
 	verbose verbose
 }
 
-// runOnce runs regrtest on mod, passing match as -m patterns.
-func runOnce(ctx context.Context, target runners.Target, opts Options, mod string, match []string) attempt {
+// runModule runs regrtest on mod on the session's target, with tests, if
+// any, as -m patterns (a rerun), and reports its results.
+func (ss *session) runModule(ctx context.Context, mod string, tests []string) runners.Report {
 	name := mod + ".xml"
-	if len(match) > 0 {
+	if len(tests) > 0 {
 		name = mod + ".rerun.xml"
 	}
-	hostXML := filepath.Join(opts.Work.Host, name)
-	guestXML := strings.TrimSuffix(opts.Work.Guest, "/") + "/" + name
+	hostXML := filepath.Join(ss.work.Host, name)
+	guestXML := strings.TrimSuffix(ss.work.Guest, "/") + "/" + name
 	// A file left by an earlier run must not pass for this one's.
 	os.Remove(hostXML)
-	args := append(append([]string(nil), opts.Python...), "-m", "test", "-v", "--junit-xml", guestXML)
-	args = append(args, opts.Args...)
-	for _, m := range match {
-		args = append(args, "-m", m)
+	args := append(append([]string(nil), ss.python...), "-m", "test", "-v", "--junit-xml", guestXML)
+	args = append(args, ss.suite.args...)
+	for _, t := range tests {
+		// regrtest ids keep the "test." prefix that testID drops; a
+		// leading * matches it, or nothing under --testdir.
+		args = append(args, "-m", "*"+t)
 	}
 	args = append(args, mod)
-	parent := ctx
-	if opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
-		defer cancel()
-	}
-	var out units.Buffer
+	var out runners.Buffer
+	p := runners.Process{Args: args, Env: ss.suite.env, Stdout: &out, Stderr: &out}
+	start := time.Now()
 	var a attempt
-	a.exit, a.err = target.Run(ctx, runners.Process{Args: args, Env: opts.Env, Dir: opts.Dir, Stdout: &out, Stderr: &out})
-	a.stopped = parent.Err()
+	a.exit, a.err = ss.target.Run(ctx, p)
 	a.output = out.String()
 	a.verbose = parseVerbose(a.output, mod)
-	f, err := os.Open(hostXML)
-	if err != nil {
+	if f, err := os.Open(hostXML); err != nil {
 		a.xmlErr = err
-		return a
+	} else {
+		a.xml, a.xmlErr = ParseJUnit(f, mod)
+		f.Close()
 	}
-	defer f.Close()
-	a.xml, a.xmlErr = ParseJUnit(f, mod)
-	return a
-}
-
-// runModule runs one module, then its failed tests again if opts.Rerun,
-// and returns its results.
-func runModule(ctx context.Context, target runners.Target, opts Options, mod string) ([]compat.Result, error) {
-	start := time.Now()
-	a := runOnce(ctx, target, opts, mod, nil)
-	results := merge(a, mod, opts.Timeout, time.Since(start))
-	var targetErr error
-	if a.err != nil && a.stopped == nil && !errors.Is(a.err, context.DeadlineExceeded) {
-		targetErr = fmt.Errorf("python adapter: module %s: %w", mod, a.err)
-	}
-	if !opts.Rerun || a.err != nil || ctx.Err() != nil {
-		return results, targetErr
-	}
-	var match []string
-	for _, r := range results {
-		if r.Status.Failed() && r.Test != mod {
-			// regrtest ids keep the "test." prefix that testID drops;
-			// a leading * matches it, or nothing under --testdir.
-			match = append(match, "*"+r.Test)
-		}
-	}
-	if len(match) == 0 {
-		return results, nil
-	}
-	b := runOnce(ctx, target, opts, mod, match)
-	again := map[string]compat.Result{}
-	for _, r := range merge(b, mod, opts.Timeout, 0) {
-		again[r.Test] = r
-	}
-	for i, r := range results {
-		if !r.Status.Failed() || r.Test == mod {
-			continue
-		}
-		if n, ok := again[r.Test]; ok && (n.Status == compat.Pass || n.Status.Failed()) {
-			n.Previous = []compat.Result{r}
-			results[i] = n
-		}
-	}
-	return results, nil
+	results, err := merge(a, mod, time.Since(start))
+	return runners.Report{Results: results, Command: ss.target.Command(p), Output: a.output, Err: err}
 }
 
 // merge turns one attempt into results: the XML's, plus what only the
-// verbose output shows, plus one error result for the module when the
-// process did not end the way a completed regrtest run does.
-func merge(a attempt, mod string, timeout, elapsed time.Duration) []compat.Result {
+// verbose output shows, plus a skip result for the module when it ran no
+// test. The error says why the process did not end the way a completed
+// regrtest run does, with the last line of its output that says something.
+func merge(a attempt, mod string, elapsed time.Duration) ([]compat.Result, error) {
+	results, err := mergeResults(a, mod, elapsed)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		if m := lastMeaningful(a.output); m != "" {
+			err = fmt.Errorf("%w: %s", err, m)
+		}
+	}
+	return results, err
+}
+
+func mergeResults(a attempt, mod string, elapsed time.Duration) ([]compat.Result, error) {
 	var results []compat.Result
 	index := map[string]int{}
 	for _, r := range a.xml {
@@ -293,64 +180,32 @@ func merge(a attempt, mod string, timeout, elapsed time.Duration) []compat.Resul
 		}
 	}
 	results = uniqueIDs(results, mod)
-	unit := compat.Result{Suite: Suite, Unit: mod, Test: mod, Duration: elapsed}
 	failed := false
 	for _, r := range results {
 		failed = failed || r.Status.Failed()
 	}
+	skip := compat.Result{Suite: Name, Unit: mod, Test: mod, Status: compat.Skip, Duration: elapsed}
 	switch {
-	case a.stopped != nil:
-		// The whole run was stopped (^C, the CI's deadline): say so
-		// rather than blame the module, but keep an error result, so
-		// that its missing tests count as missing, not as removed.
-		unit.Status = compat.Error
-		unit.Message = fmt.Sprintf("run stopped before the module finished (%v)", a.stopped)
-	case errors.Is(a.err, context.DeadlineExceeded):
-		unit.Status = compat.Error
-		unit.Message = fmt.Sprintf("timed out after %v", timeout)
+	case errors.Is(a.err, context.DeadlineExceeded) || errors.Is(a.err, context.Canceled):
+		// The pipeline says whether the module timed out or the run
+		// was stopped.
+		return results, a.err
 	case a.err != nil:
-		unit.Status = compat.Error
-		unit.Message = "could not run: " + a.err.Error()
+		return results, runners.TargetError(fmt.Errorf("could not run: %w", a.err))
 	case a.xmlErr != nil:
-		unit.Status = compat.Error
-		unit.Message = fmt.Sprintf("%v without JUnit XML (%v)", a.exit, a.xmlErr)
+		return results, fmt.Errorf("%v without JUnit XML (%v)", a.exit, a.xmlErr)
 	case a.exit.Crash != "" || !a.exit.OK() && !failed:
 		// regrtest exits 2 when tests failed; any other ending is the
 		// process's own failure.
-		unit.Status = compat.Error
-		unit.Message = fmt.Sprintf("%v, but no test failed", a.exit)
+		return results, fmt.Errorf("%v, but no test failed", a.exit)
 	case len(results) == 0 && a.verbose.skipped != "":
-		unit.Status = compat.Skip
-		unit.Message = a.verbose.skipped
+		skip.Message = a.verbose.skipped
+		return append(results, skip), nil
 	case len(results) == 0:
-		unit.Status = compat.Skip
-		unit.Message = "ran no tests"
-	default:
-		return results
+		skip.Message = "ran no tests"
+		return append(results, skip), nil
 	}
-	if unit.Status == compat.Error {
-		unit.Output = tail(a.output, 60, 8000)
-		if m := lastMeaningful(unit.Output); m != "" {
-			unit.Message += ": " + m
-		}
-	}
-	return append(results, unit)
-}
-
-// tail returns at most the last n lines and max bytes of s.
-func tail(s string, n, max int) string {
-	s = strings.TrimRight(s, "\n")
-	if len(s) > max {
-		s = s[len(s)-max:]
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[i+1:]
-		}
-	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return results, nil
 }
 
 // lastMeaningful returns the last line of output that says something, for

@@ -5,15 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/compat-project/compat/runners/testenv"
-
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/suitetest"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
-	"github.com/compat-project/compat/runners/local"
+	"github.com/compat-project/compat/runners/pipeline"
+	"github.com/compat-project/compat/runners/testenv"
 )
 
 // hostPython finds Debian's python3.11 with its regrtest package
@@ -33,49 +33,44 @@ func hostPython(t *testing.T) string {
 	return py
 }
 
-// newLocal returns a local target whose /work is a fresh host directory.
-func newLocal(t *testing.T) (*local.Target, runners.Mount) {
+// testSuite returns a Suite over a stand-in build (build-info.json and an
+// empty python.wasm: the local reference runs the host's interpreter) that
+// runs mods with python.
+func testSuite(t *testing.T, python []string, mods ...string) *Suite {
 	t.Helper()
-	work := runners.Mount{Host: t.TempDir(), Guest: "/compat/work"}
-	tg, err := local.New(local.Options{Name: "host", Mounts: []runners.Mount{work}})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(`{"source": {"version": "3.11.2-6+deb12u8"}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "python.wasm"), nil, 0o644)
+	b, err := wasmbuild.Open(dir, wasmbuild.Python)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tg.Close() })
-	return tg, work
+	return &Suite{build: b, modules: mods, localPython: python}
 }
 
-func byTest(rs []compat.Result) map[string]compat.Result {
-	m := map[string]compat.Result{}
-	for _, r := range rs {
-		m[r.Test] = r
+// runLocal runs s on the local reference, as compat run -reference local
+// does, and returns the run and its progress lines.
+func runLocal(t *testing.T, ctx context.Context, s *Suite, opts pipeline.Options) (*compat.Run, []string, error) {
+	t.Helper()
+	var lines []string
+	opts.Progress = func(l string) { lines = append(lines, l) }
+	spec := runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local, Scratch: t.TempDir()}
+	run, err := pipeline.RunSuite(ctx, s, spec, opts)
+	if run == nil {
+		t.Fatalf("RunSuite: %v", err)
 	}
-	return m
+	return run, lines, err
 }
 
 func TestRunStdlibModules(t *testing.T) {
 	py := hostPython(t)
-	tg, work := newLocal(t)
-	var mu sync.Mutex
-	var progress []Progress
 	mods := []string{"test_bool", "test_bisect", "test_winreg"}
-	run, err := Run(context.Background(), tg, Options{
-		Python:   []string{py},
-		Modules:  mods,
-		Work:     work,
-		Dir:      "/compat/work",
-		Parallel: 2,
-		Timeout:  2 * time.Minute,
-		Progress: func(p Progress) {
-			mu.Lock()
-			progress = append(progress, p)
-			mu.Unlock()
-		},
-	})
+	run, progress, err := runLocal(t, context.Background(), testSuite(t, []string{py}, mods...), pipeline.Options{Parallel: 2, Timeout: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Suite != "python" || run.Target != "host" || run.Duration <= 0 || run.Properties["host.os"] == "" {
+	if run.Suite != "python" || run.Target != "reference" || run.Duration <= 0 || run.Properties["host.os"] == "" ||
+		run.Properties["version.python3.11"] != "3.11.2-6+deb12u8" {
 		t.Errorf("run header: %+v", run)
 	}
 	c := run.Counts()
@@ -89,51 +84,34 @@ func TestRunStdlibModules(t *testing.T) {
 		}
 		t.Fatalf("counts %+v, want about 60 passes, the test_winreg skip and no failures", c)
 	}
-	rs := byTest(run.Results)
+	rs := suitetest.ByTest(run.Results)
 	if r := rs["test_bool.BoolTest.test_math"]; r.Status != compat.Pass || r.Unit != "test_bool" {
 		t.Errorf("test_bool.BoolTest.test_math: %+v", r)
 	}
 	if r := rs["test_winreg"]; r.Status != compat.Skip || !strings.Contains(r.Message, "winreg") {
 		t.Errorf("test_winreg: %+v", r)
 	}
-	if len(progress) != 3 || progress[2].Done != 3 || progress[2].Total != 3 {
-		t.Fatalf("progress calls: %+v", progress)
-	}
-	for _, p := range progress {
-		if p.Elapsed <= 0 || p.Counts.Total() == 0 || p.Err != nil {
-			t.Errorf("progress for %s: %+v", p.Module, p)
-		}
-	}
-	for _, m := range mods {
-		if _, err := os.Stat(filepath.Join(work.Host, m+".xml")); err != nil {
-			t.Errorf("regrtest's XML for %s: %v", m, err)
-		}
+	if len(progress) != 3 || !strings.Contains(progress[2], " 3/3: pass ") {
+		t.Fatalf("progress lines: %q", progress)
 	}
 }
 
 func TestRunBrokenModules(t *testing.T) {
 	py := hostPython(t)
-	tg, work := newLocal(t)
 	lib, err := filepath.Abs(filepath.Join("testdata", "lib"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	flakyDir := t.TempDir()
 	t.Cleanup(func() { os.RemoveAll(filepath.Join(lib, "__pycache__")) })
-	run, err := Run(context.Background(), tg, Options{
-		Python:   []string{py, "-B"},
-		Modules:  []string{"test_compatcrash", "test_compatctrl", "test_compatflaky", "test_compatsample", "test_compatslow"},
-		Work:     work,
-		Args:     []string{"--testdir", lib},
-		Env:      []string{"COMPAT_FLAKY_DIR=" + flakyDir},
-		Parallel: 2,
-		Timeout:  8 * time.Second,
-		Rerun:    true,
-	})
+	s := testSuite(t, []string{py, "-B"}, "test_compatcrash", "test_compatctrl", "test_compatflaky", "test_compatsample", "test_compatslow")
+	s.args = []string{"--testdir", lib}
+	s.env = []string{"COMPAT_FLAKY_DIR=" + flakyDir}
+	run, _, err := runLocal(t, context.Background(), s, pipeline.Options{Parallel: 2, Timeout: 8 * time.Second, Rerun: true})
 	if err != nil {
-		t.Fatalf("Run: %v (a crash, a timeout or a failure is a result, not an error)", err)
+		t.Fatalf("RunSuite: %v (a crash, a timeout or a failure is a result, not an error)", err)
 	}
-	rs := byTest(run.Results)
+	rs := suitetest.ByTest(run.Results)
 	want := map[string]compat.Status{
 		"test_compatcrash":                                 compat.Error,
 		"test_compatcrash.Crash.test_a_passes":             compat.Pass,
@@ -168,6 +146,12 @@ func TestRunBrokenModules(t *testing.T) {
 	if r := rs["test_compatcrash"]; !strings.Contains(r.Message, "signal: aborted") || !strings.Contains(r.Output, "Fatal Python error: Aborted") {
 		t.Errorf("crash result: message %q, output tail %q", r.Message, r.Output)
 	}
+	// The unit's error result starts with the command that reproduces
+	// it, as the target runs it.
+	if r := rs["test_compatcrash"]; !strings.HasPrefix(r.Output, "$ env COMPAT_FLAKY_DIR=") ||
+		!strings.Contains(r.Output, py+" -B -m test -v --junit-xml ") || !strings.Contains(r.Output, " --testdir "+lib+" test_compatcrash\n") {
+		t.Errorf("crash result does not start with its command:\n%s", r.Output)
+	}
 	if r := rs["test_compatslow"]; !strings.Contains(r.Message, "timed out after 8s") {
 		t.Errorf("timeout result: %q", r.Message)
 	}
@@ -181,38 +165,57 @@ func TestRunBrokenModules(t *testing.T) {
 
 func TestRunCancelled(t *testing.T) {
 	py := hostPython(t)
-	tg, work := newLocal(t)
 	lib, _ := filepath.Abs(filepath.Join("testdata", "lib"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	start := time.Now()
-	run, err := Run(ctx, tg, Options{
-		Python:  []string{py, "-B"},
-		Modules: []string{"test_compatslow", "test_compatslow", "test_compatslow"},
-		Work:    work,
-		Args:    []string{"--testdir", lib},
-	})
+	s := testSuite(t, []string{py, "-B"}, "test_compatslow", "test_compatslow", "test_compatslow")
+	s.args = []string{"--testdir", lib}
+	run, _, err := runLocal(t, ctx, s, pipeline.Options{})
 	if err == nil || !strings.Contains(err.Error(), "stopped after") {
 		t.Errorf("err = %v, want the run to say it stopped early", err)
 	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("Run took %v after a 2s deadline", d)
-	}
-	rs := byTest(run.Results)
+	rs := suitetest.ByTest(run.Results)
 	if len(rs) != 3 {
 		t.Errorf("results %v, want those of the first module only", summary(run.Results))
 	}
 	if r := rs["test_compatslow.Slow.test_a_fast"]; r.Status != compat.Pass {
 		t.Errorf("the test that finished before the stop: %+v", r)
 	}
-	if r := rs["test_compatslow"]; r.Status != compat.Error || !strings.Contains(r.Message, "run stopped before the module finished") {
+	if r := rs["test_compatslow"]; r.Status != compat.Error || !strings.Contains(r.Message, "run stopped before the unit finished") {
 		t.Errorf("module result: %+v, want an error saying the run stopped", r)
 	}
 }
 
-func TestRunNeedsWork(t *testing.T) {
-	tg, _ := newLocal(t)
-	if _, err := Run(context.Background(), tg, Options{Modules: []string{"test_bool"}}); err == nil {
-		t.Error("Run without Options.Work gave no error")
+// TestOpenNeedsAKernel: the vkernel target without the pipeline's kernel
+// is an error naming it, not a crash.
+func TestOpenNeedsAKernel(t *testing.T) {
+	s := testSuite(t, nil, "test_bool")
+	if _, err := s.Open(context.Background(), runners.TargetSpec{Kind: runners.Vkernel, Scratch: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "kernel") {
+		t.Errorf("Open on the vkernel without a kernel: %v", err)
+	}
+}
+
+// TestNew: explicit modules replace the profile's; a profile is checked
+// against the build's Lib/test.
+func TestNew(t *testing.T) {
+	s := testSuite(t, nil)
+	lib := libTest(s.build)
+	os.MkdirAll(lib, 0o755)
+	for _, m := range Quick {
+		os.WriteFile(filepath.Join(lib, m+".py"), nil, 0o644)
+	}
+	got, err := New(runners.SuiteConfig{Build: s.build.Dir, Profile: "quick"})
+	if err != nil || len(got.Plan().Units) != len(Quick) || !got.Plan().Kinds[""].Rerun {
+		t.Fatalf("quick: %+v, %v", got, err)
+	}
+	got, err = New(runners.SuiteConfig{Build: s.build.Dir, Units: []string{"test_x"}})
+	if err != nil || len(got.Plan().Units) != 1 || got.Plan().Units[0].Name != "test_x" {
+		t.Fatalf("explicit: %+v, %v", got, err)
+	}
+	if _, err := New(runners.SuiteConfig{Build: s.build.Dir, Profile: "slow"}); err == nil {
+		t.Error("an unknown profile was accepted")
+	}
+	if _, err := New(runners.SuiteConfig{Cache: t.TempDir(), Profile: "quick"}); err == nil || !strings.Contains(err.Error(), "python.wasm") {
+		t.Errorf("no build: %v", err)
 	}
 }

@@ -3,74 +3,62 @@ package python
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/local"
-	vkrunner "github.com/compat-project/compat/runners/vkernel"
-	"github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
-// Build is a python.wasm build made by images/python/build-wasm.sh: a
-// directory holding python.wasm, lib/python3.11 (the stdlib with its
-// tests) and build-info.json.
-type Build struct {
-	Dir string
-	// Version is the Debian source version it was built from, such as
-	// "3.11.2-6+deb12u8".
-	Version string
+// Suite runs regrtest modules: the runners.Suite of CPython's test suite.
+type Suite struct {
+	build   *wasmbuild.Build
+	modules []string
+
+	// For tests: the command that starts the interpreter on a local
+	// reference, extra regrtest arguments (before the module) and extra
+	// environment.
+	localPython []string
+	args, env   []string
 }
 
-// OpenBuild opens a build directory, reading its build-info.json.
-func OpenBuild(dir string) (*Build, error) {
-	v, err := wasmbuild.SourceVersion(dir)
+// New opens the build, a directory made by images/python/build-wasm.sh
+// (python.wasm, lib/python3.11 with the tests, build-info.json), and picks
+// the modules: the profile's (see Profile) or those named, such as
+// "test_os".
+func New(opts runners.SuiteConfig) (*Suite, error) {
+	b, err := wasmbuild.OpenOrLatest(opts.Build, opts.Cache, wasmbuild.Python)
 	if err != nil {
-		return nil, fmt.Errorf("python.wasm build: %w", err)
+		return nil, err
 	}
-	b := &Build{Dir: dir, Version: v}
-	if _, err := os.Stat(b.Wasm()); err != nil {
-		return nil, fmt.Errorf("python.wasm build %s: %w (run: make images)", dir, err)
+	mods := opts.Units
+	if len(mods) == 0 {
+		if mods, err = Profile(opts.Profile, libTest(b)); err != nil {
+			return nil, err
+		}
 	}
-	return b, nil
+	return &Suite{build: b, modules: mods}, nil
 }
 
-// LatestBuild opens the newest complete build under a cache root
-// (CACHE/python-wasm/KEY).
-func LatestBuild(cache string) (*Build, error) {
-	dir, err := wasmbuild.Latest(cache, "python-wasm")
-	if err != nil {
-		return nil, fmt.Errorf("python.wasm: %w", err)
-	}
-	return OpenBuild(dir)
-}
+// libTest is the build's Lib/test directory on the host.
+func libTest(b *wasmbuild.Build) string { return b.Path("lib", "python3.11", "test") }
 
-// Wasm is the interpreter module.
-func (b *Build) Wasm() string { return filepath.Join(b.Dir, "python.wasm") }
+// Name implements runners.Suite: "python".
+func (s *Suite) Name() string { return Name }
 
-// LibTest is the build's Lib/test directory on the host.
-func (b *Build) LibTest() string { return filepath.Join(b.Dir, "lib", "python3.11", "test") }
-
-// ReferenceImage is the Docker image of Debian's native python3.11 of the
-// same version (images/python/build-image.sh).
-func (b *Build) ReferenceImage() string {
-	return "compat/python-reference:" + strings.ReplaceAll(b.Version, "+", "_")
-}
-
-// Entry is the megabinary entry for the build: python.wasm, reached also
-// through the hash of the host's native /usr/bin/python3.11 when present,
-// with the stdlib read-only at /usr/lib and a writable root.
-func (b *Build) Entry() megabinary.SpecEntry {
+// Entries implements runners.Suite: python.wasm, reached also through the
+// hash of the host's native /usr/bin/python3.11 when present, with the
+// stdlib read-only at /usr/lib and a writable root.
+func (s *Suite) Entries() []megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "python3.11",
-		Wasm:  b.Wasm(),
+		Wasm:  s.build.Wasm(),
 		Paths: []string{"/usr/bin/python3.11"},
 		Env:   []string{"PYTHONHOME=/usr", "PYTHONDONTWRITEBYTECODE=1", "TMPDIR=/tmp", "HOME=/tmp", "LC_ALL=C.UTF-8"},
 		Resources: megabinary.Resources{
@@ -81,102 +69,94 @@ func (b *Build) Entry() megabinary.SpecEntry {
 	if _, err := os.Stat("/usr/bin/python3.11"); err == nil {
 		e.AliasFiles = []string{"/usr/bin/python3.11"}
 	}
-	return e
+	return []megabinary.SpecEntry{e}
 }
 
-// Harness runs regrtest on the targets of one comparison.
-type Harness struct {
-	Build   *Build
-	Modules []string
-	// Parallel is how many modules run at once on each target.
-	Parallel int
-	// Timeout bounds one module on the vkernel; the reference gets the
-	// same (it is about ten times faster).
-	Timeout time.Duration
-	// Rerun reruns failed tests once to tell flaky ones.
-	Rerun bool
+// Plan implements runners.Suite: one unit per module, whose failed tests
+// can run again alone.
+func (s *Suite) Plan() runners.Plan {
+	p := runners.Plan{Kinds: map[string]runners.Kind{"": {Rerun: true}}}
+	for _, m := range s.modules {
+		p.Units = append(p.Units, runners.Unit{Name: m})
+	}
+	return p
 }
 
-// Name implements the pipeline's suite: "python".
-func (s *Harness) Name() string { return Suite }
-
-// Entries are the megabinary entries the vkernel target needs.
-func (s *Harness) Entries() []megabinary.SpecEntry { return []megabinary.SpecEntry{s.Build.Entry()} }
-
-// workGuest is where every target sees the scratch directory the adapter
-// reads JUnit files from. A name no host path starts with: the local
+// workGuest is where every target sees the scratch directory regrtest
+// writes its JUnit files to. A name no host path starts with: the local
 // target maps guest paths by prefix.
 const workGuest = "/compat-work"
 
-// Target starts the named target for this suite: "vkernel" (the kernel
-// runs python.wasm, scratch holds its root), or "reference" run by Docker
-// (reference "docker") or on the host ("local"). scratch is an empty
-// directory the suite may use.
-func (s *Harness) Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error) {
-	work := runners.Mount{Host: filepath.Join(scratch, "work"), Guest: workGuest}
-	if err := os.MkdirAll(work.Host, 0o777); err != nil {
-		return nil, work, err
-	}
-	props := map[string]string{compat.PropVersionPrefix + "python3.11": s.Build.Version}
-	switch {
-	case kind == "vkernel":
-		root := filepath.Join(scratch, "root")
-		for _, d := range []string{"tmp", "usr/lib", strings.TrimPrefix(workGuest, "/")} {
-			if err := os.MkdirAll(filepath.Join(root, d), 0o777); err != nil {
-				return nil, work, err
-			}
-		}
-		work.Host = filepath.Join(root, strings.TrimPrefix(workGuest, "/"))
-		t, err := vkrunner.New(vkrunner.Options{
-			Kernel: k,
-			Mounts: []runners.Mount{
-				{Host: root, Guest: "/"},
-				{Host: filepath.Join(s.Build.Dir, "lib"), Guest: "/usr/lib", ReadOnly: true},
-			},
-			Programs:   map[string]string{"python3.11": s.Build.Wasm()},
-			Properties: props,
-		})
-		return t, work, err
-	case kind == "reference" && reference == "docker":
-		t, err := docker.New(ctx, docker.Options{
-			Name: "reference", Image: s.Build.ReferenceImage(),
-			Mounts: []runners.Mount{work}, Env: []string{"LC_ALL=C.UTF-8"}, Properties: props,
-		})
-		return t, work, err
-	case kind == "reference" && reference == "local":
-		if _, err := os.Stat("/usr/bin/python3.11"); err != nil {
-			return nil, work, errors.New("local reference: /usr/bin/python3.11 is not installed (apt-get install python3.11 libpython3.11-testsuite)")
-		}
-		t, err := local.New(local.Options{Name: "reference", Mounts: []runners.Mount{work}, Properties: props})
-		return t, work, err
-	}
-	return nil, work, fmt.Errorf("python: unknown target %q (reference %q)", kind, reference)
+// session runs modules on one target.
+type session struct {
+	suite  *Suite
+	target runners.Target
+	work   runners.Mount
+	python []string
 }
 
-// Run runs the suite's modules on t, reporting each finished module to
-// progress as one line.
-func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount, progress func(string)) (compat.Run, error) {
-	python := []string{"python3.11"}
-	if _, ok := t.(*local.Target); ok {
-		python = []string{"/usr/bin/python3.11"}
+// Open implements runners.Suite: on the vkernel the pipeline's kernel runs
+// python.wasm with a root in scratch space and the build's stdlib at
+// /usr/lib; the docker reference runs Debian's python3.11 in the reference
+// image, the local one the host's /usr/bin/python3.11.
+func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Session, error) {
+	ss := &session{suite: s, python: []string{"python3.11"},
+		work: runners.Mount{Host: filepath.Join(spec.Scratch, "work"), Guest: workGuest}}
+	props := map[string]string{compat.PropVersionPrefix + "python3.11": s.build.Version}
+	var err error
+	switch {
+	case spec.Kind == runners.Vkernel:
+		root := filepath.Join(spec.Scratch, "root")
+		ss.work.Host = filepath.Join(root, strings.TrimPrefix(workGuest, "/"))
+		for _, d := range []string{filepath.Join(root, "tmp"), filepath.Join(root, "usr", "lib"), ss.work.Host} {
+			if err := os.MkdirAll(d, 0o777); err != nil {
+				return nil, err
+			}
+		}
+		ss.target, err = vktarget.New(vktarget.Options{
+			Kernel: spec.Kernel,
+			Mounts: []runners.Mount{
+				{Host: root, Guest: "/"},
+				{Host: s.build.Path("lib"), Guest: "/usr/lib", ReadOnly: true},
+			},
+			Programs:   map[string]string{"python3.11": s.build.Wasm()},
+			Properties: props,
+			Megabinary: spec.Megabinary, PublicKey: spec.PublicKey,
+		})
+	case spec.Reference == runners.Docker:
+		if err := os.MkdirAll(ss.work.Host, 0o777); err != nil {
+			return nil, err
+		}
+		ss.target, err = docker.New(ctx, docker.Options{
+			Name: runners.Reference, Image: s.build.ReferenceImage(),
+			Mounts: []runners.Mount{ss.work}, Env: []string{"LC_ALL=C.UTF-8"}, Properties: props,
+		})
+	default:
+		if err := os.MkdirAll(ss.work.Host, 0o777); err != nil {
+			return nil, err
+		}
+		ss.python = s.localPython
+		if len(ss.python) == 0 {
+			if _, err := os.Stat("/usr/bin/python3.11"); err != nil {
+				return nil, errors.New("local reference: /usr/bin/python3.11 is not installed (apt-get install python3.11 libpython3.11-testsuite)")
+			}
+			ss.python = []string{"/usr/bin/python3.11"}
+		}
+		ss.target, err = local.New(local.Options{Name: runners.Reference, Mounts: []runners.Mount{ss.work}, Properties: props})
 	}
-	return Run(ctx, t, Options{
-		Python:   python,
-		Modules:  s.Modules,
-		Work:     work,
-		Parallel: s.Parallel,
-		Timeout:  s.Timeout,
-		Rerun:    s.Rerun,
-		Progress: func(p Progress) {
-			if progress == nil {
-				return
-			}
-			line := fmt.Sprintf("%s %d/%d: pass %d, fail %d, error %d, skip %d (%s)", p.Module, p.Done, p.Total,
-				p.Counts.Pass, p.Counts.Fail, p.Counts.Error, p.Counts.Skip, p.Elapsed.Round(10*time.Millisecond))
-			if p.Err != nil {
-				line += ": " + p.Err.Error()
-			}
-			progress(line)
-		},
-	})
+	if err != nil {
+		return nil, err
+	}
+	return ss, nil
 }
+
+// Properties implements runners.Session.
+func (ss *session) Properties() map[string]string { return ss.target.Properties() }
+
+// Run implements runners.Session: regrtest on one module.
+func (ss *session) Run(ctx context.Context, u runners.Unit, tests []string) runners.Report {
+	return ss.runModule(ctx, u.Name, tests)
+}
+
+// Close implements runners.Session.
+func (ss *session) Close() error { return ss.target.Close() }

@@ -72,7 +72,7 @@ func (d *Divergence) String() string {
 // naming the first divergence otherwise.
 func (r DiffReport) Result() compat.Result {
 	id := fmt.Sprintf("differential: seed %d", r.Seed)
-	res := compat.Result{Suite: Suite, Unit: "differential", Test: id, Status: compat.Pass, Duration: r.Duration}
+	res := compat.Result{Suite: Name, Unit: "differential", Test: id, Status: compat.Pass, Duration: r.Duration}
 	if r.Divergence != nil {
 		res.Status = compat.Fail
 		res.Message = r.Divergence.String()

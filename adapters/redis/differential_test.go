@@ -21,8 +21,8 @@ import (
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/local"
-	rvk "github.com/compat-project/compat/runners/vkernel"
-	vk "github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/runners/vktarget"
+	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
@@ -140,12 +140,12 @@ func TestDifferentialVkernelAgainstHost(t *testing.T) {
 	dir := t.TempDir()
 	mb := filepath.Join(dir, "redis.vkmb")
 	f.WriteFile(mb)
-	k, err := vk.Open(context.Background(), mb, vk.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: filepath.Join(os.TempDir(), "compat-redis-test-aot")})
+	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: filepath.Join(os.TempDir(), "compat-redis-test-aot")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close(context.Background())
-	vt, err := rvk.New(rvk.Options{Kernel: k, Mounts: []runners.Mount{{Host: dir, Guest: "/"}}, Programs: map[string]string{"redis-server": wasm}})
+	vt, err := vktarget.New(vktarget.Options{Kernel: k, Mounts: []runners.Mount{{Host: dir, Guest: "/"}}, Programs: map[string]string{"redis-server": wasm}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func Parse(output, unit string) Parsed {
 			i, ok := folded[id]
 			if !ok {
 				folded[id] = len(p.Results)
-				r.Suite, r.Unit, r.Test = Suite, unit, id
+				r.Suite, r.Unit, r.Test = Name, unit, id
 				if r.Status != compat.Pass && r.Status != compat.Skip {
 					r.Message = name + ": " + r.Message
 				}
@@ -68,7 +68,7 @@ func Parse(output, unit string) Parsed {
 		if n := seen[id]; n > 1 {
 			id = fmt.Sprintf("%s (%d)", id, n)
 		}
-		r.Suite, r.Unit, r.Test = Suite, unit, id
+		r.Suite, r.Unit, r.Test = Name, unit, id
 		p.Results = append(p.Results, r)
 	}
 	lines := strings.Split(StripANSI(strings.ReplaceAll(output, "\r\n", "\n")), "\n")

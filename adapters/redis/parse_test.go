@@ -8,30 +8,14 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/suitetest"
 )
-
-func recorded(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "recorded", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func byTest(rs []compat.Result) map[string]compat.Result {
-	m := map[string]compat.Result{}
-	for _, r := range rs {
-		m[r.Test] = r
-	}
-	return m
-}
 
 // compat_sample.out: runtest 7.0.15 against Debian's redis-server, with
 // --skiptest "compat skipped by --skiptest" (testdata/units).
 func TestParseEveryStatus(t *testing.T) {
 	const unit = "unit/compat_sample"
-	p := Parse(recorded(t, "compat_sample.out"), unit)
+	p := Parse(suitetest.Recorded(t, "compat_sample.out"), unit)
 	if !p.Done || p.Exception != "" {
 		t.Fatalf("Done=%v Exception=%q", p.Done, p.Exception)
 	}
@@ -53,7 +37,7 @@ func TestParseEveryStatus(t *testing.T) {
 	}
 	for i, w := range want {
 		r := p.Results[i]
-		if r.Test != unit+": "+w.test || r.Status != w.status || r.Message != w.msg || r.Unit != unit || r.Suite != Suite {
+		if r.Test != unit+": "+w.test || r.Status != w.status || r.Message != w.msg || r.Unit != unit || r.Suite != Name {
 			t.Errorf("result %d = %q %s %q (unit %q), want %q %s %q", i, r.Test, r.Status, r.Message, r.Unit, w.test, w.status, w.msg)
 		}
 		if !compat.InUnit(r.Test, unit) {
@@ -66,7 +50,7 @@ func TestParseEveryStatus(t *testing.T) {
 }
 
 func TestParseException(t *testing.T) {
-	p := Parse(recorded(t, "unit_type_set.out"), "unit/type/set")
+	p := Parse(suitetest.Recorded(t, "unit_type_set.out"), "unit/type/set")
 	if !strings.HasPrefix(p.Exception, `Executing test client: key "pid" not known in dictionary.`) ||
 		!strings.Contains(p.Exception, `"get_child_pid 0"`) || strings.Contains(p.Exception, "Cleanup:") {
 		t.Fatalf("Exception = %q", p.Exception)
@@ -85,7 +69,7 @@ func TestParseException(t *testing.T) {
 }
 
 func TestParseCrash(t *testing.T) {
-	p := Parse(recorded(t, "compat_crash.out"), "unit/compat_crash")
+	p := Parse(suitetest.Recorded(t, "compat_crash.out"), "unit/compat_crash")
 	if len(p.Results) != 1 || p.Results[0].Test != "unit/compat_crash: compat before the crash" || p.Results[0].Status != compat.Pass {
 		t.Fatalf("results %+v", p.Results)
 	}
@@ -95,12 +79,12 @@ func TestParseCrash(t *testing.T) {
 }
 
 func TestParseIgnoresAndColours(t *testing.T) {
-	out := recorded(t, "unit_introspection.out")
+	out := suitetest.Recorded(t, "unit_introspection.out")
 	if !strings.Contains(out, "\x1b[") {
 		t.Fatal("the recording has no colours to strip")
 	}
 	p := Parse(out, "unit/introspection")
-	m := byTest(p.Results)
+	m := suitetest.ByTest(p.Results)
 	r, ok := m["unit/introspection: CONFIG REWRITE sanity"]
 	if !ok || r.Status != compat.Skip || r.Message != "Not supported on external server" {
 		t.Errorf("CONFIG REWRITE sanity: %+v", r)

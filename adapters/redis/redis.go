@@ -1,10 +1,11 @@
 // Package redis drives Redis' own Tcl test suite against redis-server on
-// a runners.Target, and turns what it reports into compat results. It runs
-// in two modes: external mode (Run), for the unit/* entries, against one
-// server per unit that the target serves; and spawn mode (RunSpawn), for
-// the integration/* entries, where runtest starts its own servers, several
-// per unit, through the target's src/redis-server (ShimMain on the
-// vkernel).
+// a runners.Target, and turns what it reports into compat results. Its
+// Suite is the runners.Suite of "compat run -suite redis", whose units run
+// in two modes: external mode, for the unit/* entries, against one server
+// per unit that the target serves; and spawn mode (units of kind "spawn"),
+// for the integration/* entries, where runtest starts its own servers,
+// several per unit, through the target's src/redis-server (ShimMain on the
+// vkernel, opening the pipeline's megabinary).
 //
 // In external mode the suite runs on the host, one unit at a time:
 //
@@ -26,8 +27,8 @@
 //
 // Differential goes beyond the suite: one seeded random command stream
 // sent to two servers, replies compared, the first divergence reported
-// with its command. Harness (the `compat run -suite redis` suite) runs it
-// on every target against the host's own redis-server.
+// with its command. The Suite runs it as the unit "differential" on every
+// target against the host's own redis-server.
 package redis
 
 import (
@@ -46,13 +47,12 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/compat-project/compat"
-	"github.com/compat-project/compat/adapters/internal/units"
 	"github.com/compat-project/compat/runners"
 )
 
-// Suite is the suite name of every result this package produces.
-const Suite = "redis"
+// Name is the suite's name in reports and baselines, and of every result
+// this package produces.
+const Name = "redis"
 
 // Quick is the quick profile: units that take a few seconds each natively
 // and need nothing but a plain server.
@@ -128,151 +128,42 @@ func Profile(name, dir string) (external, spawn []string, err error) {
 	return nil, nil, fmt.Errorf("unknown redis test profile %q: want quick or full", name)
 }
 
-// Options configures Run.
-type Options struct {
-	// Suite is the host directory holding the suite's tests/ (and
-	// runtest), from the same source as the server.
-	Suite string
-	// Units lists the units to run, such as "unit/type/list".
-	Units []string
-	// Server is the command that starts redis-server on the target,
-	// such as {"redis-server"} or {"/redis-server.wasm"}; default
-	// {"redis-server"}.
-	Server []string
-	// ServerArgs are added after ServerArgs, such as {"--dir", "/tmp/x"}.
-	ServerArgs []string
-	// Tclsh is the host's Tcl shell; default "tclsh".
-	Tclsh string
-	// Args are extra test_helper.tcl arguments, such as {"--skiptest",
-	// "name"}.
-	Args []string
-	// Parallel is how many units run at once, each with its own server;
-	// default 1.
-	Parallel int
-	// Timeout bounds each unit; default 10 minutes.
-	Timeout time.Duration
-	// StartTimeout bounds the wait for a new server's PONG; default 30 s.
-	StartTimeout time.Duration
-	// Progress, if set, is called once per unit as it finishes. Calls do
-	// not overlap.
-	Progress func(Progress)
-}
-
-// Progress reports one finished unit.
-type Progress struct {
-	// Unit is the unit that finished.
-	Unit string
-	// Done counts finished units, this one included, of Total.
-	Done, Total int
-	// Counts counts this unit's results.
-	Counts compat.Counts
-	// Elapsed is how long the unit took, server start included.
-	Elapsed time.Duration
-	// Err is the target's error serving the unit, if any.
-	Err error
-}
-
-// Run runs opts.Units against servers that target serves (it must be a
-// runners.Server) and returns one result per test, plus one error result
-// (Test == Unit) for each unit that could not run to its end.
-//
-// The error is not nil when ctx ended before every unit ran (the results
-// so far are returned) or when the target failed to serve some unit;
-// those units have error results too.
-func Run(ctx context.Context, target runners.Target, opts Options) (compat.Run, error) {
-	run := compat.Run{Suite: Suite, Target: target.Name(), Start: time.Now(), Properties: target.Properties()}
-	server, ok := target.(runners.Server)
-	if !ok {
-		return run, fmt.Errorf("redis adapter: target %s cannot serve (it does not implement runners.Server)", target.Name())
+// runExternal serves a fresh server on the session's target, runs one unit
+// against it with test_helper.tcl on the host and reports its results.
+func (ss *session) runExternal(ctx context.Context, unit string) runners.Report {
+	var serverLog runners.Buffer
+	process := func(port string) runners.Process {
+		args := append([]string{"redis-server", "--port", port}, ServerArgs...)
+		return runners.Process{Args: append(args, ss.serverArgs...), Stdout: &serverLog, Stderr: &serverLog}
 	}
-	if opts.Suite == "" {
-		return run, errors.New("redis adapter: Options.Suite is empty")
-	}
-	if _, err := os.Stat(filepath.Join(opts.Suite, "tests", "test_helper.tcl")); err != nil {
-		return run, fmt.Errorf("redis adapter: suite %s: %w", opts.Suite, err)
-	}
-	if len(opts.Server) == 0 {
-		opts.Server = []string{"redis-server"}
-	}
-	if opts.Tclsh == "" {
-		opts.Tclsh = "tclsh"
-	}
-	if _, err := exec.LookPath(opts.Tclsh); err != nil {
-		return run, fmt.Errorf("redis adapter: %s not found (apt-get install tcl): %w", opts.Tclsh, err)
-	}
-	if opts.Parallel < 1 {
-		opts.Parallel = 1
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Minute
-	}
-	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 30 * time.Second
-	}
-	results, err := units.Run(ctx, opts.Units, opts.Parallel, "units",
-		func(ctx context.Context, unit string) ([]compat.Result, error) {
-			return runUnit(ctx, server, opts, unit)
-		},
-		func(f units.Finished) {
-			if opts.Progress != nil {
-				opts.Progress(Progress{Unit: f.Unit, Done: f.Done, Total: f.Total, Counts: f.Counts, Elapsed: f.Elapsed, Err: f.Err})
-			}
-		})
-	run.Results = results
-	run.Duration = time.Since(run.Start)
-	if err != nil {
-		err = fmt.Errorf("redis adapter: %w", err)
-	}
-	return run, err
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// unitError is the error result of a whole unit, begun at start: what
-// stopped it, and the output that shows it.
-func unitError(unit string, start time.Time, msg, output string) compat.Result {
-	return compat.Result{Suite: Suite, Unit: unit, Test: unit, Status: compat.Error,
-		Duration: time.Since(start), Message: msg, Output: output}
-}
-
-// runUnit serves a fresh server, runs one unit against it and returns its
-// results. The error is the target's, when it could not serve.
-func runUnit(ctx context.Context, server runners.Server, opts Options, unit string) ([]compat.Result, error) {
-	start := time.Now()
-	unitErr := func(msg, output string) compat.Result { return unitError(unit, start, msg, output) }
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	var serverLog units.Buffer
-	svc, err := server.Serve(ctx, 1, func(ports []int) runners.Process {
-		args := append(append([]string(nil), opts.Server...), "--port", strconv.Itoa(ports[0]))
-		args = append(append(args, ServerArgs...), opts.ServerArgs...)
-		return runners.Process{Args: args, Stdout: &serverLog, Stderr: &serverLog}
+	server := process("PORT")
+	rep := runners.Report{Command: ss.target.Command(server)}
+	svc, err := ss.server.Serve(ctx, 1, func(ports []int) runners.Process {
+		server = process(strconv.Itoa(ports[0]))
+		return server
 	})
 	if err != nil {
-		return []compat.Result{unitErr("server did not start: "+err.Error(), "")},
-			fmt.Errorf("redis adapter: unit %s: %w", unit, err)
+		rep.Err = runners.TargetError(fmt.Errorf("server did not start: %w", err))
+		return rep
 	}
 	defer svc.Close()
 	addr := svc.Addrs()[0]
+	rep.Command = ss.target.Command(server)
 
-	if err := waitReady(ctx, svc, addr, opts.StartTimeout); err != nil {
+	if err := waitReady(ctx, svc, addr, startTimeout); err != nil {
 		exit, serveErr := exitIfDone(svc)
-		msg := "server not ready: " + err.Error()
-		if exit != nil {
-			msg = "server exited before it answered PING: " + exit.String()
+		rep.Output = serverLog.String()
+		switch {
+		case ctx.Err() != nil:
+			rep.Err = ctx.Err()
+		case serveErr != nil:
+			rep.Err = runners.TargetError(fmt.Errorf("serving the server: %w", serveErr))
+		case exit != nil:
+			rep.Err = fmt.Errorf("server exited before it answered PING: %s", exit)
+		default:
+			rep.Err = fmt.Errorf("server not ready: %w", err)
 		}
-		var targetErr error
-		if serveErr != nil && ctx.Err() == nil {
-			targetErr = fmt.Errorf("redis adapter: unit %s: %w", unit, serveErr)
-		}
-		return []compat.Result{unitErr(msg, tail(serverLog.String(), 40))}, targetErr
+		return rep
 	}
 
 	// test_helper listens on a port of its own for its test clients,
@@ -280,20 +171,23 @@ func runUnit(ctx context.Context, server runners.Server, opts Options, unit stri
 	// once (parallel units, other processes) can still pick the same
 	// port, so a run that could not open it is started again.
 	var (
-		output, startErr string
-		waitErr          error
+		output  string
+		waitErr error
+		cmdline []string
 	)
 	for attempt := 1; ; attempt++ {
-		output, startErr, waitErr = runtest(ctx, opts, addr, unit, svc)
-		if startErr != "" {
-			return []compat.Result{unitErr(startErr, "")}, nil
+		output, cmdline, waitErr, err = ss.runtest(ctx, addr, unit, svc)
+		rep.Command = ss.target.Command(server) + "\n" + runners.QuoteCommand(append([]string{"cd", ss.suiteDir, "&&"}, cmdline...)...)
+		if err != nil {
+			rep.Err = runners.TargetError(err)
+			return rep
 		}
 		if attempt == 3 || !strings.Contains(output, "couldn't open socket: address already in use") {
 			break
 		}
 	}
 	p := Parse(output, unit)
-	results := p.Results
+	rep.Results, rep.Output = p.Results, output
 
 	serverDied := false
 	wait := time.Duration(0)
@@ -310,43 +204,47 @@ func runUnit(ctx context.Context, server runners.Server, opts Options, unit stri
 	switch {
 	case serverDied:
 		exit, _ := svc.Exit()
-		results = append(results, unitErr(fmt.Sprintf("server ended in the middle of the unit (%s) after %d tests reported; the rest did not run", exit, len(p.Results)),
-			tail(output, 30)+"\n--- server log ---\n"+tail(serverLog.String(), 30)))
+		rep.Err = fmt.Errorf("server ended in the middle of the unit (%s) after %d tests reported; the rest did not run", exit, len(p.Results))
+		rep.Output = runners.Tail(output, 25, 4000) + "\n--- server log ---\n" + runners.Tail(serverLog.String(), 25, 4000)
 	case ctx.Err() != nil:
-		results = append(results, unitErr(fmt.Sprintf("unit timed out after %v with %d tests reported; the rest did not run", opts.Timeout, len(p.Results)),
-			tail(output, 30)))
+		rep.Err = ctx.Err()
 	case p.Exception != "":
 		first, _, _ := strings.Cut(p.Exception, "\n")
-		results = append(results, unitErr("exception: "+first, p.Exception))
+		rep.Err = errors.New("exception: " + first)
+		rep.Output = p.Exception
 	case !p.Done:
-		results = append(results, unitErr(fmt.Sprintf("runtest ended (%v) before the unit did", waitErr), tail(output, 30)))
+		rep.Err = fmt.Errorf("runtest ended (%v) before the unit did", waitErr)
 	}
-	return results, nil
+	return rep
 }
+
+// startTimeout bounds the wait for a new server's PONG.
+const startTimeout = 30 * time.Second
 
 // runtest runs test_helper.tcl on unit against the server at addr, and
 // stops it shortly after the server ends (runtest could wait forever for
-// a reply). It returns the output, why it could not start (empty if it
-// did) and how test_helper exited.
-func runtest(ctx context.Context, opts Options, addr, unit string, svc *runners.Service) (output, startErr string, waitErr error) {
+// a reply). It returns the output, the command line, how test_helper
+// exited and, when it could not start, why.
+func (ss *session) runtest(ctx context.Context, addr, unit string, svc *runners.Service) (output string, cmdline []string, waitErr, startErr error) {
 	host, port, _ := strings.Cut(addr, ":")
 	base, err := freeBasePort()
 	if err != nil {
-		return "", "no free port for runtest's test server: " + err.Error(), nil
+		return "", nil, nil, fmt.Errorf("no free port for runtest's test server: %w", err)
 	}
 	args := []string{"tests/test_helper.tcl", "--host", host, "--port", port, "--single", unit,
 		"--baseport", strconv.Itoa(base), "--portcount", "100"}
-	args = append(args, opts.Args...)
-	cmd := exec.CommandContext(ctx, opts.Tclsh, args...)
-	cmd.Dir = opts.Suite
-	var out units.Buffer
+	args = append(args, ss.suite.args...)
+	cmdline = append([]string{tclsh}, args...)
+	cmd := exec.CommandContext(ctx, tclsh, args...)
+	cmd.Dir = ss.suiteDir
+	var out runners.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// test_helper starts test clients of its own: kill the whole group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Sprintf("runtest did not start: %s: %v", opts.Tclsh, err), nil
+		return "", cmdline, nil, fmt.Errorf("runtest did not start: %s: %w", tclsh, err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -362,8 +260,11 @@ func runtest(ctx context.Context, opts Options, addr, unit string, svc *runners.
 	}()
 	waitErr = cmd.Wait()
 	close(exited)
-	return out.String(), "", waitErr
+	return out.String(), cmdline, waitErr, nil
 }
+
+// tclsh is the Tcl shell that runs the suite.
+const tclsh = "tclsh"
 
 // freeBasePort finds a --baseport for test_helper: it takes its test
 // server's port from the 32 below it, first the lowest, and also wants

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/ed25519"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,15 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/compat-project/compat/runners/testenv"
-
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/suitetest"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
-	"github.com/compat-project/compat/runners/local"
-	rvk "github.com/compat-project/compat/runners/vkernel"
-	vk "github.com/compat-project/compat/vkernel"
-	"github.com/compat-project/compat/vkernel/megabinary"
+	"github.com/compat-project/compat/runners/pipeline"
+	"github.com/compat-project/compat/runners/testenv"
 )
 
 // build finds the output of images/redis/build-wasm.sh in the cache (the
@@ -72,30 +69,38 @@ func scratchSuite(t *testing.T, out string) string {
 	return dir
 }
 
-// check runs real units against target and checks what each must give:
-// a unit that passes, one of every outcome, a server that crashes and a
-// server that hangs, all in one bounded run.
-func check(t *testing.T, target runners.Target, suite string, server []string, serverArgs []string) {
+// testKernel returns the vkernel target's spec for a megabinary of b's
+// entry, as the pipeline makes it.
+func testKernel(t *testing.T, b *wasmbuild.Build) runners.TargetSpec {
+	return suitetest.Vkernel(t, filepath.Join(os.TempDir(), "compat-redis-test-aot"), entry(b))
+}
+
+func testBuild(t *testing.T) *wasmbuild.Build {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	start := time.Now()
-	run, err := Run(ctx, target, Options{
-		Suite:      suite,
-		Units:      []string{"unit/type/incr", "unit/compat_sample", "unit/compat_crash", "unit/compat_hang"},
-		Server:     server,
-		ServerArgs: serverArgs,
-		Args:       []string{"--skiptest", "compat skipped by --skiptest"},
-		Parallel:   2,
-		Timeout:    15 * time.Second,
-		Progress: func(p Progress) {
-			t.Logf("%s: %+v in %v (err %v)", p.Unit, p.Counts, p.Elapsed.Round(time.Millisecond), p.Err)
-		},
-	})
+	b, err := wasmbuild.Open(build(t), wasmbuild.Redis)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: %d results in %v", target.Name(), len(run.Results), time.Since(start).Round(time.Millisecond))
+	return b
+}
+
+// check runs real units through the pipeline on the target spec describes
+// and checks what each must give: a unit that passes, one of every
+// outcome, a server that crashes and a server that hangs, all in one
+// bounded run.
+func check(t *testing.T, b *wasmbuild.Build, spec runners.TargetSpec) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s := &Suite{build: b, suiteDir: scratchSuite(t, b.Dir), args: []string{"--skiptest", "compat skipped by --skiptest"},
+		units: selectUnits([]string{"unit/type/incr", "unit/compat_sample", "unit/compat_crash", "unit/compat_hang"}, false)}
+	start := time.Now()
+	run, err := pipeline.RunSuite(ctx, s, spec, pipeline.Options{Parallel: 2, Timeout: 15 * time.Second,
+		Progress: func(line string) { t.Log(line) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d results in %v", spec.Kind, len(run.Results), time.Since(start).Round(time.Millisecond))
 	byUnit := map[string]compat.Counts{}
 	m := map[string]compat.Result{}
 	for _, r := range run.Results {
@@ -133,7 +138,13 @@ func check(t *testing.T, target runners.Target, suite string, server []string, s
 	if r := m["unit/compat_crash"]; r.Status != compat.Error || !strings.Contains(r.Message, "server ended in the middle of the unit") {
 		t.Errorf("crash: %q %q", r.Status, r.Message)
 	}
-	if r := m["unit/compat_hang"]; r.Status != compat.Error || !strings.Contains(r.Message, "timed out") {
+	// The unit error shows both commands: the server's on the target and
+	// runtest's on the host.
+	if r := m["unit/compat_crash"]; !strings.Contains(r.Output, "redis-server") || !strings.Contains(r.Output, "tclsh tests/test_helper.tcl --host 127.0.0.1 --port ") ||
+		!strings.Contains(r.Output, "--single unit/compat_crash") {
+		t.Errorf("crash result lacks the commands that reproduce it:\n%s", r.Output)
+	}
+	if r := m["unit/compat_hang"]; r.Status != compat.Error || !strings.Contains(r.Message, "timed out after 15s") {
 		t.Errorf("hang: %q %q", r.Status, r.Message)
 	}
 	if _, ok := m["unit/compat_crash: compat after the crash"]; ok {
@@ -142,67 +153,23 @@ func check(t *testing.T, target runners.Target, suite string, server []string, s
 }
 
 func TestLocalServer(t *testing.T) {
-	out := build(t)
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	b := testBuild(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		testenv.Missing(t, "the host has no redis-server (apt-get install redis-server)")
 	}
-	tg, err := local.New(local.Options{Name: "host"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	check(t, tg, scratchSuite(t, out), []string{bin}, []string{"--dir", t.TempDir()})
+	check(t, b, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local, Scratch: t.TempDir()})
 }
 
 func TestReferenceImage(t *testing.T) {
-	out := build(t)
-	img := os.Getenv("COMPAT_REDIS_REFERENCE_IMAGE")
-	if img == "" {
-		img = "compat/redis-reference:7.0.15-1_deb12u10"
+	b := testBuild(t)
+	if err := exec.Command("docker", "image", "inspect", b.ReferenceImage()).Run(); err != nil {
+		testenv.Missing(t, "reference image %s (images/redis/build-image.sh): %v", b.ReferenceImage(), err)
 	}
-	tg, err := docker.New(context.Background(), docker.Options{Image: img, HostNetwork: true})
-	if err != nil {
-		testenv.Missing(t, "reference image %s (images/redis/build-image.sh): %v", img, err)
-	}
-	defer tg.Close()
-	check(t, tg, scratchSuite(t, out), []string{"redis-server"}, nil)
+	defer docker.PurgeAll()
+	check(t, b, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Docker, Scratch: t.TempDir()})
 }
 
 func TestVkernel(t *testing.T) {
-	out := build(t)
-	wasm := filepath.Join(out, "redis-server.wasm")
-	mod, err := os.ReadFile(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := megabinary.SHA256(mod)
-	f, err := megabinary.Build([]megabinary.Entry{{
-		Name: "redis-server", Hashes: []string{d}, Module: d,
-		Resources: megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Listeners: 1, Connect: []string{"127.0.0.0/8"}},
-	}}, map[string][]byte{d: mod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	f.Sign(priv)
-	dir := t.TempDir()
-	mb := filepath.Join(dir, "redis.vkmb")
-	if err := f.WriteFile(mb); err != nil {
-		t.Fatal(err)
-	}
-	k, err := vk.Open(context.Background(), mb, vk.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: filepath.Join(os.TempDir(), "compat-redis-test-aot")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close(context.Background())
-	data := filepath.Join(dir, "data")
-	os.Mkdir(data, 0o755)
-	tg, err := rvk.New(rvk.Options{Kernel: k, Mounts: []runners.Mount{{Host: data, Guest: "/"}},
-		Programs: map[string]string{"redis-server": wasm}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	check(t, tg, scratchSuite(t, out), []string{"redis-server"}, nil)
+	b := testBuild(t)
+	check(t, b, testKernel(t, b))
 }

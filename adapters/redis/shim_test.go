@@ -16,9 +16,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/shim/shimtest"
-	"github.com/compat-project/compat/runners/local"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 )
 
 // envTestShim makes the test binary the shim (shimtest.Main):
@@ -30,15 +29,12 @@ func TestMain(m *testing.M) {
 }
 
 // shimPrograms prepares the spawn-mode programs for the newest
-// redis-server.wasm build, or skips.
-func shimPrograms(t *testing.T) (map[string]string, *Build) {
+// redis-server.wasm build, on a megabinary signed for the test, or skips.
+func shimPrograms(t *testing.T) (map[string]string, *wasmbuild.Build) {
 	t.Helper()
-	b, err := OpenBuild(build(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testBuild(t)
 	t.Setenv(envTestShim, "1")
-	programs, _, err := VkernelPrograms(t.TempDir(), b, []string{os.Args[0]}, filepath.Join(os.TempDir(), "compat-redis-test-aot"))
+	programs, err := VkernelPrograms(t.TempDir(), b, []string{os.Args[0]}, testKernel(t, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,43 +185,5 @@ func TestShimPortInUse(t *testing.T) {
 	}
 	if !strings.Contains(string(out), fmt.Sprintf("Failed listening on port %d", port)) {
 		t.Fatalf("no \"Failed listening on port\" line:\n%s", out)
-	}
-}
-
-// TestSpawnQuick runs the quick profile's spawn-mode unit with runtest
-// starting redis-server.wasm itself through the shim, and on the host's
-// native redis-server beside it: both pass every test they report.
-func TestSpawnQuick(t *testing.T) {
-	programs, b := shimPrograms(t)
-	targets := map[string]map[string]string{"vkernel": programs}
-	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
-		targets["host"] = NativePrograms("/usr/bin")
-	}
-	for name, progs := range targets {
-		t.Run(name, func(t *testing.T) {
-			suite := filepath.Join(t.TempDir(), "suite")
-			if err := PrepareSuite(suite, b.SuiteDir(), progs); err != nil {
-				t.Fatal(err)
-			}
-			tg, err := local.New(local.Options{Name: name})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tg.Close()
-			results, err := RunSpawn(context.Background(), tg, SpawnOptions{Dir: suite, Units: QuickSpawn, Timeout: 5 * time.Minute})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var c compat.Counts
-			for _, r := range results {
-				c.Add(r)
-				if r.Status != compat.Pass && r.Status != compat.Skip {
-					t.Errorf("%s: %s: %s\n%s", r.Test, r.Status, r.Message, r.Output)
-				}
-			}
-			if c.Pass == 0 {
-				t.Fatalf("no test passed: %+v", results)
-			}
-		})
 	}
 }

@@ -10,12 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/prepare"
 	"github.com/compat-project/compat/adapters/internal/shim"
-	"github.com/compat-project/compat/adapters/internal/units"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
-	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
 // Spawn mode is the suite's own way to run: runtest starts the servers a
@@ -26,9 +24,9 @@ import (
 //
 // The suite runs in a working copy whose src/ holds the programs of the
 // target: on the vkernel, scripts that run ShimMain (redis-server.wasm as
-// redis-server, redis-check-aof and redis-check-rdb) beside the host's
-// redis-cli and redis-benchmark (clients, not under test); on a reference,
-// links to Debian's binaries.
+// redis-server, redis-check-aof and redis-check-rdb, from the pipeline's
+// megabinary) beside the host's redis-cli and redis-benchmark (clients,
+// not under test); on a reference, links to Debian's binaries.
 
 // QuickSpawn is the quick profile's spawn-mode part: a unit that loads an
 // RDB file of an old encoding in a server of its own, a few seconds.
@@ -70,25 +68,25 @@ func NativePrograms(dir string) map[string]string {
 	return m
 }
 
-// VkernelPrograms writes into dir (which must exist) a megabinary holding
-// b's entry, signed with a key made for it, and the scripts redis-server,
-// redis-check-aof and redis-check-rdb that run self (the command that calls
-// ShimMain with argv after it, such as {"/usr/bin/compat", "redis-shim"})
-// under those names. It returns the programs for PrepareSuite, with the
-// host's redis-cli and redis-benchmark where present, and the
-// megabinary's digest.
-func VkernelPrograms(dir string, b *Build, self []string, cache string) (map[string]string, string, error) {
-	signed, err := prepare.Sign(dir, "redis", []megabinary.SpecEntry{b.Entry()})
-	if err != nil {
-		return nil, "", fmt.Errorf("redis shim: %w", err)
+// VkernelPrograms writes into dir (which must exist) the scripts
+// redis-server, redis-check-aof and redis-check-rdb that run self (the
+// command that calls ShimMain with argv after it, such as
+// {"/usr/bin/compat", "redis-shim"}) under those names, running b's module
+// from the megabinary spec names (spec.Megabinary, signed with the key in
+// spec.PublicKey: the pipeline's, so that the run's megabinary digest is
+// what spawn mode ran). It returns the programs for PrepareSuite, with the
+// host's redis-cli and redis-benchmark where present.
+func VkernelPrograms(dir string, b *wasmbuild.Build, self []string, spec runners.TargetSpec) (map[string]string, error) {
+	if spec.Megabinary == "" || spec.PublicKey == "" {
+		return nil, errors.New("redis shim: no megabinary to run (the vkernel target's spec names none)")
 	}
-	env := (&shim.Config{Megabinary: signed.Path, PublicKey: signed.PublicKey, Wasm: b.Wasm(), Cache: cache}).Env()
+	env := (&shim.Config{Megabinary: spec.Megabinary, PublicKey: spec.PublicKey, Wasm: b.Wasm(), Cache: spec.Cache}).Env()
 	programs := map[string]string{}
 	for _, name := range []string{"redis-server", "redis-check-aof", "redis-check-rdb"} {
 		script := filepath.Join(dir, name)
 		cmd := append(append([]string(nil), self...), name)
 		if err := prepare.WriteScript(script, name+" as redis-server.wasm in the vkernel (compat adapters/redis).", env, cmd); err != nil {
-			return nil, "", fmt.Errorf("redis shim: %w", err)
+			return nil, fmt.Errorf("redis shim: %w", err)
 		}
 		programs[name] = script
 	}
@@ -97,101 +95,56 @@ func VkernelPrograms(dir string, b *Build, self []string, cache string) (map[str
 			programs[name] = filepath.Join("/usr/bin", name)
 		}
 	}
-	return programs, signed.Digest, nil
+	return programs, nil
 }
 
-// SpawnOptions configures RunSpawn.
-type SpawnOptions struct {
-	// Dir is the working copy made by PrepareSuite, as the target sees it.
-	Dir string
-	// Units lists the units to run, such as "integration/rdb".
-	Units []string
-	// Tclsh is the target's Tcl shell; default "tclsh".
-	Tclsh string
-	// Timeout bounds each unit; default 20 minutes.
-	Timeout time.Duration
-	// TestTimeout is runtest's own bound on one test (--timeout), after
-	// which it reports the test as timed out; default 5 minutes.
-	TestTimeout time.Duration
-	// Progress, if set, is called once per unit as it finishes.
-	Progress func(Progress)
-}
+// testTimeout is runtest's own bound on one test (--timeout), after which it
+// reports the test as timed out.
+const testTimeout = 5 * time.Minute
 
-// RunSpawn runs opts.Units one at a time on target in spawn mode and
-// returns one result per test, plus one error result (Test == Unit) for
-// each unit that could not run to its end: an exception, a crash of
-// runtest, a unit over its time. The error is not nil when ctx ended
-// first or the target failed; the results so far are returned.
-func RunSpawn(ctx context.Context, target runners.Target, opts SpawnOptions) ([]compat.Result, error) {
-	if opts.Tclsh == "" {
-		opts.Tclsh = "tclsh"
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 20 * time.Minute
-	}
-	if opts.TestTimeout <= 0 {
-		opts.TestTimeout = 5 * time.Minute
-	}
-	results, err := units.Run(ctx, opts.Units, 1, "units",
-		func(ctx context.Context, unit string) ([]compat.Result, error) {
-			return spawnUnit(ctx, target, opts, unit)
-		},
-		func(f units.Finished) {
-			if opts.Progress != nil {
-				opts.Progress(Progress{Unit: f.Unit, Done: f.Done, Total: f.Total, Counts: f.Counts, Elapsed: f.Elapsed, Err: f.Err})
-			}
-		})
-	if err != nil {
-		err = fmt.Errorf("redis adapter (spawn mode): %w", err)
-	}
-	return results, err
-}
-
-func spawnUnit(ctx context.Context, target runners.Target, opts SpawnOptions, unit string) ([]compat.Result, error) {
-	start := time.Now()
-	unitErr := func(msg, output string) compat.Result { return unitError(unit, start, msg, output) }
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	var (
-		output string
-		exit   runners.Exit
-		err    error
-	)
+// runSpawn runs one unit in spawn mode in the session's working copy of
+// the suite, where runtest starts the servers itself, and reports its
+// results.
+func (ss *session) runSpawn(ctx context.Context, unit string) runners.Report {
+	var rep runners.Report
 	for attempt := 1; ; attempt++ {
-		base, perr := freeBasePort()
-		if perr != nil {
-			return []compat.Result{unitErr("no free ports for runtest: "+perr.Error(), "")}, nil
+		base, err := freeBasePort()
+		if err != nil {
+			rep.Err = runners.TargetError(fmt.Errorf("no free ports for runtest: %w", err))
+			return rep
 		}
-		var out units.Buffer
+		var out runners.Buffer
 		// --clients 1: one unit needs one test client. runtest takes the
 		// ports of its servers from the range above --baseport.
-		exit, err = target.Run(ctx, runners.Process{
-			Args: []string{opts.Tclsh, "tests/test_helper.tcl", "--single", unit, "--clients", "1",
+		p := runners.Process{
+			Args: []string{tclsh, "tests/test_helper.tcl", "--single", unit, "--clients", "1",
 				"--baseport", strconv.Itoa(base), "--portcount", "400",
-				"--timeout", strconv.Itoa(int(opts.TestTimeout / time.Second))},
-			Dir:    opts.Dir,
+				"--timeout", strconv.Itoa(int(testTimeout / time.Second))},
+			Dir:    ss.spawnDir,
 			Stdout: &out, Stderr: &out,
-		})
-		output = out.String()
-		if attempt == 3 || !strings.Contains(output, "couldn't open socket: address already in use") {
-			break
 		}
+		rep.Command = ss.spawnTarget.Command(p)
+		var exit runners.Exit
+		exit, err = ss.spawnTarget.Run(ctx, p)
+		rep.Output = out.String()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			rep.Err = ctx.Err()
+		case err != nil:
+			rep.Err = runners.TargetError(fmt.Errorf("runtest could not run: %w", err))
+		case attempt < 3 && strings.Contains(rep.Output, "couldn't open socket: address already in use"):
+			continue
+		}
+		p2 := Parse(rep.Output, unit)
+		rep.Results = p2.Results
+		switch {
+		case rep.Err != nil:
+		case p2.Exception != "":
+			first, _, _ := strings.Cut(p2.Exception, "\n")
+			rep.Err, rep.Output = errors.New("exception: "+first), p2.Exception
+		case !p2.Done:
+			rep.Err = fmt.Errorf("runtest ended (%s) before the unit did, after %d tests reported", exit, len(p2.Results))
+		}
+		return rep
 	}
-	p := Parse(output, unit)
-	results := p.Results
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		results = append(results, unitErr(fmt.Sprintf("unit timed out after %v with %d tests reported; the rest did not run", opts.Timeout, len(p.Results)), tail(output, 30)))
-		return results, nil
-	case err != nil && ctx.Err() != nil:
-		return append(results, unitErr("interrupted: "+err.Error(), tail(output, 30))), err
-	case err != nil:
-		return append(results, unitErr("runtest could not run: "+err.Error(), tail(output, 30))), err
-	case p.Exception != "":
-		first, _, _ := strings.Cut(p.Exception, "\n")
-		results = append(results, unitErr("exception: "+first, p.Exception))
-	case !p.Done:
-		results = append(results, unitErr(fmt.Sprintf("runtest ended (%s) before the unit did, after %d tests reported", exit, len(p.Results)), tail(output, 30)))
-	}
-	return results, nil
 }

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,76 +11,120 @@ import (
 	"time"
 
 	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/prepare"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/local"
-	vkrunner "github.com/compat-project/compat/runners/vkernel"
-	"github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
-// Build is a redis-server.wasm build made by images/redis/build-wasm.sh: a
-// directory holding redis-server.wasm, suite/ (runtest and tests/ of the
-// same source) and build-info.json.
-type Build struct {
-	Dir string
-	// Version is the Debian source version it was built from, such as
-	// "5:7.0.15-1~deb12u10".
-	Version string
+// Options says which build and which units a Suite runs.
+type Options struct {
+	// SuiteConfig names the build, a directory made by
+	// images/redis/build-wasm.sh (redis-server.wasm, suite/ with runtest
+	// and tests/ of the same source, build-info.json), and picks the
+	// units: a profile (see Profile) or units, where unit/* entries run in
+	// external mode, integration/* entries in spawn mode.
+	runners.SuiteConfig
+	// Differential is how many seeded command streams (seeds 1..N, see
+	// Differential) each target's server also answers beside the host's
+	// own redis-server, as the last unit, "differential"; 0 runs none.
+	Differential int
 }
 
-// OpenBuild opens a build directory, reading its build-info.json.
-func OpenBuild(dir string) (*Build, error) {
-	v, err := wasmbuild.SourceVersion(dir)
+// The kinds of unit a Suite runs (runners.Unit.Kind); external mode is the
+// plain kind.
+const (
+	// KindSpawn units run in spawn mode: runtest starts their servers.
+	KindSpawn = "spawn"
+	// KindDifferential is the differential check's unit.
+	KindDifferential = "differential"
+)
+
+// DifferentialUnit is the unit of the differential check's results.
+const DifferentialUnit = "differential"
+
+// SpawnTimeout bounds one spawn-mode unit: it starts several servers,
+// replicas among them, and waits out their handshakes and reloads, so it
+// gets longer than the pipeline's default.
+const SpawnTimeout = 30 * time.Minute
+
+// Suite runs Redis' Tcl suite: the runners.Suite of "compat run -suite
+// redis".
+type Suite struct {
+	build *wasmbuild.Build
+	units []runners.Unit
+	// diffSeeds is Options.Differential; diffCount bounds each stream
+	// (default 5,000 commands).
+	diffSeeds, diffCount int
+
+	// For tests: the suite directory (default the build's suite/), extra
+	// test_helper.tcl arguments, and the command that runs ShimMain
+	// (default this executable's redis-shim verb).
+	suiteDir string
+	args     []string
+	shim     []string
+}
+
+// New opens the build and picks the units: each unit/* entry in external
+// mode, each integration/* entry in spawn mode, and the differential check
+// last.
+func New(opts Options) (*Suite, error) {
+	b, err := wasmbuild.OpenOrLatest(opts.Build, opts.Cache, wasmbuild.Redis)
 	if err != nil {
-		return nil, fmt.Errorf("redis-server.wasm build: %w", err)
+		return nil, err
 	}
-	b := &Build{Dir: dir, Version: v}
-	for _, f := range []string{b.Wasm(), filepath.Join(b.SuiteDir(), "tests", "test_helper.tcl")} {
-		if _, err := os.Stat(f); err != nil {
-			return nil, fmt.Errorf("redis-server.wasm build %s: %w (run: make images)", dir, err)
+	if _, err := os.Stat(b.Path("suite", "tests", "test_helper.tcl")); err != nil {
+		return nil, fmt.Errorf("redis-server.wasm build %s has no suite: %w (rebuild it: make -f images/images.mk redis-wasm)", b.Dir, err)
+	}
+	names := opts.Units
+	if len(names) == 0 {
+		external, spawn, err := Profile(opts.Profile, b.Path("suite"))
+		if err != nil {
+			return nil, err
+		}
+		names = append(external, spawn...)
+	}
+	s := &Suite{build: b, diffSeeds: opts.Differential}
+	s.units = selectUnits(names, opts.Differential > 0)
+	return s, nil
+}
+
+// selectUnits gives each named unit its kind, external units first, then
+// spawn-mode ones, then the differential check when wanted, keeping the
+// order within each.
+func selectUnits(names []string, differential bool) []runners.Unit {
+	var external, spawn []runners.Unit
+	for _, n := range names {
+		switch {
+		case n == DifferentialUnit:
+			differential = true
+		case strings.HasPrefix(n, "integration/"):
+			// runtest starts these units' servers itself, replicas
+			// and restarts included: spawn mode.
+			spawn = append(spawn, runners.Unit{Name: n, Kind: KindSpawn})
+		default:
+			external = append(external, runners.Unit{Name: n})
 		}
 	}
-	return b, nil
-}
-
-// LatestBuild opens the newest complete build under a cache root
-// (CACHE/redis-wasm/KEY).
-func LatestBuild(cache string) (*Build, error) {
-	dir, err := wasmbuild.Latest(cache, "redis-wasm")
-	if err != nil {
-		return nil, fmt.Errorf("redis-server.wasm: %w", err)
+	units := append(external, spawn...)
+	if differential {
+		units = append(units, runners.Unit{Name: DifferentialUnit, Kind: KindDifferential})
 	}
-	return OpenBuild(dir)
-}
-
-// Wasm is the server module.
-func (b *Build) Wasm() string { return filepath.Join(b.Dir, "redis-server.wasm") }
-
-// SuiteDir holds the Tcl suite (Options.Suite).
-func (b *Build) SuiteDir() string { return filepath.Join(b.Dir, "suite") }
-
-// ReferenceImage is the Docker image of Debian's native redis-server of
-// the same version (images/redis/build-image.sh): the tag is the version
-// without its epoch, '+' and '~' made '_'.
-func (b *Build) ReferenceImage() string {
-	v := b.Version
-	if _, after, ok := strings.Cut(v, ":"); ok {
-		v = after
-	}
-	return "compat/redis-reference:" + strings.NewReplacer("+", "_", "~", "_").Replace(v)
+	return units
 }
 
 // MaxListeners is how many listening sockets an instance may be handed:
 // TCP on each bind address and a unix socket.
 const MaxListeners = 8
 
-// Entry is the megabinary entry for the build: redis-server.wasm, reached
-// also through the hash of the host's native /usr/bin/redis-server when
+// entry is the megabinary entry for b: redis-server.wasm, reached also
+// through the hash of the host's native /usr/bin/redis-server when
 // present, with any mount (its working directory), up to MaxListeners
 // listeners and outgoing connections to loopback (replication).
-func (b *Build) Entry() megabinary.SpecEntry {
+func entry(b *wasmbuild.Build) megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "redis-server",
 		Wasm:  b.Wasm(),
@@ -98,214 +141,210 @@ func (b *Build) Entry() megabinary.SpecEntry {
 	return e
 }
 
-// Harness runs Redis' suite on the targets of one comparison.
-type Harness struct {
-	Build *Build
-	Units []string
-	// Parallel is how many units (each with its own server) run at once
-	// on each target.
-	Parallel int
-	// Timeout bounds one unit.
-	Timeout time.Duration
-	// Differential is how many seeded command streams (seeds 1..N, see
-	// Differential) each target's server also answers beside the host's
-	// own redis-server; 0 runs none. Results are in unit "differential";
-	// without a host redis-server they are skips.
-	Differential int
-	// DiffCount bounds each stream; default 5,000 commands.
-	DiffCount int
-	// Spawn lists the units that run in spawn mode (runtest starts their
-	// servers, see RunSpawn), after Units in external mode.
-	Spawn []string
-	// SpawnTimeout bounds one spawn-mode unit; default 20 minutes.
-	SpawnTimeout time.Duration
-	// Shim is the command that runs ShimMain with argv after it; default
-	// {this executable, "redis-shim"}.
-	Shim []string
-	// Cache is the cache root (AOT code of the shim's megabinary).
-	Cache string
+// Name implements runners.Suite: "redis".
+func (s *Suite) Name() string { return Name }
+
+// Entries implements runners.Suite.
+func (s *Suite) Entries() []megabinary.SpecEntry { return []megabinary.SpecEntry{entry(s.build)} }
+
+// Plan implements runners.Suite. External units run in parallel, a server
+// each; spawn-mode units one at a time (runtest takes a range of ports for
+// its servers) with SpawnTimeout.
+func (s *Suite) Plan() runners.Plan {
+	return runners.Plan{Units: s.units, Kinds: map[string]runners.Kind{
+		KindSpawn:        {Timeout: SpawnTimeout, Serial: true},
+		KindDifferential: {Serial: true},
+	}}
 }
 
 // SpawnMegabinaryProp is the run property that holds the digest of the
-// megabinary the vkernel's spawn-mode servers ran from.
+// megabinary the vkernel's spawn-mode servers ran from: the pipeline's,
+// the same as compat.PropMegabinaryDigest.
 const SpawnMegabinaryProp = "spawn." + compat.PropMegabinaryDigest
 
-// refWork is where a reference container sees the target's scratch
+// refWork is where a reference container sees the session's scratch
 // directory.
 const refWork = "/compat-work"
 
-// Name implements the pipeline's suite: "redis".
-func (s *Harness) Name() string { return Suite }
-
-// Entries are the megabinary entries the vkernel target needs.
-func (s *Harness) Entries() []megabinary.SpecEntry { return []megabinary.SpecEntry{s.Build.Entry()} }
-
-// Target starts the named target for this suite: "vkernel" (the kernel
-// serves redis-server.wasm with scratch/root as its root and working
-// directory), or "reference" run by Docker (reference "docker": a
-// container per unit, in the host's network) or on the host ("local": /usr/bin/redis-server with
-// scratch/data as its directory). The suite reads nothing back from the
-// targets: the returned mount is scratch itself.
-func (s *Harness) Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error) {
-	work := runners.Mount{Host: scratch, Guest: scratch}
-	props := map[string]string{compat.PropVersionPrefix + "redis": s.Build.Version}
-	switch {
-	case kind == "vkernel":
-		root := filepath.Join(scratch, "root")
-		if err := os.MkdirAll(root, 0o777); err != nil {
-			return nil, work, err
-		}
-		t, err := vkrunner.New(vkrunner.Options{
-			Kernel:     k,
-			Mounts:     []runners.Mount{{Host: root, Guest: "/"}},
-			Programs:   map[string]string{"redis-server": s.Build.Wasm()},
-			Properties: props,
-		})
-		return t, work, err
-	case kind == "reference" && reference == "docker":
-		work.Guest = refWork
-		t, err := docker.New(ctx, docker.Options{Name: "reference", Image: s.Build.ReferenceImage(), Properties: props, HostNetwork: true,
-			Mounts: []runners.Mount{work}})
-		return t, work, err
-	case kind == "reference" && reference == "local":
-		if _, err := exec.LookPath("redis-server"); err != nil {
-			return nil, work, fmt.Errorf("local reference: redis-server is not installed (apt-get install redis-server): %w", err)
-		}
-		t, err := local.New(local.Options{Name: "reference", Properties: props})
-		return t, work, err
-	}
-	return nil, work, fmt.Errorf("redis: unknown target %q (reference %q)", kind, reference)
+// session runs units on one target.
+type session struct {
+	suite  *Suite
+	spec   runners.TargetSpec
+	target runners.Target
+	// server serves the external-mode units' servers: target itself, as
+	// every target Open makes can serve.
+	server runners.Server
+	// serverArgs follow ServerArgs: the local reference's data
+	// directory.
+	serverArgs []string
+	// suiteDir is the suite the host's runtest runs (external mode).
+	suiteDir string
+	// spawnTarget runs runtest in spawn mode in spawnDir, the working
+	// copy of the suite as spawnTarget sees it.
+	spawnTarget runners.Target
+	spawnDir    string
+	props       map[string]string
 }
 
-// Run runs the suite's units on t, reporting each finished unit to
-// progress as one line.
-func (s *Harness) Run(ctx context.Context, t runners.Target, work runners.Mount, progress func(string)) (compat.Run, error) {
-	opts := Options{
-		Suite:    s.Build.SuiteDir(),
-		Units:    s.Units,
-		Server:   []string{"redis-server"},
-		Parallel: s.Parallel,
-		Timeout:  s.Timeout,
-		Progress: func(p Progress) {
-			if progress == nil {
-				return
-			}
-			line := fmt.Sprintf("%s %d/%d: pass %d, fail %d, error %d, skip %d (%s)", p.Unit, p.Done, p.Total,
-				p.Counts.Pass, p.Counts.Fail, p.Counts.Error, p.Counts.Skip, p.Elapsed.Round(10*time.Millisecond))
-			if p.Err != nil {
-				line += ": " + p.Err.Error()
-			}
-			progress(line)
-		},
+// Open implements runners.Suite. External mode serves redis-server on the
+// target: the pipeline's kernel (vkernel), the reference image in the
+// host's network, a container per unit (docker), or the host's
+// /usr/bin/redis-server (local). Spawn mode runs runtest where the target's
+// programs are: on the host with src/ holding the shim scripts (vkernel),
+// in the reference container, or on the host with Debian's binaries.
+func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Session, error) {
+	ss := &session{suite: s, spec: spec, suiteDir: s.suiteDir,
+		props: map[string]string{compat.PropVersionPrefix + "redis": s.build.Version}}
+	if ss.suiteDir == "" {
+		ss.suiteDir = s.build.Path("suite")
 	}
-	if _, ok := t.(*local.Target); ok {
+	if _, err := exec.LookPath(tclsh); err != nil {
+		return nil, fmt.Errorf("redis: %s not found (apt-get install tcl): %w", tclsh, err)
+	}
+	spawnCopy := filepath.Join(spec.Scratch, "spawn-suite")
+	programs := NativePrograms("/usr/bin")
+	switch {
+	case spec.Kind == runners.Vkernel:
+		root := filepath.Join(spec.Scratch, "root")
+		if err := os.MkdirAll(root, 0o777); err != nil {
+			return nil, err
+		}
+		t, err := vktarget.New(vktarget.Options{
+			Kernel:     spec.Kernel,
+			Mounts:     []runners.Mount{{Host: root, Guest: "/"}},
+			Programs:   map[string]string{"redis-server": s.build.Wasm()},
+			Properties: ss.props,
+			Megabinary: spec.Megabinary, PublicKey: spec.PublicKey,
+		})
+		if err != nil {
+			return nil, err
+		}
+		ss.target, ss.server = t, t
+		if s.has(KindSpawn) {
+			if programs, err = s.shimPrograms(spec); err != nil {
+				return nil, err
+			}
+			ss.props[SpawnMegabinaryProp] = spec.Kernel.Digest()
+			if ss.spawnTarget, err = local.New(local.Options{Name: spec.Kind}); err != nil {
+				return nil, err
+			}
+		}
+		ss.spawnDir = spawnCopy
+	case spec.Reference == runners.Docker:
+		t, err := docker.New(ctx, docker.Options{Name: runners.Reference, Image: s.build.ReferenceImage(), Properties: ss.props,
+			HostNetwork: true, Mounts: []runners.Mount{{Host: spec.Scratch, Guest: refWork}}})
+		if err != nil {
+			return nil, err
+		}
+		ss.target, ss.server, ss.spawnTarget = t, t, t
+		ss.spawnDir = filepath.Join(refWork, "spawn-suite")
+	default:
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			return nil, fmt.Errorf("local reference: redis-server is not installed (apt-get install redis-server): %w", err)
+		}
 		// The host's server writes its files (dump.rdb...) to scratch,
 		// not to the current directory.
-		data := filepath.Join(work.Host, "data")
-		if err := os.MkdirAll(data, 0o777); err != nil {
-			return compat.Run{}, err
+		data, err := spec.Dir("data")
+		if err != nil {
+			return nil, err
 		}
-		opts.ServerArgs = []string{"--dir", data}
+		t, err := local.New(local.Options{Name: runners.Reference, Properties: ss.props})
+		if err != nil {
+			return nil, err
+		}
+		ss.target, ss.server, ss.spawnTarget = t, t, t
+		ss.serverArgs = []string{"--dir", data}
+		ss.spawnDir = spawnCopy
 	}
-	run := compat.Run{Suite: Suite, Target: t.Name(), Start: time.Now(), Properties: t.Properties()}
-	var err error
-	if len(s.Units) > 0 {
-		run, err = Run(ctx, t, opts)
-	}
-	if len(s.Spawn) > 0 && ctx.Err() == nil {
-		spawned, serr := s.runSpawn(ctx, t, work, &run, opts.Progress)
-		run.Results = append(run.Results, spawned...)
-		compat.SortResults(run.Results)
-		err = errors.Join(err, serr)
-	}
-	if s.Differential > 0 && ctx.Err() == nil {
-		start := time.Now()
-		diff := s.differential(ctx, t, work)
-		run.Results = append(run.Results, diff...)
-		compat.SortResults(run.Results)
-		if progress != nil {
-			var c compat.Counts
-			for _, r := range diff {
-				c.Add(r)
-			}
-			progress(fmt.Sprintf("differential: pass %d, fail %d, error %d, skip %d (%s)", c.Pass, c.Fail, c.Error, c.Skip, time.Since(start).Round(10*time.Millisecond)))
+	if s.has(KindSpawn) {
+		if err := PrepareSuite(spawnCopy, s.build.Path("suite"), programs); err != nil {
+			ss.Close()
+			return nil, err
 		}
 	}
-	run.Duration = time.Since(run.Start)
-	return run, err
+	return ss, nil
 }
 
-// runSpawn runs s.Spawn in spawn mode where t's programs are: through the
-// shim on the host for the vkernel target (a kernel of the shim's own per
-// server: runtest starts servers as programs), in the reference container,
-// or on the host for the local reference. On the vkernel the shim's
-// megabinary, signed for the run, is not the pipeline's: run's properties
-// get its digest as SpawnMegabinaryProp.
-func (s *Harness) runSpawn(ctx context.Context, t runners.Target, work runners.Mount, run *compat.Run, progress func(Progress)) ([]compat.Result, error) {
-	suite := filepath.Join(work.Host, "spawn-suite")
-	opts := SpawnOptions{Dir: filepath.Join(work.Guest, "spawn-suite"), Units: s.Spawn, Timeout: s.SpawnTimeout, Progress: progress}
-	fail := func(err error) ([]compat.Result, error) {
-		var results []compat.Result
-		for _, u := range s.Spawn {
-			results = append(results, compat.Result{Suite: Suite, Unit: u, Test: u, Status: compat.Error, Message: err.Error()})
+// has reports whether the suite runs units of kind.
+func (s *Suite) has(kind string) bool {
+	for _, u := range s.units {
+		if u.Kind == kind {
+			return true
 		}
-		return results, err
 	}
-	runner := t
-	var programs map[string]string
-	switch t.(type) {
-	case *vkrunner.Target:
-		self := s.Shim
-		if len(self) == 0 {
-			exe, err := os.Executable()
-			if err != nil {
-				return fail(fmt.Errorf("redis: finding the compat executable for the shim: %w", err))
-			}
-			self = []string{exe, "redis-shim"}
-		}
-		dir := filepath.Join(work.Host, "shim")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail(err)
-		}
-		vkPrograms, digest, err := VkernelPrograms(dir, s.Build, self, s.Cache)
-		if err != nil {
-			return fail(err)
-		}
-		programs = vkPrograms
-		props := map[string]string{SpawnMegabinaryProp: digest}
-		for k, v := range run.Properties {
-			props[k] = v
-		}
-		run.Properties = props
-		lt, err := local.New(local.Options{Name: t.Name(), Properties: t.Properties()})
-		if err != nil {
-			return fail(err)
-		}
-		defer lt.Close()
-		runner = lt
-		opts.Dir = suite
-	case *docker.Target, *local.Target:
-		programs = NativePrograms("/usr/bin")
-	default:
-		return fail(fmt.Errorf("redis: spawn mode cannot run on target %s (%T)", t.Name(), t))
-	}
-	if err := PrepareSuite(suite, s.Build.SuiteDir(), programs); err != nil {
-		return fail(err)
-	}
-	return RunSpawn(ctx, runner, opts)
+	return false
 }
 
-// differential serves one server on t and one on the host (Debian's
-// redis-server, the same revision as the reference) and compares their
-// replies to s.Differential seeded streams, leaving out KnownDivergences.
-func (s *Harness) differential(ctx context.Context, t runners.Target, work runners.Mount) []compat.Result {
-	var results []compat.Result
-	each := func(status compat.Status, msg string) []compat.Result {
-		for seed := 1; seed <= s.Differential; seed++ {
-			results = append(results, compat.Result{Suite: Suite, Unit: "differential",
+// shimPrograms writes the spawn-mode scripts that run the shim, on the
+// pipeline's megabinary, into the scratch directory of spec.
+func (s *Suite) shimPrograms(spec runners.TargetSpec) (map[string]string, error) {
+	self, err := prepare.Self(s.shim, "redis-shim")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := spec.Dir("shim")
+	if err != nil {
+		return nil, err
+	}
+	return VkernelPrograms(dir, s.build, self, spec)
+}
+
+// Properties implements runners.Session.
+func (ss *session) Properties() map[string]string {
+	props := ss.target.Properties()
+	for k, v := range ss.props {
+		props[k] = v
+	}
+	return props
+}
+
+// Run implements runners.Session: the unit in its mode. Redis units do not
+// rerun single tests (their kinds have no Rerun): tests is empty.
+func (ss *session) Run(ctx context.Context, u runners.Unit, tests []string) runners.Report {
+	switch u.Kind {
+	case KindSpawn:
+		return ss.runSpawn(ctx, u.Name)
+	case KindDifferential:
+		return ss.differential(ctx)
+	}
+	return ss.runExternal(ctx, u.Name)
+}
+
+// Close implements runners.Session.
+func (ss *session) Close() error {
+	err := ss.target.Close()
+	if ss.spawnTarget != nil && ss.spawnTarget != ss.target {
+		ss.spawnTarget.Close()
+	}
+	return err
+}
+
+// differential serves one server on the target and one on the host
+// (Debian's redis-server, the same revision as the reference) and compares
+// their replies to the suite's seeded streams, leaving out
+// KnownDivergences.
+func (ss *session) differential(ctx context.Context) (rep runners.Report) {
+	s := ss.suite
+	rep.Command = "(compat run -suite redis -modules differential: no server was started)"
+	each := func(status compat.Status, msg string) runners.Report {
+		for seed := 1; seed <= s.diffSeeds; seed++ {
+			rep.Results = append(rep.Results, compat.Result{Suite: Name, Unit: DifferentialUnit,
 				Test: fmt.Sprintf("differential: seed %d", seed), Status: status, Message: msg})
 		}
-		return results
+		return rep
+	}
+	hostDir, err := ss.spec.Dir("differential-host")
+	if err != nil {
+		return each(compat.Error, err.Error())
+	}
+	extra := ss.serverArgs
+	if len(extra) > 0 {
+		// The local reference: a data directory of its own.
+		d, err := ss.spec.Dir("differential-data")
+		if err != nil {
+			return each(compat.Error, err.Error())
+		}
+		extra = []string{"--dir", d}
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -316,50 +355,48 @@ func (s *Harness) differential(ctx context.Context, t runners.Target, work runne
 		return each(compat.Error, err.Error())
 	}
 	defer host.Close()
-	serve := func(srv runners.Server, cmd []string, extra ...string) (*runners.Service, error) {
+	var commands []string
+	serve := func(t runners.Target, srv runners.Server, args ...string) (*runners.Service, error) {
 		svc, err := srv.Serve(ctx, 1, func(ports []int) runners.Process {
-			args := append(append([]string(nil), cmd...), "--port", strconv.Itoa(ports[0]))
-			return runners.Process{Args: append(append(args, ServerArgs...), extra...)}
+			p := runners.Process{Args: append(append([]string{args[0], "--port", strconv.Itoa(ports[0])}, ServerArgs...), args[1:]...)}
+			commands = append(commands, t.Command(p))
+			return p
 		})
 		if err != nil {
 			return nil, err
 		}
-		if err := waitReady(ctx, svc, svc.Addrs()[0], 30*time.Second); err != nil {
+		if err := waitReady(ctx, svc, svc.Addrs()[0], startTimeout); err != nil {
 			svc.Close()
 			return nil, err
 		}
 		return svc, nil
 	}
-	dir := func(name string) string {
-		d := filepath.Join(work.Host, name)
-		os.MkdirAll(d, 0o777)
-		return d
-	}
-	a, err := serve(host, []string{bin}, "--dir", dir("differential-host"))
+	defer func() {
+		if len(commands) > 0 {
+			rep.Command = strings.Join(commands, "\n")
+		}
+	}()
+	a, err := serve(host, host, bin, "--dir", hostDir)
 	if err != nil {
 		return each(compat.Error, "host redis-server: "+err.Error())
 	}
 	defer a.Close()
-	var extra []string
-	if _, ok := t.(*local.Target); ok {
-		extra = []string{"--dir", dir("differential-data")}
-	}
-	b, err := serve(t.(runners.Server), []string{"redis-server"}, extra...)
+	b, err := serve(ss.target, ss.server, append([]string{"redis-server"}, extra...)...)
 	if err != nil {
-		return each(compat.Error, t.Name()+" redis-server: "+err.Error())
+		return each(compat.Error, ss.spec.Kind+" redis-server: "+err.Error())
 	}
 	defer b.Close()
-	count := s.DiffCount
+	count := s.diffCount
 	if count <= 0 {
 		count = 5000
 	}
-	for seed := 1; seed <= s.Differential; seed++ {
-		rep, err := Differential(ctx, a.Addrs()[0], b.Addrs()[0], DiffOptions{Seed: uint64(seed), Count: count, Timeout: time.Minute, Leave: KnownDivergences})
-		r := rep.Result()
+	for seed := 1; seed <= s.diffSeeds; seed++ {
+		d, err := Differential(ctx, a.Addrs()[0], b.Addrs()[0], DiffOptions{Seed: uint64(seed), Count: count, Timeout: time.Minute, Leave: KnownDivergences})
+		r := d.Result()
 		if err != nil {
 			r.Status, r.Message = compat.Error, err.Error()
 		}
-		results = append(results, r)
+		rep.Results = append(rep.Results, r)
 	}
-	return results
+	return rep
 }

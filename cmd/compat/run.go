@@ -25,7 +25,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "out", "directory for JUnit files, run JSON and summary.md")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
 	key := fs.String("key", "", "private key to sign the run's megabinary (default: one generated for the run)")
-	var sf suiteFlags
+	var (
+		sf   suiteFlags
+		opts pipeline.Options
+	)
 	fs.StringVar(&sf.profile, "profile", "quick", "quick (a few modules per suite) or full (the whole suites)")
 	fs.StringVar(&sf.modules, "modules", "", "run these test modules (Redis: unit/X, integration/X; NGINX: module/file.t, debian/tests/NAME) instead of the profile's, comma-separated")
 	fs.StringVar(&sf.pythonBuild, "python-build", "", "python.wasm build directory (default: the newest under the cache; make images builds it)")
@@ -33,9 +36,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sf.nginxBuild, "nginx-build", "", "nginx.wasm build directory (default: the newest under the cache)")
 	fs.StringVar(&sf.suiteDir, "suite-dir", "", "nginx: run the nginx-tests checkout in DIR instead of the module suites")
 	fs.IntVar(&sf.redisDiff, "redis-differential", 3, "seeded command streams each Redis server also answers beside the host's redis-server (0: none)")
-	fs.IntVar(&sf.parallel, "parallel", 2, "test modules run at once per target")
-	fs.DurationVar(&sf.timeout, "timeout", 20*time.Minute, "limit for one test module")
-	fs.BoolVar(&sf.rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
+	fs.IntVar(&opts.Parallel, "parallel", 2, "test modules run at once per target")
+	fs.DurationVar(&opts.Timeout, "timeout", 0, "limit for one test module (default: 20m, the suite's own where it needs longer)")
+	fs.BoolVar(&opts.Rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return usageError(fs, err)
 	}
@@ -48,7 +51,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("-target %q: want vkernel and/or reference", k))
 		}
 	}
-	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: cacheRoot(), Key: *key, Log: stdout}
+	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: cacheRoot(), Key: *key,
+		Options: opts, Log: stdout}
 	for _, name := range split(*suites) {
 		s, err := newSuite(name, sf)
 		if err != nil {

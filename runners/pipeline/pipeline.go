@@ -1,20 +1,30 @@
-// Package pipeline is compat's main job: it builds and signs the megabinary
-// the suites need, runs each suite on the vkernel and on the native
-// reference, diffs every run against its stored baseline, and writes one
-// JUnit file per suite and target, the runs as JSON (for compat baseline
-// update) and a Markdown summary for release sign-off.
+// Package pipeline is compat's main job and the loop of its test runner
+// (lit's own part): it builds and signs the megabinary the suites need, runs
+// each suite (a runners.Suite) on the vkernel and on the native reference,
+// diffs every run against its stored baseline, and writes one JUnit file per
+// suite and target, the runs as JSON (for compat baseline update) and a
+// Markdown summary for release sign-off.
+//
+// The loop over a suite's units is RunSuite's, for every suite alike:
+// which units run at once, each unit's timeout, one progress line per unit,
+// one rerun of a unit's failed tests to tell flaky ones, and the error
+// result of a unit that did not run to its end, with the command that
+// reproduces it.
 package pipeline
 
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/compat-project/compat"
@@ -25,33 +35,22 @@ import (
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
-// Suite is an upstream test suite as the pipeline drives it.
-type Suite interface {
-	// Name is the suite's name in file names and reports ("python").
-	Name() string
-	// Entries are the megabinary entries its vkernel target runs.
-	Entries() []megabinary.SpecEntry
-	// Target starts the target of the given kind ("vkernel" or
-	// "reference"; reference is "docker" or "local") in scratch, an empty
-	// directory, and returns it with the directory the suite reads back.
-	Target(ctx context.Context, kind string, k *vkernel.Kernel, reference, scratch string) (runners.Target, runners.Mount, error)
-	// Run runs the suite on t, reporting progress one line at a time.
-	Run(ctx context.Context, t runners.Target, work runners.Mount, progress func(string)) (compat.Run, error)
-}
-
 // Config describes one comparison.
 type Config struct {
-	Suites []Suite
-	// Targets are the kinds to run: "vkernel", "reference".
+	Suites []runners.Suite
+	// Targets are the kinds to run: runners.Vkernel, runners.Reference.
 	Targets []string
-	// Reference is how the reference runs: "docker" or "local".
+	// Reference is how the reference runs: runners.Docker or
+	// runners.Local.
 	Reference string
 	// Out receives the results; Baselines holds the expectations.
 	Out, Baselines string
-	// Cache is the cache root (AOT code).
+	// Cache is the cache root (builds, AOT code).
 	Cache string
 	// Key signs the run's megabinary; empty: a key generated for the run.
 	Key string
+	// Options say how each suite's units run.
+	Options
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -104,16 +103,17 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		}
 	}
 
-	var k *vkernel.Kernel
-	if contains(cfg.Targets, "vkernel") {
+	var mb *megabinaryFiles
+	if slices.Contains(cfg.Targets, runners.Vkernel) {
 		var err error
 		start := time.Now()
-		k, err = buildKernel(ctx, cfg, out)
-		if err != nil {
+		if mb, err = buildKernel(ctx, cfg, out); err != nil {
 			return out, err
 		}
-		defer k.Close(context.Background())
-		logf("megabinary %s (digest %s) built, signed, verified and loaded in %s", filepath.Join(cfg.Out, "compat.vkmb"), k.Digest()[:16], time.Since(start).Round(time.Millisecond))
+		if mb != nil {
+			defer mb.kernel.Close(context.Background())
+			logf("megabinary %s (digest %s) built, signed, verified and loaded in %s", mb.path, mb.kernel.Digest()[:16], time.Since(start).Round(time.Millisecond))
+		}
 	}
 
 	var sections []report.Section
@@ -125,19 +125,29 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			if ctx.Err() != nil {
 				break
 			}
-			run, err := runOne(ctx, cfg, s, kind, k, logf)
+			name := s.Name() + "-" + kind
+			spec := runners.TargetSpec{Kind: kind, Reference: cfg.Reference, Cache: cfg.Cache}
+			if kind == runners.Vkernel && mb != nil {
+				spec.Kernel, spec.Megabinary, spec.PublicKey = mb.kernel, mb.path, mb.publicKey
+			}
+			opts := cfg.Options
+			start := time.Now()
+			opts.Progress = func(line string) {
+				logf("%s: %s [%s]", name, line, time.Since(start).Round(time.Second))
+			}
+			logf("%s: running", name)
+			run, err := runInScratch(ctx, s, spec, opts)
 			if run == nil {
 				if firstErr == nil {
 					firstErr = err
 				}
-				logf("%s-%s: %v", s.Name(), kind, err)
+				logf("%s: %v", name, err)
 				continue
 			}
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
 			runs[kind] = run
-			name := s.Name() + "-" + kind
 			diff := baselines.Diff(*run, base[name])
 			diffs[kind] = diff
 			out.Runs = append(out.Runs, *run)
@@ -156,8 +166,8 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 				continue
 			}
 			sec := report.Section{Run: *run, Diff: diffs[kind]}
-			if kind != "reference" {
-				sec.Reference = runs["reference"]
+			if kind != runners.Reference {
+				sec.Reference = runs[runners.Reference]
 			}
 			sections = append(sections, sec)
 		}
@@ -173,33 +183,36 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	return out, firstErr
 }
 
-func runOne(ctx context.Context, cfg Config, s Suite, kind string, k *vkernel.Kernel, logf func(string, ...any)) (*compat.Run, error) {
-	scratch, err := os.MkdirTemp("", "compat-"+s.Name()+"-"+kind+"-")
+// runInScratch runs s on the target spec describes, with a scratch
+// directory of its own that is removed afterwards.
+func runInScratch(ctx context.Context, s runners.Suite, spec runners.TargetSpec, opts Options) (*compat.Run, error) {
+	scratch, err := os.MkdirTemp("", "compat-"+s.Name()+"-"+spec.Kind+"-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(scratch)
-	t, work, err := s.Target(ctx, kind, k, cfg.Reference, scratch)
-	if err != nil {
-		return nil, fmt.Errorf("starting the %s target: %w", kind, err)
-	}
-	defer t.Close()
-	start := time.Now()
-	name := s.Name() + "-" + kind
-	logf("%s: running", name)
-	run, err := s.Run(ctx, t, work, func(line string) {
-		logf("%s: %s [%s]", name, line, time.Since(start).Round(time.Second))
-	})
-	run.Duration = time.Since(start)
-	return &run, err
+	spec.Scratch = scratch
+	return RunSuite(ctx, s, spec, opts)
+}
+
+// megabinaryFiles is the run's megabinary: the file, its public key and
+// the kernel opened from it.
+type megabinaryFiles struct {
+	path, publicKey string
+	kernel          *vkernel.Kernel
 }
 
 // buildKernel builds the megabinary of every suite's entries, signs it with
-// the configured key or one made for this run, checks it and opens it.
-func buildKernel(ctx context.Context, cfg Config, out *Outcome) (*vkernel.Kernel, error) {
+// the configured key or one made for this run, writes it and its public key
+// to cfg.Out, checks it and opens it. With no entries there is nothing to
+// build: it returns nil.
+func buildKernel(ctx context.Context, cfg Config, out *Outcome) (*megabinaryFiles, error) {
 	var spec megabinary.Spec
 	for _, s := range cfg.Suites {
 		spec.Entries = append(spec.Entries, s.Entries()...)
+	}
+	if len(spec.Entries) == 0 {
+		return nil, nil
 	}
 	f, err := spec.Build()
 	if err != nil {
@@ -219,16 +232,36 @@ func buildKernel(ctx context.Context, cfg Config, out *Outcome) (*vkernel.Kernel
 	if err != nil {
 		return nil, err
 	}
+	pub := priv.Public().(ed25519.PublicKey)
+	// Shims open the megabinary in processes of their own and need the
+	// public key as a file: the run's, whichever private key signed it.
+	pubFile := filepath.Join(cfg.Out, "run-key.pub")
+	if cfg.Key != "" {
+		if err := writePublicKey(pubFile, pub); err != nil {
+			return nil, err
+		}
+	}
 	f.Sign(priv)
 	mb := filepath.Join(cfg.Out, "compat.vkmb")
 	if err := f.WriteFile(mb); err != nil {
 		return nil, err
 	}
 	out.Files = append(out.Files, mb)
-	return vkernel.Open(ctx, mb, vkernel.Options{
-		TrustedKeys: []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)},
-		CacheDir:    cfg.Cache,
-	})
+	k, err := vkernel.Open(ctx, mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cfg.Cache})
+	if err != nil {
+		return nil, err
+	}
+	return &megabinaryFiles{path: mb, publicKey: pubFile, kernel: k}, nil
+}
+
+// writePublicKey writes pub to name as PEM (PKIX), as megabinary.GenerateKey
+// writes NAME.pub.
+func writePublicKey(name string, pub ed25519.PublicKey) error {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
 }
 
 // writeRun writes a run's JUnit file and its JSON (read back by compat
@@ -278,15 +311,6 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // UpdateBaseline rewrites the baseline of suite on target from the run in

@@ -2,126 +2,365 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/compat-project/compat/runners/testenv"
-
 	"github.com/compat-project/compat"
-	"github.com/compat-project/compat/adapters/python"
+	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
-func cacheRoot() string {
-	if d := os.Getenv("COMPAT_CACHE"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "compat")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata from this run")
+
+// fakeSuite is a runners.Suite that runs no program: each unit's behaviour
+// is a function of the target, the tests asked for and the unit's context.
+type fakeSuite struct {
+	units []runners.Unit
+	kinds map[string]runners.Kind
+	run   func(ctx context.Context, spec runners.TargetSpec, u runners.Unit, tests []string) runners.Report
 }
 
-func harness(t *testing.T, build *python.Build, modules ...string) *python.Harness {
-	return &python.Harness{Build: build, Modules: modules, Parallel: 2, Timeout: 5 * time.Minute}
+func (s *fakeSuite) Name() string                    { return "fake" }
+func (s *fakeSuite) Entries() []megabinary.SpecEntry { return nil }
+func (s *fakeSuite) Plan() runners.Plan              { return runners.Plan{Units: s.units, Kinds: s.kinds} }
+func (s *fakeSuite) Open(_ context.Context, spec runners.TargetSpec) (runners.Session, error) {
+	return &fakeSession{s: s, spec: spec}, nil
 }
 
-// brokenBuild makes a copy of build whose builtin sorted() no longer sorts
-// (replaced at start-up by a sitecustomize module): a deliberately broken
-// build. The copy hard-links the stdlib, so it is cheap.
-func brokenBuild(t *testing.T, build *python.Build) *python.Build {
-	dir := t.TempDir()
-	if out, err := exec.Command("cp", "-al", filepath.Join(build.Dir, "lib"), filepath.Join(dir, "lib")).CombinedOutput(); err != nil {
-		t.Fatalf("copying the stdlib: %v\n%s", err, out)
+type fakeSession struct {
+	s    *fakeSuite
+	spec runners.TargetSpec
+}
+
+func (ss *fakeSession) Properties() map[string]string {
+	return map[string]string{"fake.target": ss.spec.Kind, compat.PropVersionPrefix + "fake": "1.0"}
+}
+func (ss *fakeSession) Run(ctx context.Context, u runners.Unit, tests []string) runners.Report {
+	return ss.s.run(ctx, ss.spec, u, tests)
+}
+func (ss *fakeSession) Close() error { return nil }
+
+func pass(unit, test string) compat.Result {
+	return compat.Result{Unit: unit, Test: unit + "." + test, Status: compat.Pass, Duration: 10 * time.Millisecond}
+}
+
+func fail(unit, test, msg string) compat.Result {
+	return compat.Result{Unit: unit, Test: unit + "." + test, Status: compat.Fail, Duration: 10 * time.Millisecond,
+		Message: msg, Output: "Traceback:\n  " + msg}
+}
+
+// goldenSuite has a unit of every ending on the vkernel: all passing, a
+// flaky test and one failing again on its rerun, a crash, a timeout of a
+// kind with its own limit, a target that fails, a unit skipped as a whole.
+// The reference passes them all.
+func goldenSuite() *fakeSuite {
+	return &fakeSuite{
+		units: []runners.Unit{{Name: "unit_pass"}, {Name: "unit_flaky"}, {Name: "unit_crash"}, {Name: "unit_target"}, {Name: "unit_skipped"},
+			{Name: "slow_hang", Kind: "slow"}},
+		kinds: map[string]runners.Kind{"": {Rerun: true}, "slow": {Timeout: 50 * time.Millisecond, Serial: true}},
+		run: func(ctx context.Context, spec runners.TargetSpec, u runners.Unit, tests []string) runners.Report {
+			rep := runners.Report{Command: "fake-runner --target " + spec.Kind + " " + u.Name}
+			if spec.Kind == runners.Reference {
+				rep.Results = []compat.Result{pass(u.Name, "a"), pass(u.Name, "b")}
+				return rep
+			}
+			switch u.Name {
+			case "unit_pass":
+				rep.Results = []compat.Result{pass(u.Name, "a"), pass(u.Name, "b"), pass(u.Name, "c")}
+			case "unit_flaky":
+				if len(tests) == 0 {
+					rep.Results = []compat.Result{pass(u.Name, "a"), fail(u.Name, "b", "first run fails"), fail(u.Name, "c", "always fails")}
+				} else {
+					// The rerun: b passes now, c fails again.
+					rep.Command += " --only " + strings.Join(tests, ",")
+					rep.Results = []compat.Result{pass(u.Name, "b"), fail(u.Name, "c", "always fails")}
+				}
+			case "unit_crash":
+				rep.Results = []compat.Result{pass(u.Name, "a")}
+				rep.Output = "running a ... ok\nrunning b ...\nFatal error: Segmentation fault\n"
+				rep.Err = errors.New("signal: segmentation fault, but no test failed")
+			case "unit_target":
+				rep.Err = runners.TargetError(errors.New("fake target: the container is gone"))
+			case "unit_skipped":
+				rep.Results = []compat.Result{{Unit: u.Name, Test: u.Name, Status: compat.Skip, Message: "needs a feature this platform lacks"}}
+			case "slow_hang":
+				rep.Results = []compat.Result{pass(u.Name, "a")}
+				<-ctx.Done()
+				rep.Output = "a ... ok\nb ..."
+				rep.Err = ctx.Err()
+			}
+			return rep
+		},
 	}
-	for _, f := range []string{"python.wasm", "build-info.json"} {
-		if err := os.Link(filepath.Join(build.Dir, f), filepath.Join(dir, f)); err != nil {
+}
+
+// The baseline the vkernel run is compared with: a regression, a known
+// failure, a flaky test, a removed test and an unexpected pass among them.
+const goldenBaseline = `pass  slow_hang.a
+pass  slow_hang.b
+pass  unit_crash.a
+pass  unit_crash.b
+pass  unit_flaky.a
+fail  unit_flaky.b  # flaky upstream
+pass  unit_flaky.c
+pass  unit_pass.a
+fail  unit_pass.b  # was broken
+pass  unit_pass.gone
+skip  unit_skipped  # needs a feature
+pass  unit_target.a
+`
+
+// normalise blanks what differs from run to run: times and durations.
+func normalise(name string, data []byte) []byte {
+	s := string(data)
+	switch filepath.Ext(name) {
+	case ".xml":
+		s = regexp.MustCompile(`(time|timestamp)="[^"]*"`).ReplaceAllString(s, `$1="T"`)
+	case ".json":
+		s = regexp.MustCompile(`"Start": "[^"]*"`).ReplaceAllString(s, `"Start": "T"`)
+		s = regexp.MustCompile(`"Duration": \d+`).ReplaceAllString(s, `"Duration": 0`)
+	case ".md":
+		s = regexp.MustCompile(`(?m)^(\| (?:vkernel|reference) \|(?: [^|]* \|){6}) [^|]* \|$`).ReplaceAllString(s, "$1 T |")
+	}
+	return []byte(s)
+}
+
+// TestGolden runs the fake suite through the whole pipeline on both
+// targets and compares every file it writes with testdata/golden (go test
+// ./runners/pipeline -update rewrites them).
+func TestGolden(t *testing.T) {
+	out, base := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(base, "fake-vkernel.txt"), []byte(goldenBaseline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	o, err := Run(context.Background(), Config{
+		Suites: []runners.Suite{goldenSuite()}, Targets: []string{runners.Vkernel, runners.Reference}, Reference: runners.Docker,
+		Out: out, Baselines: base, Options: Options{Parallel: 2, Rerun: true}, Log: &log,
+	})
+	t.Log(log.String())
+	if err == nil || !strings.Contains(err.Error(), "1 unit(s) could not run on the vkernel target") || !strings.Contains(err.Error(), "the container is gone") {
+		t.Errorf("err = %v, want the target's failure once everything ran", err)
+	}
+	if len(o.Runs) != 2 || o.Regressions() == 0 {
+		t.Fatalf("runs %d, regressions %d", len(o.Runs), o.Regressions())
+	}
+	golden := filepath.Join("testdata", "golden")
+	for _, name := range []string{"fake-vkernel.xml", "fake-vkernel.json", "fake-reference.xml", "fake-reference.json", "summary.md"} {
+		got, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
 			t.Fatal(err)
 		}
+		got = normalise(name, got)
+		file := filepath.Join(golden, name)
+		if *update {
+			if err := os.MkdirAll(golden, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("%v (create it: go test ./runners/pipeline -run TestGolden -update)", err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s differs from %s (if the change is meant, rewrite it: go test ./runners/pipeline -run TestGolden -update):\n%s",
+				name, file, firstDiff(string(want), string(got)))
+		}
 	}
-	site := filepath.Join(dir, "lib", "python3.11", "sitecustomize.py")
-	if err := os.WriteFile(site, []byte("import builtins\nbuiltins.sorted = lambda iterable, *args, **kwargs: list(iterable)\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b, err := python.OpenBuild(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
-// TestRegressionsFromABrokenBuild runs two regrtest modules on the real
-// python.wasm in the vkernel, records them as the baseline, checks a second
-// run matches it, then runs a build with sorted() patched out and checks
-// the pipeline reports regressions, with every JUnit file written.
-func TestRegressionsFromABrokenBuild(t *testing.T) {
-	build, err := python.LatestBuild(cacheRoot())
-	if err != nil {
-		testenv.Missing(t, "needs a python.wasm build (make images): %v", err)
+// firstDiff shows the first line where want and got differ.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + a + "\n  got:  " + b
+		}
 	}
-	ctx := context.Background()
-	base := t.TempDir()
-	modules := []string{"test_bisect", "test_sort"}
-	cfg := func(b *python.Build, out string) Config {
-		return Config{Suites: []Suite{harness(t, b, modules...)}, Targets: []string{"vkernel"}, Reference: "local",
-			Out: out, Baselines: base, Cache: cacheRoot()}
-	}
-	first := filepath.Join(t.TempDir(), "first")
-	o, err := Run(ctx, cfg(build, first))
-	if err != nil {
+	return "(no line differs)"
+}
+
+// TestUnitResults checks, beside the golden files, what the loop promises
+// about each unit: the unit error carries the command and the output's
+// tail, a rerun passing makes a flaky result, a timeout and a stopped run
+// say which they were.
+func TestUnitResults(t *testing.T) {
+	var lines []string
+	run, err := RunSuite(context.Background(), goldenSuite(), runners.TargetSpec{Kind: runners.Vkernel},
+		Options{Parallel: 2, Rerun: true, Progress: func(l string) { lines = append(lines, l) }})
+	if run == nil {
 		t.Fatal(err)
 	}
-	if c := o.Runs[0].Counts(); c.Pass < 50 || c.Fail+c.Error > 0 {
-		t.Fatalf("healthy build: %+v", c)
+	byTest := map[string]compat.Result{}
+	for _, r := range run.Results {
+		byTest[r.Test] = r
 	}
-	if _, _, err := UpdateBaseline(first, base, "python", "vkernel"); err != nil {
-		t.Fatal(err)
+	if r := byTest["unit_crash"]; r.Status != compat.Error || r.Message != "signal: segmentation fault, but no test failed" ||
+		r.Output != "$ fake-runner --target vkernel unit_crash\nrunning a ... ok\nrunning b ...\nFatal error: Segmentation fault" {
+		t.Errorf("crash: %+v", r)
 	}
-	o, err = Run(ctx, cfg(build, filepath.Join(t.TempDir(), "second")))
-	if err != nil || o.Regressions() != 0 || o.Diffs[0].Matched == 0 {
-		t.Fatalf("healthy build against its own baseline: err %v, regressions %d", err, o.Regressions())
+	if r := byTest["unit_flaky.b"]; !r.Flaky() || len(r.Previous) != 1 || r.Previous[0].Message != "first run fails" {
+		t.Errorf("flaky: %+v", r)
+	}
+	if r := byTest["unit_flaky.c"]; r.Status != compat.Fail || len(r.Previous) != 1 || r.Flaky() {
+		t.Errorf("failing twice: %+v", r)
+	}
+	if r := byTest["slow_hang"]; r.Status != compat.Error || r.Message != "timed out after 50ms with 1 tests reported; the rest did not run" {
+		t.Errorf("timeout of the slow kind: %+v", r)
+	}
+	if r := byTest["unit_target"]; r.Status != compat.Error || !strings.HasPrefix(r.Output, "$ fake-runner") {
+		t.Errorf("target error: %+v", r)
+	}
+	if r := byTest["unit_skipped"]; r.Status != compat.Skip {
+		t.Errorf("a unit skipped as a whole: %+v", r)
+	}
+	if len(lines) != 6 || !regexp.MustCompile(`^slow_hang 6/6: pass 1, fail 0, error 1, skip 0 \(\S+\): timed out after 50ms`).MatchString(lines[5]) {
+		t.Errorf("progress lines %q", lines)
+	}
+	for _, l := range lines {
+		if !regexp.MustCompile(`^\w+ \d/6: pass \d, fail \d, error \d, skip \d \(\S+\)`).MatchString(l) {
+			t.Errorf("progress line %q is not in the one format", l)
+		}
 	}
 
-	brokenOut := filepath.Join(t.TempDir(), "broken")
-	o, err = Run(ctx, cfg(brokenBuild(t, build), brokenOut))
+	// Without Rerun, the failed tests stay failed.
+	run, _ = RunSuite(context.Background(), goldenSuite(), runners.TargetSpec{Kind: runners.Vkernel}, Options{})
+	for _, r := range run.Results {
+		if len(r.Previous) > 0 {
+			t.Errorf("%s was rerun", r.Test)
+		}
+	}
+}
+
+// TestTimeoutOverridesKinds: a timeout given to the pipeline (compat run
+// -timeout) bounds every unit, those of kinds with their own too (Redis'
+// spawn-mode units used to ignore it).
+func TestTimeoutOverridesKinds(t *testing.T) {
+	s := &fakeSuite{
+		units: []runners.Unit{{Name: "hang", Kind: "long"}},
+		kinds: map[string]runners.Kind{"long": {Timeout: time.Hour}},
+		run: func(ctx context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			<-ctx.Done()
+			return runners.Report{Command: "hang", Err: ctx.Err()}
+		},
+	}
+	run, _ := RunSuite(context.Background(), s, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local}, Options{Timeout: 30 * time.Millisecond})
+	if len(run.Results) != 1 || !strings.HasPrefix(run.Results[0].Message, "timed out after 30ms") {
+		t.Errorf("results %+v", run.Results)
+	}
+}
+
+// TestStoppedRun: a run stopped from outside says so in the running unit's
+// result and in the error, and starts no more units.
+func TestStoppedRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	started := 0
+	s := &fakeSuite{
+		units: []runners.Unit{{Name: "first"}, {Name: "second"}},
+		run: func(uctx context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			mu.Lock()
+			started++
+			mu.Unlock()
+			cancel()
+			<-uctx.Done()
+			return runners.Report{Command: "x", Err: uctx.Err()}
+		},
+	}
+	run, err := RunSuite(ctx, s, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "stopped after 1 of 2 units") {
+		t.Errorf("err = %v", err)
+	}
+	if started != 1 || len(run.Results) != 1 || !strings.HasPrefix(run.Results[0].Message, "run stopped before the unit finished") {
+		t.Errorf("started %d, results %+v", started, run.Results)
+	}
+}
+
+// TestParallelism: units of a plain kind run Parallel at once, those of a
+// Serial kind one at a time.
+func TestParallelism(t *testing.T) {
+	var (
+		mu           sync.Mutex
+		running, top map[string]int
+		both         = make(chan struct{})
+		once         sync.Once
+	)
+	running, top = map[string]int{}, map[string]int{}
+	s := &fakeSuite{
+		units: []runners.Unit{{Name: "p1"}, {Name: "p2"}, {Name: "s1", Kind: "serial"}, {Name: "s2", Kind: "serial"}, {Name: "s3", Kind: "serial"}},
+		kinds: map[string]runners.Kind{"serial": {Serial: true}},
+		run: func(ctx context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			mu.Lock()
+			running[u.Kind]++
+			top[u.Kind] = max(top[u.Kind], running[u.Kind])
+			if running[""] == 2 {
+				once.Do(func() { close(both) })
+			}
+			mu.Unlock()
+			if u.Kind == "" {
+				// Wait for the other plain unit: they must overlap.
+				select {
+				case <-both:
+				case <-ctx.Done():
+				}
+			}
+			mu.Lock()
+			running[u.Kind]--
+			mu.Unlock()
+			return runners.Report{Command: u.Name, Results: []compat.Result{pass(u.Name, "t")}}
+		},
+	}
+	run, err := RunSuite(context.Background(), s, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local}, Options{Parallel: 4, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Regressions() == 0 {
-		t.Fatalf("sorted() patched out, but no regressions: %+v", o.Runs[0].Counts())
+	if top[""] != 2 || top["serial"] != 1 || run.Counts().Pass != 5 {
+		t.Errorf("at once: plain %d (want 2), serial %d (want 1); %+v", top[""], top["serial"], run.Counts())
 	}
-	// The tests still run; the ones that sort fail.
-	var failed int
-	for _, c := range o.Diffs[0].Of(compat.Regression) {
-		if c.Got == compat.Fail {
-			failed++
-		}
-	}
-	if failed == 0 {
-		t.Errorf("no regression is a failed test: %+v", o.Diffs[0].Of(compat.Regression))
-	}
-	for _, f := range []string{"python-vkernel.xml", "python-vkernel.json", "summary.md", "compat.vkmb"} {
-		if _, err := os.Stat(filepath.Join(brokenOut, f)); err != nil {
-			t.Errorf("missing output: %v", err)
-		}
-	}
-	summary, _ := os.ReadFile(filepath.Join(brokenOut, "summary.md"))
-	if !strings.Contains(string(summary), "Regressions") {
-		t.Errorf("summary does not list regressions first:\n%.600s", summary)
-	}
-	t.Logf("broken build: %d regressions", o.Regressions())
 }
 
 // TestBrokenBaselineStopsEarly: a baseline file with a bad line is reported
 // with its name and line before anything runs.
 func TestBrokenBaselineStopsEarly(t *testing.T) {
 	base := t.TempDir()
-	os.WriteFile(filepath.Join(base, "python-vkernel.txt"), []byte("pass test_a.T.t\nfail test_b.T.t\n"), 0o644)
-	build := &python.Build{Dir: t.TempDir(), Version: "x"}
-	_, err := Run(context.Background(), Config{Suites: []Suite{harness(t, build, "test_a")}, Targets: []string{"vkernel"},
-		Out: t.TempDir(), Baselines: base})
-	if err == nil || !strings.Contains(err.Error(), "python-vkernel.txt:2") {
-		t.Fatalf("err = %v, want one naming python-vkernel.txt:2", err)
+	os.WriteFile(filepath.Join(base, "fake-vkernel.txt"), []byte("pass unit_a.t\nfail unit_b.t\n"), 0o644)
+	ran := false
+	s := &fakeSuite{units: []runners.Unit{{Name: "unit_a"}}, run: func(context.Context, runners.TargetSpec, runners.Unit, []string) runners.Report {
+		ran = true
+		return runners.Report{}
+	}}
+	_, err := Run(context.Background(), Config{Suites: []runners.Suite{s}, Targets: []string{runners.Vkernel}, Out: t.TempDir(), Baselines: base})
+	if err == nil || !strings.Contains(err.Error(), "fake-vkernel.txt:2") || ran {
+		t.Fatalf("err = %v (ran: %v), want one naming fake-vkernel.txt:2 before anything ran", err, ran)
+	}
+}
+
+// TestUnknownTarget: a target spec the pipeline cannot run is an error
+// naming it, and no suite is opened.
+func TestUnknownTarget(t *testing.T) {
+	s := &fakeSuite{}
+	for _, spec := range []runners.TargetSpec{{Kind: "cloud"}, {Kind: runners.Reference, Reference: "vm"}} {
+		if run, err := RunSuite(context.Background(), s, spec, Options{}); run != nil || err == nil || !strings.Contains(err.Error(), "unknown") {
+			t.Errorf("%+v: run %v, err %v", spec, run, err)
+		}
 	}
 }

@@ -1,8 +1,9 @@
 // Package prepare makes the stand-ins the adapters give harnesses that
 // start a native program themselves (runtest's src/redis-server,
-// Test::Nginx's TEST_NGINX_BINARY): a megabinary holding the build's entry,
-// signed with a key made for the run, and small scripts that run compat's
-// shim verb with the environment it needs to open that megabinary.
+// Test::Nginx's TEST_NGINX_BINARY): small scripts that run compat's shim
+// verb with the environment it needs to open the pipeline's megabinary.
+// Sign makes a megabinary signed with a key of its own, for tests that
+// run a shim without the pipeline.
 package prepare
 
 import (
@@ -46,6 +47,19 @@ func Sign(dir, name string, entries []megabinary.SpecEntry) (*Signed, error) {
 		return nil, err
 	}
 	return &Signed{Path: mb, PublicKey: key + ".pub", Digest: f.Digest()}, nil
+}
+
+// Self returns the command that runs compat's verb (such as "redis-shim"):
+// given, when not empty (a test's own binary), or this executable and verb.
+func Self(given []string, verb string) ([]string, error) {
+	if len(given) > 0 {
+		return given, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the compat executable for %s: %w", verb, err)
+	}
+	return []string{exe, verb}, nil
 }
 
 // WriteScript writes an executable sh script to path that exports env

@@ -1,7 +1,8 @@
-// Package wasmbuild finds the WebAssembly builds that the images/ recipes
+// Package wasmbuild opens the WebAssembly builds that the images/ recipes
 // leave in the cache: CACHE/NAME-wasm/KEY, where KEY hashes the recipe, a
 // build being complete once it holds a .done stamp, described by its
-// build-info.json.
+// build-info.json. It is the one place that knows a build's layout and the
+// reference image of the same version.
 package wasmbuild
 
 import (
@@ -10,14 +11,81 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
-// Latest returns the newest complete build directory of recipe (such as
-// "python-wasm") under the cache root.
-func Latest(cache, recipe string) (string, error) {
-	stamps, _ := filepath.Glob(filepath.Join(cache, recipe, "*", ".done"))
+// Recipe describes one images/ recipe's builds.
+type Recipe struct {
+	// Name is the recipe's directory under the cache root and its make
+	// target, such as "python-wasm".
+	Name string
+	// Wasm is the module's file name in a build, such as "python.wasm".
+	Wasm string
+	// Image is the repository of the reference image of the same
+	// version, such as "compat/python-reference".
+	Image string
+	// ImageEnv names the variable that overrides the reference image, as
+	// it does for the recipe (build-image.sh), such as
+	// "COMPAT_PY_REFERENCE_IMAGE".
+	ImageEnv string
+}
+
+// The recipes of the three builds.
+var (
+	Python = Recipe{Name: "python-wasm", Wasm: "python.wasm", Image: "compat/python-reference", ImageEnv: "COMPAT_PY_REFERENCE_IMAGE"}
+	Redis  = Recipe{Name: "redis-wasm", Wasm: "redis-server.wasm", Image: "compat/redis-reference", ImageEnv: "COMPAT_REDIS_REFERENCE_IMAGE"}
+	Nginx  = Recipe{Name: "nginx-wasm", Wasm: "nginx.wasm", Image: "compat/nginx-reference", ImageEnv: "COMPAT_NGINX_REFERENCE_IMAGE"}
+)
+
+// Info is what Go reads of a build's build-info.json.
+type Info struct {
+	Source struct {
+		// Version is the Debian source version the build was made from,
+		// such as "3.11.2-6+deb12u8".
+		Version string `json:"version"`
+	} `json:"source"`
+	// ReferenceImage is the reference image of the same version, as the
+	// recipe tags it ("compat/python-reference:3.11.2-6_deb12u8").
+	ReferenceImage string `json:"reference_image"`
+}
+
+// Build is one complete build of a recipe.
+type Build struct {
+	// Dir is the build's directory.
+	Dir string
+	// Version is the Debian source version it was built from.
+	Version string
+	// Info is its build-info.json.
+	Info Info
+	// Recipe is the recipe that made it.
+	Recipe Recipe
+}
+
+// Open opens the build of r in dir, reading its build-info.json and
+// checking that it holds the module.
+func Open(dir string, r Recipe) (*Build, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
+	if err != nil {
+		return nil, fmt.Errorf("%s build: %w (build it: make -f images/images.mk %s)", r.Wasm, err, r.Name)
+	}
+	b := &Build{Dir: dir, Recipe: r}
+	if err := json.Unmarshal(data, &b.Info); err != nil {
+		return nil, fmt.Errorf("%s build %s: build-info.json: %w", r.Wasm, dir, err)
+	}
+	if b.Version = b.Info.Source.Version; b.Version == "" {
+		return nil, fmt.Errorf("%s build %s: build-info.json names no source version", r.Wasm, dir)
+	}
+	if _, err := os.Stat(b.Wasm()); err != nil {
+		return nil, fmt.Errorf("%s build %s: %w (rebuild it: make -f images/images.mk %s)", r.Wasm, dir, err, r.Name)
+	}
+	return b, nil
+}
+
+// Latest opens the newest complete build of r under the cache root.
+func Latest(cache string, r Recipe) (*Build, error) {
+	stamps, _ := filepath.Glob(filepath.Join(cache, r.Name, "*", ".done"))
 	if len(stamps) == 0 {
-		return "", fmt.Errorf("no complete build under %s (run: make images)", filepath.Join(cache, recipe))
+		return nil, fmt.Errorf("%s: no complete build under %s (build it: make images)", r.Wasm, filepath.Join(cache, r.Name))
 	}
 	mtime := func(p string) int64 {
 		st, err := os.Stat(p)
@@ -27,26 +95,44 @@ func Latest(cache, recipe string) (string, error) {
 		return st.ModTime().UnixNano()
 	}
 	sort.Slice(stamps, func(i, j int) bool { return mtime(stamps[i]) > mtime(stamps[j]) })
-	return filepath.Dir(stamps[0]), nil
+	return Open(filepath.Dir(stamps[0]), r)
 }
 
-// SourceVersion reads the Debian source version a build was made from
-// (build-info.json's source.version).
-func SourceVersion(dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "build-info.json"))
-	if err != nil {
-		return "", fmt.Errorf("%w (run: make images)", err)
+// OpenOrLatest opens the build in dir, or the newest under the cache root
+// when dir is empty: what a suite's -build flag means.
+func OpenOrLatest(dir, cache string, r Recipe) (*Build, error) {
+	if dir != "" {
+		return Open(dir, r)
 	}
-	var info struct {
-		Source struct{ Version string } `json:"source"`
+	return Latest(cache, r)
+}
+
+// Wasm is the build's module.
+func (b *Build) Wasm() string { return filepath.Join(b.Dir, b.Recipe.Wasm) }
+
+// Path is a file or directory of the build, elem joined to its directory.
+func (b *Build) Path(elem ...string) string {
+	return filepath.Join(append([]string{b.Dir}, elem...)...)
+}
+
+// ReferenceImage is the Docker image of Debian's native build of the same
+// version: the recipe's variable (Recipe.ImageEnv) when set, else the image
+// build-info.json records.
+func (b *Build) ReferenceImage() string {
+	if img := os.Getenv(b.Recipe.ImageEnv); img != "" {
+		return img
 	}
-	if err := json.Unmarshal(data, &info); err != nil {
-		return "", fmt.Errorf("%s: build-info.json: %w", dir, err)
+	if b.Info.ReferenceImage != "" {
+		return b.Info.ReferenceImage
 	}
-	if info.Source.Version == "" {
-		return "", fmt.Errorf("%s: build-info.json names no source version", dir)
+	// Builds made before the recipes recorded the image: tag it as
+	// build-image.sh does, the version without its epoch and with the
+	// characters a Docker tag cannot hold mapped (tr '+~:' '__-').
+	v := b.Version
+	if _, after, ok := strings.Cut(v, ":"); ok {
+		v = after
 	}
-	return info.Source.Version, nil
+	return b.Recipe.Image + ":" + strings.NewReplacer("+", "_", "~", "_", ":", "-").Replace(v)
 }
 
 // Imports reads the host functions a build's module imports, by module

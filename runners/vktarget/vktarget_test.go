@@ -1,4 +1,4 @@
-package vkernel
+package vktarget
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
-	vk "github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -55,7 +55,7 @@ func newTarget(t *testing.T) (*Target, string) {
 	f.Sign(priv)
 	mb := filepath.Join(dir, "t.vkmb")
 	f.WriteFile(mb)
-	k, err := vk.Open(context.Background(), mb, vk.Options{TrustedKeys: []ed25519.PublicKey{pub}})
+	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestTarget(t *testing.T) {
 	if err != nil || exit.Code != -1 || !strings.Contains(exit.Crash, "wasm trap") {
 		t.Fatalf("trap: %v %v", exit, err)
 	}
-	var denied *vk.DeniedError
+	var denied *vkernel.DeniedError
 	if _, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/unlisted"}}); !errors.As(err, &denied) {
 		t.Fatalf("unlisted program: %v", err)
 	}
@@ -176,5 +176,24 @@ func TestServeClose(t *testing.T) {
 	}
 	if _, err := svc.Exit(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Exit after Close: %v, want context.Canceled", err)
+	}
+}
+
+// TestCommand: the command is compat exec on the target's megabinary with
+// its mounts and environment, the program mapped to the file the exec
+// hashes.
+func TestCommand(t *testing.T) {
+	tgt := &Target{opts: Options{Megabinary: "/out/compat.vkmb", PublicKey: "/out/run-key.pub", Env: []string{"A=1"},
+		Mounts:   []runners.Mount{{Host: "/scratch/root", Guest: "/"}, {Host: "/b/lib", Guest: "/usr/lib", ReadOnly: true}},
+		Programs: map[string]string{"python3.11": "/b/python.wasm"}}}
+	tgt.mounts = []vkernel.Mount{{Guest: "/", Host: "/scratch/root"}}
+	got := tgt.Command(runners.Process{Args: []string{"python3.11", "-m", "test", "test_x"}, Env: []string{"B=2 3"}})
+	want := "compat exec -megabinary /out/compat.vkmb -pubkey /out/run-key.pub -mount /=/scratch/root -mount /usr/lib=/b/lib:ro -env A=1 -env 'B=2 3' /b/python.wasm -m test test_x"
+	if got != want {
+		t.Errorf("Command =\n %s\nwant\n %s", got, want)
+	}
+	tgt.opts.Megabinary, tgt.opts.PublicKey = "", ""
+	if got := tgt.Command(runners.Process{Args: []string{"/bin/probe"}}); !strings.HasPrefix(got, "compat exec -megabinary MEGABINARY -pubkey PUBKEY ") || !strings.HasSuffix(got, " /scratch/root/bin/probe") {
+		t.Errorf("without files: %s", got)
 	}
 }

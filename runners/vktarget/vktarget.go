@@ -1,7 +1,7 @@
-// Package vkernel is the runners.Target that runs programs in the vkernel:
+// Package vktarget is the runners.Target that runs programs in the vkernel:
 // each process is an exec routed by the SHA-256 of the program's file
 // through a signed megabinary.
-package vkernel
+package vktarget
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
-	vk "github.com/compat-project/compat/vkernel"
+	"github.com/compat-project/compat/vkernel"
 )
 
 // Options configure a Target.
@@ -23,7 +23,7 @@ type Options struct {
 	Name string
 	// Kernel runs the processes. It stays the caller's: one kernel serves
 	// every suite of a run, so Close leaves it open.
-	Kernel *vk.Kernel
+	Kernel *vkernel.Kernel
 	// Mounts are every process's preopened directories.
 	Mounts []runners.Mount
 	// Programs maps a program name or guest path, as Process.Args[0]
@@ -34,12 +34,16 @@ type Options struct {
 	Env []string
 	// Properties are added to the target's properties.
 	Properties map[string]string
+	// Megabinary and PublicKey are the files Kernel was opened from, named
+	// in the commands Command writes (compat exec needs both); empty, the
+	// commands say MEGABINARY and PUBKEY instead.
+	Megabinary, PublicKey string
 }
 
 // Target runs processes in one vkernel. It is safe for concurrent use.
 type Target struct {
 	opts   Options
-	mounts []vk.Mount
+	mounts []vkernel.Mount
 	mu     sync.Mutex
 	closed bool
 }
@@ -54,7 +58,7 @@ func New(opts Options) (*Target, error) {
 	}
 	t := &Target{opts: opts}
 	for _, m := range opts.Mounts {
-		t.mounts = append(t.mounts, vk.Mount{Guest: m.Guest, Host: m.Host, ReadOnly: m.ReadOnly})
+		t.mounts = append(t.mounts, vkernel.Mount{Guest: m.Guest, Host: m.Host, ReadOnly: m.ReadOnly})
 	}
 	return t, nil
 }
@@ -67,7 +71,7 @@ func (t *Target) Name() string { return t.opts.Name }
 func (t *Target) Properties() map[string]string {
 	props := map[string]string{
 		compat.PropMegabinaryDigest:             t.opts.Kernel.Digest(),
-		compat.PropVersionPrefix + "wazero":     vk.WazeroVersion(),
+		compat.PropVersionPrefix + "wazero":     vkernel.WazeroVersion(),
 		compat.PropVersionPrefix + "megabinary": fmt.Sprint(t.opts.Kernel.Manifest().Format),
 	}
 	var modules []string
@@ -145,7 +149,7 @@ func (t *Target) run(ctx context.Context, p runners.Process, listeners []net.Lis
 	if err != nil {
 		return runners.Exit{}, err
 	}
-	res, err := t.opts.Kernel.Exec(ctx, vk.Request{
+	res, err := t.opts.Kernel.Exec(ctx, vkernel.Request{
 		Path:      file,
 		Args:      p.Args,
 		Env:       append(append([]string(nil), t.opts.Env...), p.Env...),
@@ -155,7 +159,7 @@ func (t *Target) run(ctx context.Context, p runners.Process, listeners []net.Lis
 		Mounts:    t.mounts,
 		Listeners: listeners,
 	})
-	var trap *vk.TrapError
+	var trap *vkernel.TrapError
 	switch {
 	case ctx.Err() != nil:
 		return runners.Exit{}, fmt.Errorf("vkernel target: %s: %w", p.Args[0], ctx.Err())
@@ -175,7 +179,7 @@ func (t *Target) program(name string) (string, error) {
 	if !path.IsAbs(name) {
 		return "", fmt.Errorf("vkernel target: program %q is not one of the target's programs and not an absolute guest path", name)
 	}
-	host, ok := vk.HostPath(t.mounts, name)
+	host, ok := vkernel.HostPath(t.mounts, name)
 	if !ok {
 		return "", fmt.Errorf("vkernel target: program %s is under no mount", name)
 	}
@@ -188,4 +192,36 @@ func (t *Target) Close() error {
 	t.closed = true
 	t.mu.Unlock()
 	return nil
+}
+
+// Command implements runners.Target: the compat exec command line that runs
+// p in a kernel of its own, opened from the same megabinary
+// (Options.Megabinary) with the target's mounts and environment.
+func (t *Target) Command(p runners.Process) string {
+	mb, pub := t.opts.Megabinary, t.opts.PublicKey
+	if mb == "" {
+		mb = "MEGABINARY"
+	}
+	if pub == "" {
+		pub = "PUBKEY"
+	}
+	args := []string{"compat", "exec", "-megabinary", mb, "-pubkey", pub}
+	for _, m := range t.opts.Mounts {
+		v := m.Guest + "=" + m.Host
+		if m.ReadOnly {
+			v += ":ro"
+		}
+		args = append(args, "-mount", v)
+	}
+	for _, e := range append(append([]string(nil), t.opts.Env...), p.Env...) {
+		args = append(args, "-env", e)
+	}
+	if len(p.Args) > 0 {
+		file, err := t.program(p.Args[0])
+		if err != nil {
+			file = p.Args[0]
+		}
+		args = append(append(args, file), p.Args[1:]...)
+	}
+	return runners.QuoteCommand(args...)
 }

@@ -1,0 +1,277 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/runners"
+)
+
+// Options say how RunSuite runs a suite's units.
+type Options struct {
+	// Parallel is how many units run at once, of kinds that are not
+	// Serial; default 1.
+	Parallel int
+	// Timeout, if not zero, bounds every unit, in place of the timeouts
+	// of the suite's kinds (runners.Kind.Timeout, runners.DefaultTimeout).
+	Timeout time.Duration
+	// Rerun runs the failed tests of each unit once more, for the kinds
+	// that can (runners.Kind.Rerun): a test that then passes is flaky.
+	Rerun bool
+	// Progress, if set, receives one line per finished unit. Calls do not
+	// overlap.
+	Progress func(line string)
+}
+
+// Output kept in a unit's error result: the last lines, at most so many
+// bytes.
+const (
+	tailLines = 60
+	tailBytes = 8000
+)
+
+// RunSuite opens s on the target spec describes, runs every unit of its
+// plan and returns the run, its results sorted by test id. A unit that did
+// not run to its end (its Report.Err, a timeout, a stopped run) gets one
+// error result (Test == Unit) beside the tests it did report, with the
+// command that reproduces it and the tail of its output; the other units
+// still run.
+//
+// The run is nil when s could not be opened on the target. The error is
+// not nil when ctx ended before every unit ran (the results so far are
+// returned) or when the target failed to run some unit (runners.ErrTarget).
+func RunSuite(ctx context.Context, s runners.Suite, spec runners.TargetSpec, opts Options) (*compat.Run, error) {
+	if err := spec.Check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	plan := s.Plan()
+	start := time.Now()
+	sess, err := s.Open(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("starting %s on the %s target: %w", s.Name(), spec.Kind, err)
+	}
+	defer sess.Close()
+	l := &loop{suite: s.Name(), target: spec.Kind, sess: sess, plan: plan, opts: opts, total: len(plan.Units)}
+	l.run(ctx)
+	compat.SortResults(l.results)
+	run := &compat.Run{Suite: s.Name(), Target: spec.Kind, Start: start, Duration: time.Since(start),
+		Results: l.results, Properties: sess.Properties()}
+	var errs []error
+	if n := len(l.targetErrs); n > 0 {
+		errs = append(errs, fmt.Errorf("%s: %d unit(s) could not run on the %s target (their error results say why); the first: %w",
+			s.Name(), n, spec.Kind, l.targetErrs[0]))
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: stopped after %d of %d units: %w", s.Name(), l.done, l.total, err))
+	}
+	return run, errors.Join(errs...)
+}
+
+// loop runs the units of one suite on one target.
+type loop struct {
+	suite, target string
+	sess          runners.Session
+	plan          runners.Plan
+	opts          Options
+
+	mu         sync.Mutex
+	results    []compat.Result
+	targetErrs []error
+	done       int
+	total      int
+}
+
+// run runs the plan's units batch by batch: a batch is a run of
+// consecutive units of one kind.
+func (l *loop) run(ctx context.Context) {
+	units := l.plan.Units
+	for len(units) > 0 && ctx.Err() == nil {
+		n := 1
+		for n < len(units) && units[n].Kind == units[0].Kind {
+			n++
+		}
+		l.batch(ctx, units[:n], l.plan.Kinds[units[0].Kind])
+		units = units[n:]
+	}
+}
+
+// batch runs units of one kind, as many at once as the kind allows.
+func (l *loop) batch(ctx context.Context, units []runners.Unit, kind runners.Kind) {
+	parallel := max(l.opts.Parallel, 1)
+	if kind.Serial {
+		parallel = 1
+	}
+	slots := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, u := range units {
+		slots <- struct{}{}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			start := time.Now()
+			results, unitErr, targetErr := l.unit(ctx, u, kind)
+			l.finished(u, results, unitErr, targetErr, time.Since(start))
+		})
+	}
+	wg.Wait()
+}
+
+// finished records a unit's results and reports its progress line.
+func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat.Result, targetErr error, elapsed time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.results = append(l.results, results...)
+	if targetErr != nil {
+		l.targetErrs = append(l.targetErrs, fmt.Errorf("unit %s: %w", u.Name, targetErr))
+	}
+	l.done++
+	if l.opts.Progress == nil {
+		return
+	}
+	var c compat.Counts
+	for _, r := range results {
+		c.Add(r)
+	}
+	line := fmt.Sprintf("%s %d/%d: pass %d, fail %d, error %d, skip %d (%s)", u.Name, l.done, l.total,
+		c.Pass, c.Fail, c.Error, c.Skip, elapsed.Round(10*time.Millisecond))
+	if unitErr != nil {
+		msg, _, _ := strings.Cut(unitErr.Message, "\n")
+		line += ": " + msg
+	}
+	l.opts.Progress(line)
+}
+
+// timeout is how long one unit of kind may take.
+func (l *loop) timeout(kind runners.Kind) time.Duration {
+	switch {
+	case l.opts.Timeout > 0:
+		return l.opts.Timeout
+	case kind.Timeout > 0:
+		return kind.Timeout
+	}
+	return runners.DefaultTimeout
+}
+
+// unit runs one unit, and its failed tests once more when the kind can,
+// and returns its results: with its error result, if any, which it also
+// returns alone. targetErr is the unit's error when it was the target's.
+func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, targetErr error) {
+	timeout := l.timeout(kind)
+	start := time.Now()
+	rep, timedOut := l.attempt(ctx, u, nil, timeout)
+	results = rep.Results
+	var msg string
+	switch {
+	case ctx.Err() != nil:
+		// The whole run was stopped (^C, a CI deadline): say so rather
+		// than blame the unit, but keep an error result, so that its
+		// missing tests count as missing, not as removed.
+		msg = fmt.Sprintf("run stopped before the unit finished (%v)", context.Cause(ctx))
+	case timedOut:
+		msg = fmt.Sprintf("timed out after %v with %d tests reported; the rest did not run", timeout, countTests(results, u.Name))
+	case rep.Err != nil:
+		msg = rep.Err.Error()
+		if errors.Is(rep.Err, runners.ErrTarget) {
+			targetErr = rep.Err
+		}
+	}
+	// A unit that crashed still reran its failed tests, as regrtest's
+	// own rerun does; one whose time ran out, or whose target failed,
+	// would only do the same again.
+	if kind.Rerun && l.opts.Rerun && ctx.Err() == nil && !timedOut && targetErr == nil {
+		results = l.rerun(ctx, u, results, timeout)
+	}
+	if msg == "" {
+		return results, nil, nil
+	}
+	command := rep.Command
+	if command == "" {
+		command = "(the " + l.suite + " suite gave no command for this unit)"
+	}
+	ue := compat.Result{Suite: l.suite, Unit: u.Name, Test: u.Name, Status: compat.Error, Duration: time.Since(start),
+		Message: msg, Output: transcript(command, rep.Output)}
+	kept := results[:0]
+	for _, r := range results {
+		if r.Test != u.Name {
+			kept = append(kept, r)
+		}
+	}
+	return append(kept, ue), &ue, targetErr
+}
+
+// attempt runs the unit (or the named tests of it) under its timeout.
+func (l *loop) attempt(ctx context.Context, u runners.Unit, tests []string, timeout time.Duration) (runners.Report, bool) {
+	uctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rep := l.sess.Run(uctx, u, tests)
+	for i := range rep.Results {
+		if rep.Results[i].Suite == "" {
+			rep.Results[i].Suite = l.suite
+		}
+		if rep.Results[i].Unit == "" {
+			rep.Results[i].Unit = u.Name
+		}
+	}
+	return rep, ctx.Err() == nil && errors.Is(uctx.Err(), context.DeadlineExceeded)
+}
+
+// rerun runs the unit's failed tests once more. A test that then passes or
+// fails again replaces its first result, which it keeps as Previous (a pass
+// after a failure is flaky); a test the rerun did not report keeps its
+// first result.
+func (l *loop) rerun(ctx context.Context, u runners.Unit, results []compat.Result, timeout time.Duration) []compat.Result {
+	var failed []string
+	for _, r := range results {
+		if r.Status.Failed() && r.Test != u.Name {
+			failed = append(failed, r.Test)
+		}
+	}
+	if len(failed) == 0 || ctx.Err() != nil {
+		return results
+	}
+	rep, _ := l.attempt(ctx, u, failed, timeout)
+	again := map[string]compat.Result{}
+	for _, r := range rep.Results {
+		again[r.Test] = r
+	}
+	for i, r := range results {
+		if !r.Status.Failed() || r.Test == u.Name {
+			continue
+		}
+		if n, ok := again[r.Test]; ok && (n.Status == compat.Pass || n.Status.Failed()) {
+			n.Previous = append(append([]compat.Result(nil), r.Previous...), r)
+			results[i] = n
+		}
+	}
+	return results
+}
+
+// countTests counts the results that are tests of unit, not the unit
+// itself.
+func countTests(results []compat.Result, unit string) int {
+	n := 0
+	for _, r := range results {
+		if r.Test != unit {
+			n++
+		}
+	}
+	return n
+}
+
+// transcript shows a unit's command and the tail of its output the way a
+// terminal would: each line of the command after "$ ", then the output.
+func transcript(command, output string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(command, "\n") {
+		b.WriteString("$ " + line + "\n")
+	}
+	b.WriteString(runners.Tail(output, tailLines, tailBytes))
+	return strings.TrimRight(b.String(), "\n")
+}
