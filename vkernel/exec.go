@@ -371,6 +371,9 @@ func (k *Kernel) resolve(req *Request) (*route, string, error) {
 	if !ok {
 		return deny(hash, "not in the signed manifest: "+describe(fd))
 	}
+	if r.module == nil {
+		return deny(hash, fmt.Sprintf("entry %q is in the signed manifest but not loaded by this kernel (Options.Entries)", r.entry.Name))
+	}
 	if k.policy == PolicyPathHash {
 		real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 		if err != nil {

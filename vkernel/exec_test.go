@@ -3,8 +3,10 @@ package vkernel
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -233,5 +235,29 @@ func TestExitCodeArgsEnv(t *testing.T) {
 	_, res := run(t, k2, Request{Path: plain.wasm("probe"), Args: []string{"probe", "exit", "7"}})
 	if res.ExitCode != 7 {
 		t.Fatalf("exit code %d, want 7", res.ExitCode)
+	}
+}
+
+// TestOpenEntries: a kernel opened for some entries compiles only their
+// modules, runs them, denies an exec routed to another entry of the same
+// signed manifest, and refuses an entry name the manifest lacks.
+func TestOpenEntries(t *testing.T) {
+	f := newFixture(t,
+		entry("a", identGuest(t, "guest-a"), megabinary.Resources{}),
+		entry("b", identGuest(t, "guest-b"), megabinary.Resources{}))
+	k, audit := f.open(t, Options{Entries: []string{"a"}})
+	if out, _ := run(t, k, Request{Path: f.wasm("a")}); out != "guest-a\n" {
+		t.Errorf("entry a printed %q", out)
+	}
+	_, err := k.Exec(context.Background(), Request{Path: f.wasm("b"), Stdout: io.Discard, Stderr: io.Discard})
+	var denied *DeniedError
+	if !errors.As(err, &denied) || !strings.Contains(denied.Reason, `entry "b" is in the signed manifest but not loaded`) {
+		t.Fatalf("exec of an entry not loaded: %v, want a denial naming it", err)
+	}
+	if !strings.Contains(audit.String(), `"decision":"deny"`) {
+		t.Errorf("no deny record in the audit log:\n%s", audit)
+	}
+	if _, err := Open(context.Background(), f.mb, Options{TrustedKeys: []ed25519.PublicKey{f.pub}, Entries: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), `"nope" is not in the megabinary's manifest`) {
+		t.Errorf("Open with an unknown entry: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -49,6 +50,13 @@ type Options struct {
 	Policy Policy
 	// Audit receives the audit log as JSON lines; nil discards it.
 	Audit io.Writer
+	// Entries, when not empty, names the manifest entries this kernel
+	// runs: only their modules are compiled (or their AOT code checked and
+	// loaded), so a process that runs one program of a large megabinary
+	// (a shim) does not pay for the others. The whole signature and every
+	// module digest are still checked; an exec routed to another entry is
+	// denied. Naming an entry the manifest lacks fails the load.
+	Entries []string
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -160,8 +168,15 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	if err := hostabi.Instantiate(ctx, k.runtime); err != nil {
 		return nil, err
 	}
+	loaded, err := entriesToLoad(f, opts.Entries)
+	if err != nil {
+		return nil, err
+	}
 	compiled := map[string]wazero.CompiledModule{}
 	for _, m := range f.Manifest.Modules {
+		if !loaded.module[m.Digest] {
+			continue
+		}
 		if k.aot != nil {
 			k.aot.Expect(m.Digest)
 		}
@@ -183,6 +198,13 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	for i := range f.Manifest.Entries {
 		e := &f.Manifest.Entries[i]
 		r := &route{entry: e, module: compiled[e.Module], paths: map[string]bool{}}
+		if !loaded.entry[e.Name] {
+			r.module = nil
+			for _, h := range e.Hashes {
+				k.routes[h] = r
+			}
+			continue
+		}
 		def, ok := r.module.ExportedFunctions()[e.StartExport()]
 		if !ok {
 			return nil, fmt.Errorf("entry %q: module exports no function %q", e.Name, e.StartExport())
@@ -205,6 +227,27 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		}
 	}
 	return k, nil
+}
+
+// loadSet is what Open compiles: entries by name, modules by digest.
+type loadSet struct{ entry, module map[string]bool }
+
+// entriesToLoad returns the entries named (all when names is empty) and
+// their modules, or an error naming an entry the manifest lacks.
+func entriesToLoad(f *megabinary.File, names []string) (loadSet, error) {
+	set := loadSet{entry: map[string]bool{}, module: map[string]bool{}}
+	for _, e := range f.Manifest.Entries {
+		if len(names) == 0 || slices.Contains(names, e.Name) {
+			set.entry[e.Name] = true
+			set.module[e.Module] = true
+		}
+	}
+	for _, n := range names {
+		if !set.entry[n] {
+			return set, fmt.Errorf("entry %q is not in the megabinary's manifest", n)
+		}
+	}
+	return set, nil
 }
 
 // AOTError reports compiled code in the AOT cache that failed its check:

@@ -77,7 +77,7 @@ func PrepareShim(dir string, b *wasmbuild.Build, self []string, spec runners.Tar
 		return nil, errors.New("nginx shim: no megabinary to run (the vkernel target's spec names none)")
 	}
 	bin := filepath.Join(dir, "nginx")
-	env := (&shim.Config{Megabinary: spec.Megabinary, PublicKey: spec.PublicKey, Wasm: b.Wasm(), Cache: spec.Cache}).Env()
+	env := (&shim.Config{Megabinary: spec.Megabinary, PublicKey: spec.PublicKey, Wasm: b.Wasm(), Cache: spec.Cache, Entry: entry(b).Name}).Env()
 	if err := prepare.WriteScript(bin, "nginx.wasm in the vkernel with a native nginx's command line (compat adapters/nginx).", env, self); err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}

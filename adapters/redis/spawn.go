@@ -80,7 +80,7 @@ func VkernelPrograms(dir string, b *wasmbuild.Build, self []string, spec runners
 	if spec.Megabinary == "" || spec.PublicKey == "" {
 		return nil, errors.New("redis shim: no megabinary to run (the vkernel target's spec names none)")
 	}
-	env := (&shim.Config{Megabinary: spec.Megabinary, PublicKey: spec.PublicKey, Wasm: b.Wasm(), Cache: spec.Cache}).Env()
+	env := (&shim.Config{Megabinary: spec.Megabinary, PublicKey: spec.PublicKey, Wasm: b.Wasm(), Cache: spec.Cache, Entry: entry(b).Name}).Env()
 	programs := map[string]string{}
 	for _, name := range []string{"redis-server", "redis-check-aof", "redis-check-rdb"} {
 		script := filepath.Join(dir, name)

@@ -42,6 +42,9 @@ const (
 	EnvWasm = "COMPAT_SHIM_WASM"
 	// EnvCache is the AOT compilation cache root (optional).
 	EnvCache = "COMPAT_CACHE"
+	// EnvEntry names the manifest entry the shim runs (optional): only
+	// its module is loaded, not every program of the run's megabinary.
+	EnvEntry = "COMPAT_SHIM_ENTRY"
 	// EnvMounts lists extra mounts, "GUEST=HOST" pairs of absolute paths
 	// separated by commas (optional).
 	EnvMounts = "COMPAT_SHIM_MOUNTS"
@@ -63,6 +66,9 @@ type Config struct {
 	Wasm string
 	// Cache is the AOT compilation cache root; "" compiles on every start.
 	Cache string
+	// Entry names the manifest entry to load (vkernel.Options.Entries);
+	// "" loads them all.
+	Entry string
 	// Mounts are mounts every instance gets, before the ones the shim
 	// adds for the program's own paths.
 	Mounts []vkernel.Mount
@@ -72,6 +78,9 @@ type Config struct {
 // script exports them (prepare.WriteScript takes them as they are).
 func (c *Config) Env() [][2]string {
 	env := [][2]string{{EnvMegabinary, c.Megabinary}, {EnvPublicKey, c.PublicKey}, {EnvWasm, c.Wasm}, {EnvCache, c.Cache}}
+	if c.Entry != "" {
+		env = append(env, [2]string{EnvEntry, c.Entry})
+	}
 	if len(c.Mounts) > 0 {
 		pairs := make([]string, len(c.Mounts))
 		for i, m := range c.Mounts {
@@ -86,7 +95,7 @@ func (c *Config) Env() [][2]string {
 // variable that is missing or empty, or a malformed EnvMounts, is an error
 // naming the variable.
 func FromEnv() (*Config, error) {
-	c := &Config{Megabinary: os.Getenv(EnvMegabinary), PublicKey: os.Getenv(EnvPublicKey), Wasm: os.Getenv(EnvWasm), Cache: os.Getenv(EnvCache)}
+	c := &Config{Megabinary: os.Getenv(EnvMegabinary), PublicKey: os.Getenv(EnvPublicKey), Wasm: os.Getenv(EnvWasm), Cache: os.Getenv(EnvCache), Entry: os.Getenv(EnvEntry)}
 	for _, v := range []struct{ name, val string }{{EnvMegabinary, c.Megabinary}, {EnvPublicKey, c.PublicKey}, {EnvWasm, c.Wasm}} {
 		if v.val == "" {
 			return nil, fmt.Errorf("the vkernel shim needs %s in its environment (the script prepared for it sets it)", v.name)
@@ -138,7 +147,11 @@ func Open(ctx context.Context, c *Config) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvPublicKey, err)
 	}
-	k, err := vkernel.Open(ctx, c.Megabinary, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: c.Cache})
+	opts := vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: c.Cache}
+	if c.Entry != "" {
+		opts.Entries = []string{c.Entry}
+	}
+	k, err := vkernel.Open(ctx, c.Megabinary, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the megabinary %s: %w", c.Megabinary, err)
 	}
