@@ -14,6 +14,7 @@ import (
 	"github.com/compat-project/compat/runners/testenv"
 
 	"github.com/compat-project/compat/vkernel/guests"
+	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
 // compat runs the CLI in-process and returns its exit code and output.
@@ -246,5 +247,8 @@ func TestIntegrityExitCodes(t *testing.T) {
 	}
 	if _, err := os.Stat(out2); err == nil {
 		t.Fatal("a megabinary was written from a spec with trailing data")
+	}
+	if log := auditLog(); !strings.Contains(log, `"action":"build"`) || !strings.Contains(log, `"hash":"`+megabinary.SHA256([]byte(spec+`{"x":1}`))+`"`) || !strings.Contains(log, "trailing.json") {
+		t.Fatalf("no audit record of the refused spec naming it and its hash:\n%s", log)
 	}
 }

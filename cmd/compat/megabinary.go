@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/megabinary"
@@ -34,16 +37,17 @@ func mbBuild(args []string, stdout, stderr io.Writer) int {
 	spec := fs.String("spec", "", "JSON build spec (entries with their wasm files)")
 	out := fs.String("out", "", "megabinary to write")
 	key := fs.String("key", "", "private key to sign with after verification (optional)")
+	auditFile := fs.String("audit", "", "audit log to append a refused spec to (default COMPAT_CACHE/audit.jsonl)")
 	if err := fs.Parse(args); err != nil || *spec == "" || *out == "" || fs.NArg() != 0 {
 		return usageError(fs, err)
 	}
 	s, err := megabinary.LoadSpec(*spec)
 	if err != nil {
-		return fail(stderr, err)
+		return refuseSpec(stderr, *spec, *auditFile, err)
 	}
 	f, err := s.Build()
 	if err != nil {
-		return fail(stderr, fmt.Errorf("spec %s: %w", *spec, err))
+		return refuseSpec(stderr, *spec, *auditFile, fmt.Errorf("spec %s: %w", *spec, err))
 	}
 	if *key != "" {
 		if err := verifyAndSign(f, *key); err != nil {
@@ -197,4 +201,43 @@ func mbInspect(args []string, stdout, stderr io.Writer) int {
 			strings.Join(mounts, ", "), r.Listeners, strings.Join(r.Connect, ", "), r.Spawn)
 	}
 	return exitOK
+}
+
+// refuseSpec reports a spec that does not build (nothing is written) and
+// appends an audit record naming it and its SHA-256: a megabinary is what
+// decides which code may run, so a refused build is recorded as a refused
+// exec is.
+func refuseSpec(stderr io.Writer, spec, auditFile string, err error) int {
+	rec := vkernel.AuditRecord{Time: time.Now().UTC(), Action: "build", Path: spec, Decision: "deny", Reason: err.Error()}
+	if data, rerr := os.ReadFile(spec); rerr == nil {
+		rec.Hash = megabinary.SHA256(data)
+	}
+	if auditFile == "" {
+		auditFile = filepath.Join(cacheRoot(), "audit.jsonl")
+	}
+	if aerr := appendAudit(auditFile, rec); aerr != nil {
+		fmt.Fprintf(stderr, "compat: audit log %s: %v\n", auditFile, aerr)
+	}
+	return fail(stderr, fmt.Errorf("%w; nothing written (recorded in %s)", err, auditFile))
+}
+
+// appendAudit appends one JSON line to the audit log at path.
+func appendAudit(path string, rec vkernel.AuditRecord) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
