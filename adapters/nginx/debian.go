@@ -224,15 +224,7 @@ func (ss *session) runDebianTest(ctx context.Context, test DebianTest) runners.R
 			runners.Mount{Host: ss.debianShim.Megabinary, Guest: ss.debianShim.Megabinary, ReadOnly: true},
 			runners.Mount{Host: ss.debianShim.PublicKey, Guest: ss.debianShim.PublicKey, ReadOnly: true},
 		)
-		if ss.spec.Cache != "" {
-			// The shim's compiled code, kept between containers.
-			aot := filepath.Join(ss.spec.Cache, "aot")
-			if err := os.MkdirAll(aot, 0o755); err != nil {
-				rep.Err = runners.TargetError(err)
-				return rep
-			}
-			mounts = append(mounts, runners.Mount{Host: aot, Guest: aot})
-		}
+		// No AOT cache: see where debianShim is prepared.
 	}
 	t, err := docker.New(ctx, docker.Options{Name: kind, Image: s.build.ReferenceImage(), Mounts: mounts})
 	if err != nil {
