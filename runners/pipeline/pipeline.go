@@ -251,7 +251,19 @@ func buildKernel(ctx context.Context, cfg Config, out *Outcome) (*megabinaryFile
 	if err != nil {
 		return nil, err
 	}
-	return &megabinaryFiles{path: mb, publicKey: pubFile, kernel: k}, nil
+	// Shims and containers open these files from other working
+	// directories: hand them on as absolute paths.
+	absMB, err := filepath.Abs(mb)
+	if err != nil {
+		k.Close(ctx)
+		return nil, err
+	}
+	absPub, err := filepath.Abs(pubFile)
+	if err != nil {
+		k.Close(ctx)
+		return nil, err
+	}
+	return &megabinaryFiles{path: absMB, publicKey: absPub, kernel: k}, nil
 }
 
 // writePublicKey writes pub to name as PEM (PKIX), as megabinary.GenerateKey

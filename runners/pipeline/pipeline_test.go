@@ -15,6 +15,8 @@ import (
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/runners/testenv"
+	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
@@ -23,13 +25,14 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata fr
 // fakeSuite is a runners.Suite that runs no program: each unit's behaviour
 // is a function of the target, the tests asked for and the unit's context.
 type fakeSuite struct {
-	units []runners.Unit
-	kinds map[string]runners.Kind
-	run   func(ctx context.Context, spec runners.TargetSpec, u runners.Unit, tests []string) runners.Report
+	entries []megabinary.SpecEntry
+	units   []runners.Unit
+	kinds   map[string]runners.Kind
+	run     func(ctx context.Context, spec runners.TargetSpec, u runners.Unit, tests []string) runners.Report
 }
 
 func (s *fakeSuite) Name() string                    { return "fake" }
-func (s *fakeSuite) Entries() []megabinary.SpecEntry { return nil }
+func (s *fakeSuite) Entries() []megabinary.SpecEntry { return s.entries }
 func (s *fakeSuite) Plan() runners.Plan              { return runners.Plan{Units: s.units, Kinds: s.kinds} }
 func (s *fakeSuite) Open(_ context.Context, spec runners.TargetSpec) (runners.Session, error) {
 	return &fakeSession{s: s, spec: spec}, nil
@@ -361,6 +364,35 @@ func TestUnknownTarget(t *testing.T) {
 	for _, spec := range []runners.TargetSpec{{Kind: "cloud"}, {Kind: runners.Reference, Reference: "vm"}} {
 		if run, err := RunSuite(context.Background(), s, spec, Options{}); run != nil || err == nil || !strings.Contains(err.Error(), "unknown") {
 			t.Errorf("%+v: run %v, err %v", spec, run, err)
+		}
+	}
+}
+
+// TestSpecPathsAbsolute: with a relative -out, the megabinary and public
+// key handed to suites are absolute paths, since shims and containers open
+// them from other working directories.
+func TestSpecPathsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	wasm, err := guests.Ident("fake")
+	if err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "fake.wasm"), wasm, 0o644)
+	var got runners.TargetSpec
+	s := &fakeSuite{entries: []megabinary.SpecEntry{{Name: "fake", Wasm: filepath.Join(dir, "fake.wasm")}}, units: []runners.Unit{{Name: "unit_a"}}, run: func(_ context.Context, spec runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+		got = spec
+		return runners.Report{Results: []compat.Result{pass(u.Name, "t")}}
+	}}
+	_, err = Run(context.Background(), Config{Suites: []runners.Suite{s}, Targets: []string{runners.Vkernel}, Out: "out/rel", Baselines: "baselines", Cache: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]string{"Megabinary": got.Megabinary, "PublicKey": got.PublicKey} {
+		if !filepath.IsAbs(p) {
+			t.Errorf("spec.%s = %q, want an absolute path", name, p)
+		} else if _, err := os.Stat(p); err != nil {
+			t.Errorf("spec.%s: %v", name, err)
 		}
 	}
 }
