@@ -40,10 +40,9 @@ pkgs=
 for set in "$@"; do
 	case $set in
 	base) pkgs="$pkgs $base_pkgs" ;;
-	wasm | python-wasm) pkgs="$pkgs $wasm_pkgs" ;;
+	wasm) pkgs="$pkgs $wasm_pkgs" ;;
 	test) pkgs="$pkgs $test_pkgs" ;;
 	nginx-test) pkgs="$pkgs $nginx_test_pkgs" ;;
-	python-image) pkgs="$pkgs $base_pkgs" ;;
 	all) pkgs="$pkgs $base_pkgs $wasm_pkgs $test_pkgs $nginx_test_pkgs" ;;
 	*) compat_die "unknown set '$set' (base, wasm, test, nginx-test or all)" ;;
 	esac
