@@ -174,6 +174,10 @@ type TargetSpec struct {
 	// compat nginx-shim) open this same file, so the run's
 	// compat.PropMegabinaryDigest is what they ran.
 	Megabinary, PublicKey string
+	// Exec is the command that runs compat exec (Vkernel only), such as
+	// {"/usr/bin/compat", "exec"}: every program a suite runs on the
+	// vkernel runs in such a process of its own (runners/vktarget).
+	Exec []string
 	// Cache is the cache root (builds, AOT code).
 	Cache string
 	// Scratch is an empty directory the session may use until Close;

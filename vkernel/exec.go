@@ -128,9 +128,9 @@ type Result struct {
 
 // DeniedError reports an exec the policy refused. Nothing ran.
 type DeniedError struct {
-	Path   string
-	Hash   string // empty when the file could not be hashed
-	Reason string
+	Path   string `json:"path"`
+	Hash   string `json:"hash,omitempty"` // empty when the file could not be hashed
+	Reason string `json:"reason"`
 }
 
 func (e *DeniedError) Error() string {

@@ -57,6 +57,21 @@ type Options struct {
 	// module digest are still checked; an exec routed to another entry is
 	// denied. Naming an entry the manifest lacks fails the load.
 	Entries []string
+	// Interruptible makes a running guest stoppable wherever it is: when
+	// its Exec's ctx ends, the guest stops at its next function entry or
+	// loop header (wazero's WithCloseOnContextDone). That check leaves
+	// native code at every loop iteration and makes guest code about 3x
+	// slower (README, "Stopping a guest").
+	//
+	// Without it, a guest whose ctx ends stops at its next host call, and
+	// a host call that blocks (poll_oneoff, a read, accept) returns as
+	// soon as ctx ends; a guest computing without host calls runs on. Go
+	// cannot preempt native wasm code, so such a guest also holds up the
+	// Go runtime's stop-the-world phases in its process while it runs.
+	// Guests that must be stoppable at any instant belong in a process of
+	// their own that can be ended (compat exec; the vkernel runner target
+	// runs each program so), or in a kernel with Interruptible set.
+	Interruptible bool
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -137,7 +152,7 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		routes: map[string]*route{},
 		hashes: hashcache.New(4096),
 	}
-	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(opts.Interruptible)
 	if opts.CacheDir != "" {
 		aotRoot := filepath.Join(opts.CacheDir, "aot")
 		hostKey, err := aotcache.LoadKey(filepath.Join(aotRoot, "host.key"))

@@ -122,6 +122,7 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 			Programs:   map[string]string{"python3.11": s.build.Wasm()},
 			Properties: props,
 			Megabinary: spec.Megabinary, PublicKey: spec.PublicKey,
+			Exec: spec.Exec, Cache: spec.Cache, Entries: []string{s.Entries()[0].Name},
 		})
 	case spec.Reference == runners.Docker:
 		if err := os.MkdirAll(ss.work.Host, 0o777); err != nil {

@@ -215,6 +215,7 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 			Programs:   map[string]string{"redis-server": s.build.Wasm()},
 			Properties: ss.props,
 			Megabinary: spec.Megabinary, PublicKey: spec.PublicKey,
+			Exec: spec.Exec, Cache: spec.Cache, Entries: []string{entry(s.build).Name},
 		})
 		if err != nil {
 			return nil, err

@@ -3,16 +3,18 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 
+	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -22,51 +24,78 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	mb := fs.String("megabinary", "", "signed megabinary")
 	pubFile := fs.String("pubkey", "", "public key the megabinary must be signed with")
 	policyName := fs.String("policy", "hash", "exec policy: hash or path+hash")
-	auditFile := fs.String("audit", "", "audit log to append to (default COMPAT_CACHE/audit.jsonl)")
-	timeout := fs.Duration("timeout", 0, "stop the guest after this long (0: no limit)")
-	var mounts, listens, env listFlag
+	auditFile := fs.String("audit", "", "audit log to append to (default CACHE/audit.jsonl)")
+	cache := fs.String("cache", "", "cache root holding the AOT code (default $COMPAT_CACHE)")
+	timeout := fs.Duration("timeout", 0, "stop the guest after this long, wherever it is (0: no limit); its loops then run slower (README, \"Stopping a guest\")")
+	argv0 := fs.String("argv0", "", "argv[0] the guest sees (default PATH)")
+	resultFD := fs.Int("result-fd", -1, "write how the exec ended, as one JSON object, to this inherited fd")
+	var mounts, listens, listenFDs, env, entries listFlag
 	fs.Var(&mounts, "mount", "GUEST=HOST[:ro]: mount a host directory (repeatable)")
 	fs.Var(&listens, "listen", "ADDR: listen on a host address and hand the socket to the guest (repeatable)")
+	fs.Var(&listenFDs, "listen-fd", "FD: hand the guest the listening socket inherited as FD (repeatable)")
 	fs.Var(&env, "env", "KEY=VALUE for the guest (repeatable)")
+	fs.Var(&entries, "entry", "NAME: load only this manifest entry (repeatable; default all); execs routed to others are denied")
 	if err := fs.Parse(args); err != nil || *mb == "" || *pubFile == "" || fs.NArg() < 1 {
 		return usageError(fs, err)
 	}
+	result := newResultWriter(*resultFD)
+	failed := func(err error) int {
+		result.write(vktarget.ExecResult{Error: err.Error()})
+		return fail(stderr, err)
+	}
+	if *cache == "" {
+		*cache = cacheRoot()
+	}
 	policy, err := vkernel.ParsePolicy(*policyName)
 	if err != nil {
-		return fail(stderr, err)
+		return failed(err)
 	}
 	pub, err := megabinary.ReadPublicKey(*pubFile)
 	if err != nil {
-		return fail(stderr, err)
+		return failed(err)
 	}
 	req := vkernel.Request{Path: fs.Arg(0), Args: fs.Args(), Env: env, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
+	if *argv0 != "" {
+		req.Args = append([]string{*argv0}, fs.Args()[1:]...)
+	}
 	for _, m := range mounts {
 		mount, err := parseMount(m)
 		if err != nil {
-			return fail(stderr, err)
+			return failed(err)
 		}
 		req.Mounts = append(req.Mounts, mount)
 	}
 	for _, addr := range listens {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fail(stderr, err)
+			return failed(err)
+		}
+		defer l.Close()
+		req.Listeners = append(req.Listeners, l)
+	}
+	for _, s := range listenFDs {
+		l, err := inheritedListener(s)
+		if err != nil {
+			return failed(err)
 		}
 		defer l.Close()
 		req.Listeners = append(req.Listeners, l)
 	}
 	if *auditFile == "" {
-		*auditFile = filepath.Join(cacheRoot(), "audit.jsonl")
+		*auditFile = filepath.Join(*cache, "audit.jsonl")
 		os.MkdirAll(filepath.Dir(*auditFile), 0o755)
 	}
 	audit, err := os.OpenFile(*auditFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return fail(stderr, fmt.Errorf("audit log: %w", err))
+		return failed(fmt.Errorf("audit log: %w", err))
 	}
 	defer audit.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// SIGINT and SIGTERM are not caught: like a native program without
+	// handlers, compat exec dies of them at once, wherever the guest is.
+	// (Go cannot preempt native wasm code: a handler would wait for a
+	// guest computing without host calls to make one.)
+	ctx := context.Background()
 	if *timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
@@ -74,12 +103,16 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	k, err := vkernel.Open(ctx, *mb, vkernel.Options{
 		TrustedKeys: []ed25519.PublicKey{pub},
-		CacheDir:    cacheRoot(),
+		CacheDir:    *cache,
 		Policy:      policy,
 		Audit:       audit,
+		Entries:     entries,
+		// Only a -timeout needs the guest stoppable at any instant;
+		// otherwise it runs at full speed and a signal ends the process.
+		Interruptible: *timeout > 0,
 	})
 	if err != nil {
-		return fail(stderr, err)
+		return failed(err)
 	}
 	defer k.Close(context.Background())
 	res, err := k.Exec(ctx, req)
@@ -87,19 +120,64 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	var trap *vkernel.TrapError
 	switch {
 	case errors.As(err, &denied):
+		result.write(vktarget.ExecResult{Denied: denied})
 		fmt.Fprintf(stderr, "compat: %v\n", err)
 		fmt.Fprintf(stderr, "compat: denied by the vkernel (policy %s); recorded in %s\n", policy, *auditFile)
 		return exitDenied
 	case errors.As(err, &trap):
+		result.write(vktarget.ExecResult{Trap: err.Error()})
 		fmt.Fprintf(stderr, "compat: %v\n", err)
 		return exitTrap
 	case err != nil:
-		return fail(stderr, err)
+		return failed(err)
 	}
-	if res.ExitCode > 255 {
+	code := int(res.ExitCode)
+	result.write(vktarget.ExecResult{Exit: &code})
+	if code > 255 {
 		return 255
 	}
-	return int(res.ExitCode)
+	return code
+}
+
+// resultWriter writes compat exec's ExecResult to -result-fd, once: the
+// -timeout watchdog and the exec race to it.
+type resultWriter struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func newResultWriter(fd int) *resultWriter {
+	if fd < 0 {
+		return &resultWriter{}
+	}
+	return &resultWriter{f: os.NewFile(uintptr(fd), "result-fd")}
+}
+
+func (w *resultWriter) write(r vktarget.ExecResult) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return
+	}
+	b, _ := json.Marshal(r)
+	w.f.Write(append(b, '\n'))
+	w.f.Close()
+	w.f = nil
+}
+
+// inheritedListener adopts the listening socket inherited as fd s.
+func inheritedListener(s string) (net.Listener, error) {
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("-listen-fd %q: want an inherited fd number above 2", s)
+	}
+	f := os.NewFile(uintptr(fd), "listen-fd-"+s)
+	defer f.Close()
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("-listen-fd %d: not a listening socket: %w", fd, err)
+	}
+	return l, nil
 }
 
 func parseMount(s string) (vkernel.Mount, error) {

@@ -51,8 +51,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("-target %q: want vkernel and/or reference", k))
 		}
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(stderr, fmt.Errorf("finding the compat executable for the vkernel's processes: %w", err))
+	}
 	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: cacheRoot(), Key: *key,
-		Options: opts, Log: stdout}
+		Exec: []string{self, "exec"}, Options: opts, Log: stdout}
 	for _, name := range split(*suites) {
 		s, err := newSuite(name, sf)
 		if err != nil {

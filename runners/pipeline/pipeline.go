@@ -49,6 +49,9 @@ type Config struct {
 	Cache string
 	// Key signs the run's megabinary; empty: a key generated for the run.
 	Key string
+	// Exec is the command that runs compat exec, for the vkernel target
+	// (runners.TargetSpec.Exec).
+	Exec []string
 	// Options say how each suite's units run.
 	Options
 	// Log receives progress lines.
@@ -128,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			name := s.Name() + "-" + kind
 			spec := runners.TargetSpec{Kind: kind, Reference: cfg.Reference, Cache: cfg.Cache}
 			if kind == runners.Vkernel && mb != nil {
-				spec.Kernel, spec.Megabinary, spec.PublicKey = mb.kernel, mb.path, mb.publicKey
+				spec.Kernel, spec.Megabinary, spec.PublicKey, spec.Exec = mb.kernel, mb.path, mb.publicKey, cfg.Exec
 			}
 			opts := cfg.Options
 			start := time.Now()

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -50,4 +52,37 @@ func Command(t testing.TB, name, debianPackage string) string {
 		Missing(t, "%s not found on PATH (apt-get install %s, or make deps)", name, debianPackage)
 	}
 	return p
+}
+
+var compatBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// CompatExec returns the command that runs `compat exec` (the vkernel
+// target's processes, vktarget.Options.Exec): the compat command built from
+// this module's cmd/compat once per test binary. A build failure fails t.
+func CompatExec(t testing.TB) []string {
+	t.Helper()
+	compatBuild.once.Do(func() {
+		// Beside the test binary: go test removes its directory after
+		// the run.
+		self, err := os.Executable()
+		if err != nil {
+			compatBuild.err = err
+			return
+		}
+		out := filepath.Join(filepath.Dir(self), "compat")
+		cmd := exec.Command("go", "build", "-o", out, "github.com/compat-project/compat/cmd/compat")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			compatBuild.err = fmt.Errorf("go build cmd/compat: %v\n%s", err, b)
+			return
+		}
+		compatBuild.path = out
+	})
+	if compatBuild.err != nil {
+		t.Fatalf("building compat for its exec verb: %v", compatBuild.err)
+	}
+	return []string{compatBuild.path, "exec"}
 }

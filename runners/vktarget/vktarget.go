@@ -1,16 +1,29 @@
 // Package vktarget is the runners.Target that runs programs in the vkernel:
 // each process is an exec routed by the SHA-256 of the program's file
 // through a signed megabinary.
+//
+// Each process runs in a compat exec process of its own, opened on the same
+// signed megabinary as the caller's kernel. Guest code then runs at the
+// engine's full speed (the kernel needs no per-loop termination checks,
+// vkernel.Options.Interruptible) and a unit that times out or a run that is
+// interrupted is still stopped at once, wherever its guest is: by ending
+// that process. The command a report names is the one that ran.
 package vktarget
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
@@ -21,8 +34,9 @@ import (
 type Options struct {
 	// Name names the target in reports; default "vkernel".
 	Name string
-	// Kernel runs the processes. It stays the caller's: one kernel serves
-	// every suite of a run, so Close leaves it open.
+	// Kernel is the caller's kernel, opened from Megabinary: the target
+	// reports its digests, and its load left the AOT code in Cache for
+	// the processes to read. It stays the caller's: Close leaves it open.
 	Kernel *vkernel.Kernel
 	// Mounts are every process's preopened directories.
 	Mounts []runners.Mount
@@ -34,10 +48,33 @@ type Options struct {
 	Env []string
 	// Properties are added to the target's properties.
 	Properties map[string]string
-	// Megabinary and PublicKey are the files Kernel was opened from, named
-	// in the commands Command writes (compat exec needs both); empty, the
-	// commands say MEGABINARY and PUBKEY instead.
+	// Megabinary and PublicKey are the files Kernel was opened from: the
+	// compat exec processes open them again.
 	Megabinary, PublicKey string
+	// Exec is the command that runs compat exec, such as
+	// {"/usr/bin/compat", "exec"}.
+	Exec []string
+	// Cache is the cache root holding the AOT code (compat exec -cache);
+	// empty, compat exec's default.
+	Cache string
+	// Entries, when not empty, are the only manifest entries the
+	// processes load (compat exec -entry): the programs' own. A process
+	// then pays for loading its program's code only.
+	Entries []string
+}
+
+// ExecResult is what compat exec writes to its -result-fd as it ends: how
+// the exec ended, which its exit status alone cannot tell (a guest may
+// exit 125 or 126 itself). Exactly one field is set.
+type ExecResult struct {
+	// Exit is the guest's exit status when it ran to its end.
+	Exit *int `json:"exit,omitempty"`
+	// Trap says how the guest ended abnormally: a trap, or stopped.
+	Trap string `json:"trap,omitempty"`
+	// Denied is the vkernel's refusal of the exec.
+	Denied *vkernel.DeniedError `json:"denied,omitempty"`
+	// Error says why compat exec could not run the guest at all.
+	Error string `json:"error,omitempty"`
 }
 
 // Target runs processes in one vkernel. It is safe for concurrent use.
@@ -50,8 +87,13 @@ type Target struct {
 
 // New returns a Target over opts.Kernel.
 func New(opts Options) (*Target, error) {
-	if opts.Kernel == nil {
+	switch {
+	case opts.Kernel == nil:
 		return nil, errors.New("vkernel target: no kernel")
+	case len(opts.Exec) == 0:
+		return nil, errors.New("vkernel target: no compat exec command to run processes with")
+	case opts.Megabinary == "" || opts.PublicKey == "":
+		return nil, errors.New("vkernel target: no megabinary or public key file for compat exec")
 	}
 	if opts.Name == "" {
 		opts.Name = "vkernel"
@@ -102,13 +144,13 @@ func (t *Target) Run(ctx context.Context, p runners.Process) (runners.Exit, erro
 // closed when the program ends.
 func (t *Target) Serve(ctx context.Context, n int, start func(ports []int) runners.Process) (*runners.Service, error) {
 	var (
-		ls    []net.Listener
+		files []*os.File
 		ports []int
 		addrs []string
 	)
 	closeAll := func() {
-		for _, l := range ls {
-			l.Close()
+		for _, f := range files {
+			f.Close()
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -117,7 +159,15 @@ func (t *Target) Serve(ctx context.Context, n int, start func(ports []int) runne
 			closeAll()
 			return nil, fmt.Errorf("vkernel target: listener %d of %d: %w", i+1, n, err)
 		}
-		ls = append(ls, l)
+		// The process inherits a duplicate; this one is closed at once,
+		// so the port is the guest's alone.
+		f, err := l.(*net.TCPListener).File()
+		l.Close()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("vkernel target: listener %d of %d: %w", i+1, n, err)
+		}
+		files = append(files, f)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 		addrs = append(addrs, l.Addr().String())
 	}
@@ -128,11 +178,13 @@ func (t *Target) Serve(ctx context.Context, n int, start func(ports []int) runne
 	}
 	return runners.StartService(ctx, addrs, func(ctx context.Context) (runners.Exit, error) {
 		defer closeAll()
-		return t.run(ctx, p, ls)
+		return t.run(ctx, p, files)
 	}), nil
 }
 
-func (t *Target) run(ctx context.Context, p runners.Process, listeners []net.Listener) (runners.Exit, error) {
+// run runs p in a compat exec process, handing it listeners (inherited
+// listening sockets) and reading how the exec ended from -result-fd.
+func (t *Target) run(ctx context.Context, p runners.Process, listeners []*os.File) (runners.Exit, error) {
 	t.mu.Lock()
 	closed := t.closed
 	t.mu.Unlock()
@@ -145,30 +197,71 @@ func (t *Target) run(ctx context.Context, p runners.Process, listeners []net.Lis
 	if p.Dir != "" && p.Dir != "/" {
 		return runners.Exit{}, fmt.Errorf("vkernel target: working directory %s: guests start in /; leave Dir empty", p.Dir)
 	}
-	file, err := t.program(p.Args[0])
+	args, err := t.execArgs(p)
 	if err != nil {
 		return runners.Exit{}, err
 	}
-	res, err := t.opts.Kernel.Exec(ctx, vkernel.Request{
-		Path:      file,
-		Args:      p.Args,
-		Env:       append(append([]string(nil), t.opts.Env...), p.Env...),
-		Stdin:     p.Stdin,
-		Stdout:    p.Stdout,
-		Stderr:    p.Stderr,
-		Mounts:    t.mounts,
-		Listeners: listeners,
-	})
-	var trap *vkernel.TrapError
-	switch {
-	case ctx.Err() != nil:
-		return runners.Exit{}, fmt.Errorf("vkernel target: %s: %w", p.Args[0], ctx.Err())
-	case errors.As(err, &trap):
-		return runners.Exit{Code: -1, Crash: "wasm trap: " + trap.Err.Error()}, nil
-	case err != nil:
-		return runners.Exit{}, fmt.Errorf("vkernel target: %w", err)
+	resultR, resultW, err := os.Pipe()
+	if err != nil {
+		return runners.Exit{}, fmt.Errorf("vkernel target: result pipe: %w", err)
 	}
-	return runners.Exit{Code: int(res.ExitCode)}, nil
+	defer resultR.Close()
+	// Inherited files are numbered from 3 in ExtraFiles' order.
+	files := append([]*os.File{resultW}, listeners...)
+	plumbing := []string{"-result-fd", "3"}
+	for i := range listeners {
+		plumbing = append(plumbing, "-listen-fd", strconv.Itoa(4+i))
+	}
+	// The flags go before the program, whose arguments follow it.
+	n := len(args) - len(p.Args)
+	full := append(append(append([]string(nil), args[:n]...), plumbing...), args[n:]...)
+	cmd := exec.Command(full[0], full[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.Stdin, p.Stdout, p.Stderr
+	cmd.ExtraFiles = files
+	// Output copied from pipes is complete soon after the process ends;
+	// do not wait on a descendant that kept them open.
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		resultW.Close()
+		return runners.Exit{}, fmt.Errorf("vkernel target: starting compat exec: %w", err)
+	}
+	resultW.Close()
+	result := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(resultR, 1<<20))
+		result <- b
+	}()
+	// The process ends when ctx does: killed, wherever its guest is.
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	waitErr := cmd.Wait()
+	stop()
+	if ctx.Err() != nil {
+		return runners.Exit{}, fmt.Errorf("vkernel target: %s: %w", p.Args[0], ctx.Err())
+	}
+	var res ExecResult
+	b := <-result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return runners.Exit{}, fmt.Errorf("vkernel target: %s: compat exec ended (%v) without saying how the exec ended", p.Args[0], waitErr)
+	}
+	switch {
+	case res.Exit != nil:
+		return runners.Exit{Code: *res.Exit}, nil
+	case res.Trap != "":
+		return runners.Exit{Code: -1, Crash: "wasm trap: " + trapText(res.Trap)}, nil
+	case res.Denied != nil:
+		return runners.Exit{}, fmt.Errorf("vkernel target: %w", res.Denied)
+	default:
+		return runners.Exit{}, fmt.Errorf("vkernel target: %s", res.Error)
+	}
+}
+
+// trapText is the trap itself, without the "guest ENTRY: " prefix that
+// vkernel.TrapError adds.
+func trapText(s string) string {
+	if _, rest, ok := strings.Cut(s, ": "); ok && strings.HasPrefix(s, "guest ") {
+		return rest
+	}
+	return s
 }
 
 // program finds the host file for a program name or guest path.
@@ -195,17 +288,25 @@ func (t *Target) Close() error {
 }
 
 // Command implements runners.Target: the compat exec command line that runs
-// p in a kernel of its own, opened from the same megabinary
-// (Options.Megabinary) with the target's mounts and environment.
+// p as Run does, in a kernel of its own opened from the same megabinary.
 func (t *Target) Command(p runners.Process) string {
-	mb, pub := t.opts.Megabinary, t.opts.PublicKey
-	if mb == "" {
-		mb = "MEGABINARY"
+	args, err := t.execArgs(p)
+	if err != nil {
+		args = append(args, p.Args...)
 	}
-	if pub == "" {
-		pub = "PUBKEY"
+	return runners.QuoteCommand(args...)
+}
+
+// execArgs is the compat exec command line for p, without the plumbing
+// flags (-result-fd, -listen-fd) that only Run's own pipes need.
+func (t *Target) execArgs(p runners.Process) ([]string, error) {
+	args := append(append([]string(nil), t.opts.Exec...), "-megabinary", t.opts.Megabinary, "-pubkey", t.opts.PublicKey)
+	if t.opts.Cache != "" {
+		args = append(args, "-cache", t.opts.Cache)
 	}
-	args := []string{"compat", "exec", "-megabinary", mb, "-pubkey", pub}
+	for _, e := range t.opts.Entries {
+		args = append(args, "-entry", e)
+	}
 	for _, m := range t.opts.Mounts {
 		v := m.Guest + "=" + m.Host
 		if m.ReadOnly {
@@ -216,12 +317,17 @@ func (t *Target) Command(p runners.Process) string {
 	for _, e := range append(append([]string(nil), t.opts.Env...), p.Env...) {
 		args = append(args, "-env", e)
 	}
-	if len(p.Args) > 0 {
-		file, err := t.program(p.Args[0])
-		if err != nil {
-			file = p.Args[0]
-		}
-		args = append(append(args, file), p.Args[1:]...)
+	if len(p.Args) == 0 {
+		return args, errors.New("vkernel target: no program")
 	}
-	return runners.QuoteCommand(args...)
+	file, err := t.program(p.Args[0])
+	if err != nil {
+		return args, err
+	}
+	// The file compat exec hashes is the host file; argv[0] stays the
+	// program as the caller named it.
+	if file != p.Args[0] {
+		args = append(args, "-argv0", p.Args[0])
+	}
+	return append(append(args, file), p.Args[1:]...), nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,16 +52,26 @@ func newTarget(t *testing.T) (*Target, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, _ := ed25519.GenerateKey(nil)
+	key := filepath.Join(dir, "key")
+	pub, err := megabinary.GenerateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := megabinary.ReadPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Sign(priv)
 	mb := filepath.Join(dir, "t.vkmb")
 	f.WriteFile(mb)
-	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}})
+	cache := filepath.Join(dir, "cache")
+	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tgt, err := New(Options{Kernel: k, Mounts: []runners.Mount{{Host: root, Guest: "/"}},
-		Programs: map[string]string{"trap": filepath.Join(dir, "trap.wasm"), "spin": filepath.Join(dir, "spin.wasm")}, Env: []string{"PROBE_VAR=target"}})
+		Programs: map[string]string{"trap": filepath.Join(dir, "trap.wasm"), "spin": filepath.Join(dir, "spin.wasm")}, Env: []string{"PROBE_VAR=target"},
+		Megabinary: mb, PublicKey: key + ".pub", Exec: testenv.CompatExec(t), Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +105,16 @@ func TestTarget(t *testing.T) {
 	if _, err := tgt.Run(ctx, runners.Process{Args: []string{"python3"}}); err == nil {
 		t.Fatal("unknown program ran")
 	}
-	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	// A guest that computes without host calls is stopped at its
+	// deadline all the same: its process is ended.
+	tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
+	start := time.Now()
 	if _, err := tgt.Run(tctx, runners.Process{Args: []string{"spin"}}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("spinning guest past its deadline: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("the spinning guest ran %v past a 500ms deadline", d)
 	}
 	if p := tgt.Properties(); p[compat.PropMegabinaryDigest] == "" || p[compat.PropVersionPrefix+"wazero"] == "" {
 		t.Fatalf("properties %v", p)
@@ -111,7 +128,8 @@ func TestTarget(t *testing.T) {
 	}
 	// The kernel is shared by the suites of a run: another target over it
 	// still works after the first is closed.
-	again, err := New(Options{Kernel: tgt.opts.Kernel, Mounts: tgt.opts.Mounts})
+	opts := tgt.opts
+	again, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,17 +201,38 @@ func TestServeClose(t *testing.T) {
 // its mounts and environment, the program mapped to the file the exec
 // hashes.
 func TestCommand(t *testing.T) {
-	tgt := &Target{opts: Options{Megabinary: "/out/compat.vkmb", PublicKey: "/out/run-key.pub", Env: []string{"A=1"},
+	tgt := &Target{opts: Options{Exec: []string{"compat", "exec"}, Megabinary: "/out/compat.vkmb", PublicKey: "/out/run-key.pub", Env: []string{"A=1"},
+		Cache: "/c", Entries: []string{"python3.11"},
 		Mounts:   []runners.Mount{{Host: "/scratch/root", Guest: "/"}, {Host: "/b/lib", Guest: "/usr/lib", ReadOnly: true}},
 		Programs: map[string]string{"python3.11": "/b/python.wasm"}}}
 	tgt.mounts = []vkernel.Mount{{Guest: "/", Host: "/scratch/root"}}
 	got := tgt.Command(runners.Process{Args: []string{"python3.11", "-m", "test", "test_x"}, Env: []string{"B=2 3"}})
-	want := "compat exec -megabinary /out/compat.vkmb -pubkey /out/run-key.pub -mount /=/scratch/root -mount /usr/lib=/b/lib:ro -env A=1 -env 'B=2 3' /b/python.wasm -m test test_x"
+	want := "compat exec -megabinary /out/compat.vkmb -pubkey /out/run-key.pub -cache /c -entry python3.11 -mount /=/scratch/root -mount /usr/lib=/b/lib:ro -env A=1 -env 'B=2 3' -argv0 python3.11 /b/python.wasm -m test test_x"
 	if got != want {
 		t.Errorf("Command =\n %s\nwant\n %s", got, want)
 	}
-	tgt.opts.Megabinary, tgt.opts.PublicKey = "", ""
-	if got := tgt.Command(runners.Process{Args: []string{"/bin/probe"}}); !strings.HasPrefix(got, "compat exec -megabinary MEGABINARY -pubkey PUBKEY ") || !strings.HasSuffix(got, " /scratch/root/bin/probe") {
-		t.Errorf("without files: %s", got)
+	// A guest path is mapped through the mounts; the guest still sees
+	// the path it was started by as argv[0].
+	if got := tgt.Command(runners.Process{Args: []string{"/bin/probe"}}); !strings.HasSuffix(got, " -argv0 /bin/probe /scratch/root/bin/probe") {
+		t.Errorf("a guest path: %s", got)
+	}
+}
+
+// TestRunIsCommand: what Run runs is the command a report names, so a
+// failing unit can be rerun by hand exactly.
+func TestRunIsCommand(t *testing.T) {
+	tgt, _ := newTarget(t)
+	var out bytes.Buffer
+	p := runners.Process{Args: []string{"/bin/probe", "args", "x y"}}
+	if exit, err := tgt.Run(context.Background(), runners.Process{Args: p.Args, Stdout: &out}); err != nil || !exit.OK() {
+		t.Fatalf("run: %v %v", exit, err)
+	}
+	cmd := exec.Command("sh", "-c", tgt.Command(p))
+	byHand, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", tgt.Command(p), err)
+	}
+	if string(byHand) != out.String() {
+		t.Fatalf("by hand:\n%s\nby Run:\n%s", byHand, out.String())
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
 )
 
@@ -304,6 +305,7 @@ func (f *hostFunc) goFunc() api.GoModuleFunc {
 			}
 			return
 		}
+		stopIfDone(ctx, mod)
 		start := nanotime()
 		errno := call(ctx, p, mod, stack)
 		if hasResult {
@@ -311,7 +313,28 @@ func (f *hostFunc) goFunc() api.GoModuleFunc {
 		}
 		p.hostNanos.Add(nanotime() - start)
 		p.hostCalls.Add(1)
+		// A blocking call returns early when ctx ends; the guest must not
+		// go on with what it takes for an ordinary EINTR or timeout.
+		stopIfDone(ctx, mod)
 	}
+}
+
+// stopIfDone ends the instance when the exec's ctx has ended: every host
+// call is a point where a guest whose ctx ended stops, so a runtime
+// without wazero's per-loop termination checks still stops any guest that
+// calls the host (vkernel.Options.Interruptible). The exit codes are
+// wazero's for a closed context, which the exec reports as "stopped".
+func stopIfDone(ctx context.Context, mod api.Module) {
+	err := ctx.Err()
+	if err == nil {
+		return
+	}
+	code := sys.ExitCodeContextCanceled
+	if errors.Is(err, context.DeadlineExceeded) {
+		code = sys.ExitCodeDeadlineExceeded
+	}
+	_ = mod.CloseWithExitCode(ctx, code)
+	panic(sys.NewExitError(code))
 }
 
 // Signature returns the parameter and result types of a host function, or

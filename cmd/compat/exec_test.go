@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/compat-project/compat/runners/testenv"
+	"github.com/compat-project/compat/runners/vktarget"
+	"github.com/compat-project/compat/vkernel/guests"
+	"github.com/compat-project/compat/vkernel/megabinary"
+)
+
+// stopFixture signs a megabinary of a guest that spins without host calls
+// and one that waits in poll_oneoff, and returns the compat binary and the
+// exec flags for it.
+func stopFixture(t *testing.T) (compatBin string, flags []string, dir string) {
+	t.Helper()
+	vkprobe, err := guests.C("vkprobe.c")
+	if errors.Is(err, guests.ErrToolMissing) {
+		testenv.Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	spin, err := guests.WAT(`(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	os.WriteFile(filepath.Join(dir, "spin.wasm"), spin, 0o755)
+	os.WriteFile(filepath.Join(dir, "wait.wasm"), vkprobe, 0o755)
+	spec := `{"entries": [{"name": "spin", "wasm": "spin.wasm"}, {"name": "wait", "wasm": "wait.wasm"}]}`
+	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(spec), 0o644)
+	key := filepath.Join(dir, "key")
+	if _, err := megabinary.GenerateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	mb := filepath.Join(dir, "stop.vkmb")
+	t.Setenv("COMPAT_CACHE", filepath.Join(dir, "cache"))
+	if code, _, errOut := compat(t, "megabinary", "build", "-spec", filepath.Join(dir, "spec.json"), "-out", mb, "-key", key); code != 0 {
+		t.Fatalf("build: %d %s", code, errOut)
+	}
+	return testenv.CompatExec(t)[0], []string{"exec", "-megabinary", mb, "-pubkey", key + ".pub", "-cache", filepath.Join(dir, "cache")}, dir
+}
+
+// TestExecTimeout: -timeout stops a guest waiting in a host call and one
+// computing without host calls, with exit 125, the -result-fd report
+// saying so.
+func TestExecTimeout(t *testing.T) {
+	bin, flags, dir := stopFixture(t)
+	for _, tc := range []struct {
+		guest   []string
+		within  time.Duration
+		message string
+	}{
+		{[]string{filepath.Join(dir, "wait.wasm"), "signals"}, 2 * time.Second, "context deadline exceeded"},
+		{[]string{filepath.Join(dir, "spin.wasm")}, 2 * time.Second, "context deadline exceeded"},
+	} {
+		r, w, _ := os.Pipe()
+		args := append(append(append([]string(nil), flags...), "-timeout", "300ms", "-result-fd", "3"), tc.guest...)
+		cmd := exec.Command(bin, args...)
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		cmd.ExtraFiles = []*os.File{w}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%s: still running 60 s after a 300ms -timeout", tc.guest[0])
+		}
+		took := time.Since(start)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitTrap || !strings.Contains(errOut.String(), tc.message) {
+			t.Fatalf("%s: %v, stderr %q; want exit %d saying %q", tc.guest[0], err, errOut.String(), exitTrap, tc.message)
+		}
+		var res vktarget.ExecResult
+		b, _ := readAll(r)
+		if json.Unmarshal(b, &res) != nil || res.Trap == "" {
+			t.Fatalf("%s: -result-fd gave %q, want a trap", tc.guest[0], b)
+		}
+		// The bound is loose on purpose (a slow machine); what matters is
+		// that it ends, and the figure is logged.
+		t.Logf("%s stopped %v after its start", filepath.Base(tc.guest[0]), took)
+		if took > tc.within+5*time.Second {
+			t.Errorf("%s took %v to stop", tc.guest[0], took)
+		}
+	}
+}
+
+// TestExecInterrupt: compat exec dies of SIGINT at once, as a native
+// program without handlers does, even while its guest computes.
+func TestExecInterrupt(t *testing.T) {
+	bin, flags, dir := stopFixture(t)
+	cmd := exec.Command(bin, append(flags, filepath.Join(dir, "spin.wasm"))...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
+			t.Fatalf("after SIGINT: %v, want death by SIGINT", err)
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("compat exec still running 30 s after SIGINT")
+	}
+}
+
+func readAll(f *os.File) ([]byte, error) {
+	defer f.Close()
+	var b bytes.Buffer
+	_, err := b.ReadFrom(f)
+	return b.Bytes(), err
+}
