@@ -65,7 +65,7 @@ func TestRegressionsFromABrokenBuild(t *testing.T) {
 	modules := []string{"test_bisect", "test_sort"}
 	cfg := func(b *wasmbuild.Build, out string) pipeline.Config {
 		return pipeline.Config{Suites: []runners.Suite{&Suite{build: b, modules: modules}}, Targets: []string{runners.Vkernel},
-			Out: out, Baselines: base, Cache: cacheRoot(), Options: pipeline.Options{Parallel: 2}}
+			Out: out, Baselines: base, Cache: cacheRoot(), Exec: testenv.CompatExec(t), Options: pipeline.Options{Parallel: 2}}
 	}
 	first := filepath.Join(t.TempDir(), "first")
 	o, err := pipeline.Run(ctx, cfg(build, first))

@@ -135,17 +135,27 @@ func TestDifferentialVkernelAgainstHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	f.Sign(priv)
 	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	pub, err := megabinary.GenerateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := megabinary.ReadPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Sign(priv)
 	mb := filepath.Join(dir, "redis.vkmb")
 	f.WriteFile(mb)
-	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: filepath.Join(os.TempDir(), "compat-redis-test-aot")})
+	cache := filepath.Join(os.TempDir(), "compat-redis-test-aot")
+	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close(context.Background())
-	vt, err := vktarget.New(vktarget.Options{Kernel: k, Mounts: []runners.Mount{{Host: dir, Guest: "/"}}, Programs: map[string]string{"redis-server": wasm}})
+	vt, err := vktarget.New(vktarget.Options{Kernel: k, Mounts: []runners.Mount{{Host: dir, Guest: "/"}}, Programs: map[string]string{"redis-server": wasm},
+		Megabinary: mb, PublicKey: key + ".pub", Exec: testenv.CompatExec(t), Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/prepare"
 	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/runners/testenv"
 	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -37,7 +38,7 @@ func Vkernel(t testing.TB, cache string, entries ...megabinary.SpecEntry) runner
 	}
 	t.Cleanup(func() { k.Close(context.Background()) })
 	return runners.TargetSpec{Kind: runners.Vkernel, Kernel: k, Megabinary: signed.Path, PublicKey: signed.PublicKey,
-		Cache: cache, Scratch: t.TempDir()}
+		Exec: testenv.CompatExec(t), Cache: cache, Scratch: t.TempDir()}
 }
 
 // Recorded returns testdata/recorded/NAME: output an upstream harness
