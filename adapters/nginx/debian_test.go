@@ -111,9 +111,9 @@ func TestDebianTests(t *testing.T) {
 	}
 	for kind, statuses := range want {
 		t.Run(kind, func(t *testing.T) {
-			spec := runners.TargetSpec{Kind: runners.Reference, Reference: runners.Docker, Cache: cacheRoot(), Scratch: t.TempDir()}
+			spec := runners.TargetSpec{Kind: runners.Reference, Reference: runners.Docker, Cache: compat.CacheRoot(), Scratch: t.TempDir()}
 			if kind == runners.Vkernel {
-				spec = suitetest.Vkernel(t, cacheRoot(), entry(s.build))
+				spec = suitetest.Vkernel(t, compat.CacheRoot(), entry(s.build))
 			}
 			run, err := pipeline.RunSuite(context.Background(), s, spec, pipeline.Options{Progress: func(line string) { t.Log(line) }})
 			if err != nil {

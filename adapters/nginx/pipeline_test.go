@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/pipeline"
@@ -44,7 +45,7 @@ func TestPipeline(t *testing.T) {
 		Reference: "docker",
 		Out:       out,
 		Baselines: "../../baselines",
-		Cache:     cacheRoot(),
+		Cache:     compat.CacheRoot(),
 		Log:       &log,
 	})
 	t.Log(log.String())

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/shim/shimtest"
 	"github.com/compat-project/compat/adapters/internal/suitetest"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
@@ -31,26 +32,15 @@ func TestMain(m *testing.M) {
 	})
 }
 
-func cacheRoot() string {
-	if d := os.Getenv("COMPAT_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "compat")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "compat")
-}
-
 // testShim prepares the shim for the newest nginx.wasm build, or skips.
 func testShim(t *testing.T) *Shim {
 	t.Helper()
-	b, err := wasmbuild.Latest(cacheRoot(), wasmbuild.Nginx)
+	b, err := wasmbuild.Latest(compat.CacheRoot(), wasmbuild.Nginx)
 	if err != nil {
 		testenv.Missing(t, "nginx.wasm is not built (make images): %v", err)
 	}
 	t.Setenv(envTestShim, "1")
-	s, err := PrepareShim(t.TempDir(), b, []string{os.Args[0]}, suitetest.Vkernel(t, cacheRoot(), entry(b)))
+	s, err := PrepareShim(t.TempDir(), b, []string{os.Args[0]}, suitetest.Vkernel(t, compat.CacheRoot(), entry(b)))
 	if err != nil {
 		t.Fatal(err)
 	}

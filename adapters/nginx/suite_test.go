@@ -23,7 +23,7 @@ import (
 // missing.
 func suiteFor(t *testing.T, units ...string) *Suite {
 	t.Helper()
-	b, err := wasmbuild.Latest(cacheRoot(), wasmbuild.Nginx)
+	b, err := wasmbuild.Latest(compat.CacheRoot(), wasmbuild.Nginx)
 	if err != nil {
 		testenv.Missing(t, "nginx.wasm is not built (make images): %v", err)
 	}
@@ -41,7 +41,7 @@ func suiteFor(t *testing.T, units ...string) *Suite {
 // testNginx checks that Test::Nginx's library is fetched and loads.
 func testNginx(t *testing.T) {
 	t.Helper()
-	lib, err := LatestTestNginx(cacheRoot())
+	lib, err := LatestTestNginx(compat.CacheRoot())
 	if err != nil {
 		testenv.Missing(t, "Test::Nginx is not fetched (make images): %v", err)
 	}
@@ -70,11 +70,11 @@ func run(t *testing.T, s *Suite, spec runners.TargetSpec) *compat.Run {
 
 func vkernelSpec(t *testing.T, s *Suite) runners.TargetSpec {
 	t.Setenv(envTestShim, "1")
-	return suitetest.Vkernel(t, cacheRoot(), entry(s.build))
+	return suitetest.Vkernel(t, compat.CacheRoot(), entry(s.build))
 }
 
 func referenceSpec(t *testing.T) runners.TargetSpec {
-	return runners.TargetSpec{Kind: runners.Reference, Reference: runners.Docker, Cache: cacheRoot(), Scratch: t.TempDir()}
+	return runners.TargetSpec{Kind: runners.Reference, Reference: runners.Docker, Cache: compat.CacheRoot(), Scratch: t.TempDir()}
 }
 
 func find(run *compat.Run, id string) *compat.Result {

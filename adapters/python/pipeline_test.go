@@ -15,14 +15,6 @@ import (
 	"github.com/compat-project/compat/runners/testenv"
 )
 
-func cacheRoot() string {
-	if d := os.Getenv("COMPAT_CACHE"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "compat")
-}
-
 // brokenBuild makes a copy of build whose builtin sorted() no longer sorts
 // (replaced at start-up by a sitecustomize module): a deliberately broken
 // build. The copy hard-links the stdlib, so it is cheap.
@@ -56,7 +48,7 @@ func TestRegressionsFromABrokenBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs regrtest on python.wasm; skipped with -short")
 	}
-	build, err := wasmbuild.Latest(cacheRoot(), wasmbuild.Python)
+	build, err := wasmbuild.Latest(compat.CacheRoot(), wasmbuild.Python)
 	if err != nil {
 		testenv.Missing(t, "needs a python.wasm build (make images): %v", err)
 	}
@@ -65,7 +57,7 @@ func TestRegressionsFromABrokenBuild(t *testing.T) {
 	modules := []string{"test_bisect", "test_sort"}
 	cfg := func(b *wasmbuild.Build, out string) pipeline.Config {
 		return pipeline.Config{Suites: []runners.Suite{&Suite{build: b, modules: modules}}, Targets: []string{runners.Vkernel},
-			Out: out, Baselines: base, Cache: cacheRoot(), Exec: testenv.CompatExec(t), Options: pipeline.Options{Parallel: 2}}
+			Out: out, Baselines: base, Cache: compat.CacheRoot(), Exec: testenv.CompatExec(t), Options: pipeline.Options{Parallel: 2}}
 	}
 	first := filepath.Join(t.TempDir(), "first")
 	o, err := pipeline.Run(ctx, cfg(build, first))

@@ -2,11 +2,8 @@ package redis
 
 import (
 	"context"
-	"crypto/ed25519"
 	"math"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -22,8 +19,6 @@ import (
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/local"
 	"github.com/compat-project/compat/runners/vktarget"
-	"github.com/compat-project/compat/vkernel"
-	"github.com/compat-project/compat/vkernel/megabinary"
 )
 
 func TestGeneratorIsDeterministic(t *testing.T) {
@@ -123,39 +118,11 @@ func TestDifferentialFindsDivergence(t *testing.T) {
 
 func TestDifferentialVkernelAgainstHost(t *testing.T) {
 	tg, bin := hostServer(t)
-	out := build(t)
-	wasm := filepath.Join(out, "redis-server.wasm")
-	mod, err := os.ReadFile(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := megabinary.SHA256(mod)
-	f, err := megabinary.Build([]megabinary.Entry{{Name: "redis-server", Hashes: []string{d}, Module: d,
-		Resources: megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Listeners: 1}}}, map[string][]byte{d: mod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	key := filepath.Join(dir, "key")
-	pub, err := megabinary.GenerateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := megabinary.ReadPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Sign(priv)
-	mb := filepath.Join(dir, "redis.vkmb")
-	f.WriteFile(mb)
-	cache := filepath.Join(os.TempDir(), "compat-redis-test-aot")
-	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close(context.Background())
-	vt, err := vktarget.New(vktarget.Options{Kernel: k, Mounts: []runners.Mount{{Host: dir, Guest: "/"}}, Programs: map[string]string{"redis-server": wasm},
-		Megabinary: mb, PublicKey: key + ".pub", Exec: testenv.CompatExec(t), Cache: cache})
+	build := testBuild(t)
+	spec := testKernel(t, build)
+	vt, err := vktarget.New(vktarget.Options{Kernel: spec.Kernel, Mounts: []runners.Mount{{Host: spec.Scratch, Guest: "/"}},
+		Programs: map[string]string{"redis-server": build.Wasm()}, Megabinary: spec.Megabinary, PublicKey: spec.PublicKey,
+		Exec: spec.Exec, Cache: spec.Cache})
 	if err != nil {
 		t.Fatal(err)
 	}

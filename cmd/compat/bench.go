@@ -1,6 +1,8 @@
 package main
 
 import (
+	root "github.com/compat-project/compat"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,7 +30,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 || *n <= 0 {
 		return usageError(fs, err)
 	}
-	dir := filepath.Join(cacheRoot(), "bench")
+	dir := filepath.Join(root.CacheRoot(), "bench")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(stderr, err)
 	}
@@ -38,7 +40,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	if kind == "exec" {
 		if *rehash == "" {
 			// The newest python.wasm build, when one is cached.
-			if builds, _ := filepath.Glob(filepath.Join(cacheRoot(), "python-wasm", "*", "python.wasm")); len(builds) > 0 {
+			if builds, _ := filepath.Glob(filepath.Join(root.CacheRoot(), "python-wasm", "*", "python.wasm")); len(builds) > 0 {
 				*rehash = builds[len(builds)-1]
 			}
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	root "github.com/compat-project/compat"
+
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -44,7 +46,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	if *cache == "" {
-		*cache = cacheRoot()
+		*cache = root.CacheRoot()
 	}
 	policy, err := vkernel.ParsePolicy(*policyName)
 	if err != nil {

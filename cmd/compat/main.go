@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -133,21 +132,6 @@ func usageError(fs *flag.FlagSet, err error) int {
 func fail(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "compat: %v\n", err)
 	return exitUsage
-}
-
-// cacheRoot is the cache directory shared with the image recipes.
-func cacheRoot() string {
-	if d := os.Getenv("COMPAT_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "compat")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "compat-cache")
-	}
-	return filepath.Join(home, ".cache", "compat")
 }
 
 // listFlag collects a repeatable flag.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	root "github.com/compat-project/compat"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -70,7 +72,7 @@ func verifyAndSign(f *megabinary.File, keyFile string) error {
 	if err != nil {
 		return err
 	}
-	if err := vkernel.Verify(context.Background(), f, cacheRoot()); err != nil {
+	if err := vkernel.Verify(context.Background(), f, root.CacheRoot()); err != nil {
 		return fmt.Errorf("refusing to sign a megabinary that does not verify: %w", err)
 	}
 	f.Sign(key)
@@ -97,7 +99,7 @@ func mbVerify(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("megabinary %s: %w", name, err))
 		}
 	}
-	if err := vkernel.Verify(context.Background(), f, cacheRoot()); err != nil {
+	if err := vkernel.Verify(context.Background(), f, root.CacheRoot()); err != nil {
 		return fail(stderr, fmt.Errorf("megabinary %s: %w", name, err))
 	}
 	hashes := 0
@@ -213,7 +215,7 @@ func refuseSpec(stderr io.Writer, spec, auditFile string, err error) int {
 		rec.Hash = megabinary.SHA256(data)
 	}
 	if auditFile == "" {
-		auditFile = filepath.Join(cacheRoot(), "audit.jsonl")
+		auditFile = filepath.Join(root.CacheRoot(), "audit.jsonl")
 	}
 	if aerr := appendAudit(auditFile, rec); aerr != nil {
 		fmt.Fprintf(stderr, "compat: audit log %s: %v\n", auditFile, aerr)

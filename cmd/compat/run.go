@@ -1,6 +1,8 @@
 package main
 
 import (
+	root "github.com/compat-project/compat"
+
 	"context"
 	"errors"
 	"fmt"
@@ -55,7 +57,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, fmt.Errorf("finding the compat executable for the vkernel's processes: %w", err))
 	}
-	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: cacheRoot(), Key: *key,
+	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: root.CacheRoot(), Key: *key,
 		Exec: []string{self, "exec"}, Options: opts, Log: stdout}
 	for _, name := range split(*suites) {
 		s, err := newSuite(name, sf)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	root "github.com/compat-project/compat"
+
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +27,7 @@ type suiteFlags struct {
 // the profile or the -modules list.
 func newSuite(name string, f suiteFlags) (runners.Suite, error) {
 	cfg := func(build string) runners.SuiteConfig {
-		return runners.SuiteConfig{Build: build, Cache: cacheRoot(), Profile: f.profile, Units: split(f.modules)}
+		return runners.SuiteConfig{Build: build, Cache: root.CacheRoot(), Profile: f.profile, Units: split(f.modules)}
 	}
 	switch name {
 	case python.Name:

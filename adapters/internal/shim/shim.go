@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -41,7 +42,7 @@ const (
 	// EnvWasm is the wasm file whose SHA-256 routes the exec to the entry.
 	EnvWasm = "COMPAT_SHIM_WASM"
 	// EnvCache is the AOT compilation cache root (optional).
-	EnvCache = "COMPAT_CACHE"
+	EnvCache = compat.EnvCache
 	// EnvEntry names the manifest entry the shim runs (optional): only
 	// its module is loaded, not every program of the run's megabinary.
 	EnvEntry = "COMPAT_SHIM_ENTRY"
