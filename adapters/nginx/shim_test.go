@@ -2,7 +2,9 @@ package nginx
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -382,6 +385,40 @@ func TestShimStopSignals(t *testing.T) {
 				t.Errorf("pid file after %v: %v, want it removed by nginx", c.sig, err)
 			}
 		})
+	}
+}
+
+// TestShimForcedStop: nginx exits at once on QUIT in its single-process
+// cycle, so an instance still running stopGrace after QUIT, TERM or INT is
+// one that no longer takes signals. The relay then logs an alert and ends
+// the instance (stop with errStopGrace, which the shim turns into exit 0
+// and a removed pid file, as nginx's own exit). Later signals and the
+// instance's own end are the instance's business.
+func TestShimForcedStop(t *testing.T) {
+	var errOut bytes.Buffer
+	l := &launcher{stderr: &errOut}
+	host, guest := make(chan os.Signal, 1), make(chan os.Signal, 4)
+	stopped := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var reload atomic.Bool
+	go l.relay(ctx, host, guest, &reload, func(err error) { stopped <- err })
+	start := time.Now()
+	host <- syscall.SIGQUIT
+	if sig := <-guest; sig != syscall.SIGQUIT {
+		t.Fatalf("the guest got %v, want QUIT passed on", sig)
+	}
+	select {
+	case err := <-stopped:
+		took := time.Since(start)
+		if !errors.Is(err, errStopGrace) || took < stopGrace {
+			t.Fatalf("stopped with %v after %v, want errStopGrace after %v", err, took, stopGrace)
+		}
+	case <-time.After(stopGrace + 20*time.Second):
+		t.Fatalf("not stopped %v after QUIT", stopGrace+20*time.Second)
+	}
+	if !strings.Contains(errOut.String(), "[alert] the instance did not exit 10s after quit: ending it") {
+		t.Errorf("no alert for the forced stop: %q", errOut.String())
 	}
 }
 
