@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/compat-project/compat"
@@ -218,6 +219,9 @@ func (t *Target) run(ctx context.Context, p runners.Process, listeners []*os.Fil
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.Stdin, p.Stdout, p.Stderr
 	cmd.ExtraFiles = files
+	// A process whose caller died does not run on: the kernel kills it
+	// (the run was ended with SIGKILL, or crashed).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// Output copied from pipes is complete soon after the process ends;
 	// do not wait on a descendant that kept them open.
 	cmd.WaitDelay = 5 * time.Second
