@@ -28,7 +28,7 @@ def work(n):
 
 
 scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-n = int(100000 * scale)
+n = int(80000 * scale)
 start = time.perf_counter()
 result = work(n)
 elapsed = time.perf_counter() - start
