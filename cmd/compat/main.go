@@ -43,6 +43,9 @@ Usage:
                                               run PATH in the vkernel, routed by its SHA-256
   compat bench exec [-n N]                    exec-to-first-instruction latency, vkernel vs native
   compat bench concurrent [-n N]              N concurrent tool invocations, vkernel vs native
+  compat bench python [-n N] [-workloads W,...] [-python PATH] [-wasm PATH]
+                                              CPU-bound Python workloads, python.wasm in the
+                                              vkernel vs native python3.11: medians, ratios
   compat nginx-shim NGINX-ARGS...             nginx's command line, run in the vkernel (the
                                               TEST_NGINX_BINARY the NGINX harnesses use)
   compat redis-shim NAME ARGS...              redis-server (or redis-check-aof, -rdb) run in the

@@ -139,7 +139,7 @@ func TestSignRefusesUnverifiable(t *testing.T) {
 func TestHelpFlag(t *testing.T) {
 	for _, verb := range [][]string{
 		{"keygen"}, {"megabinary", "build"}, {"megabinary", "verify"}, {"megabinary", "sign"},
-		{"megabinary", "inspect"}, {"exec"}, {"bench", "exec"}, {"run"}, {"baseline", "update"},
+		{"megabinary", "inspect"}, {"exec"}, {"bench", "exec"}, {"bench", "python"}, {"run"}, {"baseline", "update"},
 	} {
 		code, out, errOut := compat(t, append(verb, "-h")...)
 		all := out + errOut
@@ -250,5 +250,19 @@ func TestIntegrityExitCodes(t *testing.T) {
 	}
 	if log := auditLog(); !strings.Contains(log, `"action":"build"`) || !strings.Contains(log, `"hash":"`+megabinary.SHA256([]byte(spec+`{"x":1}`))+`"`) || !strings.Contains(log, "trailing.json") {
 		t.Fatalf("no audit record of the refused spec naming it and its hash:\n%s", log)
+	}
+}
+
+// TestBenchPythonUsage: an unknown workload is refused, naming it and the
+// workloads there are, before anything runs.
+func TestBenchPythonUsage(t *testing.T) {
+	t.Setenv("COMPAT_CACHE", t.TempDir())
+	code, _, errOut := compat(t, "bench", "python", "-workloads", "arith,nope", "-wasm", "/nonexistent/python.wasm")
+	if code != exitUsage || !strings.Contains(errOut, `unknown workload "nope"`) || !strings.Contains(errOut, "arith,calls,dicts") {
+		t.Errorf("exit %d, stderr %q; want 2 naming the workload and the list", code, errOut)
+	}
+	code, _, errOut = compat(t, "bench", "python")
+	if code != exitUsage || !strings.Contains(errOut, "no python.wasm build under") {
+		t.Errorf("with an empty cache: exit %d, stderr %q; want 2 saying there is no build", code, errOut)
 	}
 }

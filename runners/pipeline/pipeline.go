@@ -163,6 +163,12 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 				name, c.Pass, c.Fail, c.Error, c.Skip, c.Flaky, run.Duration.Round(time.Second),
 				diff.Count(compat.Regression), diff.Count(compat.UnexpectedPass), diff.Count(compat.NewTest))
 		}
+		if vk, ref := runs[runners.Vkernel], runs[runners.Reference]; vk != nil && ref != nil {
+			if tr := report.CompareTimes(*vk, *ref); tr.Units > 0 {
+				logf("%s: unit time vkernel/reference over %d units: median %.2f×, p90 %.2f×, total %.2f×",
+					s.Name(), tr.Units, tr.Median, tr.P90, tr.Total)
+			}
+		}
 		for _, kind := range cfg.Targets {
 			run, ok := runs[kind]
 			if !ok {

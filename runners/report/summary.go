@@ -25,7 +25,9 @@ type Section struct {
 // WriteSummary writes a Markdown summary for release sign-off: for each
 // section, a table of counts (run, reference, baseline), then the changes,
 // regressions first, then unexpected passes, flaky tests, new and removed
-// tests, and the known failures folded away at the end.
+// tests, and the known failures folded away; last, when the section has a
+// reference, the time ratios of its units against the reference's
+// (CompareTimes).
 func WriteSummary(w io.Writer, sections ...Section) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
@@ -128,6 +130,9 @@ func writeSection(p func(string, ...any), s Section) {
 		if c == compat.KnownFailure {
 			p("\n</details>\n")
 		}
+	}
+	if s.Reference != nil {
+		writeTimes(p, s.Run, *s.Reference)
 	}
 }
 
