@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -93,7 +94,20 @@ type Process struct {
 
 	hostNanos atomic.Int64
 	hostCalls atomic.Int64
+	// lastYield is when the guest's goroutine last yielded (nanotime).
+	lastYield int64
 }
+
+// yieldNanos is how often a guest's goroutine yields to the Go scheduler
+// at a host call (every 2 ms). A goroutine that runs on one scheduling tick for 10 ms
+// (the runtime's forcePreemptNS) is a "long runner" to sysmon, which then
+// takes its P away at every system call it finds it in and hands the P
+// to another thread, and stops sleeping between its checks: a guest that
+// never yields (a server looping in poll_oneoff, sock_recv and sock_send)
+// paid a futex handoff, a thread switch and sysmon wake-ups for every
+// request. A yield starts a new tick; it costs well
+// under a microsecond.
+const yieldNanos = 2_000_000
 
 // NewProcess creates a process: fds 0-2 are stdio, the mounts follow as
 // preopened directories, then the listeners. It takes its own duplicates of
@@ -312,8 +326,13 @@ func (f *hostFunc) goFunc() api.GoModuleFunc {
 		if hasResult {
 			stack[0] = uint64(errno)
 		}
-		p.hostNanos.Add(nanotime() - start)
+		end := nanotime()
+		p.hostNanos.Add(end - start)
 		p.hostCalls.Add(1)
+		if end-p.lastYield > yieldNanos {
+			p.lastYield = end
+			runtime.Gosched()
+		}
 		// A blocking call returns early when ctx ends; the guest must not
 		// go on with what it takes for an ordinary EINTR or timeout.
 		stopIfDone(ctx, mod)
