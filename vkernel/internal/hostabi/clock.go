@@ -22,7 +22,7 @@ const (
 // outside memory.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-clock_res_getid-clockid---errno-timestamp
 var clockResGet = &hostFunc{
-	module: ModulePreview1, name: "clock_res_get",
+	module: ModulePreview1, name: "clock_res_get", untimed: true,
 	params: []string{"id", "result.resolution"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		if uint32(s[0]) > clockThreadCPUTimeID {
@@ -38,7 +38,7 @@ var clockResGet = &hostFunc{
 // timestamps compare. EINVAL for an unknown clock.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-clock_time_getid-clockid-precision-timestamp---errno-timestamp
 var clockTimeGet = &hostFunc{
-	module: ModulePreview1, name: "clock_time_get",
+	module: ModulePreview1, name: "clock_time_get", untimed: true,
 	params: []string{"id", "precision", "result.timestamp"}, types: []api.ValueType{i32, i64, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		t, errno := p.now(uint32(s[0]))

@@ -19,7 +19,6 @@ import (
 	"path"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 	_ "unsafe" // go:linkname
@@ -85,35 +84,42 @@ type Process struct {
 	hooks     Hooks
 	start     time.Time
 
-	epfd     int
-	epollSet map[int]uint32
+	epfd  int
+	polls pollState // poll_oneoff's epoll set and reusable memory
+	io    ioScratch // the iovec calls' reusable memory
 
 	jumps map[uint32]jumpPoint
 
 	sigs *signals // nil without Config.Signals
 
-	hostNanos atomic.Int64
-	hostCalls atomic.Int64
+	// done is the Done channel of the context WithProcess was given: host
+	// calls stop the guest once it is closed (nil: never).
+	done <-chan struct{}
+
+	// Accounting, read by HostTime once the guest has ended.
+	hostNanos int64
+	hostCalls int64
 	// lastYield is when the guest's goroutine last yielded (nanotime).
 	lastYield int64
 }
 
 // yieldNanos is how often a guest's goroutine yields to the Go scheduler
-// at a host call (every 2 ms). A goroutine that runs on one scheduling tick for 10 ms
-// (the runtime's forcePreemptNS) is a "long runner" to sysmon, which then
-// takes its P away at every system call it finds it in and hands the P
-// to another thread, and stops sleeping between its checks: a guest that
-// never yields (a server looping in poll_oneoff, sock_recv and sock_send)
-// paid a futex handoff, a thread switch and sysmon wake-ups for every
-// request. A yield starts a new tick; it costs well
-// under a microsecond.
-const yieldNanos = 2_000_000
+// at a host call. A goroutine that runs on one scheduling tick for 10 ms
+// (the runtime's forcePreemptNS) is a long runner to sysmon, which then
+// takes its P away at every system call it finds it in, hands the P to
+// another thread and stops sleeping between its checks: a guest that never
+// yielded (a server looping in poll_oneoff, sock_recv and sock_send) paid a
+// futex handoff, thread switches and sysmon wake-ups for every request. A
+// yield starts a new tick; it costs a few microseconds (the runtime wakes
+// an idle thread to look for work), so it is made only as often as the
+// 10 ms need, with room to spare.
+const yieldNanos = 5_000_000
 
 // NewProcess creates a process: fds 0-2 are stdio, the mounts follow as
 // preopened directories, then the listeners. It takes its own duplicates of
 // the listeners' sockets; the caller still owns the listeners.
 func NewProcess(cfg Config) (*Process, error) {
-	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, epollSet: map[int]uint32{}}
+	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1}
 	if cfg.Signals {
 		s, err := newSignals()
 		if err != nil {
@@ -237,16 +243,21 @@ func (p *Process) Close() error {
 	return nil
 }
 
-// HostTime returns the time spent in host calls and how many were made.
+// HostTime returns the time spent in host calls and how many were made,
+// once the guest has ended. Calls that never enter the host kernel (the
+// clocks, arguments, environment, fd_fdstat_get, prestats) are counted but
+// not timed: reading the clock twice would cost more than most of them.
 func (p *Process) HostTime() (time.Duration, int64) {
-	return time.Duration(p.hostNanos.Load()), p.hostCalls.Load()
+	return time.Duration(p.hostNanos), p.hostCalls
 }
 
 type processKey struct{}
 
 // WithProcess returns a context that host functions called under it act on p.
 // It also enables wazero's snapshotter, which setjmp needs.
+// Host calls under it stop the guest once ctx ends.
 func WithProcess(ctx context.Context, p *Process) context.Context {
+	p.done = ctx.Done()
 	return experimental.WithSnapshotter(context.WithValue(ctx, processKey{}, p))
 }
 
@@ -263,6 +274,9 @@ type hostFunc struct {
 	types   []api.ValueType
 	results []api.ValueType
 	call    func(ctx context.Context, p *Process, mod api.Module, stack []uint64) Errno
+	// untimed marks a call that never enters the host kernel: it is
+	// counted, not timed (Process.HostTime).
+	untimed bool
 }
 
 var (
@@ -311,7 +325,7 @@ func Instantiate(ctx context.Context, r wazero.Runtime) error {
 }
 
 func (f *hostFunc) goFunc() api.GoModuleFunc {
-	call, hasResult := f.call, len(f.results) > 0
+	call, hasResult, untimed := f.call, len(f.results) > 0, f.untimed
 	return func(ctx context.Context, mod api.Module, stack []uint64) {
 		p := processFrom(ctx)
 		if p == nil {
@@ -320,22 +334,29 @@ func (f *hostFunc) goFunc() api.GoModuleFunc {
 			}
 			return
 		}
-		stopIfDone(ctx, mod)
+		p.stopIfDone(ctx, mod)
+		p.hostCalls++
+		if untimed {
+			errno := call(ctx, p, mod, stack)
+			if hasResult {
+				stack[0] = uint64(errno)
+			}
+			return
+		}
 		start := nanotime()
 		errno := call(ctx, p, mod, stack)
 		if hasResult {
 			stack[0] = uint64(errno)
 		}
 		end := nanotime()
-		p.hostNanos.Add(end - start)
-		p.hostCalls.Add(1)
+		p.hostNanos += end - start
 		if end-p.lastYield > yieldNanos {
 			p.lastYield = end
 			runtime.Gosched()
 		}
 		// A blocking call returns early when ctx ends; the guest must not
 		// go on with what it takes for an ordinary EINTR or timeout.
-		stopIfDone(ctx, mod)
+		p.stopIfDone(ctx, mod)
 	}
 }
 
@@ -343,14 +364,20 @@ func (f *hostFunc) goFunc() api.GoModuleFunc {
 // call is a point where a guest whose ctx ended stops, so a runtime
 // without wazero's per-loop termination checks still stops any guest that
 // calls the host (vkernel.Options.Interruptible). The exit codes are
-// wazero's for a closed context, which the exec reports as "stopped".
-func stopIfDone(ctx context.Context, mod api.Module) {
-	err := ctx.Err()
-	if err == nil {
+// wazero's for a closed context, which the exec reports as "stopped". The
+// check is a non-blocking receive on the context's Done channel, taken
+// once (WithProcess): no lock, no walk up the context chain.
+func (p *Process) stopIfDone(ctx context.Context, mod api.Module) {
+	if p.done == nil {
+		return
+	}
+	select {
+	case <-p.done:
+	default:
 		return
 	}
 	code := sys.ExitCodeContextCanceled
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		code = sys.ExitCodeDeadlineExceeded
 	}
 	_ = mod.CloseWithExitCode(ctx, code)
