@@ -206,6 +206,10 @@ var fdFilestatGet = &hostFunc{
 			b[16] = f.filetype
 			return ESUCCESS
 		}
+		if st := p.openedStat(uint32(s[0]), f); st != nil {
+			putFilestat(b, st)
+			return ESUCCESS
+		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			return errnoOf(err)

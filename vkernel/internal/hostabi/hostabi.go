@@ -101,6 +101,8 @@ type Process struct {
 	hostCalls int64
 	// lastYield is when the guest's goroutine last yielded (nanotime).
 	lastYield int64
+	// opened is what the last path_open read of the file it opened.
+	opened openedFile
 }
 
 // yieldNanos is how often a guest's goroutine yields to the Go scheduler
