@@ -80,20 +80,40 @@ func result(r uintptr, e syscall.Errno) (int, error) {
 // retry), so they are made raw, without telling the Go scheduler: no
 // entersyscall/exitsyscall pair, no P handed off to another thread. Those
 // on files may wait for a disk, and tell it.
+//
+// One buffer, the common case (Redis reads and writes with read and
+// write, NGINX receives with recv and reads files with pread), moves with
+// the plain call a native program makes (read, write, sendto, recvfrom,
+// pread64, pwrite64): the vector calls have the kernel import an iovec
+// array, and a msghdr for sendmsg and recvmsg, from guest-side memory,
+// which cost 0.7 µs per read-write pair on this VM.
+
+// bufPtr is the address of a buffer that is not empty (iovecs drops
+// empty ones).
+func bufPtr(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
 
 // sockReadv is readv(2) on a non-blocking socket.
 func (p *Process) sockReadv(fd int, bufs [][]byte) (int, error) {
+	if len(bufs) == 1 {
+		return result(rawSyscall(unix.SYS_READ, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0]))))
+	}
 	iovs := p.hostIovecs(bufs)
 	return result(rawSyscall(unix.SYS_READV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs))))
 }
 
 // sockSendmsg is sendmsg(2) of bufs on a non-blocking socket.
 func (p *Process) sockSendmsg(fd int, bufs [][]byte, flags int) (int, error) {
+	if len(bufs) == 1 {
+		return result(rawSyscall6(unix.SYS_SENDTO, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), uintptr(flags), 0))
+	}
 	return p.sockMsg(unix.SYS_SENDMSG, fd, bufs, flags)
 }
 
 // sockRecvmsg is recvmsg(2) into bufs on a non-blocking socket.
 func (p *Process) sockRecvmsg(fd int, bufs [][]byte, flags int) (int, error) {
+	if len(bufs) == 1 {
+		return result(rawSyscall6(unix.SYS_RECVFROM, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), uintptr(flags), 0))
+	}
 	return p.sockMsg(unix.SYS_RECVMSG, fd, bufs, flags)
 }
 
@@ -110,18 +130,27 @@ func (p *Process) sockMsg(trap uintptr, fd int, bufs [][]byte, flags int) (int, 
 
 // fileReadv is readv(2) on a host fd that may block.
 func (p *Process) fileReadv(fd int, bufs [][]byte) (int, error) {
+	if len(bufs) == 1 {
+		return result(blockingSyscall(unix.SYS_READ, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), 0, 0))
+	}
 	iovs := p.hostIovecs(bufs)
 	return result(blockingSyscall(unix.SYS_READV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), 0, 0))
 }
 
 // fileWritev is writev(2) on a host fd that may block.
 func (p *Process) fileWritev(fd int, bufs [][]byte) (int, error) {
+	if len(bufs) == 1 {
+		return result(blockingSyscall(unix.SYS_WRITE, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), 0, 0))
+	}
 	iovs := p.hostIovecs(bufs)
 	return result(blockingSyscall(unix.SYS_WRITEV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), 0, 0))
 }
 
 // filePreadv is preadv(2) at off on a host fd that may block.
 func (p *Process) filePreadv(fd int, bufs [][]byte, off int64) (int, error) {
+	if len(bufs) == 1 {
+		return result(blockingSyscall(unix.SYS_PREAD64, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), uintptr(off), 0))
+	}
 	iovs := p.hostIovecs(bufs)
 	// The offset is split in two longs; on a 64-bit host the high one is 0.
 	return result(blockingSyscall(unix.SYS_PREADV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), uintptr(off), 0))
@@ -129,6 +158,9 @@ func (p *Process) filePreadv(fd int, bufs [][]byte, off int64) (int, error) {
 
 // filePwritev is pwritev(2) at off on a host fd that may block.
 func (p *Process) filePwritev(fd int, bufs [][]byte, off int64) (int, error) {
+	if len(bufs) == 1 {
+		return result(blockingSyscall(unix.SYS_PWRITE64, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), uintptr(off), 0))
+	}
 	iovs := p.hostIovecs(bufs)
 	return result(blockingSyscall(unix.SYS_PWRITEV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), uintptr(off), 0))
 }
