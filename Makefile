@@ -77,6 +77,8 @@ lint:
 bench: build
 	$(BIN) bench exec
 	$(BIN) bench concurrent
+	$(BIN) bench redis
+	$(BIN) bench nginx
 
 clean:
 	rm -rf bin $(OUT)

@@ -15,8 +15,11 @@ import (
 )
 
 func benchCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "redis" || args[0] == "nginx") {
+		return benchServerCmd(args[0], args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "exec" && args[0] != "concurrent" && args[0] != "python") {
-		fmt.Fprint(stderr, "usage: compat bench exec|concurrent|python [-n N] [-json] [FLAG...]\n")
+		fmt.Fprint(stderr, "usage: compat bench exec|concurrent|python|redis|nginx [FLAG...] (compat bench VERB -h lists them)\n")
 		return exitUsage
 	}
 	kind := args[0]

@@ -11,10 +11,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel"
@@ -31,6 +34,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 0, "stop the guest after this long, wherever it is (0: no limit); its loops then run slower (README, \"Stopping a guest\")")
 	argv0 := fs.String("argv0", "", "argv[0] the guest sees (default PATH)")
 	resultFD := fs.Int("result-fd", -1, "write how the exec ended, as one JSON object, to this inherited fd")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of this process (the vkernel and its guest) to FILE; SIGINT and SIGTERM write it before the process dies of them (Go code then runs first: a guest computing without host calls can hold that up until its next host call)")
 	var mounts, listens, listenFDs, env, entries listFlag
 	fs.Var(&mounts, "mount", "GUEST=HOST[:ro]: mount a host directory (repeatable)")
 	fs.Var(&listens, "listen", "ADDR: listen on a host address and hand the socket to the guest (repeatable)")
@@ -82,6 +86,13 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		defer l.Close()
 		req.Listeners = append(req.Listeners, l)
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return failed(err)
+		}
+		defer stop()
 	}
 	if *auditFile == "" {
 		*auditFile = filepath.Join(*cache, "audit.jsonl")
@@ -139,6 +150,39 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		return 255
 	}
 	return code
+}
+
+// startCPUProfile profiles the process into file until the returned stop
+// is called or SIGINT or SIGTERM arrives; then the profile is written and
+// the process dies of the signal as it would have without the profile.
+// Writing it is Go code, which a guest computing without host calls can
+// hold up (it holds up the runtime's stop-the-world phases): such a
+// process dies at the guest's next host call.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile %s: %w", file, err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		stop()
+		signal.Reset(sig)
+		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+	}()
+	return stop, nil
 }
 
 // resultWriter writes compat exec's ExecResult to -result-fd, once: the

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +126,45 @@ func TestExecInterrupt(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("compat exec still running 30 s after SIGINT")
+	}
+}
+
+// TestExecCPUProfile: -cpuprofile writes a Go CPU profile when SIGTERM
+// ends compat exec, which still dies of the signal.
+func TestExecCPUProfile(t *testing.T) {
+	bin, flags, dir := stopFixture(t)
+	prof := filepath.Join(dir, "cpu.prof")
+	cmd := exec.Command(bin, append(append(flags, "-cpuprofile", prof), filepath.Join(dir, "wait.wasm"), "signals")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Fatalf("after SIGTERM: %v, want death by SIGTERM", err)
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("compat exec still running 30 s after SIGTERM")
+	}
+	f, err := os.Open(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A profile is a gzipped protocol buffer.
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s is not a profile: %v", prof, err)
+	}
+	b, err := io.ReadAll(z)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("%s: %d bytes, %v", prof, len(b), err)
 	}
 }
 

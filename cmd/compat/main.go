@@ -46,6 +46,11 @@ Usage:
   compat bench python [-n N] [-workloads W,...] [-python PATH] [-wasm PATH]
                                               CPU-bound Python workloads, python.wasm in the
                                               vkernel vs native python3.11: medians, ratios
+  compat bench redis [-n N] [-c C,...]        redis-benchmark against redis-server.wasm in the vkernel
+                                              and the native redis-server, side by side: req/s, CPU per
+                                              request and their ratios (-cpuprofile FILE: profile the vkernel)
+  compat bench nginx [-d D] [-c N]            wrk (keep-alive, new connections) against nginx.wasm in the
+                                              vkernel and the native nginx, a 4 KiB static file, side by side
   compat nginx-shim NGINX-ARGS...             nginx's command line, run in the vkernel (the
                                               TEST_NGINX_BINARY the NGINX harnesses use)
   compat redis-shim NAME ARGS...              redis-server (or redis-check-aof, -rdb) run in the

@@ -12,7 +12,7 @@ import (
 // args_sizes_get.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-args_getargv-pointerpointeru8-argv_buf-pointeru8---errno
 var argsGet = &hostFunc{
-	module: ModulePreview1, name: "args_get",
+	module: ModulePreview1, name: "args_get", untimed: true,
 	params: []string{"argv", "argv_buf"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		return writeStrings(mod.Memory(), p.args, uint32(s[0]), uint32(s[1]))
@@ -24,7 +24,7 @@ var argsGet = &hostFunc{
 // NULs included. EFAULT when a result is outside memory.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-args_sizes_get---errno-size-size
 var argsSizesGet = &hostFunc{
-	module: ModulePreview1, name: "args_sizes_get",
+	module: ModulePreview1, name: "args_sizes_get", untimed: true,
 	params: []string{"result.argc", "result.argv_len"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		return writeSizes(mod.Memory(), p.args, uint32(s[0]), uint32(s[1]))

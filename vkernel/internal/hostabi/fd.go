@@ -102,7 +102,7 @@ var fdSync = &hostFunc{
 // type, the flags the guest set, and the fd's rights. EBADF, EFAULT.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_fdstat_getfd-fd---errno-fdstat
 var fdFdstatGet = &hostFunc{
-	module: ModulePreview1, name: "fd_fdstat_get",
+	module: ModulePreview1, name: "fd_fdstat_get", untimed: true,
 	params: []string{"fd", "result.stat"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		f := p.fds.get(uint32(s[0]))
@@ -206,6 +206,10 @@ var fdFilestatGet = &hostFunc{
 			b[16] = f.filetype
 			return ESUCCESS
 		}
+		if st := p.openedStat(uint32(s[0]), f); st != nil {
+			putFilestat(b, st)
+			return ESUCCESS
+		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			return errnoOf(err)
@@ -276,9 +280,8 @@ var fdPread = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		// s[3] is the offset; ioCall wants iovs, iovs_len, result.
-		return ioCall(mod, []uint64{s[1], s[2], s[4]}, func(bufs [][]byte) (int, Errno) {
-			n, err := unix.Preadv(f.hostFD, bufs, int64(s[3]))
+		return p.ioCall(mod, s[1], s[2], s[4], func(bufs [][]byte) (int, Errno) {
+			n, err := p.filePreadv(f.hostFD, bufs, int64(s[3]))
 			return n, errnoOf(err)
 		})
 	},
@@ -296,9 +299,8 @@ var fdPwrite = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		// s[3] is the offset; ioCall wants iovs, iovs_len, result.
-		return ioCall(mod, []uint64{s[1], s[2], s[4]}, func(bufs [][]byte) (int, Errno) {
-			n, err := unix.Pwritev(f.hostFD, bufs, int64(s[3]))
+		return p.ioCall(mod, s[1], s[2], s[4], func(bufs [][]byte) (int, Errno) {
+			n, err := p.filePwritev(f.hostFD, bufs, int64(s[3]))
 			return n, errnoOf(err)
 		})
 	},
@@ -310,7 +312,7 @@ var fdPwrite = &hostFunc{
 // as a directory named "", which wasi-libc then prefers over "/").
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_prestat_getfd-fd---errno-prestat
 var fdPrestatGet = &hostFunc{
-	module: ModulePreview1, name: "fd_prestat_get",
+	module: ModulePreview1, name: "fd_prestat_get", untimed: true,
 	params: []string{"fd", "result.prestat"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		f := p.fds.get(uint32(s[0]))
@@ -332,7 +334,7 @@ var fdPrestatGet = &hostFunc{
 // ENAMETOOLONG when path_len is too small.
 // See https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#-fd_prestat_dir_namefd-fd-path-pointeru8-path_len-size---errno
 var fdPrestatDirName = &hostFunc{
-	module: ModulePreview1, name: "fd_prestat_dir_name",
+	module: ModulePreview1, name: "fd_prestat_dir_name", untimed: true,
 	params: []string{"fd", "path", "path_len"}, types: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		f := p.fds.get(uint32(s[0]))
@@ -368,7 +370,7 @@ var fdRead = &hostFunc{
 		if f.filetype != filetypeDirectory && !f.can(rightFDRead) {
 			return ENOTCAPABLE
 		}
-		return ioCall(mod, s[1:], func(bufs [][]byte) (int, Errno) { return p.read(ctx, f, bufs) })
+		return p.ioCall(mod, s[1], s[2], s[3], func(bufs [][]byte) (int, Errno) { return p.read(ctx, f, bufs) })
 	},
 }
 
@@ -394,7 +396,10 @@ func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno)
 	case f.hostFD < 0:
 		return 0, EBADF
 	}
-	return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return unix.Readv(f.hostFD, bufs) })
+	if f.filetype == filetypeSocketStream {
+		return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.sockReadv(f.hostFD, bufs) })
+	}
+	return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.fileReadv(f.hostFD, bufs) })
 }
 
 // fdWrite is preview1 fd_write(fd, iovs, iovs_len, result.nwritten) -> errno:
@@ -413,7 +418,7 @@ var fdWrite = &hostFunc{
 		if f.filetype != filetypeDirectory && !f.can(rightFDWrite) {
 			return ENOTCAPABLE
 		}
-		return ioCall(mod, s[1:], func(bufs [][]byte) (int, Errno) { return p.write(ctx, f, bufs) })
+		return p.ioCall(mod, s[1], s[2], s[3], func(bufs [][]byte) (int, Errno) { return p.write(ctx, f, bufs) })
 	},
 }
 
@@ -441,16 +446,17 @@ func (p *Process) write(ctx context.Context, f *file, bufs [][]byte) (int, Errno
 	}
 	if f.filetype == filetypeSocketStream {
 		return p.retry(ctx, f, unix.POLLOUT, func() (int, error) {
-			return unix.SendmsgBuffers(f.hostFD, bufs, nil, nil, unix.MSG_NOSIGNAL)
+			return p.sockSendmsg(f.hostFD, bufs, unix.MSG_NOSIGNAL)
 		})
 	}
-	return p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return unix.Writev(f.hostFD, bufs) })
+	return p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return p.fileWritev(f.hostFD, bufs) })
 }
 
-// ioCall is the frame the iovec calls share: args are iovs, iovs_len and
-// the result pointer; op moves the bytes, and its count is written back.
-func ioCall(mod api.Module, args []uint64, op func([][]byte) (int, Errno)) Errno {
-	bufs, errno := iovecs(mod.Memory(), uint32(args[0]), uint32(args[1]))
+// ioCall is the frame the iovec calls share: the guest's iovec array
+// (iovs, iovsLen) and where the count goes (result); op moves the bytes,
+// and its count is written back.
+func (p *Process) ioCall(mod api.Module, iovs, iovsLen, result uint64, op func([][]byte) (int, Errno)) Errno {
+	bufs, errno := p.iovecs(mod.Memory(), uint32(iovs), uint32(iovsLen))
 	if errno != ESUCCESS {
 		return errno
 	}
@@ -458,7 +464,7 @@ func ioCall(mod api.Module, args []uint64, op func([][]byte) (int, Errno)) Errno
 	if errno != ESUCCESS {
 		return errno
 	}
-	return putU32(mod.Memory(), uint32(args[2]), uint32(n))
+	return putU32(mod.Memory(), uint32(result), uint32(n))
 }
 
 // retry runs a non-blocking host operation, waiting for readiness while it

@@ -348,3 +348,26 @@ func FuzzClimbsAbove(f *testing.F) {
 		}
 	})
 }
+
+// The sampler times one call in timeSampling, spread over the calls: no
+// run of calls goes untimed for long, whatever the seed.
+func TestTimeSampling(t *testing.T) {
+	for _, seed := range []uint64{1, 0x9e3779b97f4a7c15, uint64(time.Now().UnixNano()) | 1} {
+		p := &Process{sampler: seed}
+		const n = 80000
+		sampled, gap, longest := 0, 0, 0
+		for i := 0; i < n; i++ {
+			if p.sample() {
+				sampled++
+				gap = 0
+				continue
+			}
+			if gap++; gap > longest {
+				longest = gap
+			}
+		}
+		if want := n / timeSampling; sampled < want*9/10 || sampled > want*11/10 || longest > 40*timeSampling {
+			t.Errorf("seed %#x: %d of %d calls sampled (want about %d), longest run unsampled %d", seed, sampled, n, want, longest)
+		}
+	}
+}

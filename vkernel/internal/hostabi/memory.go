@@ -16,31 +16,6 @@ func view(m api.Memory, off, n uint32) ([]byte, bool) {
 	return m.Read(off, n)
 }
 
-// iovecs resolves an array of n preview1 iovecs (buf u32, len u32) at off
-// into views of guest memory.
-func iovecs(m api.Memory, off, n uint32) ([][]byte, Errno) {
-	if n > maxIovecs {
-		return nil, EINVAL
-	}
-	raw, ok := view(m, off, n*8)
-	if !ok {
-		return nil, EFAULT
-	}
-	bufs := make([][]byte, 0, n)
-	for i := uint32(0); i < n; i++ {
-		ptr := le32(raw[i*8:])
-		size := le32(raw[i*8+4:])
-		b, ok := view(m, ptr, size)
-		if !ok {
-			return nil, EFAULT
-		}
-		if size > 0 {
-			bufs = append(bufs, b)
-		}
-	}
-	return bufs, ESUCCESS
-}
-
 // putU32 writes v at off, or returns EFAULT.
 func putU32(m api.Memory, off, v uint32) Errno {
 	if m == nil || !m.WriteUint32Le(off, v) {

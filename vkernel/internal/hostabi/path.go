@@ -430,8 +430,31 @@ var pathOpen = &hostFunc{
 			unix.Close(fd)
 			return errno
 		}
+		p.opened = openedFile{call: p.hostCalls, fd: newfd, file: f, st: st}
 		return putU32(mod.Memory(), uint32(s[8]), newfd)
 	},
+}
+
+// openedFile is the attributes path_open read of the file it opened.
+type openedFile struct {
+	call int64 // the path_open's number among the process's host calls
+	fd   uint32
+	file *file
+	st   unix.Stat_t
+}
+
+// openedStat returns the attributes path_open read of the file at fd when
+// that path_open was the guest's previous host call, else nil: a guest
+// that opens a file and fstats it at once (nginx serving a static file,
+// stdio's fopen) gets them without a second fstat. Nothing the guest can
+// observe happens between the two calls, so the answer is one the fstat
+// could have given: a change by another process in the meantime is then
+// indistinguishable from one made just after it.
+func (p *Process) openedStat(fd uint32, f *file) *unix.Stat_t {
+	if o := &p.opened; o.file == f && o.fd == fd && o.call == p.hostCalls-1 {
+		return &o.st
+	}
+	return nil
 }
 
 // pathReadlink is preview1 path_readlink(fd, path, path_len, buf, buf_len,

@@ -2,6 +2,7 @@ package hostabi
 
 import (
 	"context"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sys/unix"
@@ -28,6 +29,69 @@ type subscription struct {
 	tag      uint8
 	fd       uint32
 	deadline int64 // CLOCK_MONOTONIC nanoseconds, for clock subscriptions
+	hostFD   int   // the socket an fd subscription waits on in epoll, else -1
+}
+
+// pollState is poll_oneoff's state in a process: the epoll set and the
+// memory each call reuses, so that a call allocates nothing once these
+// have grown to the most subscriptions the guest passes.
+type pollState struct {
+	subs   []subscription
+	events []event
+	ready  []unix.EpollEvent
+	// want holds, by host fd, the epoll events the current call waits for;
+	// wanted lists the fds it set.
+	want   []uint32
+	wanted []int
+	// inSet holds, by host fd, the events registered in the epoll set (0:
+	// not in it); members lists the fds in it.
+	inSet   []uint32
+	members []int
+}
+
+// addWant adds epoll events to wait for on a host fd.
+func (ps *pollState) addWant(fd int, ev uint32) {
+	if fd >= len(ps.want) {
+		ps.want = append(ps.want, make([]uint32, fd+1-len(ps.want))...)
+	}
+	if ps.want[fd] == 0 {
+		ps.wanted = append(ps.wanted, fd)
+	}
+	ps.want[fd] |= ev
+}
+
+// resetWant forgets the previous call's wanted events.
+func (ps *pollState) resetWant() {
+	for _, fd := range ps.wanted {
+		ps.want[fd] = 0
+	}
+	ps.wanted = ps.wanted[:0]
+}
+
+func (ps *pollState) registered(fd int) uint32 {
+	if fd < len(ps.inSet) {
+		return ps.inSet[fd]
+	}
+	return 0
+}
+
+func (ps *pollState) setRegistered(fd int, ev uint32) {
+	if fd >= len(ps.inSet) {
+		ps.inSet = append(ps.inSet, make([]uint32, fd+1-len(ps.inSet))...)
+	}
+	switch have := ps.inSet[fd]; {
+	case have == 0 && ev != 0:
+		ps.members = append(ps.members, fd)
+	case have != 0 && ev == 0:
+		for i, m := range ps.members {
+			if m == fd {
+				ps.members[i] = ps.members[len(ps.members)-1]
+				ps.members = ps.members[:len(ps.members)-1]
+				break
+			}
+		}
+	}
+	ps.inSet[fd] = ev
 }
 
 // pollOneoff is preview1 poll_oneoff(in, out, nsubscriptions,
@@ -75,10 +139,14 @@ var pollOneoff = &hostFunc{
 		if _, ok := view(m, resultN, 4); !ok {
 			return EFAULT
 		}
-		subs := make([]subscription, n)
+		ps := &p.polls
+		if cap(ps.subs) < int(n) {
+			ps.subs = make([]subscription, n)
+		}
+		subs := ps.subs[:n]
 		for i := range subs {
 			b := raw[i*subscriptionSize:]
-			subs[i] = subscription{userdata: le64(b), tag: b[8]}
+			subs[i] = subscription{userdata: le64(b), tag: b[8], hostFD: -1}
 			switch subs[i].tag {
 			case eventtypeClock:
 				d, errno := p.deadline(le32(b[16:]), le64(b[24:]), le16(b[40:]))
@@ -92,7 +160,7 @@ var pollOneoff = &hostFunc{
 				return EINVAL
 			}
 		}
-		events, errno := p.poll(ctx, subs)
+		events, errno := p.pollSubs(ctx, subs)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -138,13 +206,17 @@ func (p *Process) deadline(id uint32, timeout uint64, flags uint16) (int64, Errn
 	return 0, EINVAL
 }
 
-func (p *Process) poll(ctx context.Context, subs []subscription) ([]event, Errno) {
-	var events []event
+// pollSubs waits for the subscriptions and returns the events that fired,
+// in p's reusable memory (valid until the next call).
+func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, Errno) {
+	ps := &p.polls
+	ps.resetWant()
+	events := ps.events[:0]
+	defer func() { ps.events = events[:0] }()
 	deadline := int64(-1)
-	want := map[int]uint32{} // host fd -> epoll events wanted
-	for _, sub := range subs {
-		switch sub.tag {
-		case eventtypeClock:
+	for i := range subs {
+		sub := &subs[i]
+		if sub.tag == eventtypeClock {
 			if deadline < 0 || sub.deadline < deadline {
 				deadline = sub.deadline
 			}
@@ -157,31 +229,35 @@ func (p *Process) poll(ctx context.Context, subs []subscription) ([]event, Errno
 		case f.hostFD < 0 || f.filetype != filetypeSocketStream:
 			events = append(events, event{userdata: sub.userdata, tag: sub.tag})
 		case sub.tag == eventtypeFDRead:
-			want[f.hostFD] |= unix.EPOLLIN | unix.EPOLLRDHUP
+			sub.hostFD = f.hostFD
+			ps.addWant(f.hostFD, unix.EPOLLIN|unix.EPOLLRDHUP)
 		default:
-			want[f.hostFD] |= unix.EPOLLOUT
+			sub.hostFD = f.hostFD
+			ps.addWant(f.hostFD, unix.EPOLLOUT)
 		}
 	}
 	if p.sigs != nil {
 		// A host signal cuts the wait short, whatever the guest waits for.
-		want[p.sigs.wake] |= unix.EPOLLIN
+		ps.addWant(p.sigs.wake, unix.EPOLLIN)
 	}
-	if len(want) == 0 {
+	if len(ps.wanted) == 0 {
 		if len(events) > 0 {
 			// Only files, stdio and bad fds: all fire now, with any clock
 			// already due. (epoll_wait with room for no events would be
 			// EINVAL.)
-			return clockEvents(subs, nanotime(), events), ESUCCESS
+			events = clockEvents(subs, nanotime(), events)
+			return events, ESUCCESS
 		}
 		if errno := sleepUntil(ctx, deadline); errno != ESUCCESS {
 			return nil, errno
 		}
-		return clockEvents(subs, nanotime(), nil), ESUCCESS
+		events = clockEvents(subs, nanotime(), events)
+		return events, ESUCCESS
 	}
-	if errno := p.epollSync(want); errno != ESUCCESS {
+	if errno := p.epollSync(); errno != ESUCCESS {
 		return nil, errno
 	}
-	ready, errno := p.epollWait(ctx, len(want), len(events) > 0, deadline)
+	ready, errno := p.epollWait(ctx, len(ps.wanted), len(events) > 0, deadline)
 	if errno != ESUCCESS {
 		return nil, errno
 	}
@@ -195,15 +271,12 @@ func (p *Process) poll(ctx context.Context, subs []subscription) ([]event, Errno
 			interrupted = true
 			continue
 		}
-		for _, sub := range subs {
-			if sub.tag == eventtypeClock {
+		hup := r.Events&(unix.EPOLLHUP|unix.EPOLLRDHUP) != 0
+		for i := range subs {
+			sub := &subs[i]
+			if sub.hostFD != fd {
 				continue
 			}
-			f := p.fds.get(sub.fd)
-			if f == nil || f.hostFD != fd {
-				continue
-			}
-			hup := r.Events&(unix.EPOLLHUP|unix.EPOLLRDHUP) != 0
 			fired := r.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0
 			if sub.tag == eventtypeFDRead {
 				fired = fired || r.Events&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0
@@ -238,10 +311,12 @@ func clockEvents(subs []subscription, now int64, events []event) []event {
 	return events
 }
 
-// epollSync makes the process's epoll set hold exactly the wanted fds with
-// the wanted events. A fd no longer polled leaves the set, so a ready
-// socket nobody asked about can never wake the wait.
-func (p *Process) epollSync(want map[int]uint32) Errno {
+// epollSync makes the process's epoll set hold exactly the fds the call
+// wants with the events it wants: a fd no longer polled leaves the set, so
+// a ready socket nobody asked about can never wake the wait. A server
+// polling the same sockets call after call changes nothing here.
+func (p *Process) epollSync() Errno {
+	ps := &p.polls
 	if p.epfd < 0 {
 		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
@@ -249,41 +324,50 @@ func (p *Process) epollSync(want map[int]uint32) Errno {
 		}
 		p.epfd = fd
 	}
-	for fd := range p.epollSet {
-		if _, ok := want[fd]; !ok {
-			unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-			delete(p.epollSet, fd)
+	for i := 0; i < len(ps.members); {
+		fd := ps.members[i]
+		if fd < len(ps.want) && ps.want[fd] != 0 {
+			i++
+			continue
 		}
+		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		ps.setRegistered(fd, 0) // moves the last member to i
 	}
-	for fd, ev := range want {
-		have, ok := p.epollSet[fd]
-		if ok && have == ev {
+	for _, fd := range ps.wanted {
+		ev, have := ps.want[fd], ps.registered(fd)
+		if have == ev {
 			continue
 		}
 		op := unix.EPOLL_CTL_ADD
-		if ok {
+		if have != 0 {
 			op = unix.EPOLL_CTL_MOD
 		}
 		if err := unix.EpollCtl(p.epfd, op, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)}); err != nil {
 			return errnoOf(err)
 		}
-		p.epollSet[fd] = ev
+		ps.setRegistered(fd, ev)
 	}
 	return ESUCCESS
 }
 
 // forgetEpoll drops a host fd that is about to close from the epoll set.
 func (p *Process) forgetEpoll(fd int) {
-	if _, ok := p.epollSet[fd]; ok {
+	if fd >= 0 && p.polls.registered(fd) != 0 {
 		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-		delete(p.epollSet, fd)
+		p.polls.setRegistered(fd, 0)
 	}
 }
 
 // epollWait waits for up to max events until the deadline (-1: none); with
-// immediate set it only collects what is ready now.
+// immediate set it only collects what is ready now. The events are in p's
+// reusable memory. A wait that cannot block is a raw system call: the Go
+// scheduler need not know of it.
 func (p *Process) epollWait(ctx context.Context, max int, immediate bool, deadline int64) ([]unix.EpollEvent, Errno) {
-	evs := make([]unix.EpollEvent, max)
+	ps := &p.polls
+	if cap(ps.ready) < max {
+		ps.ready = make([]unix.EpollEvent, max)
+	}
+	evs := ps.ready[:max]
 	for {
 		if ctx.Err() != nil {
 			return nil, EINTR
@@ -296,15 +380,21 @@ func (p *Process) epollWait(ctx context.Context, max int, immediate bool, deadli
 				wait = max64(left, 0)
 			}
 		}
-		// Round up to whole milliseconds so a wait never ends early.
-		n, err := unix.EpollWait(p.epfd, evs, int((wait+999_999)/1_000_000))
+		var n int
+		var err error
+		if wait == 0 {
+			n, err = result(rawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0))
+		} else {
+			// Round up to whole milliseconds so a wait never ends early.
+			n, err = unix.EpollWait(p.epfd, evs, int((wait+999_999)/1_000_000))
+		}
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, errnoOf(err)
 		}
-		if n > 0 || immediate || (deadline >= 0 && nanotime() >= deadline) {
+		if n > 0 || wait == 0 || (deadline >= 0 && nanotime() >= deadline) {
 			return evs[:n], ESUCCESS
 		}
 	}

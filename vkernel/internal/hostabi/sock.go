@@ -84,7 +84,7 @@ var sockRecv = &hostFunc{
 		if riflags&^(riflagRecvPeek|riflagRecvWaitall) != 0 {
 			return EINVAL
 		}
-		bufs, errno := iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		bufs, errno := p.iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -99,8 +99,7 @@ var sockRecv = &hostFunc{
 		total := 0
 		for {
 			n, errno := p.retry(ctx, f, unix.POLLIN, func() (int, error) {
-				n, _, _, _, err := unix.RecvmsgBuffers(f.hostFD, bufs, nil, flags)
-				return n, err
+				return p.sockRecvmsg(f.hostFD, bufs, flags)
 			})
 			if errno != ESUCCESS {
 				if total > 0 {
@@ -156,7 +155,7 @@ var sockSend = &hostFunc{
 		if uint32(s[3]) != 0 {
 			return EINVAL
 		}
-		return ioCall(mod, []uint64{s[1], s[2], s[4]}, func(bufs [][]byte) (int, Errno) { return p.write(ctx, f, bufs) })
+		return p.ioCall(mod, s[1], s[2], s[4], func(bufs [][]byte) (int, Errno) { return p.write(ctx, f, bufs) })
 	},
 }
 

@@ -72,7 +72,7 @@ func (s *signals) close() {
 // for a process the host delivers no signals to. EFAULT when result.set is
 // outside memory.
 var vkProcSignals = &hostFunc{
-	module: ModuleVkernel, name: "proc_signals",
+	module: ModuleVkernel, name: "proc_signals", untimed: true,
 	params: []string{"result.set"}, types: []api.ValueType{i32}, results: []api.ValueType{i32},
 	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		var set uint64

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	root "github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/nginx"
+	"github.com/compat-project/compat/adapters/redis"
+)
+
+// benchServerCmd is compat bench redis|nginx: the wasm build in the
+// vkernel against the host's native server of the same version, under
+// redis-benchmark or wrk, side by side on loopback.
+func benchServerCmd(kind string, args []string, stdout, stderr io.Writer) int {
+	synopsis := map[string]string{
+		"redis": "bench redis [-n N] [-c C,...] [-build DIR] [-cpuprofile FILE] [-json]",
+		"nginx": "bench nginx [-d DURATION] [-c N] [-size BYTES] [-build DIR] [-cpuprofile FILE] [-json]",
+	}[kind]
+	fs := newFlags("bench "+kind, synopsis, stderr)
+	build := fs.String("build", "", "the "+kind+" wasm build's directory (default: the newest under the cache)")
+	asJSON := fs.Bool("json", false, "print the figures as JSON")
+	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the vkernel's server process to FILE")
+	n := fs.Int("n", 100000, "redis: requests per test (redis-benchmark -n)")
+	clients := fs.String("c", "", "redis: client counts, each test runs at each (default 1,10); nginx: wrk's connections (default 10)")
+	d := fs.Duration("d", 0, "nginx: each wrk run's duration (default 5s)")
+	size := fs.Int("size", 4096, "nginx: the static file's size in bytes")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *n <= 0 || *size <= 0 {
+		return usageError(fs, err)
+	}
+	var counts []int
+	if *clients != "" {
+		for _, s := range strings.Split(*clients, ",") {
+			c, err := strconv.Atoi(s)
+			if err != nil || c <= 0 || (kind == "nginx" && len(counts) > 0) {
+				fmt.Fprintf(stderr, "compat: bench %s: bad -c %q\n", kind, *clients)
+				return usageError(fs, nil)
+			}
+			counts = append(counts, c)
+		}
+	}
+	if *profile != "" {
+		abs, err := filepath.Abs(*profile)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		*profile = abs
+	}
+	dir := filepath.Join(root.CacheRoot(), "bench", kind)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(stderr, err)
+	}
+	ctx := context.Background()
+	var report interface{ Write(io.Writer) }
+	var err error
+	if kind == "redis" {
+		report, err = redis.Bench(ctx, redis.BenchOptions{Build: *build, Cache: root.CacheRoot(), Dir: dir, Requests: *n, Clients: counts, CPUProfile: *profile})
+	} else {
+		o := nginx.BenchOptions{Build: *build, Cache: root.CacheRoot(), Dir: dir, Duration: *d, FileSize: *size, CPUProfile: *profile}
+		if len(counts) > 0 {
+			o.Connections = counts[0]
+		}
+		report, err = nginx.Bench(ctx, o)
+	}
+	if err != nil {
+		return fail(stderr, fmt.Errorf("bench %s: %w", kind, err))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(report)
+		return exitOK
+	}
+	report.Write(stdout)
+	return exitOK
+}
