@@ -252,3 +252,17 @@ func TestIntegrityExitCodes(t *testing.T) {
 		t.Fatalf("no audit record of the refused spec naming it and its hash:\n%s", log)
 	}
 }
+
+// compat bench redis and nginx refuse bad flags with the usage, exit 2,
+// before starting anything.
+func TestBenchServerUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench"}, {"bench", "redis", "-c", "x"}, {"bench", "redis", "-n", "0"}, {"bench", "redis", "extra"},
+		{"bench", "nginx", "-d", "10ms"}, {"bench", "nginx", "-c", "1,2"}, {"bench", "nginx", "-n", "5"},
+	} {
+		code, _, errOut := compat(t, args...)
+		if code != exitUsage || !strings.Contains(errOut, "usage: compat bench") {
+			t.Errorf("compat %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+}
