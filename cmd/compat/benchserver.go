@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	root "github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/nginx"
@@ -27,19 +28,29 @@ func benchServerCmd(kind string, args []string, stdout, stderr io.Writer) int {
 	build := fs.String("build", "", "the "+kind+" wasm build's directory (default: the newest under the cache)")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the vkernel's server process to FILE")
-	n := fs.Int("n", 100000, "redis: requests per test (redis-benchmark -n)")
-	clients := fs.String("c", "", "redis: client counts, each test runs at each (default 1,10); nginx: wrk's connections (default 10)")
-	d := fs.Duration("d", 0, "nginx: each wrk run's duration (default 5s)")
-	size := fs.Int("size", 4096, "nginx: the static file's size in bytes")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *n <= 0 || *size <= 0 {
+	var (
+		n, conns, size *int
+		clients        *string
+		d              *time.Duration
+	)
+	if kind == "redis" {
+		n = fs.Int("n", 100000, "requests per test (redis-benchmark -n)")
+		clients = fs.String("c", "1,10", "client counts (redis-benchmark -c): every test runs at each")
+	} else {
+		d = fs.Duration("d", 5*time.Second, "each wrk run's duration")
+		conns = fs.Int("c", 10, "wrk's connections")
+		size = fs.Int("size", 4096, "the static file's size in bytes")
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || (n != nil && *n <= 0) ||
+		(conns != nil && *conns <= 0) || (size != nil && *size <= 0) || (d != nil && *d < time.Second) {
 		return usageError(fs, err)
 	}
 	var counts []int
-	if *clients != "" {
+	if clients != nil {
 		for _, s := range strings.Split(*clients, ",") {
 			c, err := strconv.Atoi(s)
-			if err != nil || c <= 0 || (kind == "nginx" && len(counts) > 0) {
-				fmt.Fprintf(stderr, "compat: bench %s: bad -c %q\n", kind, *clients)
+			if err != nil || c <= 0 {
+				fmt.Fprintf(stderr, "compat: bench redis: bad -c %q: want client counts such as 1,10\n", *clients)
 				return usageError(fs, nil)
 			}
 			counts = append(counts, c)
@@ -62,11 +73,7 @@ func benchServerCmd(kind string, args []string, stdout, stderr io.Writer) int {
 	if kind == "redis" {
 		report, err = redis.Bench(ctx, redis.BenchOptions{Build: *build, Cache: root.CacheRoot(), Dir: dir, Requests: *n, Clients: counts, CPUProfile: *profile})
 	} else {
-		o := nginx.BenchOptions{Build: *build, Cache: root.CacheRoot(), Dir: dir, Duration: *d, FileSize: *size, CPUProfile: *profile}
-		if len(counts) > 0 {
-			o.Connections = counts[0]
-		}
-		report, err = nginx.Bench(ctx, o)
+		report, err = nginx.Bench(ctx, nginx.BenchOptions{Build: *build, Cache: root.CacheRoot(), Dir: dir, Duration: *d, Connections: *conns, FileSize: *size, CPUProfile: *profile})
 	}
 	if err != nil {
 		return fail(stderr, fmt.Errorf("bench %s: %w", kind, err))

@@ -266,3 +266,17 @@ func TestBenchPythonUsage(t *testing.T) {
 		t.Errorf("with an empty cache: exit %d, stderr %q; want 2 saying there is no build", code, errOut)
 	}
 }
+
+// compat bench redis and nginx refuse bad flags with the usage, exit 2,
+// before starting anything.
+func TestBenchServerUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench"}, {"bench", "redis", "-c", "x"}, {"bench", "redis", "-n", "0"}, {"bench", "redis", "extra"},
+		{"bench", "nginx", "-d", "10ms"}, {"bench", "nginx", "-c", "1,2"}, {"bench", "nginx", "-n", "5"},
+	} {
+		code, _, errOut := compat(t, args...)
+		if code != exitUsage || !strings.Contains(errOut, "usage: compat bench") {
+			t.Errorf("compat %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+}

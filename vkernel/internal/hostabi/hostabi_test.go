@@ -196,6 +196,14 @@ func FuzzJoinInMount(f *testing.F) {
 		if got == "" || path.IsAbs(got) || path.Clean(got) != got || got == ".." || strings.HasPrefix(got, "../") {
 			t.Fatalf("JoinInMount(%q, %q) = %q", dir, name, got)
 		}
+		// Lexically, as a path under "/" the mount root.
+		want := strings.TrimPrefix(path.Clean("/"+dir+"/"+name), "/")
+		if want == "" {
+			want = "."
+		}
+		if got != want {
+			t.Fatalf("JoinInMount(%q, %q) = %q, want %q", dir, name, got, want)
+		}
 	})
 }
 
@@ -340,7 +348,21 @@ func FuzzClimbsAbove(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if path.IsAbs(name) || climbsAbove(name) {
+		depth, climbs := 0, false
+		for _, c := range strings.Split(name, "/") {
+			switch c {
+			case "", ".":
+			case "..":
+				depth--
+				climbs = climbs || depth < 0
+			default:
+				depth++
+			}
+		}
+		if climbsAbove(name) != climbs {
+			t.Fatalf("climbsAbove(%q) = %v, want %v", name, !climbs, climbs)
+		}
+		if path.IsAbs(name) || climbs {
 			return
 		}
 		if got := JoinInMount("d/e", name); got != "d/e" && !strings.HasPrefix(got, "d/e/") {

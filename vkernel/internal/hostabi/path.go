@@ -31,6 +31,13 @@ const (
 // returns the mount-relative result: clean, never absolute, never above the
 // mount root ("." for the root itself).
 func JoinInMount(dir, name string) string {
+	if dir == "." && name != "" && name[0] != '/' {
+		// The common case, a name relative to a mount's root: cleaning
+		// an already clean name allocates nothing.
+		if c := path.Clean(name); c != ".." && !strings.HasPrefix(c, "../") {
+			return c
+		}
+	}
 	c := path.Clean("/" + dir + "/" + name)
 	if c == "/" {
 		return "."
@@ -90,7 +97,8 @@ func (p *Process) resolve(m api.Memory, dirfd, ptr, n uint32, need uint64) (targ
 // order, ever lead above the directory it starts from.
 func climbsAbove(name string) bool {
 	depth := 0
-	for _, c := range strings.Split(name, "/") {
+	for rest := name; ; {
+		c, after, more := strings.Cut(rest, "/")
 		switch c {
 		case "", ".":
 		case "..":
@@ -100,8 +108,11 @@ func climbsAbove(name string) bool {
 		default:
 			depth++
 		}
+		if !more {
+			return false
+		}
+		rest = after
 	}
-	return false
 }
 
 // name is the path the kernel resolves: rel, with the trailing slash
