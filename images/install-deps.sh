@@ -73,6 +73,16 @@ fi
 [ "$(id -u)" = 0 ] || compat_die "missing packages:$missing; run as root or: apt-get install -y$missing"
 compat_log "installing:$missing"
 apt-get update -q >/dev/null || compat_die "apt-get update failed; check /etc/apt and that the Debian archive answers"
+# redis-server and nginx-light are wanted as programs, not as services:
+# Debian's maintainer scripts would start them on ports 6379 and 80. A
+# policy-rc.d that answers 101 ("action forbidden", invoke-rc.d(8)) keeps
+# them stopped; one the host already has is left as it is.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# compat images/install-deps.sh: no service starts while it installs\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null ||
 	compat_die "apt-get install$missing failed"
