@@ -18,8 +18,10 @@ COMPAT_LOG_TAG=install-deps
 
 # base: the local base image (debootstrap + docker import).
 base_pkgs="debootstrap"
-# wasm: the WebAssembly builds (images/*/build-wasm.sh) and the test guests.
+# wasm: the WebAssembly builds (images/*/build-wasm.sh) and the test guests;
+# python.wasm is built with the -19 toolchain (faster code), the others with -14.
 wasm_pkgs="clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 wabt binaryen
+  clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32
   autoconf dpkg-dev gcc make tcl patch util-linux python3 xz-utils"
 # test: what the Go tests and the quick profile run on the host: the JUnit
 # schema check, Debian's own python3.11 with its regrtest, redis-server for

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds python.wasm (wasm32-wasi) and its installed standard library,
 # tests included, from Debian bookworm's own python3.11 source package,
-# with Debian's clang-14/lld-14/wasi-libc. zlib, bzip2, xz-utils (liblzma)
-# and sqlite3 are cross-built from Debian's sources so that the zlib, _bz2,
-# _lzma and _sqlite3 modules exist. Our patches live in
-# patches/<source package>/.
+# with Debian's clang-19/lld-19/wasi-libc, pymalloc on and thin LTO (each
+# measured: the README's "python.wasm build options"). zlib, bzip2,
+# xz-utils (liblzma) and sqlite3 are cross-built from Debian's sources so
+# that the zlib, _bz2, _lzma and _sqlite3 modules exist. Our patches live
+# in patches/<source package>/.
 #
 # Output (not in git):
 #   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/python-wasm/<key>/
@@ -18,6 +19,15 @@
 #
 # Env: COMPAT_CACHE, COMPAT_JOBS (default 2), COMPAT_KEEP_WORK=1 (keep the
 #      build tree), COMPAT_PY_BUILD_PYTHON (override the build python).
+# Build knobs, for measuring variants (each is part of the cache key; the
+# defaults are the configuration this recipe ships):
+#      COMPAT_PY_LLVM      clang/lld/llvm major version, 14 or 19
+#      COMPAT_PY_OPT       optimisation level for CPython's C code (-O2, -O3)
+#      COMPAT_PY_PYMALLOC  yes|no: --with-pymalloc (configure's WASI default: no)
+#      COMPAT_PY_LTO       no|thin|full: --with-lto
+#      COMPAT_PY_WASM_OPT  binaryen wasm-opt flags after linking (default
+#                          none: -O3 made the LTO build slower under wazero)
+#      COMPAT_PY_CFLAGS    extra C flags for CPython (e.g. -mbulk-memory)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,8 +45,14 @@ recipe_files="python/build-wasm.sh python/versions.env python/config.site-extra"
 for p in "$here"/patches/*/*.patch; do
 	if [ -e "$p" ]; then recipe_files="$recipe_files python/${p#"$here"/}"; fi
 done
+py_llvm=${COMPAT_PY_LLVM:-19}
+py_opt=${COMPAT_PY_OPT:--O3}
+py_pymalloc=${COMPAT_PY_PYMALLOC:-yes}
+py_lto=${COMPAT_PY_LTO:-thin}
+py_wasm_opt=${COMPAT_PY_WASM_OPT-}
+py_cflags=${COMPAT_PY_CFLAGS-}
 compat_wasm_begin python-wasm "$recipe_files" \
-	"python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION"
+	"python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION llvm=$py_llvm opt=$py_opt pymalloc=$py_pymalloc lto=$py_lto wasm-opt=$py_wasm_opt cflags=$py_cflags"
 
 # ------------------------------------------------------------- tool checks
 compat_wasm_need_toolchain
@@ -44,7 +60,24 @@ compat_need autoconf autoconf
 compat_need autoheader autoconf
 compat_need cc gcc
 compat_need tclsh tcl
+case $py_llvm in
+14 | 19) ;;
+*) compat_die "COMPAT_PY_LLVM=$py_llvm: 14 or 19" ;;
+esac
+compat_need "clang-$py_llvm" "clang-$py_llvm"
+compat_need "llvm-ar-$py_llvm" "llvm-$py_llvm"
+compat_need "llvm-ranlib-$py_llvm" "llvm-$py_llvm"
+compat_need "llvm-strip-$py_llvm" "llvm-$py_llvm"
+compat_need "wasm-ld-$py_llvm" "lld-$py_llvm"
+py_rt=$("clang-$py_llvm" --target=wasm32-wasi -print-libgcc-file-name)
+[ -f "$py_rt" ] || compat_die "compiler-rt for wasm32 missing ($py_rt); install it with: apt-get install -y libclang-rt-$py_llvm-dev-wasm32"
+if [ -n "$py_wasm_opt" ]; then compat_need wasm-opt binaryen; fi
 compat_wasm_work
+# compat_wasm_work set CC_WASI for clang-14; CPython and its deps use
+# clang-$py_llvm with the same sysroot.
+CC_WASI="clang-$py_llvm --target=wasm32-wasi --sysroot=$sysroot"
+AR_WASI=llvm-ar-$py_llvm
+RANLIB_WASI=llvm-ranlib-$py_llvm
 apt_update() { compat_private_apt_update "$logs"; }
 
 # ------------------------------------------------------------ build python
@@ -96,7 +129,7 @@ unpack zlib "$ZLIB_DEB_VERSION" "$work/zlib"
 # and each step's outputs are checked after it.
 (
 	cd "$work/zlib" &&
-		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+		CC="$CC_WASI" CFLAGS="-O2" AR=$AR_WASI RANLIB=$RANLIB_WASI \
 			./configure --static --prefix="$deps" &&
 		compat_heavy make -j"$jobs" libz.a &&
 		make install
@@ -114,8 +147,8 @@ unpack bzip2 "$BZIP2_DEB_VERSION" "$work/bzip2"
 		objs="$objs $c.o"
 	done
 	# shellcheck disable=SC2086
-	llvm-ar-14 rc libbz2.a $objs &&
-		llvm-ranlib-14 libbz2.a &&
+	"$AR_WASI" rc libbz2.a $objs &&
+		"$RANLIB_WASI" libbz2.a &&
 		cp libbz2.a "$deps/lib/" &&
 		cp bzlib.h "$deps/include/"
 ) >"$logs/bzip2.log" 2>&1 || fail "bzip2 cross-build" "$logs/bzip2.log"
@@ -125,7 +158,7 @@ compat_need_output "bzip2 cross-build" "$logs/bzip2.log" "$deps/lib/libbz2.a" "$
 unpack xz-utils "$XZ_DEB_VERSION" "$work/xz"
 (
 	cd "$work/xz" &&
-		CC="$CC_WASI" CFLAGS="-O2" AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+		CC="$CC_WASI" CFLAGS="-O2" AR=$AR_WASI RANLIB=$RANLIB_WASI \
 			./configure --host=wasm32-unknown-wasi --prefix="$deps" \
 			--disable-shared --enable-static --disable-threads \
 			--disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
@@ -150,8 +183,8 @@ unpack sqlite3 "$SQLITE_DEB_VERSION" "$work/sqlite"
 		-DSQLITE_MAX_MMAP_SIZE=0 -DSQLITE_ENABLE_FTS4 -DSQLITE_ENABLE_FTS5 \
 		-DSQLITE_ENABLE_RTREE -DSQLITE_ENABLE_COLUMN_METADATA \
 			-D_WASI_EMULATED_GETPID -c sqlite3.c -o sqlite3.o &&
-		llvm-ar-14 rc libsqlite3.a sqlite3.o &&
-		llvm-ranlib-14 libsqlite3.a &&
+		"$AR_WASI" rc libsqlite3.a sqlite3.o &&
+		"$RANLIB_WASI" libsqlite3.a &&
 		cp libsqlite3.a "$deps/lib/" &&
 		cp sqlite3.h sqlite3ext.h "$deps/include/"
 ) >"$logs/sqlite3.log" 2>&1 || fail "sqlite3 cross-build" "$logs/sqlite3.log"
@@ -177,11 +210,28 @@ configure_args=(
 	--with-build-python="$build_python"
 	--prefix=/usr
 	--without-ensurepip
+	--with-pymalloc="$py_pymalloc"
 )
+# configure's own OPT for clang (it adds -DNDEBUG), with the chosen level.
+py_configure_env=(OPT="-g -fwrapv $py_opt -Wall")
+if [ "$py_llvm" -ge 16 ]; then
+	# clang 16 made int-conversion an error; wasi-libc's CLOCK_* are
+	# pointers that timemodule.c passes as long (a warning in clang-14).
+	py_cflags="-Wno-error=int-conversion${py_cflags:+ $py_cflags}"
+fi
+if [ "$py_lto" != no ]; then
+	configure_args+=(--with-lto="$py_lto")
+	# configure looks for llvm-ar by name (the host's default llvm may be
+	# another version); the LTO back end runs at the C code's level.
+	py_configure_env+=(LLVM_AR="$(command -v "$AR_WASI")" LDFLAGS="-Wl,--lto-${py_opt#-}")
+fi
+if [ -n "$py_cflags" ]; then
+	py_configure_env+=(CFLAGS="$py_cflags")
+fi
 run_logged "configure" "$logs/configure.log" env -C "$src" \
 	CONFIG_SITE="$work/config.site" \
 	CC="$CC_WASI" CPP="$CC_WASI -E" CXX=false \
-	AR=llvm-ar-14 RANLIB=llvm-ranlib-14 \
+	AR=$AR_WASI RANLIB=$RANLIB_WASI "${py_configure_env[@]}" \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$deps/lib/pkgconfig" \
 	ZLIB_CFLAGS="-I$deps/include" ZLIB_LIBS="-L$deps/lib -lz" \
 	BZIP2_CFLAGS="-I$deps/include" BZIP2_LIBS="-L$deps/lib -lbz2" \
@@ -206,7 +256,20 @@ mkdir -p "$new/lib"
 [ -f "$src/python.wasm" ] || compat_die "make did not produce $src/python.wasm"
 [ -d "$stage/usr/lib/python3.11" ] || compat_die "make install did not produce usr/lib/python3.11"
 unstripped_size=$(stat -c %s "$src/python.wasm")
-compat_wasm_strip "$src/python.wasm" "$new/python.wasm"
+"llvm-strip-$py_llvm" --strip-debug -o "$work/python-stripped.wasm" "$src/python.wasm" ||
+	compat_die "llvm-strip-$py_llvm of $src/python.wasm failed"
+t_wasm_opt=0
+if [ -n "$py_wasm_opt" ]; then
+	t0=$(date +%s)
+	# -g keeps the name section (traps name functions); the features are
+	# read from the module's target_features section.
+	# shellcheck disable=SC2086 # flags
+	run_logged "wasm-opt $py_wasm_opt" "$logs/wasm-opt.log" compat_heavy \
+		wasm-opt $py_wasm_opt -g "$work/python-stripped.wasm" -o "$new/python.wasm"
+	t_wasm_opt=$(($(date +%s) - t0))
+else
+	mv "$work/python-stripped.wasm" "$new/python.wasm"
+fi
 mv "$stage/usr/lib/python3.11" "$new/lib/python3.11"
 lib=$new/lib/python3.11
 # The static libpython archive is only for embedding; nothing runs it.
@@ -230,12 +293,18 @@ compat_wasm_imports "$new/python.wasm" wasi_snapshot_preview1 "$work/imports.lis
 # ------------------------------------------------------------ build info
 pkgver() { compat_pkgver "$1"; }
 grep -E '^MODULE_[A-Z0-9_]+_STATE=' "$src/Makefile" >"$work/modules.txt" || true
+# What configure decided about the allocator and the eval loop's dispatch.
+grep -E '^(#define|/\* #undef) (WITH_PYMALLOC|USE_COMPUTED_GOTOS|HAVE_COMPUTED_GOTOS)\b' \
+	"$src/pyconfig.h" >"$work/pyconfig.txt" || true
 t_total=$(($(date +%s) - t_start))
 INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_REFERENCE_IMAGE=$(compat_reference_image python "$PY_DEB_VERSION") \
 	INFO_PY=$PY_DEB_VERSION INFO_ZLIB=$ZLIB_DEB_VERSION INFO_BZIP2=$BZIP2_DEB_VERSION \
 	INFO_XZ=$XZ_DEB_VERSION INFO_SQLITE=$SQLITE_DEB_VERSION \
-	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
-	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) \
+	INFO_LLVM_MAJOR=$py_llvm INFO_CLANG=$(pkgver "clang-$py_llvm") INFO_LLD=$(pkgver "lld-$py_llvm") \
+	INFO_LLVM=$(pkgver "llvm-$py_llvm") INFO_RT=$(pkgver "libclang-rt-$py_llvm-dev-wasm32") \
+	INFO_WASILIBC=$(pkgver wasi-libc) INFO_BINARYEN=$(pkgver binaryen) \
+	INFO_OPT=$py_opt INFO_PYMALLOC=$py_pymalloc INFO_LTO=$py_lto INFO_WASM_OPT=$py_wasm_opt \
+	INFO_CFLAGS=$py_cflags INFO_T_WASM_OPT=$t_wasm_opt \
 	INFO_WABT=$(pkgver wabt) INFO_AUTOCONF=$(pkgver autoconf) \
 	INFO_BUILD_PY=$build_python INFO_BUILD_PY_VER=$build_python_version \
 	INFO_PYVER=$(sed -n 's/^#define PY_VERSION[[:space:]]*"\(.*\)"/\1/p' "$src/Include/patchlevel.h") \
@@ -263,6 +332,14 @@ with open(os.path.join(work, "modules.txt")) as f:
         modules[k[len("MODULE_"):-len("_STATE")].lower()] = v
 with open(os.path.join(work, "imports.list")) as f:
     imports = [l.split()[1] for l in f if l.strip()]
+pyconfig = {}
+with open(os.path.join(work, "pyconfig.txt")) as f:
+    for line in f:
+        w = line.split()
+        if w[0] == "#define":
+            pyconfig[w[1]] = w[2] if len(w) > 2 else "1"
+        else:
+            pyconfig[w[2]] = None
 info = {
     "key": e["INFO_KEY"],
     "source": {"package": "python3.11", "version": e["INFO_PY"], "distribution": "debian bookworm"},
@@ -274,9 +351,17 @@ info = {
     "stdlib_dir": "lib/python3.11",
     "mount_hint": "mount <out>/lib at /usr/lib (or set PYTHONHOME=/usr with lib/ there)",
     "configure_args": e["INFO_CONFIGURE"].split(),
+    "pyconfig": pyconfig,
+    "build_options": {
+        "opt": e["INFO_OPT"], "pymalloc": e["INFO_PYMALLOC"], "lto": e["INFO_LTO"],
+        "wasm_opt": e["INFO_WASM_OPT"], "extra_cflags": e["INFO_CFLAGS"],
+    },
     "toolchain": {
-        "clang-14": e["INFO_CLANG"], "lld-14": e["INFO_LLD"], "llvm-14": e["INFO_LLVM"],
-        "wasi-libc": e["INFO_WASILIBC"], "libclang-rt-14-dev-wasm32": e["INFO_RT"],
+        "clang-" + e["INFO_LLVM_MAJOR"]: e["INFO_CLANG"],
+        "lld-" + e["INFO_LLVM_MAJOR"]: e["INFO_LLD"],
+        "llvm-" + e["INFO_LLVM_MAJOR"]: e["INFO_LLVM"],
+        "libclang-rt-" + e["INFO_LLVM_MAJOR"] + "-dev-wasm32": e["INFO_RT"],
+        "wasi-libc": e["INFO_WASILIBC"], "binaryen": e["INFO_BINARYEN"],
         "wabt": e["INFO_WABT"], "autoconf": e["INFO_AUTOCONF"],
         "build_python": {"path": e["INFO_BUILD_PY"], "version": e["INFO_BUILD_PY_VER"]},
     },
@@ -289,6 +374,7 @@ info = {
     "timings_s": {
         "deps": int(e["INFO_T_DEPS"]), "configure": int(e["INFO_T_CONFIGURE"]),
         "make": int(e["INFO_T_MAKE"]), "install": int(e["INFO_T_INSTALL"]),
+        "wasm_opt": int(e["INFO_T_WASM_OPT"]),
         "total": int(e["INFO_T_TOTAL"]),
     },
     "wasm_imports": {"wasi_snapshot_preview1": imports},
