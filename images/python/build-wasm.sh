@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Builds python.wasm (wasm32-wasi) and its installed standard library,
 # tests included, from Debian bookworm's own python3.11 source package,
-# with Debian's clang-19/lld-19/wasi-libc: pymalloc on, thin LTO, then
-# binaryen's wasm-opt -O3 (each measured: the README's "python.wasm build
-# options"). zlib, bzip2, xz-utils (liblzma) and sqlite3 are cross-built
-# from Debian's sources so that the zlib, _bz2, _lzma and _sqlite3 modules
-# exist. Our patches live in patches/<source package>/.
+# with Debian's clang-19/lld-19/wasi-libc, pymalloc on and thin LTO (each
+# measured: the README's "python.wasm build options"). zlib, bzip2,
+# xz-utils (liblzma) and sqlite3 are cross-built from Debian's sources so
+# that the zlib, _bz2, _lzma and _sqlite3 modules exist. Our patches live
+# in patches/<source package>/.
 #
 # Output (not in git):
 #   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/python-wasm/<key>/
-#     python.wasm            stripped of DWARF, wasm-opt'ed (name section kept)
+#     python.wasm            stripped of DWARF (the name section is kept)
 #     lib/python3.11/...     stdlib incl. test/ (prefix /usr: mount lib/ at /usr/lib)
 #     build-info.json        versions, toolchain, sizes, modules, wasm imports
 #     .done                  written when everything else is in place
@@ -25,7 +25,8 @@
 #      COMPAT_PY_OPT       optimisation level for CPython's C code (-O2, -O3)
 #      COMPAT_PY_PYMALLOC  yes|no: --with-pymalloc (configure's WASI default: no)
 #      COMPAT_PY_LTO       no|thin|full: --with-lto
-#      COMPAT_PY_WASM_OPT  binaryen wasm-opt flags after linking ("" = none)
+#      COMPAT_PY_WASM_OPT  binaryen wasm-opt flags after linking (default
+#                          none: -O3 made the LTO build slower under wazero)
 #      COMPAT_PY_CFLAGS    extra C flags for CPython (e.g. -mbulk-memory)
 set -euo pipefail
 
@@ -48,7 +49,7 @@ py_llvm=${COMPAT_PY_LLVM:-19}
 py_opt=${COMPAT_PY_OPT:--O3}
 py_pymalloc=${COMPAT_PY_PYMALLOC:-yes}
 py_lto=${COMPAT_PY_LTO:-thin}
-py_wasm_opt=${COMPAT_PY_WASM_OPT--O3}
+py_wasm_opt=${COMPAT_PY_WASM_OPT-}
 py_cflags=${COMPAT_PY_CFLAGS-}
 compat_wasm_begin python-wasm "$recipe_files" \
 	"python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION llvm=$py_llvm opt=$py_opt pymalloc=$py_pymalloc lto=$py_lto wasm-opt=$py_wasm_opt cflags=$py_cflags"
