@@ -161,3 +161,13 @@ func (ss *session) Run(ctx context.Context, u runners.Unit, tests []string) runn
 
 // Close implements runners.Session.
 func (ss *session) Close() error { return ss.target.Close() }
+
+// LatestWasm returns the python.wasm of the newest complete build under
+// the cache root, or an error saying how to build one.
+func LatestWasm(cache string) (string, error) {
+	b, err := wasmbuild.Latest(cache, wasmbuild.Python)
+	if err != nil {
+		return "", err
+	}
+	return b.Wasm(), nil
+}

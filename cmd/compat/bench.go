@@ -2,6 +2,7 @@ package main
 
 import (
 	root "github.com/compat-project/compat"
+	pysuite "github.com/compat-project/compat/adapters/python"
 
 	"context"
 	"encoding/json"
@@ -9,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/compat-project/compat/vkernel/bench"
 )
@@ -53,15 +53,15 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	switch kind {
 	case "exec":
 		if *rehash == "" {
-			*rehash = newestPythonWasm()
+			*rehash, _ = pysuite.LatestWasm(root.CacheRoot())
 		}
 		report, err = bench.Exec(ctx, bench.ExecOptions{Runs: *n, Dir: dir, RehashFile: *rehash})
 	case "concurrent":
 		report, err = bench.Concurrent(ctx, bench.ConcurrentOptions{N: *n, Dir: dir})
 	case "python":
 		if *wasm == "" {
-			if *wasm = newestPythonWasm(); *wasm == "" {
-				return fail(stderr, fmt.Errorf("bench python: no python.wasm build under %s (build it: make images, or give -wasm)", filepath.Join(root.CacheRoot(), "python-wasm")))
+			if *wasm, err = pysuite.LatestWasm(root.CacheRoot()); err != nil {
+				return fail(stderr, fmt.Errorf("bench python: %w (or give -wasm)", err))
 			}
 		}
 		report, err = bench.Python(ctx, bench.PythonOptions{Runs: *n, Workloads: split(*workloads), Python: *python, Wasm: *wasm, Dir: dir})
@@ -77,25 +77,4 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	report.Write(stdout)
 	return exitOK
-}
-
-// newestPythonWasm is the python.wasm of the newest complete build under
-// the cache (one with its .done stamp), or "" when there is none.
-func newestPythonWasm() string {
-	stamps, _ := filepath.Glob(filepath.Join(root.CacheRoot(), "python-wasm", "*", ".done"))
-	mtime := func(p string) int64 {
-		st, err := os.Stat(p)
-		if err != nil {
-			return 0
-		}
-		return st.ModTime().UnixNano()
-	}
-	sort.Slice(stamps, func(i, j int) bool { return mtime(stamps[i]) > mtime(stamps[j]) })
-	for _, s := range stamps {
-		w := filepath.Join(filepath.Dir(s), "python.wasm")
-		if _, err := os.Stat(w); err == nil {
-			return w
-		}
-	}
-	return ""
 }

@@ -262,7 +262,7 @@ func TestBenchPythonUsage(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 naming the workload and the list", code, errOut)
 	}
 	code, _, errOut = compat(t, "bench", "python")
-	if code != exitUsage || !strings.Contains(errOut, "no python.wasm build under") {
+	if code != exitUsage || !strings.Contains(errOut, "no complete build under") {
 		t.Errorf("with an empty cache: exit %d, stderr %q; want 2 saying there is no build", code, errOut)
 	}
 }
