@@ -66,10 +66,16 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		report, err = bench.Python(ctx, bench.PythonOptions{Runs: *n, Workloads: split(*workloads), Python: *python, Wasm: *wasm, Dir: dir})
 	}
+	return writeBenchReport(kind, report, err, *asJSON, stdout, stderr)
+}
+
+// writeBenchReport prints what a bench verb measured, as text or as JSON,
+// or the error that stopped it.
+func writeBenchReport(kind string, report interface{ Write(io.Writer) }, err error, asJSON bool, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, fmt.Errorf("bench %s: %w", kind, err))
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(report)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -75,15 +74,5 @@ func benchServerCmd(kind string, args []string, stdout, stderr io.Writer) int {
 	} else {
 		report, err = nginx.Bench(ctx, nginx.BenchOptions{Build: *build, Cache: root.CacheRoot(), Dir: dir, Duration: *d, Connections: *conns, FileSize: *size, CPUProfile: *profile})
 	}
-	if err != nil {
-		return fail(stderr, fmt.Errorf("bench %s: %w", kind, err))
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(report)
-		return exitOK
-	}
-	report.Write(stdout)
-	return exitOK
+	return writeBenchReport(kind, report, err, *asJSON, stdout, stderr)
 }
