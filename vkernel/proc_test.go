@@ -366,4 +366,3 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
-
