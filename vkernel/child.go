@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -149,6 +148,7 @@ type childRec struct {
 }
 
 func (c *procCtl) close() {
+	unregisterCtl(c)
 	c.mu.Lock()
 	for _, rec := range c.kids {
 		rec.lifeline.Close()
@@ -170,6 +170,17 @@ func (c *procCtl) close() {
 	if c.owned {
 		c.table.close()
 	}
+}
+
+// childPids returns the children started and not yet reaped.
+func (c *procCtl) childPids() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pids := make([]int, 0, len(c.kids))
+	for pid := range c.kids {
+		pids = append(pids, pid)
+	}
+	return pids
 }
 
 // tableFor returns the tree's process table, making it at the top.
@@ -357,6 +368,15 @@ func (c *procCtl) startProcess(spec *childSpec, extra int, table *procTable) (in
 	defer unix.Close(specFD)
 	files[3] = uintptr(specFD)
 	env := append(os.Environ(), childSpecEnv+"=3")
+	// EndChildProcesses sees every child that starts before it begins,
+	// and none starts after.
+	live.RLock()
+	defer live.RUnlock()
+	if live.ending {
+		auditR.Close()
+		lifeW.Close()
+		return 0, errors.New("the process is ending its child processes")
+	}
 	pid, err := syscall.ForkExec(k.childCmd[0], k.childCmd, &syscall.ProcAttr{
 		Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
@@ -535,12 +555,10 @@ func runChild(fdText string) int {
 			}
 			os.Exit(128 + int(unix.SIGKILL))
 		}()
-		// A garbage collection under way when the guest starts computing
-		// without host calls would wait for it, and hold up every other
-		// goroutine of this process, the lifeline's and the signals'
-		// included: finish one now, while the guest has not started.
-		runtime.GC()
 	}
+	// The lifeline's and the signals' goroutines must not be held up by
+	// a guest computing without host calls.
+	settleGC.Store(true)
 	req := Request{Args: spec.Args, Env: spec.Env, Mounts: spec.Mounts, child: setup}
 	if spec.Fork == nil {
 		req.Path = "/proc/self/fd/" + strconv.Itoa(spec.ExecFD)

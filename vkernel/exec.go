@@ -12,9 +12,11 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -264,8 +266,27 @@ func (k *Kernel) run(ctx context.Context, r *route) (uint32, error) {
 		return exitStatus(ctx, err)
 	}
 	defer mod.Close(context.Background())
+	settle()
 	_, err = mod.ExportedFunction(r.entry.StartExport()).Call(ctx)
 	return exitStatus(ctx, err)
+}
+
+// settleGC is set in a process whose Go code must keep running while its
+// guest computes without host calls (a child process's lifeline and
+// signals, EndOnSignals' handler): see settle.
+var settleGC atomic.Bool
+
+// settle finishes a garbage collection right before a guest starts, in a
+// process that needs it (settleGC). A collection under way when the guest
+// starts computing without host calls would wait for it to stop the
+// world (Go cannot preempt native wasm code), and hold up every other
+// goroutine of the process meanwhile. Loading and instantiating a module
+// allocate enough to start one; after this, the guest's host calls
+// allocate too little to start another soon.
+func settle() {
+	if settleGC.Load() {
+		runtime.GC()
+	}
 }
 
 func exitStatus(ctx context.Context, err error) (uint32, error) {
@@ -293,6 +314,9 @@ func (k *Kernel) newProcCtl(r *route, req *Request) *procCtl {
 		if c.table != nil && c.limit > 0 {
 			c.limit = min(c.limit, c.table.size())
 		}
+	}
+	if len(k.childCmd) > 0 {
+		registerCtl(c)
 	}
 	return c
 }

@@ -104,6 +104,7 @@ func (k *Kernel) runFork(ctx context.Context, r *route, fs *forkSpec) (uint32, e
 	if fn == nil {
 		return 0, fmt.Errorf("fork: the module exports no %s", hostabi.ForkChildExport)
 	}
+	settle()
 	_, err = fn.Call(ctx, uint64(fs.Fn), uint64(fs.Arg))
 	return exitStatus(ctx, err)
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,56 +292,71 @@ func TestChildProcesses(t *testing.T) {
 		t.Fatalf("spawn in compat exec: %v %v, output %q", exit, err, out.String())
 	}
 
-	// A unit stopped at its deadline: compat exec is killed, and its
-	// children die with it (the parent-death signal).
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		_, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/posix", "tree", "/bin/posix", "2"}, Stdout: pw})
-		pw.Close()
-		done <- err
-	}()
-	var pids []int
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "tree_pid="); ok {
-			pid, _ := strconv.Atoi(v)
-			pids = append(pids, pid)
+	// A unit stopped at its deadline, or by the run (ctx cancelled, as
+	// SIGINT to compat run does), or whose compat exec dies outright (a
+	// crash): when Run returns, no process of its tree exists, not even
+	// as a zombie.
+	for _, how := range []string{"deadline", "cancel", "crash"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		if how == "deadline" {
+			ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
 		}
-		if sc.Text() == "leaf" {
-			break
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("stopped unit: %v", err)
-	}
-	if len(pids) != 3 {
-		t.Fatalf("tree pids %v, want compat exec's and two children's", pids)
-	}
-	for _, pid := range pids {
-		deadline := time.Now().Add(10 * time.Second)
-		for running(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d of the stopped unit still runs", pid)
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/posix", "tree", "/bin/posix", "2"}, Stdout: pw})
+			pw.Close()
+			done <- err
+		}()
+		var pids []int
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "tree_pid="); ok {
+				pid, _ := strconv.Atoi(v)
+				pids = append(pids, pid)
 			}
-			time.Sleep(50 * time.Millisecond)
+			if sc.Text() == "leaf" {
+				break
+			}
+		}
+		go io.Copy(io.Discard, pr)
+		if len(pids) != 3 {
+			cancel()
+			t.Fatalf("%s: tree pids %v, want compat exec's and two children's", how, pids)
+		}
+		switch how {
+		case "cancel":
+			cancel()
+		case "crash":
+			syscall.Kill(pids[0], syscall.SIGKILL)
+		}
+		err := <-done
+		cancel()
+		switch {
+		case how == "deadline" && !errors.Is(err, context.DeadlineExceeded),
+			how == "cancel" && !errors.Is(err, context.Canceled),
+			how == "crash" && (err == nil || !strings.Contains(err.Error(), "without saying how")):
+			t.Fatalf("%s: Run gave %v", how, err)
+		}
+		for _, pid := range pids {
+			if state, ok := procState(pid); ok {
+				t.Errorf("%s: process %d of the stopped unit is left, state %s", how, pid, state)
+			}
 		}
 	}
 }
 
-// running reports whether pid is a process that has not ended. A process
-// whose parent was killed outright is the host init's to reap, and some
-// inits never do: a zombie has ended.
-func running(pid int) bool {
+// procState returns the state letter of process pid (Z for a zombie), or
+// reports false when there is no such process.
+func procState(pid int) (string, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return "", false
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	if i < 0 || i+2 >= len(s) {
+		return "?", true
+	}
+	return s[i+2 : i+3], true
 }
