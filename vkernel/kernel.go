@@ -109,6 +109,9 @@ type Kernel struct {
 	interrupt bool
 
 	hashHits, hashMisses atomic.Int64
+	// Child processes: started for a request (cold), started ahead of
+	// need (warm), and requests a warm one ran.
+	coldStarts, warmStarts, warmRuns atomic.Int64
 }
 
 // route is a manifest entry with its compiled module and parsed resources.
@@ -403,11 +406,17 @@ type Stats struct {
 	// cache (each checked against its host-key seal) when the kernel
 	// loaded; AOTCompiled those compiled and added to it.
 	AOTLoaded, AOTCompiled int
+	// ChildStarts counts the child processes its guests' spawns and forks
+	// started on request, WarmStarts those started ahead of need, and
+	// WarmRuns the spawns and forks that a warm one ran (ABI.md,
+	// "Processes").
+	ChildStarts, WarmStarts, WarmRuns int64
 }
 
 // Stats returns the kernel's counters.
 func (k *Kernel) Stats() Stats {
-	s := Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load()}
+	s := Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load(),
+		ChildStarts: k.coldStarts.Load(), WarmStarts: k.warmStarts.Load(), WarmRuns: k.warmRuns.Load()}
 	if k.aot != nil {
 		s.AOTLoaded, s.AOTCompiled = k.aot.Counts()
 	}
