@@ -56,6 +56,9 @@ type childSetup struct {
 	table        *procTable
 	dispositions []uint8
 	fork         *forkSpec
+	// instance is the entry's module, instantiated while the child
+	// waited for what to run.
+	instance *instance
 	// started is called with the running exec's process, so that the
 	// child's lifeline can tear it down.
 	started func(*hostabi.Process, *procCtl)
@@ -575,7 +578,12 @@ func runChild(fdText string) int {
 	// The lifeline's and the signals' goroutines must not be held up by
 	// a guest computing without host calls.
 	settleGC.Store(true)
-	// The load's garbage goes now, while nothing waits for this process.
+	// The instance too is made ahead, and the load's garbage goes, while
+	// nothing waits for this process.
+	pre, err := k.prepare(ctx, boot.Entry)
+	if err != nil {
+		pre = nil // the exec instantiates it, and reports the error
+	}
 	runtime.GC()
 
 	spec, fds, err := awaitRun()
@@ -599,7 +607,7 @@ func runChild(fdText string) int {
 		files[i] = f
 	}
 	setup := &childSetup{entry: boot.Entry, files: files, cwd: spec.Cwd, hasCwd: spec.HasCwd, depth: boot.Depth, table: table,
-		dispositions: spec.Dispositions, fork: spec.Fork, signals: router}
+		dispositions: spec.Dispositions, fork: spec.Fork, signals: router, instance: pre}
 	lifeline := os.NewFile(lifelineFD, "lifeline")
 	setup.started = func(p *hostabi.Process, ctl *procCtl) {
 		router.attach(p)

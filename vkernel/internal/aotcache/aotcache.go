@@ -335,7 +335,13 @@ func readFile(name string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	return io.ReadAll(f)
+	// Sized to the file, so that tens of MiB of code are read in place,
+	// not copied again as a buffer grows; a file that grows meanwhile is
+	// still read to its end.
+	var buf bytes.Buffer
+	buf.Grow(int(st.Size()) + bytes.MinRead)
+	_, err = buf.ReadFrom(f)
+	return buf.Bytes(), err
 }
 
 func hexSum(b []byte) string {
