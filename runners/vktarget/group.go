@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"time"
@@ -29,6 +30,16 @@ import (
 // only member this process started itself is compat exec, the leader,
 // which exec.Cmd has reaped; so no child that exec.Cmd (or anything else
 // in this process) waits for is ever reaped here.
+//
+// A subreaper adopts every orphan below it, not only the units': those of
+// other programs the process runs (a native harness, a daemon it leaves
+// behind) too. reapOrphans reaps them as they end, told apart from the
+// children this process started by their process group and session. The
+// process starts children only in its own process group or as leaders of
+// new ones (exec.Cmd with Setpgid: vktarget, runners/local, the Redis
+// suite's runtest), never in another group or a new session; so an ended
+// child in another process group that it does not lead, or that leads a
+// session, is an orphan it adopted.
 
 var subreaper struct {
 	once sync.Once
@@ -41,9 +52,33 @@ func becomeSubreaper() error {
 	subreaper.once.Do(func() {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			subreaper.err = fmt.Errorf("vkernel target: becoming a child subreaper: %w", err)
+			return
 		}
+		go reapOrphans()
 	})
 	return subreaper.err
+}
+
+// reapOrphans reaps the orphans this process adopts, as they end: each
+// time a child ends (SIGCHLD), the ended children it did not start.
+func reapOrphans() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, unix.SIGCHLD)
+	self, own := os.Getpid(), unix.Getpgrp()
+	for range ch {
+		for _, pid := range childrenOf(self) {
+			st, ok := procStat(pid)
+			if !ok || st.state != 'Z' || st.pgrp == own || (st.pgrp == pid && st.session != pid) {
+				continue
+			}
+			var ws unix.WaitStatus
+			for {
+				if _, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err != unix.EINTR {
+					break
+				}
+			}
+		}
+	}
 }
 
 // groupEndTimeout bounds endGroup: members that were sent SIGKILL end at
@@ -81,7 +116,7 @@ func reapAdopted(pgid int) {
 		if pid == pgid {
 			continue
 		}
-		if _, pgrp, ok := procStat(pid); !ok || pgrp != pgid {
+		if st, ok := procStat(pid); !ok || st.pgrp != pgid {
 			continue
 		}
 		var ws unix.WaitStatus
@@ -107,30 +142,40 @@ func childrenOf(pid int) []int {
 		if err != nil {
 			continue
 		}
-		if ppid, _, ok := procStat(p); ok && ppid == pid {
+		if st, ok := procStat(p); ok && st.ppid == pid {
 			kids = append(kids, p)
 		}
 	}
 	return kids
 }
 
-// procStat reads a process's parent and process group from
-// /proc/PID/stat, which a zombie still has.
-func procStat(pid int) (ppid, pgrp int, ok bool) {
+// stat is what /proc/PID/stat says of a process, a zombie included.
+type stat struct {
+	state               byte // R, S, Z, ...
+	ppid, pgrp, session int
+}
+
+// procStat reads a process's state, parent, process group and session.
+func procStat(pid int) (stat, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, false
+		return stat{}, false
 	}
-	// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+	// pid (comm) state ppid pgrp session ...; comm may hold spaces and
+	// parens.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, false
+		return stat{}, false
 	}
 	f := bytes.Fields(b[i+1:])
-	if len(f) < 3 {
-		return 0, 0, false
+	if len(f) < 4 || len(f[0]) != 1 {
+		return stat{}, false
 	}
-	ppid, err1 := strconv.Atoi(string(f[1]))
-	pgrp, err2 := strconv.Atoi(string(f[2]))
-	return ppid, pgrp, err1 == nil && err2 == nil
+	var st stat
+	st.state = f[0][0]
+	var errs [3]error
+	st.ppid, errs[0] = strconv.Atoi(string(f[1]))
+	st.pgrp, errs[1] = strconv.Atoi(string(f[2]))
+	st.session, errs[2] = strconv.Atoi(string(f[3]))
+	return st, errs[0] == nil && errs[1] == nil && errs[2] == nil
 }

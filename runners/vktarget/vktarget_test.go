@@ -360,3 +360,57 @@ func procState(pid int) (string, bool) {
 	}
 	return s[i+2 : i+3], true
 }
+
+// TestOrphansReaped: once a Target exists, this process adopts the orphans
+// of its descendants (a daemon in a session of its own here) and reaps
+// them when they end, but never a child it started itself, whose status
+// its exec.Cmd still gets (one in this process's group, one leading a
+// group of its own).
+func TestOrphansReaped(t *testing.T) {
+	newTarget(t)
+	var own []*exec.Cmd
+	for _, setpgid := range []bool{false, true} {
+		cmd := exec.Command("sh", "-c", "exit 7")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: setpgid}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		own = append(own, cmd)
+	}
+	daemon := exec.Command("sh", "-c", `setsid sh -c 'echo $$; exec sleep 0.2' &`)
+	out, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatal("the daemon did not say its pid")
+	}
+	pid, _ := strconv.Atoi(sc.Text())
+	go io.Copy(io.Discard, out)
+	if err := daemon.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon's end (and the other children's) made this process look
+	// at its ended children more than once by now.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		state, ok := procState(pid)
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the orphaned daemon %d is left, state %s", pid, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, cmd := range own {
+		var ee *exec.ExitError
+		if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 7 {
+			t.Errorf("own child (setpgid %v): %v, want exit status 7", cmd.SysProcAttr.Setpgid, err)
+		}
+	}
+}
