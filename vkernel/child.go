@@ -116,7 +116,6 @@ type childRec struct {
 // run yet.
 type child struct {
 	pid      int
-	entry    string
 	lifeline *os.File // write end
 	request  *os.File // the parent's end of the request socket
 }
@@ -420,7 +419,7 @@ func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error
 	if err != nil {
 		return fail(err)
 	}
-	w := &child{pid: pid, entry: entry, lifeline: lifeW, request: request}
+	w := &child{pid: pid, lifeline: lifeW, request: request}
 	c.mu.Lock()
 	c.audits = append(c.audits, auditR)
 	if warm {
