@@ -21,7 +21,7 @@ import (
 
 // childSpecEnv names the environment variable that tells a program it was
 // started as a vkernel child process: it holds the number of the inherited
-// fd from which the child reads its childSpec (JSON).
+// fd from which the child reads its bootSpec (JSON), bootFD.
 const childSpecEnv = "VKERNEL_CHILD_SPEC_FD"
 
 // ChildMain runs this process as a vkernel child process, and exits with
@@ -45,49 +45,6 @@ func ChildMain() {
 	os.Exit(runChild(v))
 }
 
-// childSpec is what a parent tells a child host process, through an
-// inherited memfd. Fd numbers are the child host process's own.
-type childSpec struct {
-	ParentPid   int      `json:"parent_pid"`
-	Command     []string `json:"command"`
-	Megabinary  string   `json:"megabinary"`
-	Digest      string   `json:"digest"`
-	TrustedKeys [][]byte `json:"trusted_keys"`
-	CacheDir    string   `json:"cache_dir,omitempty"`
-	Policy      Policy   `json:"policy"`
-	Entry       string   `json:"entry"`
-	Depth       int      `json:"depth"`
-	AuditFD     int      `json:"audit_fd"`
-	LifelineFD  int      `json:"lifeline_fd"`
-	TableFD     int      `json:"table_fd"`
-	TableSlots  int      `json:"table_slots"`
-
-	// A spawn: the file to run, and what the audit log says of it.
-	ExecFD    int    `json:"exec_fd,omitempty"`
-	GuestPath string `json:"guest_path,omitempty"`
-	HostPath  string `json:"host_path,omitempty"`
-	Parent    string `json:"parent,omitempty"`
-
-	Args   []string                `json:"args"`
-	Env    []string                `json:"env"`
-	Mounts []Mount                 `json:"mounts"`
-	Files  []hostabi.InheritedFile `json:"files"`
-	Cwd    string                  `json:"cwd,omitempty"`
-	HasCwd bool                    `json:"has_cwd,omitempty"`
-
-	// A fork: the parent's memory (a memfd) and where to start.
-	Fork         *forkSpec `json:"fork,omitempty"`
-	Dispositions []uint8   `json:"dispositions,omitempty"`
-}
-
-type forkSpec struct {
-	Fn           uint32 `json:"fn"`
-	Arg          uint32 `json:"arg"`
-	MemoryFD     int    `json:"memory_fd"`
-	MemorySize   uint64 `json:"memory_size"`
-	StackPointer uint64 `json:"stack_pointer"`
-}
-
 // childSetup is what an exec in a child process (or a root exec that
 // starts children) knows beyond its Request.
 type childSetup struct {
@@ -99,6 +56,9 @@ type childSetup struct {
 	table        *procTable
 	dispositions []uint8
 	fork         *forkSpec
+	// instance is the entry's module, instantiated while the child
+	// waited for what to run.
+	instance *instance
 	// started is called with the running exec's process, so that the
 	// child's lifeline can tear it down.
 	started func(*hostabi.Process, *procCtl)
@@ -139,6 +99,10 @@ type procCtl struct {
 	table *procTable
 	owned bool
 	kids  map[int]*childRec
+	// warm holds a started child per entry that waits for what to run
+	// (warm.go).
+	warm    map[string]*child
+	started map[string]int // children started, by entry
 	// copiers copy children's audit records into the log.
 	copiers sync.WaitGroup
 	audits  []*os.File
@@ -148,12 +112,41 @@ type childRec struct {
 	lifeline *os.File // write end; closing it asks the child to end
 }
 
+// child is a started child host process that has not been given what to
+// run yet.
+type child struct {
+	pid      int
+	lifeline *os.File // write end
+	request  *os.File // the parent's end of the request socket
+}
+
+// discard kills a child that was never given what to run and reaps it.
+func (w *child) discard() {
+	w.request.Close()
+	w.lifeline.Close()
+	_ = unix.Kill(w.pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(w.pid, &ws, 0, nil); err != unix.EINTR {
+			return
+		}
+	}
+}
+
 func (c *procCtl) close() {
+	unregisterCtl(c)
 	c.mu.Lock()
 	for _, rec := range c.kids {
 		rec.lifeline.Close()
 	}
 	c.kids = nil
+	warm := c.warm
+	c.warm = nil
+	c.mu.Unlock()
+	for _, w := range warm {
+		w.discard()
+	}
+	c.mu.Lock()
 	audits := c.audits
 	c.audits = nil
 	c.mu.Unlock()
@@ -170,6 +163,21 @@ func (c *procCtl) close() {
 	if c.owned {
 		c.table.close()
 	}
+}
+
+// childPids returns the children started and not yet reaped, warm ones
+// included.
+func (c *procCtl) childPids() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pids := make([]int, 0, len(c.kids)+len(c.warm))
+	for pid := range c.kids {
+		pids = append(pids, pid)
+	}
+	for _, w := range c.warm {
+		pids = append(pids, w.pid)
+	}
+	return pids
 }
 
 // tableFor returns the tree's process table, making it at the top.
@@ -240,9 +248,9 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 		c.k.audit.write(req.record(hash, r.entry.Name, "deny", d.Reason))
 		return 0, hostabi.EACCES
 	}
-	spec := &childSpec{Entry: r.entry.Name, GuestPath: hr.GuestPath, HostPath: hostPath, Parent: c.entry,
-		Args: hr.Args, Env: hr.Env, Mounts: c.mounts, Files: hr.Files, Cwd: hr.Cwd, HasCwd: hr.HasCwd}
-	pid, errno := c.start(spec, fd)
+	spec := &runSpec{GuestPath: hr.GuestPath, HostPath: hostPath, Parent: c.entry,
+		Args: hr.Args, Env: hr.Env, Mounts: c.mounts, Cwd: hr.Cwd, HasCwd: hr.HasCwd}
+	pid, errno := c.start(r.entry.Name, spec, fd, hr.Files)
 	rec := req.record(hash, r.entry.Name, "allow", "")
 	rec.Pid = pid
 	if errno != hostabi.ESUCCESS {
@@ -262,10 +270,10 @@ func (c *procCtl) fork(ctx context.Context, hr *hostabi.ForkRequest) (int, hosta
 		return 0, hostabi.ENOMEM
 	}
 	defer unix.Close(mem)
-	spec := &childSpec{Entry: c.entry, Args: c.args, Env: c.env, Mounts: c.mounts, Files: hr.Files,
+	spec := &runSpec{Args: c.args, Env: c.env, Mounts: c.mounts,
 		Cwd: hr.Cwd, HasCwd: hr.HasCwd, Dispositions: hr.Dispositions,
 		Fork: &forkSpec{Fn: hr.Fn, Arg: hr.Arg, MemorySize: uint64(len(hr.Memory)), StackPointer: hr.StackPointer}}
-	pid, errno := c.start(spec, mem)
+	pid, errno := c.start(c.entry, spec, mem, hr.Files)
 	rec := AuditRecord{Action: "fork", Entry: c.entry, Pid: pid, Decision: "allow"}
 	if errno != hostabi.ESUCCESS {
 		rec.Decision, rec.Reason = "deny", "the child process did not start"
@@ -274,10 +282,11 @@ func (c *procCtl) fork(ctx context.Context, hr *hostabi.ForkRequest) (int, hosta
 	return pid, errno
 }
 
-// start starts the child host process: its spec, lifeline and audit pipe,
-// the file to run (or the memory to fork from) as extra, and the
-// inherited files.
-func (c *procCtl) start(spec *childSpec, extra int) (int, hostabi.Errno) {
+// start gives a child host process of entry what to run: a warm one if
+// there is one, else one started now. extra is the file to run (or the
+// memory to fork from); files are the guest's fds, with the parent's host
+// fds. A child of the entry is then started ahead of the next request.
+func (c *procCtl) start(entry string, spec *runSpec, extra int, files []hostabi.InheritedFile) (int, hostabi.Errno) {
 	table, err := c.tableFor()
 	if err != nil {
 		return 0, hostabi.ENOMEM
@@ -286,99 +295,151 @@ func (c *procCtl) start(spec *childSpec, extra int) (int, hostabi.Errno) {
 	if !ok {
 		return 0, hostabi.EAGAIN
 	}
-	pid, err := c.startProcess(spec, extra, table)
+	// The fds that go with the spec: extra first, then the files'.
+	fds := []int{extra}
+	spec.Files = make([]hostabi.InheritedFile, len(files))
+	for i, f := range files {
+		if f.HostFD >= 0 {
+			fds = append(fds, f.HostFD)
+			f.HostFD = len(fds) - 1
+		}
+		spec.Files[i] = f
+	}
+	if spec.Fork != nil {
+		spec.ExecFD, spec.Fork.MemoryFD = -1, 0
+	}
+	pid, err := c.run(entry, spec, fds, table)
 	if err != nil {
 		table.unreserve(slot)
-		fmt.Fprintf(os.Stderr, "vkernel: starting a child process for %s: %v\n", spec.Entry, err)
+		fmt.Fprintf(os.Stderr, "vkernel: starting a child process for %s: %v\n", entry, err)
 		return 0, hostabi.EAGAIN
 	}
 	table.assign(slot, pid)
+	c.prewarm(entry, table)
 	return pid, hostabi.ESUCCESS
 }
 
-func (c *procCtl) startProcess(spec *childSpec, extra int, table *procTable) (int, error) {
+// run sends spec to a warm child of entry, or to one started now when
+// there is none or the warm one has died. The child is one of c.kids from
+// then on.
+func (c *procCtl) run(entry string, spec *runSpec, fds []int, table *procTable) (int, error) {
+	if w := c.takeWarm(entry); w != nil {
+		if err := sendRun(int(w.request.Fd()), spec, fds); err == nil {
+			// The child has what it needs; it reads nothing more.
+			w.request.Close()
+			c.k.warmRuns.Add(1)
+			return w.pid, nil
+		}
+		c.forget(w)
+	}
+	w, err := c.boot(entry, table, false)
+	if err != nil {
+		return 0, err
+	}
+	if err := sendRun(int(w.request.Fd()), spec, fds); err != nil {
+		c.forget(w)
+		return 0, err
+	}
+	w.request.Close()
+	c.k.coldStarts.Add(1)
+	return w.pid, nil
+}
+
+// forget discards a child that could not be given what to run.
+func (c *procCtl) forget(w *child) {
+	c.mu.Lock()
+	delete(c.kids, w.pid)
+	c.mu.Unlock()
+	w.discard()
+}
+
+// boot starts a child host process of entry: it opens the megabinary,
+// loads the entry's code and waits for what to run. The child is one of
+// c.kids, or the entry's warm child when warm is set.
+func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error) {
 	k := c.k
-	spec.ParentPid = os.Getpid()
-	spec.Command = k.childCmd
-	spec.Megabinary, spec.Digest = k.path, k.Digest()
+	spec := bootSpec{ParentPid: os.Getpid(), Command: k.childCmd, Megabinary: k.path, Digest: k.Digest(),
+		CacheDir: k.cacheRoot, Policy: k.policy, Entry: entry, Depth: c.depth + 1, TableSlots: table.size()}
 	for _, key := range k.trusted {
 		spec.TrustedKeys = append(spec.TrustedKeys, key)
 	}
-	spec.CacheDir, spec.Policy, spec.Depth = k.cacheRoot, k.policy, c.depth+1
-	spec.TableSlots = table.size()
-
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	specFD, err := memfdWith("vkernel-child-spec", js)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(specFD)
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer devnull.Close()
 	auditR, auditW, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer auditW.Close()
 	lifeR, lifeW, err := os.Pipe()
 	if err != nil {
 		auditR.Close()
-		return 0, err
+		return nil, err
 	}
 	defer lifeR.Close()
-	// Host fds of the child: 0-2 are the host process's own (its Go
-	// runtime reports on 2), then the spec, the pipes, the table, extra,
-	// and the guest's files.
-	files := []uintptr{devnull.Fd(), devnull.Fd(), os.Stderr.Fd(), 0, auditW.Fd(), lifeR.Fd(), uintptr(table.fd), uintptr(extra)}
-	spec.AuditFD, spec.LifelineFD, spec.TableFD = 4, 5, 6
-	if spec.Fork != nil {
-		spec.Fork.MemoryFD = 7
-	} else {
-		spec.ExecFD = 7
-	}
-	inherited := make([]hostabi.InheritedFile, len(spec.Files))
-	for i, f := range spec.Files {
-		if f.HostFD >= 0 {
-			files = append(files, uintptr(f.HostFD))
-			f.HostFD = len(files) - 1
-		}
-		inherited[i] = f
-	}
-	spec.Files = inherited
-	js, err := json.Marshal(spec)
+	socks, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		auditR.Close()
 		lifeW.Close()
-		return 0, err
+		return nil, err
 	}
-	specFD, err := memfdWith("vkernel-child-spec", js)
-	if err != nil {
+	defer unix.Close(socks[1])
+	request := os.NewFile(uintptr(socks[0]), "vkernel-request")
+	fail := func(err error) (*child, error) {
 		auditR.Close()
 		lifeW.Close()
-		return 0, err
+		request.Close()
+		return nil, err
 	}
-	defer unix.Close(specFD)
-	files[3] = uintptr(specFD)
-	env := append(os.Environ(), childSpecEnv+"=3")
+	// The fds at bootFD, auditFD, lifelineFD, tableFD and requestFD.
+	files := []uintptr{devnull.Fd(), devnull.Fd(), os.Stderr.Fd(), uintptr(specFD), auditW.Fd(), lifeR.Fd(), uintptr(table.fd), uintptr(socks[1])}
+	env := append(os.Environ(), childSpecEnv+"="+strconv.Itoa(bootFD))
+	// EndChildProcesses sees every child that starts before it begins,
+	// and none starts after.
+	live.RLock()
+	defer live.RUnlock()
+	if live.ending {
+		return fail(errors.New("the process is ending its child processes"))
+	}
 	pid, err := syscall.ForkExec(k.childCmd[0], k.childCmd, &syscall.ProcAttr{
 		Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
-		auditR.Close()
-		lifeW.Close()
-		return 0, err
+		return fail(err)
 	}
+	w := &child{pid: pid, lifeline: lifeW, request: request}
 	c.mu.Lock()
-	if c.kids == nil {
-		c.kids = map[int]*childRec{}
-	}
-	c.kids[pid] = &childRec{lifeline: lifeW}
 	c.audits = append(c.audits, auditR)
+	if warm {
+		if c.warm == nil {
+			c.warm = map[string]*child{}
+		}
+		c.warm[entry] = w
+	} else {
+		if c.kids == nil {
+			c.kids = map[int]*childRec{}
+		}
+		c.kids[pid] = &childRec{lifeline: lifeW}
+	}
 	c.mu.Unlock()
 	c.copiers.Add(1)
 	go func() {
 		defer c.copiers.Done()
 		c.copyAudit(auditR)
 	}()
-	return pid, nil
+	return w, nil
 }
 
 // copyAudit writes the audit records a child sends into this kernel's log.
@@ -474,57 +535,87 @@ func runChild(fdText string) int {
 		fmt.Fprintf(os.Stderr, "vkernel child: "+format+"\n", args...)
 		return exitCannotStart
 	}
-	fd, err := strconv.Atoi(fdText)
-	if err != nil || fd < 3 {
-		return fail("%s=%q: want an inherited fd number", childSpecEnv, fdText)
+	if fdText != strconv.Itoa(bootFD) {
+		return fail("%s=%q: want %d", childSpecEnv, fdText, bootFD)
 	}
-	specFile := os.NewFile(uintptr(fd), "child-spec")
-	js, err := io.ReadAll(specFile)
-	specFile.Close()
+	js, err := io.ReadAll(io.NewSectionReader(fdReader(bootFD), 0, 1<<30))
+	unix.Close(bootFD)
 	if err != nil {
-		return fail("reading the spec: %v", err)
+		return fail("reading the boot spec: %v", err)
 	}
-	var spec childSpec
-	if err := json.Unmarshal(js, &spec); err != nil {
-		return fail("spec: %v", err)
+	var boot bootSpec
+	if err := json.Unmarshal(js, &boot); err != nil {
+		return fail("boot spec: %v", err)
 	}
 	// A guest that dies of SIGABRT or SIGSEGV leaves no core of the Go
 	// process behind.
 	_ = unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
-	router := newSigRouter(spec.Dispositions)
-	table, err := mapProcTable(spec.TableFD, spec.TableSlots)
+	router := newSigRouter(nil)
+	table, err := mapProcTable(tableFD, boot.TableSlots)
 	if err != nil {
 		return fail("%v", err)
 	}
-	audit := os.NewFile(uintptr(spec.AuditFD), "audit")
+	audit := os.NewFile(auditFD, "audit")
 	var keys []ed25519.PublicKey
-	for _, k := range spec.TrustedKeys {
+	for _, k := range boot.TrustedKeys {
 		keys = append(keys, ed25519.PublicKey(k))
 	}
 	ctx := context.Background()
-	k, err := Open(ctx, spec.Megabinary, Options{TrustedKeys: keys, CacheDir: spec.CacheDir, Policy: spec.Policy,
-		Audit: audit, Entries: []string{spec.Entry}, ChildCommand: spec.Command})
+	k, err := Open(ctx, boot.Megabinary, Options{TrustedKeys: keys, CacheDir: boot.CacheDir, Policy: boot.Policy,
+		Audit: audit, Entries: []string{boot.Entry}, ChildCommand: boot.Command})
 	if err != nil {
 		return fail("%v", err)
 	}
-	if k.Digest() != spec.Digest {
-		return fail("megabinary %s has digest %s, the parent's is %s", spec.Megabinary, k.Digest(), spec.Digest)
+	if k.Digest() != boot.Digest {
+		return fail("megabinary %s has digest %s, the parent's is %s", boot.Megabinary, k.Digest(), boot.Digest)
 	}
 	k.audit.pid = os.Getpid()
-	setup := &childSetup{entry: spec.Entry, files: spec.Files, cwd: spec.Cwd, hasCwd: spec.HasCwd, depth: spec.Depth, table: table,
-		dispositions: spec.Dispositions, fork: spec.Fork, signals: router}
-	lifeline := os.NewFile(uintptr(spec.LifelineFD), "lifeline")
 	// Orphans of a child that had to be killed outright come here, to be
 	// reaped before this process ends (nothing else in it starts
 	// processes).
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	// The lifeline's and the signals' goroutines must not be held up by
+	// a guest computing without host calls.
+	settleGC.Store(true)
+	// The instance too is made ahead, and the load's garbage goes, while
+	// nothing waits for this process.
+	pre, err := k.prepare(ctx, boot.Entry)
+	if err != nil {
+		pre = nil // the exec instantiates it, and reports the error
+	}
+	runtime.GC()
+
+	spec, fds, err := awaitRun()
+	if err == errNoRun {
+		return 0 // a warm child the parent did not need
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	for sig := syscall.Signal(1); int(sig) < len(spec.Dispositions); sig++ {
+		router.set(sig, int(spec.Dispositions[sig]))
+	}
+	files := make([]hostabi.InheritedFile, len(spec.Files))
+	for i, f := range spec.Files {
+		if f.HostFD >= 0 {
+			if f.HostFD >= len(fds) {
+				return fail("run spec: file %d names fd %d of %d", f.FD, f.HostFD, len(fds))
+			}
+			f.HostFD = fds[f.HostFD]
+		}
+		files[i] = f
+	}
+	setup := &childSetup{entry: boot.Entry, files: files, cwd: spec.Cwd, hasCwd: spec.HasCwd, depth: boot.Depth, table: table,
+		dispositions: spec.Dispositions, fork: spec.Fork, signals: router, instance: pre}
+	lifeline := os.NewFile(lifelineFD, "lifeline")
 	setup.started = func(p *hostabi.Process, ctl *procCtl) {
 		router.attach(p)
 		go func() {
 			// The parent closes the lifeline (or dies): end the children
-			// in order, reap them and any orphan, then this process.
+			// in order (warm ones too), reap them and any orphan, then
+			// this process.
 			_, _ = io.Copy(io.Discard, lifeline)
-			for _, pid := range p.Children() {
+			for _, pid := range ctl.childPids() {
 				ctl.teardown(pid)
 			}
 			var ws unix.WaitStatus
@@ -535,16 +626,19 @@ func runChild(fdText string) int {
 			}
 			os.Exit(128 + int(unix.SIGKILL))
 		}()
-		// A garbage collection under way when the guest starts computing
-		// without host calls would wait for it, and hold up every other
-		// goroutine of this process, the lifeline's and the signals'
-		// included: finish one now, while the guest has not started.
-		runtime.GC()
 	}
 	req := Request{Args: spec.Args, Env: spec.Env, Mounts: spec.Mounts, child: setup}
 	if spec.Fork == nil {
-		req.Path = "/proc/self/fd/" + strconv.Itoa(spec.ExecFD)
+		if spec.ExecFD < 0 || spec.ExecFD >= len(fds) {
+			return fail("run spec: exec fd %d of %d", spec.ExecFD, len(fds))
+		}
+		req.Path = "/proc/self/fd/" + strconv.Itoa(fds[spec.ExecFD])
 		req.origin = &spawnOrigin{guestPath: spec.GuestPath, hostPath: spec.HostPath, parent: spec.Parent}
+	} else {
+		if spec.Fork.MemoryFD < 0 || spec.Fork.MemoryFD >= len(fds) {
+			return fail("run spec: memory fd %d of %d", spec.Fork.MemoryFD, len(fds))
+		}
+		spec.Fork.MemoryFD = fds[spec.Fork.MemoryFD]
 	}
 	res, err := k.Exec(ctx, req)
 	var denied *DeniedError
@@ -561,4 +655,28 @@ func runChild(fdText string) int {
 		dieOf(res.Signal)
 	}
 	return int(res.ExitCode & 0xff)
+}
+
+// awaitRun waits for the runSpec, or for the parent to close the lifeline
+// or the request socket (errNoRun) before sending one.
+func awaitRun() (*runSpec, []int, error) {
+	fds := []unix.PollFd{{Fd: requestFD, Events: unix.POLLIN}, {Fd: lifelineFD, Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("waiting for the run spec: %w", err)
+		}
+		if fds[0].Revents&unix.POLLIN != 0 {
+			break
+		}
+		if fds[0].Revents != 0 || fds[1].Revents != 0 {
+			return nil, nil, errNoRun
+		}
+	}
+	spec, got, err := receiveRun(requestFD)
+	unix.Close(requestFD)
+	return spec, got, err
 }

@@ -12,15 +12,20 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/compat-project/compat/vkernel/internal/hashcache"
 	"github.com/compat-project/compat/vkernel/internal/hostabi"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
 )
@@ -230,10 +235,14 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	pctx := hostabi.WithProcess(ctx, proc)
 	var code uint32
 	var err error
+	var pre *instance
+	if req.child != nil && req.child.instance != nil && req.child.instance.route == r {
+		pre = req.child.instance
+	}
 	if req.child != nil && req.child.fork != nil {
-		code, err = k.runFork(pctx, r, req.child.fork)
+		code, err = k.runFork(pctx, r, req.child.fork, pre)
 	} else {
-		code, err = k.run(pctx, r)
+		code, err = k.run(pctx, r, pre)
 	}
 	res.ExitCode = code
 	if sig := proc.KilledBy(); sig != 0 {
@@ -257,15 +266,90 @@ func (k *Kernel) entryRoute(name string) *route {
 	return nil
 }
 
-func (k *Kernel) run(ctx context.Context, r *route) (uint32, error) {
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
-	mod, err := k.runtime.InstantiateModule(ctx, r.module, cfg)
-	if err != nil {
-		return exitStatus(ctx, err)
+// run runs the entry's start function in pre, when not nil, or in a new
+// instance of its module.
+func (k *Kernel) run(ctx context.Context, r *route, pre *instance) (uint32, error) {
+	var mod api.Module
+	if pre != nil {
+		mod = pre.mod
+		defer pre.close()
+	} else {
+		cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+		var err error
+		if mod, err = k.runtime.InstantiateModule(ctx, r.module, cfg); err != nil {
+			return exitStatus(ctx, err)
+		}
+		defer mod.Close(context.Background())
 	}
-	defer mod.Close(context.Background())
-	_, err = mod.ExportedFunction(r.entry.StartExport()).Call(ctx)
+	settle()
+	_, err := mod.ExportedFunction(r.entry.StartExport()).Call(ctx)
 	return exitStatus(ctx, err)
+}
+
+// instance is an entry's module instantiated ahead of the exec that runs
+// it: a child process does that before it knows what it will run.
+type instance struct {
+	route *route
+	mod   api.Module
+	mem   *forkMemory
+}
+
+// prepare instantiates the entry's module ahead of its exec. Its linear
+// memory is a forkMemory, outside the Go heap, over which a fork maps its
+// parent's memory. Instantiating calls no guest code: the module's start
+// section, if any, is not run (it never is, see run).
+func (k *Kernel) prepare(ctx context.Context, entry string) (*instance, error) {
+	r := k.entryRoute(entry)
+	if r == nil {
+		return nil, fmt.Errorf("entry %q is not loaded", entry)
+	}
+	mem := &forkMemory{}
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	mod, err := k.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), r.module, cfg)
+	if err != nil {
+		mem.Free()
+		return nil, err
+	}
+	return &instance{route: r, mod: mod, mem: mem}, nil
+}
+
+func (in *instance) close() {
+	in.mod.Close(context.Background())
+	in.mem.Free()
+}
+
+// settleGC is set in a process whose Go code must keep running while its
+// guest computes without host calls (a child process's lifeline and
+// signals, EndOnSignals' handler): see settle.
+var settleGC atomic.Bool
+
+// settle makes sure, in a process that needs it (settleGC), that no
+// garbage collection is under way when a guest starts: one that is would
+// wait for the guest to stop the world (Go cannot preempt native wasm
+// code) and hold up every other goroutine of the process meanwhile, when
+// the guest computes without host calls. Loading and instantiating a
+// module allocate enough to start one; after a collection, the guest's
+// host calls allocate too little to start another soon.
+func settle() {
+	if settleGC.Load() && !gcIdle() {
+		runtime.GC()
+	}
+}
+
+// gcIdle reports whether no collection can be under way: the runtime
+// starts one when the heap has grown from what the last one left (live)
+// at least 70% of the way to its goal, and the heap is short of half-way.
+// A collection forced by time (every two minutes at most) is not seen.
+func gcIdle() bool {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(s)
+	for _, x := range s {
+		if x.Value.Kind() != metrics.KindUint64 {
+			return false
+		}
+	}
+	objects, live, goal := s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()
+	return goal > live && objects < live+(goal-live)/2
 }
 
 func exitStatus(ctx context.Context, err error) (uint32, error) {
@@ -293,6 +377,9 @@ func (k *Kernel) newProcCtl(r *route, req *Request) *procCtl {
 		if c.table != nil && c.limit > 0 {
 			c.limit = min(c.limit, c.table.size())
 		}
+	}
+	if len(k.childCmd) > 0 {
+		registerCtl(c)
 	}
 	return c
 }

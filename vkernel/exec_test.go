@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,15 @@ func TestOpenEntries(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), f.mb, Options{TrustedKeys: []ed25519.PublicKey{f.pub}, Entries: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), `"nope" is not in the megabinary's manifest`) {
 		t.Errorf("Open with an unknown entry: %v", err)
+	}
+}
+
+// TestGCIdleAfterCollection: right after a collection, with nothing
+// allocated since, settle sees no collection under way (the runtime
+// metrics it reads exist, and say so).
+func TestGCIdleAfterCollection(t *testing.T) {
+	runtime.GC()
+	if !gcIdle() {
+		t.Fatal("gcIdle is false right after a collection")
 	}
 }

@@ -6,16 +6,16 @@ import (
 	"unsafe"
 
 	"github.com/compat-project/compat/vkernel/internal/hostabi"
-	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"golang.org/x/sys/unix"
 )
 
-// forkMemory backs a forked child's linear memory (wazero's
+// forkMemory backs a child process's linear memory (wazero's
 // experimental.MemoryAllocator): one reservation of the memory's largest
-// size, made accessible as the guest grows it, so that the parent's
-// snapshot can be mapped over it in place, copy-on-write.
+// size, made accessible as the guest grows it, so that a fork parent's
+// snapshot can be mapped over it in place, copy-on-write. It keeps the
+// memory out of the Go heap, whose growth would start collections.
 type forkMemory struct {
 	region []byte // the whole reservation
 	size   int    // bytes accessible
@@ -23,7 +23,7 @@ type forkMemory struct {
 
 func (m *forkMemory) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
 	if m.region != nil {
-		panic("vkernel: a forked child has one memory")
+		panic("vkernel: an instance has one memory")
 	}
 	if maxBytes == 0 || maxBytes > 1<<32 {
 		maxBytes = 1 << 32
@@ -72,17 +72,18 @@ func (m *forkMemory) mapSnapshot(fd int, size uint64) error {
 }
 
 // runFork is a forked child's guest: a new instance of the entry's module
-// whose memory is the parent's snapshot and whose __stack_pointer is the
-// parent's, started at vkernel_fork_child(fn, arg) instead of _start.
-func (k *Kernel) runFork(ctx context.Context, r *route, fs *forkSpec) (uint32, error) {
-	mem := &forkMemory{}
-	defer mem.Free()
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
-	mod, err := k.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), r.module, cfg)
-	if err != nil {
-		return exitStatus(ctx, err)
+// (pre, when not nil, instantiated ahead) whose memory is the parent's
+// snapshot and whose __stack_pointer is the parent's, started at
+// vkernel_fork_child(fn, arg) instead of _start.
+func (k *Kernel) runFork(ctx context.Context, r *route, fs *forkSpec, pre *instance) (uint32, error) {
+	if pre == nil {
+		var err error
+		if pre, err = k.prepare(ctx, r.entry.Name); err != nil {
+			return exitStatus(ctx, err)
+		}
 	}
-	defer mod.Close(context.Background())
+	defer pre.close()
+	mod, mem := pre.mod, pre.mem
 	m := mod.Memory()
 	if m == nil {
 		return 0, fmt.Errorf("fork: the module has no memory")
@@ -104,6 +105,7 @@ func (k *Kernel) runFork(ctx context.Context, r *route, fs *forkSpec) (uint32, e
 	if fn == nil {
 		return 0, fmt.Errorf("fork: the module exports no %s", hostabi.ForkChildExport)
 	}
-	_, err = fn.Call(ctx, uint64(fs.Fn), uint64(fs.Arg))
+	settle()
+	_, err := fn.Call(ctx, uint64(fs.Fn), uint64(fs.Arg))
 	return exitStatus(ctx, err)
 }

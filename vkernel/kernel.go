@@ -51,11 +51,13 @@ type Options struct {
 	// Audit receives the audit log as JSON lines; nil discards it.
 	Audit io.Writer
 	// Entries, when not empty, names the manifest entries this kernel
-	// runs: only their modules are compiled (or their AOT code checked and
-	// loaded), so a process that runs one program of a large megabinary
-	// (a shim) does not pay for the others. The whole signature and every
-	// module digest are still checked; an exec routed to another entry is
-	// denied. Naming an entry the manifest lacks fails the load.
+	// runs: only their modules are read from the file, checked against
+	// their digests and compiled (or their AOT code checked and loaded),
+	// so a process that runs one program of a large megabinary (a shim, a
+	// child process) does not pay for the others. The signature and the
+	// framing of the whole file are still checked; an exec routed to
+	// another entry is denied. Naming an entry the manifest lacks fails
+	// the load.
 	Entries []string
 	// Interruptible makes a running guest stoppable wherever it is: when
 	// its Exec's ctx ends, the guest stops at its next function entry or
@@ -109,6 +111,9 @@ type Kernel struct {
 	interrupt bool
 
 	hashHits, hashMisses atomic.Int64
+	// Child processes: started for a request (cold), started ahead of
+	// need (warm), and requests a warm one ran.
+	coldStarts, warmStarts, warmRuns atomic.Int64
 }
 
 // route is a manifest entry with its compiled module and parsed resources.
@@ -123,7 +128,11 @@ type route struct {
 // opts.TrustedKeys, compiles every module ahead of time and checks that each
 // imports only the vkernel's host surface. Errors name the failed check.
 func Open(ctx context.Context, path string, opts Options) (*Kernel, error) {
-	f, err := megabinary.ReadFile(path)
+	read := megabinary.ReadFile
+	if len(opts.Entries) > 0 {
+		read = func(name string) (*megabinary.File, error) { return megabinary.ReadEntries(name, opts.Entries) }
+	}
+	f, err := read(path)
 	if err != nil {
 		return nil, err
 	}
@@ -403,11 +412,17 @@ type Stats struct {
 	// cache (each checked against its host-key seal) when the kernel
 	// loaded; AOTCompiled those compiled and added to it.
 	AOTLoaded, AOTCompiled int
+	// ChildStarts counts the child processes its guests' spawns and forks
+	// started on request, WarmStarts those started ahead of need, and
+	// WarmRuns the spawns and forks that a warm one ran (ABI.md,
+	// "Processes").
+	ChildStarts, WarmStarts, WarmRuns int64
 }
 
 // Stats returns the kernel's counters.
 func (k *Kernel) Stats() Stats {
-	s := Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load()}
+	s := Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load(),
+		ChildStarts: k.coldStarts.Load(), WarmStarts: k.warmStarts.Load(), WarmRuns: k.warmRuns.Load()}
 	if k.aot != nil {
 		s.AOTLoaded, s.AOTCompiled = k.aot.Counts()
 	}

@@ -370,3 +370,81 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// TestWarmChildren: from an exec's second child of an entry on, a warm
+// child of the entry waits, started ahead; spawns and forks that follow
+// run in it, each in a process of its own, and the last warm child, never
+// used, ends with the exec: no process of it is left.
+func TestWarmChildren(t *testing.T) {
+	w := newProcWorld(t, guests.Clang14, 4, Options{})
+	const n = 5
+	before := w.k.Stats()
+	out, _ := w.run(t, "spawn-seq", w.self, strconv.Itoa(n))
+	for i := 0; i < n; i++ {
+		wantFields(t, out, "child"+strconv.Itoa(i), waitStatus(i))
+	}
+	after := w.k.Stats()
+	if cold, warm, ran := after.ChildStarts-before.ChildStarts, after.WarmStarts-before.WarmStarts, after.WarmRuns-before.WarmRuns; cold != 2 || warm != n-1 || ran != n-2 {
+		t.Errorf("%d spawns: %d started on request, %d warm, %d run by a warm one; want 2, %d, %d", n, cold, warm, ran, n-1, n-2)
+	}
+	if kids := childProcesses(t); len(kids) > 0 {
+		t.Errorf("processes left after the exec: %v", kids)
+	}
+	before = after
+	out, _ = w.run(t, "fork-seq", strconv.Itoa(n))
+	for i := 0; i < n; i++ {
+		wantFields(t, out, "child"+strconv.Itoa(i), waitStatus(i))
+	}
+	after = w.k.Stats()
+	if ran := after.WarmRuns - before.WarmRuns; ran != n-2 {
+		t.Errorf("%d forks: %d run by a warm child, want %d", n, ran, n-2)
+	}
+	if kids := childProcesses(t); len(kids) > 0 {
+		t.Errorf("processes left after the exec: %v", kids)
+	}
+	// Every spawn and fork ran in a process of its own, in the audit log
+	// by its pid.
+	pids := map[int]bool{}
+	for _, r := range auditRecords(t, w.audit.String()) {
+		if r.Pid != 0 && r.Decision == "allow" && (r.Action == "fork" || r.Parent != "") {
+			pids[r.Pid] = true
+		}
+	}
+	if len(pids) != 2*n {
+		t.Errorf("%d child pids in the audit records, want %d", len(pids), 2*n)
+	}
+}
+
+// waitStatus is printf's %#x of the wait status of an exit with code.
+func waitStatus(code int) string {
+	if code == 0 {
+		return "0"
+	}
+	return "0x" + strconv.FormatInt(int64(code)<<8, 16)
+}
+
+// childProcesses lists this process's child processes, zombies included.
+func childProcesses(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+			kids = append(kids, pid)
+		}
+	}
+	return kids
+}

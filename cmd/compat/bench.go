@@ -52,14 +52,17 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch kind {
 	case "exec":
+		// The newest python.wasm, when there is one: the hashing row's
+		// file and the child started in the python row.
+		py, _ := pysuite.LatestWasm(root.CacheRoot())
 		if *rehash == "" {
-			*rehash, _ = pysuite.LatestWasm(root.CacheRoot())
+			*rehash = py
 		}
 		self, serr := os.Executable()
 		if serr != nil {
 			return fail(stderr, serr)
 		}
-		report, err = bench.Exec(ctx, bench.ExecOptions{Runs: *n, Dir: dir, RehashFile: *rehash, ChildCommand: []string{self}})
+		report, err = bench.Exec(ctx, bench.ExecOptions{Runs: *n, Dir: dir, RehashFile: *rehash, ChildCommand: []string{self}, PythonWasm: py})
 	case "concurrent":
 		report, err = bench.Concurrent(ctx, bench.ConcurrentOptions{N: *n, Dir: dir})
 	case "python":

@@ -11,13 +11,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel"
@@ -34,7 +32,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 0, "stop the guest after this long, wherever it is (0: no limit); its loops then run slower (README, \"Stopping a guest\")")
 	argv0 := fs.String("argv0", "", "argv[0] the guest sees (default PATH)")
 	resultFD := fs.Int("result-fd", -1, "write how the exec ended, as one JSON object, to this inherited fd")
-	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of this process (the vkernel and its guest) to FILE; SIGINT and SIGTERM write it before the process dies of them (Go code then runs first: a guest computing without host calls can hold that up until its next host call)")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of this process (the vkernel and its guest) to FILE; SIGINT, SIGTERM and SIGHUP write it before the process dies of them (Go code then runs first: a guest computing without host calls can hold that up; a second signal then kills at once)")
 	var mounts, listens, listenFDs, env, entries listFlag
 	fs.Var(&mounts, "mount", "GUEST=HOST[:ro]: mount a host directory (repeatable)")
 	fs.Var(&listens, "listen", "ADDR: listen on a host address and hand the socket to the guest (repeatable)")
@@ -87,13 +85,20 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		defer l.Close()
 		req.Listeners = append(req.Listeners, l)
 	}
+	stopProfile := func() {}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			return failed(err)
 		}
 		defer stop()
+		stopProfile = stop
 	}
+	// SIGINT, SIGTERM and SIGHUP end compat exec as they end a native
+	// program without handlers (killed by the signal), once the profile
+	// is written and the guest's child processes are ended and reaped:
+	// none is left behind, not even as a zombie.
+	defer vkernel.EndOnSignals(stopProfile)()
 	if *auditFile == "" {
 		*auditFile = filepath.Join(*cache, "audit.jsonl")
 		os.MkdirAll(filepath.Dir(*auditFile), 0o755)
@@ -104,10 +109,6 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer audit.Close()
 
-	// SIGINT and SIGTERM are not caught: like a native program without
-	// handlers, compat exec dies of them at once, wherever the guest is.
-	// (Go cannot preempt native wasm code: a handler would wait for a
-	// guest computing without host calls to make one.)
 	ctx := context.Background()
 	if *timeout > 0 {
 		var cancel context.CancelFunc
@@ -160,11 +161,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // startCPUProfile profiles the process into file until the returned stop
-// is called or SIGINT or SIGTERM arrives; then the profile is written and
-// the process dies of the signal as it would have without the profile.
-// Writing it is Go code, which a guest computing without host calls can
-// hold up (it holds up the runtime's stop-the-world phases): such a
-// process dies at the guest's next host call.
+// is called (also by EndOnSignals before the process dies of a signal).
 func startCPUProfile(file string) (stop func(), err error) {
 	f, err := os.Create(file)
 	if err != nil {
@@ -175,21 +172,12 @@ func startCPUProfile(file string) (stop func(), err error) {
 		return nil, fmt.Errorf("-cpuprofile %s: %w", file, err)
 	}
 	var once sync.Once
-	stop = func() {
+	return func() {
 		once.Do(func() {
 			pprof.StopCPUProfile()
 			f.Close()
 		})
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		sig := <-sigs
-		stop()
-		signal.Reset(sig)
-		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-	}()
-	return stop, nil
+	}, nil
 }
 
 // resultWriter writes compat exec's ExecResult to -result-fd, once: the

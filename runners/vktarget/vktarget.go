@@ -7,7 +7,10 @@
 // engine's full speed (the kernel needs no per-loop termination checks,
 // vkernel.Options.Interruptible) and a unit that times out or a run that is
 // interrupted is still stopped at once, wherever its guest is: by ending
-// that process. The command a report names is the one that ran.
+// that process and the guest's child processes with it (its process
+// group). No process of a unit, nor its zombie, outlives Run: New makes
+// the calling process a child subreaper, which reaps the orphans of a
+// killed unit (group.go). The command a report names is the one that ran.
 package vktarget
 
 import (
@@ -86,7 +89,9 @@ type Target struct {
 	closed bool
 }
 
-// New returns a Target over opts.Kernel.
+// New returns a Target over opts.Kernel. It makes the calling process a
+// child subreaper (Linux's PR_SET_CHILD_SUBREAPER) for good: orphans of
+// its descendants become its children, and Run reaps those of its units.
 func New(opts Options) (*Target, error) {
 	switch {
 	case opts.Kernel == nil:
@@ -98,6 +103,9 @@ func New(opts Options) (*Target, error) {
 	}
 	if opts.Name == "" {
 		opts.Name = "vkernel"
+	}
+	if err := becomeSubreaper(); err != nil {
+		return nil, err
 	}
 	t := &Target{opts: opts}
 	for _, m := range opts.Mounts {
@@ -220,8 +228,9 @@ func (t *Target) run(ctx context.Context, p runners.Process, listeners []*os.Fil
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.Stdin, p.Stdout, p.Stderr
 	cmd.ExtraFiles = files
 	// A process whose caller died does not run on: the kernel kills it
-	// (the run was ended with SIGKILL, or crashed).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// (the run was ended with SIGKILL, or crashed). It leads a process
+	// group that its whole tree of vkernel processes joins (group.go).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	// Output copied from pipes is complete soon after the process ends;
 	// do not wait on a descendant that kept them open.
 	cmd.WaitDelay = 5 * time.Second
@@ -235,12 +244,19 @@ func (t *Target) run(ctx context.Context, p runners.Process, listeners []*os.Fil
 		b, _ := io.ReadAll(io.LimitReader(resultR, 1<<20))
 		result <- b
 	}()
-	// The process ends when ctx does: killed, wherever its guest is.
-	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	// The process tree ends when ctx does: killed, wherever its guests
+	// are.
+	pgid := cmd.Process.Pid
+	stop := context.AfterFunc(ctx, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
 	waitErr := cmd.Wait()
 	stop()
+	// However compat exec ended, nothing of its tree outlives it.
+	groupErr := endGroup(pgid)
 	if ctx.Err() != nil {
 		return runners.Exit{}, fmt.Errorf("vkernel target: %s: %w", p.Args[0], ctx.Err())
+	}
+	if groupErr != nil {
+		return runners.Exit{}, groupErr
 	}
 	var res ExecResult
 	b := <-result

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,56 +292,125 @@ func TestChildProcesses(t *testing.T) {
 		t.Fatalf("spawn in compat exec: %v %v, output %q", exit, err, out.String())
 	}
 
-	// A unit stopped at its deadline: compat exec is killed, and its
-	// children die with it (the parent-death signal).
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		_, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/posix", "tree", "/bin/posix", "2"}, Stdout: pw})
-		pw.Close()
-		done <- err
-	}()
-	var pids []int
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "tree_pid="); ok {
-			pid, _ := strconv.Atoi(v)
-			pids = append(pids, pid)
+	// A unit stopped at its deadline, or by the run (ctx cancelled, as
+	// SIGINT to compat run does), or whose compat exec dies outright (a
+	// crash): when Run returns, no process of its tree exists, not even
+	// as a zombie.
+	for _, how := range []string{"deadline", "cancel", "crash"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		if how == "deadline" {
+			ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
 		}
-		if sc.Text() == "leaf" {
-			break
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("stopped unit: %v", err)
-	}
-	if len(pids) != 3 {
-		t.Fatalf("tree pids %v, want compat exec's and two children's", pids)
-	}
-	for _, pid := range pids {
-		deadline := time.Now().Add(10 * time.Second)
-		for running(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d of the stopped unit still runs", pid)
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/posix", "tree", "/bin/posix", "2"}, Stdout: pw})
+			pw.Close()
+			done <- err
+		}()
+		var pids []int
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "tree_pid="); ok {
+				pid, _ := strconv.Atoi(v)
+				pids = append(pids, pid)
 			}
-			time.Sleep(50 * time.Millisecond)
+			if sc.Text() == "leaf" {
+				break
+			}
+		}
+		go io.Copy(io.Discard, pr)
+		if len(pids) != 3 {
+			cancel()
+			t.Fatalf("%s: tree pids %v, want compat exec's and two children's", how, pids)
+		}
+		switch how {
+		case "cancel":
+			cancel()
+		case "crash":
+			syscall.Kill(pids[0], syscall.SIGKILL)
+		}
+		err := <-done
+		cancel()
+		switch {
+		case how == "deadline" && !errors.Is(err, context.DeadlineExceeded),
+			how == "cancel" && !errors.Is(err, context.Canceled),
+			how == "crash" && (err == nil || !strings.Contains(err.Error(), "without saying how")):
+			t.Fatalf("%s: Run gave %v", how, err)
+		}
+		for _, pid := range pids {
+			if state, ok := procState(pid); ok {
+				t.Errorf("%s: process %d of the stopped unit is left, state %s", how, pid, state)
+			}
 		}
 	}
 }
 
-// running reports whether pid is a process that has not ended. A process
-// whose parent was killed outright is the host init's to reap, and some
-// inits never do: a zombie has ended.
-func running(pid int) bool {
+// procState returns the state letter of process pid (Z for a zombie), or
+// reports false when there is no such process.
+func procState(pid int) (string, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return "", false
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	if i < 0 || i+2 >= len(s) {
+		return "?", true
+	}
+	return s[i+2 : i+3], true
+}
+
+// TestOrphansReaped: once a Target exists, this process adopts the orphans
+// of its descendants (a daemon in a session of its own here) and reaps
+// them when they end, but never a child it started itself, whose status
+// its exec.Cmd still gets (one in this process's group, one leading a
+// group of its own).
+func TestOrphansReaped(t *testing.T) {
+	newTarget(t)
+	var own []*exec.Cmd
+	for _, setpgid := range []bool{false, true} {
+		cmd := exec.Command("sh", "-c", "exit 7")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: setpgid}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		own = append(own, cmd)
+	}
+	daemon := exec.Command("sh", "-c", `setsid sh -c 'echo $$; exec sleep 0.2' &`)
+	out, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatal("the daemon did not say its pid")
+	}
+	pid, _ := strconv.Atoi(sc.Text())
+	go io.Copy(io.Discard, out)
+	if err := daemon.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon's end (and the other children's) made this process look
+	// at its ended children more than once by now.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		state, ok := procState(pid)
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the orphaned daemon %d is left, state %s", pid, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, cmd := range own {
+		var ee *exec.ExitError
+		if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 7 {
+			t.Errorf("own child (setpgid %v): %v, want exit status 7", cmd.SysProcAttr.Setpgid, err)
+		}
+	}
 }

@@ -36,6 +36,11 @@ type ExecOptions struct {
 	ChildCommand []string
 	// ForkHeapMiB is the heap the fork latency is measured with; 0: 100.
 	ForkHeapMiB int
+	// PythonWasm is a python.wasm build (its stdlib in lib/ beside it):
+	// the time for a guest to spawn `python3.11 -c pass` and wait for it
+	// is measured with it, beside the native python3.11 (NativePython).
+	// Empty leaves it out.
+	PythonWasm, NativePython string
 }
 
 // ExecReport holds the exec-latency figures. Latency is the time from the
@@ -79,6 +84,27 @@ type ExecReport struct {
 	NativeFork      Stats  `json:"native_fork"`
 	ForkHeapMiB     int    `json:"fork_heap_mib"`
 	ProcUnavailable string `json:"proc_unavailable,omitempty"`
+	// SpawnPaced and ForkPaced are the same with PauseMS between one
+	// child's end and the next call: time for the vkernel's warm child
+	// (started ahead of need) to be ready, as it is when a guest does
+	// some work between its children, and for the native side to settle
+	// likewise. Spawn and Fork, back to back, wait for the warm child's
+	// start to finish.
+	SpawnPaced       Stats `json:"spawn_paced"`
+	NativeSpawnPaced Stats `json:"native_spawn_paced"`
+	ForkPaced        Stats `json:"fork_paced"`
+	NativeForkPaced  Stats `json:"native_fork_paced"`
+	PauseMS          int   `json:"pause_ms"`
+	// PythonSpawn is a guest's posix_spawn of `python3.11 -c pass`
+	// (python.wasm, a child process) to the end of its waitpid, paced;
+	// NativePythonSpawn the native build spawning the native python3.11.
+	// PythonUnavailable says why they were not measured.
+	PythonSpawn       Stats  `json:"python_spawn"`
+	NativePythonSpawn Stats  `json:"native_python_spawn"`
+	PythonUnavailable string `json:"python_unavailable,omitempty"`
+	// ChildStarts, WarmStarts and WarmRuns are the vkernel's counters
+	// (vkernel.Stats) over the spawn and fork rows.
+	ChildStarts, WarmStarts, WarmRuns int64
 }
 
 // Exec runs the exec-latency benchmark: the firstinsn guest in the vkernel
@@ -209,17 +235,23 @@ func Exec(ctx context.Context, opts ExecOptions) (*ExecReport, error) {
 	return rep, nil
 }
 
+// pauseMS is the pause of the paced rows.
+const pauseMS = 250
+
 // procLatency measures a guest's spawn and fork, and the native build's.
 func procLatency(ctx context.Context, opts ExecOptions, firstinsn []byte, nativeFirstinsn string, rep *ExecReport) error {
 	rep.ForkHeapMiB = opts.ForkHeapMiB
 	if rep.ForkHeapMiB <= 0 {
 		rep.ForkHeapMiB = 100
 	}
+	rep.PauseMS = pauseMS
 	if len(opts.ChildCommand) == 0 {
 		rep.ProcUnavailable = "no child command to start vkernel processes with"
+		rep.PythonUnavailable = rep.ProcUnavailable
 		return nil
 	}
 	spawnRuns, forkRuns := max(min(opts.Runs, 100), 2), max(min(opts.Runs/4, 30), 2)
+	pacedRuns := max(min(opts.Runs/4, 20), 2)
 	pb, err := guests.CPosix("procbench.c", guests.Clang14)
 	if err != nil {
 		return err
@@ -244,16 +276,7 @@ func procLatency(ctx context.Context, opts ExecOptions, firstinsn []byte, native
 	}
 	defer k.Close(ctx)
 	guest := func(args ...string) ([]time.Duration, error) {
-		var out, errOut bytes.Buffer
-		res, err := k.Exec(ctx, vkernel.Request{Path: filepath.Join(ws.dir, "procbench.wasm"), Args: append([]string{"procbench"}, args...),
-			Mounts: []vkernel.Mount{{Guest: "/", Host: ws.dir}}, Stdout: &out, Stderr: &errOut})
-		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit %d", res.ExitCode)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("procbench %v in the vkernel: %w\n%s", args, err, errOut.String())
-		}
-		return samples(out.String())
+		return procbench(ctx, k, filepath.Join(ws.dir, "procbench.wasm"), []vkernel.Mount{{Guest: "/", Host: ws.dir}}, args...)
 	}
 	native := func(args ...string) ([]time.Duration, error) {
 		out, err := exec.CommandContext(ctx, nativePB, args...).Output()
@@ -268,24 +291,118 @@ func procLatency(ctx context.Context, opts ExecOptions, firstinsn []byte, native
 	if _, err := guest("spawn", "1", "/firstinsn.wasm"); err != nil {
 		return err
 	}
-	sp, err := guest("spawn", n(spawnRuns), "/firstinsn.wasm")
-	if err != nil {
-		return err
-	}
-	nsp, err := native("spawn", n(spawnRuns), nativeFirstinsn)
-	if err != nil {
-		return err
-	}
 	heap := n(rep.ForkHeapMiB)
-	fk, err := guest("fork", n(forkRuns), heap)
+	for _, row := range []struct {
+		vk, nat *Stats
+		args    []string
+		native  []string
+	}{
+		{&rep.Spawn, &rep.NativeSpawn, []string{"spawn", n(spawnRuns), "/firstinsn.wasm"}, []string{"spawn", n(spawnRuns), nativeFirstinsn}},
+		{&rep.SpawnPaced, &rep.NativeSpawnPaced, []string{"spawn", n(pacedRuns), "/firstinsn.wasm", n(pauseMS)}, []string{"spawn", n(pacedRuns), nativeFirstinsn, n(pauseMS)}},
+		{&rep.Fork, &rep.NativeFork, []string{"fork", n(forkRuns), heap}, []string{"fork", n(forkRuns), heap}},
+		{&rep.ForkPaced, &rep.NativeForkPaced, []string{"fork", n(pacedRuns), heap, n(pauseMS)}, []string{"fork", n(pacedRuns), heap, n(pauseMS)}},
+	} {
+		vk, err := guest(row.args...)
+		if err != nil {
+			return err
+		}
+		nat, err := native(row.native...)
+		if err != nil {
+			return err
+		}
+		*row.vk, *row.nat = Summarize(vk), Summarize(nat)
+	}
+	st := k.Stats()
+	rep.ChildStarts, rep.WarmStarts, rep.WarmRuns = st.ChildStarts, st.WarmStarts, st.WarmRuns
+	if opts.PythonWasm == "" {
+		rep.PythonUnavailable = "no python.wasm build"
+		return nil
+	}
+	return pythonSpawn(ctx, opts, pb, nativePB, pacedRuns, rep)
+}
+
+// procbench runs the procbench guest in k and returns its samples.
+func procbench(ctx context.Context, k *vkernel.Kernel, path string, mounts []vkernel.Mount, args ...string) ([]time.Duration, error) {
+	var out, errOut bytes.Buffer
+	res, err := k.Exec(ctx, vkernel.Request{Path: path, Args: append([]string{"procbench"}, args...),
+		Mounts: mounts, Stdout: &out, Stderr: &errOut})
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("exit %d", res.ExitCode)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("procbench %v in the vkernel: %w\n%s%s", args, err, out.String(), errOut.String())
+	}
+	return samples(out.String())
+}
+
+// pythonSpawn measures a guest spawning python.wasm -c pass and waiting
+// for it, beside the native procbench and python3.11. The megabinary's
+// code is kept in a cache of its own under opts.Dir: compiling
+// python.wasm takes a while.
+func pythonSpawn(ctx context.Context, opts ExecOptions, pb []byte, nativePB string, runs int, rep *ExecReport) error {
+	py, err := os.ReadFile(opts.PythonWasm)
 	if err != nil {
 		return err
 	}
-	nfk, err := native("fork", n(forkRuns), heap)
+	lib := filepath.Join(filepath.Dir(opts.PythonWasm), "lib")
+	dir := filepath.Join(opts.Dir, "pyproc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	mounts := []megabinary.MountRule{{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true}}
+	dpb, dpy := megabinary.SHA256(pb), megabinary.SHA256(py)
+	f, err := megabinary.Build([]megabinary.Entry{
+		{Name: "procbench", Hashes: []string{dpb}, Module: dpb, Resources: megabinary.Resources{Mounts: mounts, Processes: 4}},
+		{Name: "python3.11", Hashes: []string{dpy}, Module: dpy, Resources: megabinary.Resources{Mounts: mounts},
+			Env: []string{"PYTHONHOME=/usr", "PYTHONDONTWRITEBYTECODE=1", "TMPDIR=/tmp", "HOME=/tmp", "LC_ALL=C.UTF-8"}},
+	}, map[string][]byte{dpb: pb, dpy: py})
 	if err != nil {
 		return err
 	}
-	rep.Spawn, rep.NativeSpawn, rep.Fork, rep.NativeFork = Summarize(sp), Summarize(nsp), Summarize(fk), Summarize(nfk)
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	f.Sign(priv)
+	mb := filepath.Join(dir, "py.vkmb")
+	if err := f.WriteFile(mb); err != nil {
+		return err
+	}
+	// The guests' root, beside the AOT cache (which no mount may show).
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"procbench.wasm": pb, "python.wasm": py} {
+		if old, err := os.ReadFile(filepath.Join(root, name)); err != nil || !bytes.Equal(old, b) {
+			if err := os.WriteFile(filepath.Join(root, name), b, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	k, err := vkernel.Open(ctx, mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: filepath.Join(dir, "cache"), ChildCommand: opts.ChildCommand})
+	if err != nil {
+		return err
+	}
+	defer k.Close(ctx)
+	vk, err := procbench(ctx, k, filepath.Join(root, "procbench.wasm"), []vkernel.Mount{{Guest: "/", Host: root}, {Guest: "/usr/lib", Host: lib, ReadOnly: true}},
+		"run", strconv.Itoa(runs), strconv.Itoa(pauseMS), "/python.wasm", "-c", "pass")
+	if err != nil {
+		return err
+	}
+	native := opts.NativePython
+	if native == "" {
+		native = "/usr/bin/python3.11"
+	}
+	out, err := exec.CommandContext(ctx, nativePB, "run", strconv.Itoa(runs), strconv.Itoa(pauseMS), native, "-c", "pass").Output()
+	if err != nil {
+		return fmt.Errorf("native procbench run %s: %w", native, err)
+	}
+	nat, err := samples(string(out))
+	if err != nil {
+		return err
+	}
+	rep.PythonSpawn, rep.NativePythonSpawn = Summarize(vk), Summarize(nat)
 	return nil
 }
 
@@ -370,7 +487,16 @@ func (r *ExecReport) Write(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "spawn from a guest (posix_spawn call -> child's first instruction, a new host process):\n")
-	fmt.Fprintf(w, "  vkernel %s\n  native  %s\n", r.Spawn, r.NativeSpawn)
+	fmt.Fprintf(w, "  back to back  vkernel %s\n                native  %s\n", r.Spawn, r.NativeSpawn)
+	fmt.Fprintf(w, "  %d ms apart  vkernel %s\n                native  %s\n", r.PauseMS, r.SpawnPaced, r.NativeSpawnPaced)
 	fmt.Fprintf(w, "fork with %d MiB of heap (call -> child's first instruction):\n", r.ForkHeapMiB)
-	fmt.Fprintf(w, "  vkernel %s\n  native  %s\n", r.Fork, r.NativeFork)
+	fmt.Fprintf(w, "  back to back  vkernel %s\n                native  %s\n", r.Fork, r.NativeFork)
+	fmt.Fprintf(w, "  %d ms apart  vkernel %s\n                native  %s\n", r.PauseMS, r.ForkPaced, r.NativeForkPaced)
+	fmt.Fprintf(w, "child processes: %d started on request, %d started ahead (warm), %d requests run by a warm one\n", r.ChildStarts, r.WarmStarts, r.WarmRuns)
+	if r.PythonUnavailable != "" {
+		fmt.Fprintf(w, "python3.11 -c pass from a guest: not measured: %s\n", r.PythonUnavailable)
+		return
+	}
+	fmt.Fprintf(w, "python3.11 -c pass from a guest (posix_spawn call -> end of waitpid, %d ms apart):\n", r.PauseMS)
+	fmt.Fprintf(w, "  vkernel %s\n  native  %s\n", r.PythonSpawn, r.NativePythonSpawn)
 }

@@ -65,33 +65,9 @@ func ReadFile(name string) (*File, error) {
 // altered file fails here with the check that failed. The signature is not
 // checked: call Verify.
 func Parse(data []byte) (*File, error) {
-	if len(data) < headerSize+4 {
-		return nil, fmt.Errorf("truncated: %d bytes is shorter than the %d-byte header", len(data), headerSize+4)
-	}
-	if !bytes.Equal(data[:8], magic[:]) {
-		return nil, fmt.Errorf("not a megabinary: bad magic %q", data[:8])
-	}
-	if v := binary.LittleEndian.Uint32(data[8:12]); v != Version {
-		return nil, fmt.Errorf("format version %d is not supported (this build reads version %d)", v, Version)
-	}
-	if flags := binary.LittleEndian.Uint32(data[12:16]); flags != 0 {
-		return nil, fmt.Errorf("reserved header flags %#x are set", flags)
-	}
-	n := binary.LittleEndian.Uint32(data[headerSize:])
-	if n > maxManifestSize {
-		return nil, fmt.Errorf("manifest length %d exceeds the %d-byte limit", n, maxManifestSize)
-	}
-	off := headerSize + 4
-	if uint64(len(data)-off) < uint64(n) {
-		return nil, fmt.Errorf("truncated: manifest needs %d bytes, %d remain", n, len(data)-off)
-	}
-	f := &File{header: data[:off], manifest: data[off : off+int(n)], modules: map[string][]byte{}}
-	off += int(n)
-	if err := decodeStrict(f.manifest, &f.Manifest); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	if err := f.Manifest.Validate(); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+	f, off, err := parseHead(data)
+	if err != nil {
+		return nil, err
 	}
 	for _, m := range f.Manifest.Modules {
 		if int64(len(data)-off) < m.Size {
@@ -99,22 +75,157 @@ func Parse(data []byte) (*File, error) {
 		}
 		b := data[off : off+int(m.Size)]
 		off += int(m.Size)
-		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != m.Digest {
-			return nil, fmt.Errorf("module %s: bytes do not match the manifest digest (corrupted or tampered)", short(m.Digest))
+		if err := checkModule(m, b); err != nil {
+			return nil, err
 		}
 		f.modules[m.Digest] = b
 	}
-	switch rest := data[off:]; {
+	if err := f.parseTrailer(data[off:]); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadEntries reads the megabinary at name as ReadFile does, except that
+// of the modules it reads only those the named entries run, and checks
+// them against their digests; the others are not read, and Module returns
+// nil for them. The framing is checked from the manifest's sizes and the
+// file's length, the trailer's shape as Parse does, and the signature by
+// Verify, as for any file. A process that runs one program of a large
+// megabinary (a vkernel child process) so reads and hashes only its own
+// code. Naming an entry the manifest lacks is an error.
+func ReadEntries(name string, entries []string) (*File, error) {
+	fail := func(err error) (*File, error) { return nil, fmt.Errorf("megabinary %s: %w", name, err) }
+	file, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("megabinary: %w", err)
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("megabinary: %w", err)
+	}
+	size := st.Size()
+	head := make([]byte, headerSize+4)
+	if _, err := file.ReadAt(head, 0); err != nil {
+		return fail(fmt.Errorf("truncated: %d bytes is shorter than the %d-byte header", size, len(head)))
+	}
+	n := int64(binary.LittleEndian.Uint32(head[headerSize:]))
+	if n <= maxManifestSize && int64(len(head))+n > size {
+		return fail(fmt.Errorf("truncated: manifest needs %d bytes, %d remain", n, size-int64(len(head))))
+	}
+	if n <= maxManifestSize {
+		head = append(head, make([]byte, n)...)
+		if _, err := file.ReadAt(head[headerSize+4:], headerSize+4); err != nil {
+			return fail(err)
+		}
+	}
+	f, off, err := parseHead(head)
+	if err != nil {
+		return fail(err)
+	}
+	want := map[string]bool{}
+	for _, e := range entries {
+		entry := f.Manifest.Entry(e)
+		if entry == nil {
+			return fail(fmt.Errorf("entry %q is not in the megabinary's manifest", e))
+		}
+		want[entry.Module] = true
+	}
+	pos := int64(off)
+	for _, m := range f.Manifest.Modules {
+		if size-pos < m.Size {
+			return fail(fmt.Errorf("truncated: module %s needs %d bytes, %d remain", short(m.Digest), m.Size, size-pos))
+		}
+		if want[m.Digest] {
+			b := make([]byte, m.Size)
+			if _, err := file.ReadAt(b, pos); err != nil {
+				return fail(err)
+			}
+			if err := checkModule(m, b); err != nil {
+				return fail(err)
+			}
+			f.modules[m.Digest] = b
+		}
+		pos += m.Size
+	}
+	if size-pos > trailerSize {
+		// More than a trailer follows: Parse's error for the whole rest.
+		start := make([]byte, 4)
+		if _, err := file.ReadAt(start, pos); err != nil {
+			return fail(err)
+		}
+		if bytes.Equal(start, sigMagic[:]) {
+			return fail(fmt.Errorf("signature trailer is %d bytes, want %d (truncated or padded)", size-pos, trailerSize))
+		}
+		return fail(fmt.Errorf("%d bytes of unexpected data after the last module", size-pos))
+	}
+	rest := make([]byte, size-pos)
+	if _, err := file.ReadAt(rest, pos); err != nil {
+		return fail(err)
+	}
+	if err := f.parseTrailer(rest); err != nil {
+		return fail(err)
+	}
+	return f, nil
+}
+
+// parseHead decodes the header and the manifest at the start of data and
+// returns the file so far and the offset of the first module.
+func parseHead(data []byte) (*File, int, error) {
+	if len(data) < headerSize+4 {
+		return nil, 0, fmt.Errorf("truncated: %d bytes is shorter than the %d-byte header", len(data), headerSize+4)
+	}
+	if !bytes.Equal(data[:8], magic[:]) {
+		return nil, 0, fmt.Errorf("not a megabinary: bad magic %q", data[:8])
+	}
+	if v := binary.LittleEndian.Uint32(data[8:12]); v != Version {
+		return nil, 0, fmt.Errorf("format version %d is not supported (this build reads version %d)", v, Version)
+	}
+	if flags := binary.LittleEndian.Uint32(data[12:16]); flags != 0 {
+		return nil, 0, fmt.Errorf("reserved header flags %#x are set", flags)
+	}
+	n := binary.LittleEndian.Uint32(data[headerSize:])
+	if n > maxManifestSize {
+		return nil, 0, fmt.Errorf("manifest length %d exceeds the %d-byte limit", n, maxManifestSize)
+	}
+	off := headerSize + 4
+	if uint64(len(data)-off) < uint64(n) {
+		return nil, 0, fmt.Errorf("truncated: manifest needs %d bytes, %d remain", n, len(data)-off)
+	}
+	f := &File{header: data[:off], manifest: data[off : off+int(n)], modules: map[string][]byte{}}
+	off += int(n)
+	if err := decodeStrict(f.manifest, &f.Manifest); err != nil {
+		return nil, 0, fmt.Errorf("manifest: %w", err)
+	}
+	if err := f.Manifest.Validate(); err != nil {
+		return nil, 0, fmt.Errorf("manifest: %w", err)
+	}
+	return f, off, nil
+}
+
+// checkModule checks a module's bytes against its manifest digest.
+func checkModule(m Module, b []byte) error {
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != m.Digest {
+		return fmt.Errorf("module %s: bytes do not match the manifest digest (corrupted or tampered)", short(m.Digest))
+	}
+	return nil
+}
+
+// parseTrailer reads what follows the last module: nothing, or the
+// signature trailer.
+func (f *File) parseTrailer(rest []byte) error {
+	switch {
 	case len(rest) == 0:
 	case len(rest) == trailerSize && bytes.Equal(rest[:4], sigMagic[:]):
 		f.keyID = rest[4 : 4+sha256.Size]
 		f.sig = rest[4+sha256.Size:]
 	case len(rest) >= 4 && bytes.Equal(rest[:4], sigMagic[:]):
-		return nil, fmt.Errorf("signature trailer is %d bytes, want %d (truncated or padded)", len(rest), trailerSize)
+		return fmt.Errorf("signature trailer is %d bytes, want %d (truncated or padded)", len(rest), trailerSize)
 	default:
-		return nil, fmt.Errorf("%d bytes of unexpected data after the last module", len(rest))
+		return fmt.Errorf("%d bytes of unexpected data after the last module", len(rest))
 	}
-	return f, nil
+	return nil
 }
 
 // Module returns the bytes of the stored module with the given digest.

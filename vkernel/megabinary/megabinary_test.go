@@ -228,3 +228,87 @@ func FuzzDecodeStrict(f *testing.F) {
 		}
 	})
 }
+
+// twoModules returns a signed megabinary of two entries with a module each.
+func twoModules(t testing.TB) ([]byte, ed25519.PublicKey, string, string) {
+	a := []byte("\x00asm\x01\x00\x00\x00 module of entry a")
+	b := []byte("\x00asm\x01\x00\x00\x00 module of entry b, a little longer")
+	da, db := SHA256(a), SHA256(b)
+	f, err := Build([]Entry{
+		{Name: "a", Hashes: []string{da}, Module: da},
+		{Name: "b", Hashes: []string{db}, Module: db},
+	}, map[string][]byte{da: a, db: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	f.Sign(priv)
+	var buf bytes.Buffer
+	if _, err := f.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), pub, da, db
+}
+
+// TestReadEntries: the file read for one entry is the file Parse reads,
+// less the other entries' modules, which are not read.
+func TestReadEntries(t *testing.T) {
+	data, pub, da, db := twoModules(t)
+	name := filepath.Join(t.TempDir(), "m.vkmb")
+	os.WriteFile(name, data, 0o644)
+	whole, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadEntries(name, []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Verify(pub); err != nil {
+		t.Fatal(err)
+	}
+	if f.Digest() != whole.Digest() || !bytes.Equal(f.Module(db), whole.Module(db)) || f.Module(da) != nil {
+		t.Fatalf("digest %s (want %s), module b %d bytes, module a %d bytes (want none)", f.Digest(), whole.Digest(), len(f.Module(db)), len(f.Module(da)))
+	}
+	if _, err := ReadEntries(name, []string{"c"}); err == nil || !strings.Contains(err.Error(), `entry "c"`) {
+		t.Fatalf("an entry the manifest lacks: %v", err)
+	}
+}
+
+// TestReadEntriesRefusesChanges: every truncation, a trailing byte, and
+// every byte change outside the modules not read fail to read or to
+// verify, as with Parse.
+func TestReadEntriesRefusesChanges(t *testing.T) {
+	data, pub, _, _ := twoModules(t)
+	name := filepath.Join(t.TempDir(), "m.vkmb")
+	read := func(b []byte) error {
+		os.WriteFile(name, b, 0o644)
+		f, err := ReadEntries(name, []string{"b"})
+		if err == nil {
+			err = f.Verify(pub)
+		}
+		return err
+	}
+	for n := 0; n < len(data); n++ {
+		if read(data[:n]) == nil {
+			t.Fatalf("truncated to %d of %d bytes: accepted", n, len(data))
+		}
+	}
+	if read(append(append([]byte(nil), data...), 0)) == nil {
+		t.Fatal("trailing byte accepted")
+	}
+	// Module a is not read: its bytes are the only ones whose change goes
+	// unseen (they are never run by a process that reads only b).
+	skip := bytes.Index(data, []byte(" module of entry a"))
+	skipEnd := skip + len(" module of entry a")
+	for i := range data {
+		if i >= skip-8 && i < skipEnd {
+			continue
+		}
+		b := append([]byte(nil), data...)
+		b[i] ^= 0x01
+		if read(b) == nil {
+			t.Fatalf("byte %d ^ 1: accepted", i)
+		}
+	}
+}

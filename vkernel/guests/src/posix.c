@@ -32,6 +32,10 @@
  *   posix sigchld SELF             a SIGCHLD handler runs when a child ends
  *   posix poll SELF                poll a pipe a child writes to later
  *   posix spawn-loop SELF          spawn sleepers until EAGAIN, count them
+ *   posix spawn-seq SELF N         spawn SELF exit I for I < N, one after another, print childI=STATUS
+ *   posix fork-seq N               fork children that exit I for I < N, one after another, print childI=STATUS
+ *   posix end-children SELF        spawn SELF exit 0 twice, then a chain of two (tree SELF 1 spin);
+ *                                  print chain=STATUS when it ends, then try one more spawn
  *   posix tree SELF DEPTH [spin]   spawn a chain of DEPTH processes, print each pid, wait; the
  *                                  last sleeps (or computes without host calls)
  *   posix fork                     fork: the child sees memory as at the call, shares a pipe
@@ -128,6 +132,8 @@ static int fork_child(void *arg) {
 	write(fork_pipe[1], buf, n);
 	return 7;
 }
+
+static int exit_with(void *arg) { _exit((int)(long)arg); }
 
 static int sleeper(void *arg) {
 	msleep(atoi(arg));
@@ -362,6 +368,32 @@ int main(int argc, char **argv) {
 		while ((e = posix_spawn(&pid, argv[2], NULL, NULL, av, environ)) == 0 && n < 1000)
 			n++;
 		printf("spawned=%d errno=%d\n", n, e);
+	} else if (!strcmp(mode, "spawn-seq")) {
+		int n = atoi(argv[3]);
+		for (int i = 0; i < n; i++) {
+			char code[16];
+			snprintf(code, sizeof code, "%d", i);
+			char *av[] = {argv[2], "exit", code, NULL};
+			printf("child%d=%#x\n", i, wait_for(start(av, NULL)));
+		}
+	} else if (!strcmp(mode, "fork-seq")) {
+		int n = atoi(argv[2]);
+		for (int i = 0; i < n; i++) {
+			pid_t pid = vkposix_fork(exit_with, (void *)(long)i);
+			if (pid < 0)
+				return printf("fork errno=%d\n", errno), 3;
+			printf("child%d=%#x\n", i, wait_for(pid));
+		}
+	} else if (!strcmp(mode, "end-children")) {
+		char *once[] = {argv[2], "exit", "0", NULL};
+		wait_for(start(once, NULL));
+		wait_for(start(once, NULL));
+		printf("tree_pid=%d\n", getpid());
+		fflush(stdout);
+		char *chain[] = {argv[2], "tree", argv[2], "1", "spin", NULL};
+		printf("chain=%#x\n", wait_for(start(chain, NULL)));
+		pid_t pid;
+		printf("spawn_errno=%d\n", posix_spawn(&pid, argv[2], NULL, NULL, once, environ));
 	} else if (!strcmp(mode, "tree")) {
 		int depth = atoi(argv[3]);
 		printf("tree_pid=%d\n", getpid());

@@ -4,8 +4,14 @@
  * child's first instruction, which reads CLOCK_MONOTONIC (the host's, in
  * the vkernel too) and writes it to a pipe; prints "sample=NS" lines.
  *
- *   procbench spawn N CHILD     CHILD is a firstinsn program (firstinsn.wat, firstinsn.c)
- *   procbench fork N MB         with MB MiB of heap written before the forks
+ *   procbench spawn N CHILD [PAUSE]  CHILD is a firstinsn program (firstinsn.wat, firstinsn.c)
+ *   procbench fork N MB [PAUSE]      with MB MiB of heap written before the forks
+ *   procbench run N PAUSE PROG ARG... spawn PROG ARG... and wait; each sample is the call to
+ *                                    the end of the wait (PROG must not write to stdout)
+ *
+ * PAUSE is milliseconds to sleep after each sample (0: none), outside the
+ * samples: time for the system to settle (and the vkernel to start the
+ * next child ahead) between starts.
  */
 #include <spawn.h>
 #include <stdint.h>
@@ -28,6 +34,13 @@ static int64_t now(void) {
 }
 
 static int out[2];
+
+static void pause_ms(int ms) {
+	if (ms > 0) {
+		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
 
 /* child ends with _exit: the stdio buffers it has a copy of are the
  * parent's to write. */
@@ -55,7 +68,25 @@ int main(int argc, char **argv) {
 	int n = atoi(argv[2]);
 	if (pipe(out) < 0)
 		return 3;
-	if (!strcmp(argv[1], "spawn")) {
+	int pause_after = argc > 4 && strcmp(argv[1], "run") ? atoi(argv[4]) : 0;
+	if (!strcmp(argv[1], "run")) {
+		if (argc < 5)
+			return 2;
+		pause_after = atoi(argv[3]);
+		for (int i = 0; i < n; i++) {
+			pid_t pid;
+			int status = 0;
+			int64_t t0 = now();
+			if (posix_spawn(&pid, argv[4], NULL, NULL, argv + 4, environ) != 0)
+				return 4;
+			waitpid(pid, &status, 0);
+			int64_t t1 = now();
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				return printf("status=%#x\n", status), 7;
+			printf("sample=%lld\n", (long long)(t1 - t0));
+			pause_ms(pause_after);
+		}
+	} else if (!strcmp(argv[1], "spawn")) {
 		char *av[] = {argv[3], NULL};
 		posix_spawn_file_actions_t fa;
 		posix_spawn_file_actions_init(&fa);
@@ -68,6 +99,7 @@ int main(int argc, char **argv) {
 			int64_t t1 = read_stamp();
 			waitpid(pid, NULL, 0);
 			printf("sample=%lld\n", (long long)(t1 - t0));
+			pause_ms(pause_after);
 		}
 	} else if (!strcmp(argv[1], "fork")) {
 		size_t len = (size_t)atoi(argv[3]) << 20;
@@ -89,6 +121,7 @@ int main(int argc, char **argv) {
 			int64_t t1 = read_stamp();
 			waitpid(pid, NULL, 0);
 			printf("sample=%lld\n", (long long)(t1 - t0));
+			pause_ms(pause_after);
 		}
 		printf("heap_check=%d\n", heap[len - 1]);
 	} else {

@@ -335,20 +335,13 @@ func readFile(name string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	// One buffer of the file's size: io.ReadAll's doubling allocates and
-	// clears about twice the size, which was half the start-up time of a
-	// compat exec of python.wasm (24 MB of code).
-	b := make([]byte, st.Size()+1)
-	n, err := io.ReadFull(f, b)
-	switch err {
-	case io.ErrUnexpectedEOF, io.EOF:
-		return b[:n], nil
-	case nil:
-		// The file grew since Stat: read the rest as it comes.
-		rest, err := io.ReadAll(f)
-		return append(b, rest...), err
-	}
-	return nil, err
+	// Sized to the file, so that tens of MiB of code are read in place,
+	// not copied again as a buffer grows; a file that grows meanwhile is
+	// still read to its end.
+	var buf bytes.Buffer
+	buf.Grow(int(st.Size()) + bytes.MinRead)
+	_, err = buf.ReadFrom(f)
+	return buf.Bytes(), err
 }
 
 func hexSum(b []byte) string {
