@@ -200,8 +200,8 @@ func TestPosix(t *testing.T) {
 			})
 			t.Run("fork", func(t *testing.T) {
 				out, _ := w.run(t, "fork")
-				if !strings.Contains(out, "from_child=[value=2 arg=stack-arg own_pid=1 parent=1]") {
-					t.Errorf("output %q: want the child to see memory as at the call (value 2, the stack argument), its own pid and the parent's", out)
+				if !strings.Contains(out, "from_child=[value=2 arg=stack-arg own_pid=1 parent=1 ctors=1]") {
+					t.Errorf("output %q: want the child to see memory as at the call (value 2, the stack argument), its own pid and the parent's, and no constructor run again", out)
 				}
 				wantFields(t, out, "parent_value", "3", "child", "exited", "code", "7")
 				out, _ = w.run(t, "fork-heap", "16")

@@ -30,9 +30,11 @@ import (
 //     ./tests/tmp/server.1") mean what they mean natively;
 //   - the pid: the instance reports the shim's (INFO process_id, the
 //     "PID:" runtest waits for), and signals sent to it reach the
-//     instance: TERM, INT, HUP, USR1 and USR2 through the vkernel's signal
-//     delivery, so SIGTERM is Redis' own orderly shutdown; KILL, STOP and
-//     CONT act on the shim process itself.
+//     instance: TERM, INT, HUP, USR1, USR2 and ABRT through the vkernel's
+//     signal delivery, so SIGTERM is Redis' own orderly shutdown and
+//     SIGABRT its crash report; KILL, STOP and CONT act on the shim
+//     process itself. The children the instance forks (BGSAVE and the
+//     like) are child processes of the shim, as natively.
 //
 // The megabinary, its key and the build come from the environment the
 // scripts of VkernelPrograms set (shim.Config).
@@ -107,9 +109,12 @@ func shimRun(argv []string, stdout, stderr io.Writer) (int, error) {
 	defer k.Close()
 
 	// Redis handles these itself (SIGTERM and SIGINT: its orderly
-	// shutdown), so they reach the instance as they come.
+	// shutdown; SIGABRT: its crash report, after which it kills itself
+	// with the signal), so they reach the instance as they come. One the
+	// guest leaves at its default action ends it, and the shim exits
+	// 128+signal.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGABRT)
 	defer signal.Stop(sigs)
 	return k.Run(ctx, shim.Instance{
 		Args:       append([]string{name}, args...),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/compat-project/compat/adapters/internal/shim/shimtest"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
+	"github.com/compat-project/compat/runners"
 )
 
 // envTestShim makes the test binary the shim (shimtest.Main):
@@ -185,5 +186,135 @@ func TestShimPortInUse(t *testing.T) {
 	}
 	if !strings.Contains(string(out), fmt.Sprintf("Failed listening on port %d", port)) {
 		t.Fatalf("no \"Failed listening on port\" line:\n%s", out)
+	}
+}
+
+// TestShimForkAndCrashReport: the instance's BGSAVE runs in a child
+// process of the shim (what runtest's get_child_pid looks for) that
+// saves into the configured directory, as natively; SIGABRT to the shim
+// reaches Redis' handler, which writes its crash report and then dies of
+// the signal, taking its child with it.
+func TestShimForkAndCrashReport(t *testing.T) {
+	programs, _ := shimPrograms(t)
+	work := t.TempDir()
+	dir := filepath.Join(work, "data")
+	os.Mkdir(dir, 0o755)
+	port := shimtest.FreePort(t)
+	conf := filepath.Join(work, "redis.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\ndir ./data\nsave ''\nenable-debug-command yes\nlogfile ''\n", port)), 0o644)
+
+	var out runners.Buffer
+	cmd := exec.Command(programs["redis-server"], conf)
+	cmd.Dir = work
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	for c.Ping(ctx).Err() != nil {
+		select {
+		case err := <-done:
+			t.Fatalf("the shim exited before it answered PING: %v\n%s", err, out.String())
+		case <-ctx.Done():
+			t.Fatalf("no PONG within the test's limit\n%s", out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	persistence := func(field string) string {
+		info, err := c.Info(ctx, "persistence").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, v, _ := strings.Cut(info, field+":")
+		v, _, _ = strings.Cut(v, "\r\n")
+		return v
+	}
+	waitSaved := func() {
+		for persistence("rdb_bgsave_in_progress") != "0" {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("BGSAVE did not end within the test's limit\n%s", out.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	if err := c.Do(ctx, "DEBUG", "POPULATE", "100").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A save that ends: its file is in the configured directory, where
+	// the server (and a replica's full sync) looks for it.
+	if err := c.BgSave(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitSaved()
+	if s := persistence("rdb_last_bgsave_status"); s != "ok" {
+		t.Fatalf("rdb_last_bgsave_status %q\n%s", s, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dump.rdb")); err != nil {
+		t.Fatalf("the BGSAVE child saved no dump.rdb in the configured dir: %v\n%s", err, out.String())
+	}
+
+	// A save that takes its time: the child is the shim's child.
+	if err := c.ConfigSet(ctx, "rdb-key-save-delay", "10000000").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.BgSave(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var child int
+	for {
+		const started = "Background saving started by pid "
+		if log := out.String(); strings.Count(log, started) == 2 {
+			child, _ = strconv.Atoi(strings.Fields(log[strings.LastIndex(log, started)+len(started):])[0])
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no second %q\n%s", started, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+	if err != nil {
+		t.Fatalf("the BGSAVE child %d: %v\n%s", child, err, out.String())
+	}
+	// pid (comm) state ppid ...: the comm may hold spaces, not ')'.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if ppid, _ := strconv.Atoi(fields[1]); ppid != cmd.Process.Pid {
+		t.Fatalf("the BGSAVE child %d has parent %d, want the shim %d", child, ppid, cmd.Process.Pid)
+	}
+
+	cmd.Process.Signal(syscall.SIGABRT)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("still running after SIGABRT\n%s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGABRT) {
+		t.Errorf("exit status %d after SIGABRT, want %d (128+SIGABRT)", code, 128+int(syscall.SIGABRT))
+	}
+	for _, want := range []string{"crashed by signal: 6", "REDIS BUG REPORT END"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the log has no %q (Redis' crash report):\n%s", want, out.String())
+		}
+	}
+	// The kernel takes the unwaited child down with the instance.
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", child)); os.IsNotExist(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the BGSAVE child %d outlived the shim", child)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }

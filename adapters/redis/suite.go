@@ -120,10 +120,16 @@ func selectUnits(names []string, differential bool) []runners.Unit {
 // TCP on each bind address and a unix socket.
 const MaxListeners = 8
 
+// MaxProcesses is how many child processes an instance may have at once:
+// Redis forks one background child at a time (BGSAVE, BGREWRITEAOF, a
+// diskless sync), plus one per forked Lua debugging session.
+const MaxProcesses = 8
+
 // entry is the megabinary entry for b: redis-server.wasm, reached also
 // through the hash of the host's native /usr/bin/redis-server when
 // present, with any mount (its working directory), up to MaxListeners
-// listeners and outgoing connections to loopback (replication).
+// listeners, outgoing connections to loopback (replication) and up to
+// MaxProcesses forked children.
 func entry(b *wasmbuild.Build) megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "redis-server",
@@ -133,6 +139,7 @@ func entry(b *wasmbuild.Build) megabinary.SpecEntry {
 			Mounts:    []megabinary.MountRule{{Guest: "/"}},
 			Listeners: MaxListeners,
 			Connect:   []string{"127.0.0.0/8", "::1/128"},
+			Processes: MaxProcesses,
 		},
 	}
 	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {

@@ -3,9 +3,11 @@
 # bookworm's own redis source package with Debian's clang-14/lld-14/
 # wasi-libc, plus the package's Tcl test suite. Our changes: the patches in
 # patches/redis/ and the compatibility layer in compat/ (headers that
-# wasi-libc lacks, the vkernel socket calls, fork-less children, the
-# poll_oneoff event loop). Bundled deps: Lua (setjmp/longjmp through the
-# vkernel host module), hiredis, hdr_histogram; MALLOC=libc (no jemalloc).
+# wasi-libc lacks, the vkernel socket calls, the poll_oneoff event loop),
+# linked with images/lib/vkposix (processes, pipes, signals: the forks of
+# BGSAVE, BGREWRITEAOF and diskless syncs are vkernel.proc_fork). Bundled
+# deps: Lua (setjmp/longjmp through the vkernel host module), hiredis,
+# hdr_histogram; MALLOC=libc (no jemalloc).
 #
 # Output (not in git):
 #   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/redis-wasm/<key>/
@@ -39,6 +41,10 @@ recipe_files="redis/build-wasm.sh redis/versions.env"
 for p in "$here"/patches/*/*.patch "$here"/compat/*.[ch] "$here"/compat/include/*.h "$here"/compat/include/*/*.h; do
 	[ -e "$p" ] && recipe_files="$recipe_files redis/${p#"$here"/}"
 done
+for p in "$images"/lib/vkposix/build.sh "$images"/lib/vkposix/ldflags "$images"/lib/vkposix/src/* \
+	"$images"/lib/vkposix/include/*.h "$images"/lib/vkposix/include/*/*.h; do
+	[ -e "$p" ] && recipe_files="$recipe_files ${p#"$images"/}"
+done
 compat_wasm_begin redis-wasm "$recipe_files" "redis=$REDIS_DEB_VERSION"
 
 # ------------------------------------------------------------- tool checks
@@ -65,9 +71,14 @@ EOF
 
 # ------------------------------------------------------------------ compile
 
+# vkposix first: its headers wrap wasi-libc's (signal.h, unistd.h, ...).
+vkposix=$work/vkposix
+run_logged "build vkposix" "$logs/vkposix.log" compat_heavy "$images/lib/vkposix/build.sh" "$vkposix" clang-14
+mapfile -t vkposix_ldflags <"$vkposix/ldflags"
+
 compat=$here/compat
 wasi_defs=(-D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_MMAN -D_WASI_EMULATED_PROCESS_CLOCKS -D_WASI_EMULATED_GETPID)
-cc=(clang-14 --target=wasm32-wasi "--sysroot=$sysroot" -O2 "${wasi_defs[@]}" "-I$compat/include")
+cc=(clang-14 --target=wasm32-wasi "--sysroot=$sysroot" -O2 "${wasi_defs[@]}" "-I$vkposix/include" "-I$compat/include")
 cc_redis=("${cc[@]}" -include "$compat/redis_wasi.h")
 
 # Each line of $work/compile.list: OUTPUT<TAB>DIR<TAB>SOURCE<TAB>EXTRA FLAGS.
@@ -118,13 +129,13 @@ t_compile=$(($(date +%s) - t0))
 
 # --------------------------------------------------------------------- link
 # 8 MB of stack (Redis' deep recursion in Lua and sorting); __stack_pointer
-# exported for vkernel.setjmp/longjmp.
+# exported for vkernel.setjmp/longjmp and proc_fork (vkposix's ldflags).
+# vkposix replaces wasi-libc's emulated signal and getpid libraries.
 t0=$(date +%s)
 run_logged "link redis-server.wasm" "$logs/link.log" flock "$COMPAT_HEAVY_LOCK" nice "${cc[@]}" \
-	-o "$work/redis-server.wasm" "$work"/obj/*.o \
-	-Wl,-z,stack-size=8388608 -Wl,--export=__stack_pointer \
-	-lwasi-emulated-signal -lwasi-emulated-mman -lwasi-emulated-process-clocks \
-	-lwasi-emulated-getpid -lc-printscan-long-double -lm
+	-o "$work/redis-server.wasm" "$work"/obj/*.o "$vkposix/libvkposix.a" \
+	-Wl,-z,stack-size=8388608 "${vkposix_ldflags[@]}" \
+	-lwasi-emulated-mman -lwasi-emulated-process-clocks -lc-printscan-long-double -lm
 t_link=$(($(date +%s) - t0))
 
 # ------------------------------------------------------------- assemble
@@ -171,7 +182,7 @@ info = {
     "target": "wasm32-unknown-wasi",
     "malloc": "libc",
     "patches": e["INFO_PATCHES"].split(),
-    "link": ["-z stack-size=8388608", "--export=__stack_pointer", "-lc-printscan-long-double"],
+    "link": ["-z stack-size=8388608", "libvkposix.a and its ldflags (--export=__stack_pointer)", "-lc-printscan-long-double"],
     "toolchain": {
         "clang-14": e["INFO_CLANG"], "lld-14": e["INFO_LLD"], "llvm-14": e["INFO_LLVM"],
         "wasi-libc": e["INFO_WASILIBC"], "libclang-rt-14-dev-wasm32": e["INFO_RT"], "wabt": e["INFO_WABT"],

@@ -101,10 +101,10 @@ static int aeApiPoll(aeEventLoop *eventLoop, struct timeval *tvp) {
         s->u.u.clock.flags = 0;
     }
 
+    /* A caught signal (SIGTERM: shut down) cuts the wait short with EINTR,
+     * after vkposix (which wraps __wasi_poll_oneoff) has run its handler,
+     * as a native process does on return from epoll_wait. */
     __wasi_errno_t err = __wasi_poll_oneoff(state->subs, state->events, nsubs, &nevents);
-    /* A host signal (SIGTERM: shut down) cuts the wait short: run its
-     * handler now, as a native process does on return from epoll_wait. */
-    compat_take_signals();
     if (err != 0) {
         if (err == __WASI_ERRNO_INTR) return 0;
         panic("aeApiPoll: poll_oneoff of %u subscriptions: errno %d", (unsigned)nsubs, (int)err);

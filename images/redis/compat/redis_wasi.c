@@ -1,9 +1,9 @@
 /* The functions redis_wasi.h declares, for wasm32-wasi guests of the
  * vkernel. Sockets use the vkernel host module (vkernel/ABI.md):
  * sock_connect, sock_error, sock_peer_addr, sock_local_addr, sock_setopt.
- * Everything else is the single-process answer: there is no fork, no pipe,
- * no resource limit to change, and signals are taken only when the event
- * loop waits (vkernel.proc_signals). */
+ * Processes, pipes and signals are vkposix's; what is left here has no
+ * host call behind it: no fork that returns twice, no dup2, no resource
+ * limit to change. */
 #include "redis_wasi.h"
 
 #include <arpa/inet.h>
@@ -12,12 +12,10 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +29,6 @@ VK(sock_error) int vk_sock_error(int fd, int *err);
 VK(sock_peer_addr) int vk_sock_peer_addr(int fd, char *buf, size_t buf_len, size_t *len, int *port);
 VK(sock_local_addr) int vk_sock_local_addr(int fd, char *buf, size_t buf_len, size_t *len, int *port);
 VK(sock_setopt) int vk_sock_setopt(int fd, int option, int value);
-VK(proc_signals) int vk_proc_signals(unsigned long long *set);
 
 #define VK_FDFLAG_NONBLOCK 4 /* WASI fdflags.nonblock */
 enum { VK_OPT_NODELAY = 1, VK_OPT_KEEPALIVE = 2, VK_OPT_SNDBUF = 3, VK_OPT_RCVBUF = 4 };
@@ -272,73 +269,11 @@ const char *gai_strerror(int err) {
 
 /* ------------------------------------------------------------ processes */
 
-static int fork_pending = -1;       /* status for the next fork(), or -1 */
-static pid_t exited_pid = -1;       /* a "child" that has exited */
-static int exited_status;
-
-void compat_fork_done(int code) { fork_pending = code & 0xff; }
-
-/* The pids fork() reports: above Linux's largest pid_max (2^22), so they
- * never name a host process, and never the instance's own pid (a signal
- * to the "child", as FLUSHALL sends to abort a BGSAVE, must not reach
- * the server itself). */
-static pid_t next_child_pid = 4194305;
-
-pid_t compat_next_child_pid(void) { return next_child_pid; }
-
-pid_t fork(void) {
-    if (fork_pending < 0) {
-        errno = ENOSYS;
-        return -1;
-    }
-    exited_pid = next_child_pid++;
-    exited_status = fork_pending << 8;
-    fork_pending = -1;
-    return exited_pid;
-}
-
-pid_t waitpid(pid_t pid, int *status, int options) {
-    (void)options;
-    if (exited_pid != -1 && (pid == -1 || pid == exited_pid)) {
-        pid_t p = exited_pid;
-        if (status) *status = exited_status;
-        exited_pid = -1;
-        return p;
-    }
-    errno = ECHILD;
-    return -1;
-}
-
-pid_t wait3(int *status, int options, void *rusage) {
-    (void)rusage;
-    return waitpid(-1, status, options);
-}
-
-int kill(pid_t pid, int sig) {
-    /* The "child" has exited already and waits to be reaped: like a
-     * zombie, it takes any signal without effect. */
-    if (exited_pid != -1 && pid == exited_pid) return 0;
-    /* A signal to ourselves (the crash report ends with one) takes its
-     * default action through wasi-libc's emulated raise: terminate. */
-    if (pid == getpid() && sig != 0) return raise(sig);
-    if (pid == getpid()) return 0;
-    errno = ESRCH;
-    return -1;
-}
-
-int pipe(int fds[2]) { (void)fds; errno = ENOSYS; return -1; }
+/* A fork that returns twice cannot be had in wasm; Redis forks through
+ * vkposix_fork at its call sites (patch 0003). What is left calling fork()
+ * is daemonize, which the vkernel's runners never ask for. */
+pid_t fork(void) { errno = ENOSYS; return -1; }
 int dup2(int from, int to) { (void)from; (void)to; errno = ENOSYS; return -1; }
-pid_t getppid(void) { return 1; }
-
-pid_t getpid(void) {
-    static pid_t pid;
-    if (pid == 0) {
-        const char *v = getenv("VKERNEL_HOST_PID");
-        long p = v ? strtol(v, NULL, 10) : 0;
-        pid = p > 0 ? (pid_t)p : 42;
-    }
-    return pid;
-}
 
 /* The vkernel starts a guest in "/"; a runner that starts it as a native
  * program, in a working directory (PWD) mounted at its host path, expects
@@ -362,62 +297,7 @@ int getrlimit(int res, struct rlimit *rl) {
     return 0;
 }
 int setrlimit(int res, const struct rlimit *rl) { (void)res; (void)rl; errno = EPERM; return -1; }
-int setitimer(int which, const struct itimerval *v, struct itimerval *old) {
-    (void)which; (void)v; (void)old; errno = ENOSYS; return -1;
-}
 void tzset(void) {}
-
-/* ------------------------------------------------------------ signals */
-
-/* Handlers run when the event loop takes the signals the vkernel held for
- * the guest (compat_take_signals), never asynchronously. */
-static struct sigaction handlers[65];
-
-void compat_take_signals(void) {
-    unsigned long long set = 0;
-    if (vk_proc_signals(&set) != 0) return;
-    for (int sig = 1; sig < 64 && set != 0; sig++) {
-        if (!(set & (1ull << sig))) continue;
-        set &= ~(1ull << sig);
-        struct sigaction act = handlers[sig];
-        if (act.sa_flags & SA_RESETHAND) {
-            memset(&handlers[sig], 0, sizeof(handlers[sig]));
-            handlers[sig].sa_handler = SIG_DFL;
-        }
-        if (act.sa_flags & SA_SIGINFO) {
-            siginfo_t info;
-            memset(&info, 0, sizeof(info));
-            info.si_signo = sig;
-            act.sa_sigaction(sig, &info, NULL);
-        } else if (act.sa_handler == SIG_IGN) {
-            continue;
-        } else if (act.sa_handler == SIG_DFL || act.sa_handler == NULL) {
-            /* The default actions: these are ignored, the rest end the
-             * process as the signal would (status 128+n, as a shell
-             * reports it). */
-            if (sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT) continue;
-            _Exit(128 + sig);
-        } else {
-            act.sa_handler(sig);
-        }
-    }
-}
-
-int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
-    if (sig <= 0 || sig >= 65) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (old) *old = handlers[sig];
-    if (act) handlers[sig] = *act;
-    return 0;
-}
-int sigemptyset(sigset_t *set) { *set = 0; return 0; }
-int sigfillset(sigset_t *set) { *set = (sigset_t)~0; return 0; }
-int sigaddset(sigset_t *set, int sig) { (void)set; (void)sig; return 0; }
-int sigdelset(sigset_t *set, int sig) { (void)set; (void)sig; return 0; }
-int sigismember(const sigset_t *set, int sig) { (void)set; (void)sig; return 0; }
-int sigprocmask(int how, const sigset_t *set, sigset_t *old) { (void)how; (void)set; if (old) *old = 0; return 0; }
 
 /* ------------------------------------------------------------ files */
 

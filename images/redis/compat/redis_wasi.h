@@ -2,8 +2,10 @@
  * for wasm32-wasi, to run in the vkernel. It declares what wasi-libc leaves
  * out and Redis calls, implemented in redis_wasi.c on top of WASI preview1
  * and the vkernel host module (vkernel/ABI.md). Where behaviour must change
- * (listeners, outgoing connects, fork-less saves, the event loop) the
- * patches in ../patches/ call the compat_* functions declared here. */
+ * (listeners, outgoing connects, the event loop) the patches in
+ * ../patches/ call the compat_* functions declared here. Processes, pipes
+ * and signals are vkposix's (images/lib/vkposix), whose include directory
+ * comes first. */
 #ifndef REDIS_WASI_H
 #define REDIS_WASI_H
 #ifdef __wasi__
@@ -76,31 +78,18 @@ void compat_release_listener(int fd);
  * vkernel handed over for path (VKERNEL_LISTEN_FDS lists it as fd=path),
  * or -1 with errno EADDRNOTAVAIL. */
 int compat_unix_listener(const char *path);
-/* compat_take_signals runs the handlers of the host signals the vkernel
- * delivered since the last call (vkernel.proc_signals); the event loop
- * calls it after every wait, which a signal cuts short. */
-void compat_take_signals(void);
-/* getpid is the host pid of the process running the instance
- * (VKERNEL_HOST_PID), the one signals reach, or 42 without it. */
-pid_t getpid(void);
 /* compat_connect opens a TCP connection to an IP literal (or
  * "localhost") with vkernel.sock_connect; nonblock gives EINPROGRESS
  * semantics. Returns the fd or -1 with errno set. */
 int compat_connect(const char *addr, int port, int nonblock);
 
-/* ---- processes: no fork. A fork-less background job runs inline and is
- * then recorded as a child that has already exited with status code, so
- * that waitpid reports it and the parent's done-handlers run as usual. */
-/* compat_fork_done makes the next fork() return, to the parent, the pid
- * of a child that has already exited with code: compat_next_child_pid(),
- * a pid no host process has (and not ours), so that the job's files can
- * be named after it beforehand. */
-void compat_fork_done(int code);
-pid_t compat_next_child_pid(void);
+/* ---- processes: pipes, waitpid, kill, getpid, signals and the interval
+ * timer come from vkposix (images/lib/vkposix: <unistd.h>, <sys/wait.h>,
+ * <signal.h>, <sys/time.h>), forks from vkposix_fork (patch 0003). */
+#include <vkposix.h>
+/* fork() cannot return twice in wasm: it fails with ENOSYS (daemonize). */
 pid_t fork(void);
-int pipe(int fds[2]);
 int dup2(int from, int to);
-pid_t getppid(void);
 pid_t setsid(void);
 mode_t umask(mode_t mask);
 int chmod(const char *path, mode_t mode);
@@ -113,16 +102,6 @@ struct rlimit { rlim_t rlim_cur, rlim_max; };
 #define RLIMIT_NOFILE 7
 int setrlimit(int res, const struct rlimit *rl);
 int getrlimit(int res, struct rlimit *rl);
-
-/* Interval timers (the DEBUG watchdog): not available, setitimer fails. */
-struct itimerval { struct timeval it_interval, it_value; };
-#define ITIMER_REAL 0
-#define ITIMER_VIRTUAL 1
-#define ITIMER_PROF 2
-int setitimer(int which, const struct itimerval *v, struct itimerval *old);
-#ifndef SI_USER
-#define SI_USER 0
-#endif
 
 /* Files. */
 int mkstemp(char *tmpl);

@@ -118,6 +118,12 @@ static void catch(int sig, int flags) {
 
 /* State for the fork tests: the child must see it as it was at the call. */
 static int shared_value = 1;
+/* Counts the runs of a constructor: once per program, never again in a
+ * fork child, which starts in a copy of memory where it has run (volatile:
+ * the compiler would otherwise fold the constructor into the initial
+ * value). */
+static volatile int ctor_runs;
+__attribute__((constructor)) static void count_ctor_runs(void) { ctor_runs++; }
 static int fork_pipe[2];
 static pid_t parent_pid;
 
@@ -127,8 +133,8 @@ static int fork_child(void *arg) {
 	char buf[128], go;
 	/* The parent writes to its memory before it lets the child go on. */
 	read(go_pipe[0], &go, 1);
-	int n = snprintf(buf, sizeof buf, "value=%d arg=%s own_pid=%d parent=%d", shared_value, (char *)arg,
-	                 getpid() != parent_pid, getppid() == parent_pid);
+	int n = snprintf(buf, sizeof buf, "value=%d arg=%s own_pid=%d parent=%d ctors=%d", shared_value, (char *)arg,
+	                 getpid() != parent_pid, getppid() == parent_pid, ctor_runs);
 	write(fork_pipe[1], buf, n);
 	return 7;
 }

@@ -2,9 +2,11 @@
  * host answers EINTR because a caught signal arrived, the handlers run
  * here; then the call returns EINTR, or is made again where Linux restarts
  * it for an SA_RESTART handler (reads, writes, accept; never poll, select
- * or sleep). The file also holds the start-up constructor, since every
- * program that links the library pulls it in through the wrappers. */
+ * or sleep). The file also holds the program's start (constructors, then
+ * main) and the start-up constructor, since every program that links the
+ * library pulls it in through the wrappers. */
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <wasi/api.h>
 
@@ -80,4 +82,24 @@ __attribute__((constructor(101))) static void vkposix_start(void) {
 		dir[n] = 0;
 		(void)chdir(dir);
 	}
+}
+
+/* The program's constructors run here, once, before main
+ * (-Wl,--wrap=__original_main: wasi-libc's _start calls __original_main,
+ * which calls main). Left to the linker, they would run at the start of
+ * every exported function, since wasm-ld wraps each export of a command
+ * whose code never calls __wasm_call_ctors itself with
+ * __wasm_call_ctors and __wasm_call_dtors, and a fork child enters through
+ * the export vkernel_fork_child: in a copy of memory where they have run
+ * already, they would run again and undo what the parent did since (the
+ * preopens scanned again, a constructor's chdir over the parent's). With
+ * this call in the program, wasm-ld wraps no export. exit runs what
+ * __wasm_call_dtors would (atexit handlers, stdio flush), main's result as
+ * the status. */
+extern void __wasm_call_ctors(void);
+int __real___original_main(void);
+
+int __wrap___original_main(void) {
+	__wasm_call_ctors();
+	exit(__real___original_main());
 }

@@ -45,6 +45,5 @@ static inline int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, 
     (void)c; (void)m; (void)t; return ETIMEDOUT;
 }
 static inline void pthread_testcancel(void) {}
-static inline int pthread_sigmask(int how, const void *set, void *old) { (void)how; (void)set; (void)old; return 0; }
 
 #endif
