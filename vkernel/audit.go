@@ -10,8 +10,9 @@ import (
 // AuditRecord is one line of the audit log: a decision the vkernel made.
 type AuditRecord struct {
 	Time time.Time `json:"time"`
-	// Action is what was asked: exec, spawn, mmap, mprotect, connect, or
-	// load (compiled code from the AOT cache that failed its check).
+	// Action is what was asked: exec, spawn (an entry that may not start
+	// processes asked to), fork, mmap, mprotect, connect, or load
+	// (compiled code from the AOT cache that failed its check).
 	Action string `json:"action"`
 	// Path is the file an exec named, as the caller gave it; for an exec a
 	// guest asked for (proc_spawn), the host file its path resolved to.
@@ -31,21 +32,28 @@ type AuditRecord struct {
 	Decision string `json:"decision"`
 	// Reason says why a request was denied.
 	Reason string `json:"reason,omitempty"`
+	// Pid is the host pid of the child process an exec or fork started
+	// (in the parent's record), or of the child process that made the
+	// decision (in the records a child sends its parent's log).
+	Pid int `json:"pid,omitempty"`
 }
 
 // auditLog writes records as JSON lines. The first write error is kept and
 // reported by Kernel.Close, so a lost record is never silent.
 type auditLog struct {
 	mu  sync.Mutex
+	w   io.Writer
 	enc *json.Encoder
 	err error
+	// pid, in a child process, is its host pid, which its records carry.
+	pid int
 }
 
 func newAuditLog(w io.Writer) *auditLog {
 	if w == nil {
 		return &auditLog{}
 	}
-	return &auditLog{enc: json.NewEncoder(w)}
+	return &auditLog{w: w, enc: json.NewEncoder(w)}
 }
 
 func (a *auditLog) write(r AuditRecord) {
@@ -53,8 +61,23 @@ func (a *auditLog) write(r AuditRecord) {
 		return
 	}
 	r.Time = time.Now().UTC()
+	if r.Pid == 0 {
+		r.Pid = a.pid
+	}
 	a.mu.Lock()
 	if err := a.enc.Encode(&r); err != nil && a.err == nil {
+		a.err = err
+	}
+	a.mu.Unlock()
+}
+
+// writeLine adds a record a child process wrote (one JSON line) as it is.
+func (a *auditLog) writeLine(line []byte) {
+	if a.w == nil || len(line) == 0 {
+		return
+	}
+	a.mu.Lock()
+	if _, err := a.w.Write(append(append([]byte(nil), line...), '\n')); err != nil && a.err == nil {
 		a.err = err
 	}
 	a.mu.Unlock()

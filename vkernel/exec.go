@@ -83,6 +83,8 @@ type Request struct {
 
 	// origin is set for an exec a guest asked for with proc_spawn.
 	origin *spawnOrigin
+	// child is set for the exec of a child process (ChildMain).
+	child *childSetup
 }
 
 // spawnOrigin is what the audit log records of an exec a guest asked for:
@@ -116,8 +118,13 @@ type Result struct {
 	Entry string
 	// Hash is the SHA-256 the file routed by.
 	Hash string
-	// ExitCode is the guest's exit status (0 when _start returned).
+	// ExitCode is the guest's exit status (0 when _start returned), or
+	// 128 plus the signal that killed it.
 	ExitCode uint32
+	// Signal is the signal whose default action ended the guest (sent by
+	// itself, its itimer, a pipe without reader, or the runner's
+	// Request.Signals), or 0. See ABI.md, "Signals".
+	Signal syscall.Signal
 	// Duration is the time from the exec call to the guest's end.
 	Duration time.Duration
 	// HostTime is the time the guest spent in host calls, HostCalls their
@@ -157,10 +164,9 @@ func (e *TrapError) Unwrap() error { return e.Err }
 // changed that recently could be stale under an identical key.
 const RacyWindow = 2 * time.Second
 
-// maxSpawnDepth bounds nested proc_spawn calls.
+// maxSpawnDepth bounds the nesting of vkernel processes: a process this
+// deep below the top may not start children.
 const maxSpawnDepth = 8
-
-type spawnDepthKey struct{}
 
 // Exec runs the entry that the file at req.Path routes to and waits for it
 // to finish. It returns a *DeniedError when the policy refuses the exec
@@ -169,21 +175,38 @@ type spawnDepthKey struct{}
 // Result. Every decision is written to the audit log.
 func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
-	r, hash, err := k.resolve(&req)
-	if err != nil {
-		return nil, err
+	var r *route
+	var hash string
+	if req.child != nil && req.child.fork != nil {
+		// A forked child runs its parent's entry; the parent audited it.
+		r = k.entryRoute(req.child.entry)
+		if r == nil {
+			return nil, fmt.Errorf("fork: entry %q is not loaded", req.child.entry)
+		}
+	} else {
+		var err error
+		if r, hash, err = k.resolve(&req); err != nil {
+			return nil, err
+		}
+		if err := k.checkResources(r, &req); err != nil {
+			k.audit.write(req.record(hash, r.entry.Name, "deny", err.Reason))
+			err.Hash = hash
+			return nil, err
+		}
+		k.audit.write(req.record(hash, r.entry.Name, "allow", ""))
 	}
-	if err := k.checkResources(r, &req); err != nil {
-		k.audit.write(req.record(hash, r.entry.Name, "deny", err.Reason))
-		err.Hash = hash
-		return nil, err
-	}
-	k.audit.write(req.record(hash, r.entry.Name, "allow", ""))
-	proc, perr := hostabi.NewProcess(k.processConfig(r, &req))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ctl := k.newProcCtl(r, &req)
+	defer ctl.close()
+	proc, perr := hostabi.NewProcess(k.processConfig(r, &req, ctl, cancel))
 	if perr != nil {
-		return nil, fmt.Errorf("exec %s: %w", req.Path, perr)
+		return nil, fmt.Errorf("exec %s: %w", req.shownPath(), perr)
 	}
 	defer proc.Close()
+	if req.child != nil && req.child.started != nil {
+		req.child.started(proc, ctl)
+	}
 	if req.Signals != nil {
 		done := make(chan struct{})
 		forwarded := make(chan struct{})
@@ -200,18 +223,38 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 				}
 			}
 		}()
-		// Before proc.Close: the forwarder writes to the process's queue.
+		// Before proc.Close: the forwarder delivers to the process.
 		defer func() { close(done); <-forwarded }()
 	}
 	res := &Result{Entry: r.entry.Name, Hash: hash}
-	code, err := k.run(hostabi.WithProcess(ctx, proc), r)
+	pctx := hostabi.WithProcess(ctx, proc)
+	var code uint32
+	var err error
+	if req.child != nil && req.child.fork != nil {
+		code, err = k.runFork(pctx, r, req.child.fork)
+	} else {
+		code, err = k.run(pctx, r)
+	}
 	res.ExitCode = code
+	if sig := proc.KilledBy(); sig != 0 {
+		res.ExitCode, res.Signal, err = 128+uint32(sig), sig, nil
+	}
 	res.Duration = time.Since(start)
 	res.HostTime, res.HostCalls = proc.HostTime()
 	if err != nil {
 		return res, &TrapError{Entry: r.entry.Name, Err: err}
 	}
 	return res, nil
+}
+
+// entryRoute returns the loaded route of the named entry, or nil.
+func (k *Kernel) entryRoute(name string) *route {
+	for _, r := range k.routes {
+		if r.entry.Name == name && r.module != nil {
+			return r
+		}
+	}
+	return nil
 }
 
 func (k *Kernel) run(ctx context.Context, r *route) (uint32, error) {
@@ -241,19 +284,41 @@ func exitStatus(ctx context.Context, err error) (uint32, error) {
 	return 0, err
 }
 
-func (k *Kernel) processConfig(r *route, req *Request) hostabi.Config {
+// newProcCtl makes the exec's part in the process model.
+func (k *Kernel) newProcCtl(r *route, req *Request) *procCtl {
+	c := &procCtl{k: k, entry: r.entry.Name, limit: r.entry.Resources.Processes, req: req, mounts: req.Mounts}
+	c.args, c.env = k.argsEnv(r, req)
+	if ch := req.child; ch != nil {
+		c.depth, c.table = ch.depth, ch.table
+		if c.table != nil && c.limit > 0 {
+			c.limit = min(c.limit, c.table.size())
+		}
+	}
+	return c
+}
+
+// argsEnv are the guest's argv and environment: the request's, with the
+// entry's args after argv[0] and its env before the request's.
+func (k *Kernel) argsEnv(r *route, req *Request) ([]string, []string) {
+	if ch := req.child; ch != nil && ch.fork != nil {
+		return req.Args, req.Env // already merged in the parent
+	}
 	argv := req.Args
 	if len(argv) == 0 {
 		argv = []string{req.Path}
 	}
 	args := append([]string{argv[0]}, r.entry.Args...)
 	args = append(args, argv[1:]...)
-	env := mergeEnv(r.entry.Env, req.Env)
+	return args, mergeEnv(r.entry.Env, req.Env)
+}
+
+func (k *Kernel) processConfig(r *route, req *Request, ctl *procCtl, cancel context.CancelCauseFunc) hostabi.Config {
 	cfg := hostabi.Config{
-		Args: args, Env: env,
+		Args: ctl.args, Env: ctl.env,
 		Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr,
-		Listeners: req.Listeners,
-		Signals:   req.Signals != nil,
+		Listeners:   req.Listeners,
+		Signals:     req.Signals != nil,
+		MaxChildren: r.entry.Resources.Processes,
 		Hooks: hostabi.Hooks{
 			Audit: func(action, detail, decision, reason string) {
 				k.audit.write(AuditRecord{Action: action, Entry: r.entry.Name, Detail: detail, Decision: decision, Reason: reason})
@@ -266,53 +331,33 @@ func (k *Kernel) processConfig(r *route, req *Request) hostabi.Config {
 				}
 				return false
 			},
+			Reaped:   ctl.reaped,
+			Teardown: ctl.teardown,
+			// An in-process guest killed by a signal stops at its next
+			// host call, or at once in an Interruptible kernel.
+			Killed: func(sig syscall.Signal) { cancel(fmt.Errorf("killed by signal %d (%v)", int(sig), sig)) },
 		},
 	}
 	for _, m := range req.Mounts {
 		cfg.Mounts = append(cfg.Mounts, hostabi.Mount(m))
 	}
-	if r.entry.Resources.Spawn {
-		cfg.Hooks.Spawn = func(ctx context.Context, guestPath, fdPath string, args []string) (uint32, hostabi.Errno) {
-			return k.spawn(ctx, req, r.entry.Name, guestPath, fdPath, args)
+	if len(k.childCmd) > 0 && k.path != "" {
+		cfg.Hooks.Spawn, cfg.Hooks.Fork = ctl.spawn, ctl.fork
+	}
+	if ch := req.child; ch != nil {
+		cfg.Files = ch.files
+		if cfg.Files == nil {
+			cfg.Files = []hostabi.InheritedFile{}
+		}
+		cfg.Cwd, cfg.HasCwd = ch.cwd, ch.hasCwd
+		cfg.Dispositions = ch.dispositions
+		if rt := ch.signals; rt != nil {
+			cfg.Hooks.Killed = dieOf
+			cfg.Hooks.Stop = func(syscall.Signal) { _ = unix.Kill(os.Getpid(), unix.SIGSTOP) }
+			cfg.Hooks.Disposition = rt.set
 		}
 	}
 	return cfg
-}
-
-// spawn runs a guest's proc_spawn: an exec like any other, with the
-// parent's stdio and mounts. fdPath is a /proc/self/fd link to the file
-// the guest path resolved to inside its mount, so the exec hashes exactly
-// that inode.
-func (k *Kernel) spawn(ctx context.Context, parent *Request, parentEntry, guestPath, fdPath string, args []string) (uint32, hostabi.Errno) {
-	depth, _ := ctx.Value(spawnDepthKey{}).(int)
-	if depth >= maxSpawnDepth {
-		return 0, hostabi.EAGAIN
-	}
-	ctx = context.WithValue(ctx, spawnDepthKey{}, depth+1)
-	hostPath, err := os.Readlink(fdPath)
-	if err != nil {
-		hostPath = fdPath
-	}
-	res, err := k.Exec(ctx, Request{
-		Path: fdPath, Args: args, Env: nil,
-		Stdout: parent.Stdout, Stderr: parent.Stderr,
-		Mounts: parent.Mounts,
-		origin: &spawnOrigin{guestPath: guestPath, hostPath: hostPath, parent: parentEntry},
-	})
-	var denied *DeniedError
-	switch {
-	case errors.As(err, &denied):
-		return 0, hostabi.EACCES
-	case errors.Is(err, os.ErrNotExist):
-		return 0, hostabi.ENOENT
-	case err != nil:
-		var trap *TrapError
-		if errors.As(err, &trap) {
-			return 128 + 6, hostabi.ESUCCESS // as a native parent sees an abort
-		}
-		return 0, hostabi.EIO
-	}
-	return res.ExitCode, hostabi.ESUCCESS
 }
 
 // checkResources holds a request to what its entry's resources allow.
@@ -347,10 +392,20 @@ func (k *Kernel) checkResources(r *route, req *Request) *DeniedError {
 // resolve opens the file, hashes it from the opened descriptor and routes
 // the hash under the policy. Denials are audited here.
 func (k *Kernel) resolve(req *Request) (*route, string, error) {
+	r, hash, fd, err := k.resolveFD(req)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return r, hash, err
+}
+
+// resolveFD is resolve that also returns the opened file, which the caller
+// closes: a child process is handed exactly what was hashed.
+func (k *Kernel) resolveFD(req *Request) (_ *route, _ string, _ int, err error) {
 	name := req.Path
-	deny := func(hash, reason string) (*route, string, error) {
+	deny := func(hash, reason string) (*route, string, int, error) {
 		k.audit.write(req.record(hash, "", "deny", reason))
-		return nil, hash, &DeniedError{Path: req.shownPath(), Hash: hash, Reason: reason}
+		return nil, hash, -1, &DeniedError{Path: req.shownPath(), Hash: hash, Reason: reason}
 	}
 	// O_NONBLOCK: opening a FIFO must not wait for a writer.
 	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
@@ -358,11 +413,15 @@ func (k *Kernel) resolve(req *Request) (*route, string, error) {
 		err = &os.PathError{Op: "exec", Path: name, Err: err}
 		if errors.Is(err, os.ErrNotExist) {
 			k.audit.write(req.record("", "", "deny", "no such file"))
-			return nil, "", err
+			return nil, "", -1, err
 		}
 		return deny("", "cannot open: "+err.(*os.PathError).Err.Error())
 	}
-	defer unix.Close(fd)
+	defer func() {
+		if err != nil {
+			unix.Close(fd)
+		}
+	}()
 	hash, reason := k.hashFD(fd)
 	if reason != "" {
 		return deny(hash, reason)
@@ -383,7 +442,7 @@ func (k *Kernel) resolve(req *Request) (*route, string, error) {
 			return deny(hash, fmt.Sprintf("policy path+hash: entry %q is not pinned to %s", r.entry.Name, real))
 		}
 	}
-	return r, hash, nil
+	return r, hash, fd, nil
 }
 
 // hashFD returns the SHA-256 of the open file. Only a file whose content

@@ -106,9 +106,22 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// TestMain lets the test binary be the kernels' child command: started as
+// a vkernel child process, it runs the child and exits.
+func TestMain(m *testing.M) {
+	ChildMain()
+	os.Exit(m.Run())
+}
+
+// selfCommand is the ChildCommand of the tests' kernels: this test binary.
+func selfCommand() []string { return []string{os.Args[0]} }
+
 func (f *fixture) open(t testing.TB, opts Options) (*Kernel, *syncBuffer) {
 	t.Helper()
 	audit := &syncBuffer{}
+	if opts.ChildCommand == nil {
+		opts.ChildCommand = selfCommand()
+	}
 	opts.TrustedKeys = append(opts.TrustedKeys, f.pub)
 	if opts.Audit == nil {
 		opts.Audit = audit

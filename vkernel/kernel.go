@@ -72,6 +72,15 @@ type Options struct {
 	// their own that can be ended (compat exec; the vkernel runner target
 	// runs each program so), or in a kernel with Interruptible set.
 	Interruptible bool
+	// ChildCommand is the command that starts a vkernel child process: a
+	// program that calls ChildMain first thing in main (cmd/compat: its
+	// own executable; the vkernel's tests: the test binary). A guest's
+	// proc_spawn and proc_fork start their child this way, one host
+	// process per vkernel process (ABI.md, "Processes"); the child's
+	// kernel gets the same command, so children may start their own.
+	// Nil: proc_spawn and proc_fork answer ENOSYS. Only a kernel opened
+	// from a file (Open) can start children.
+	ChildCommand []string
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -91,6 +100,13 @@ type Kernel struct {
 
 	routes map[string]*route // executable hash -> route
 	hashes *hashcache.Cache
+
+	// What a child process needs to open the same megabinary the same way.
+	path      string
+	trusted   []ed25519.PublicKey
+	cacheRoot string
+	childCmd  []string
+	interrupt bool
 
 	hashHits, hashMisses atomic.Int64
 }
@@ -117,6 +133,10 @@ func Open(ctx context.Context, path string, opts Options) (*Kernel, error) {
 	k, err := load(ctx, f, opts)
 	if err != nil {
 		return nil, fmt.Errorf("megabinary %s: %w", path, err)
+	}
+	if k.path, err = filepath.Abs(path); err != nil {
+		k.Close(ctx)
+		return nil, err
 	}
 	return k, nil
 }
@@ -151,6 +171,11 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		audit:  newAuditLog(opts.Audit),
 		routes: map[string]*route{},
 		hashes: hashcache.New(4096),
+
+		trusted:   opts.TrustedKeys,
+		cacheRoot: opts.CacheDir,
+		childCmd:  opts.ChildCommand,
+		interrupt: opts.Interruptible,
 	}
 	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(opts.Interruptible)
 	if opts.CacheDir != "" {

@@ -54,7 +54,7 @@ func TestNoExecutableMemory(t *testing.T) {
 // manifest, so the spawn is refused (EACCES) and audited; a listed program
 // spawned the same way runs.
 func TestGuestCannotRunItsOwnCode(t *testing.T) {
-	vk := entry("vk", cGuest(t, "vkprobe.c"), megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Spawn: true})
+	vk := entry("vk", cGuest(t, "vkprobe.c"), megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Processes: 4})
 	f := newFixture(t, vk, entry("ident", identGuest(t, "spawned-ident"), megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}}))
 	root := t.TempDir()
 	for _, name := range []string{"vk", "ident"} {

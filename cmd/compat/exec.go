@@ -114,6 +114,10 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return failed(err)
+	}
 	k, err := vkernel.Open(ctx, *mb, vkernel.Options{
 		TrustedKeys: []ed25519.PublicKey{pub},
 		CacheDir:    *cache,
@@ -123,6 +127,9 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		// Only a -timeout needs the guest stoppable at any instant;
 		// otherwise it runs at full speed and a signal ends the process.
 		Interruptible: *timeout > 0,
+		// The guest's children: this executable again (main calls
+		// vkernel.ChildMain). They die with this process.
+		ChildCommand: []string{self},
 	})
 	if err != nil {
 		return failed(err)

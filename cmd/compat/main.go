@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/compat-project/compat/vkernel"
 )
 
 // Exit codes.
@@ -80,6 +82,9 @@ vkernel/ABI.md.
 `
 
 func main() {
+	// A guest's spawn or fork starts this executable again as a vkernel
+	// child process (compat exec sets it as the kernel's ChildCommand).
+	vkernel.ChildMain()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -199,8 +199,8 @@ func mbInspect(args []string, stdout, stderr io.Writer) int {
 			}
 			mounts = append(mounts, s)
 		}
-		fmt.Fprintf(stdout, "    resources: mounts [%s], listeners %d, connect [%s], spawn %v\n",
-			strings.Join(mounts, ", "), r.Listeners, strings.Join(r.Connect, ", "), r.Spawn)
+		fmt.Fprintf(stdout, "    resources: mounts [%s], listeners %d, connect [%s], processes %d\n",
+			strings.Join(mounts, ", "), r.Listeners, strings.Join(r.Connect, ", "), r.Processes)
 	}
 	return exitOK
 }

@@ -6,10 +6,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,4 +237,110 @@ func TestRunIsCommand(t *testing.T) {
 	if string(byHand) != out.String() {
 		t.Fatalf("by hand:\n%s\nby Run:\n%s", byHand, out.String())
 	}
+}
+
+// TestChildProcesses: a guest that compat exec runs starts child
+// processes (compat exec is their child command), and a unit that is
+// stopped takes its whole process tree with it.
+func TestChildProcesses(t *testing.T) {
+	posix, err := guests.CPosix("posix.c", guests.Clang14)
+	if errors.Is(err, guests.ErrToolMissing) {
+		testenv.Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "bin", "posix"), posix, 0o755)
+	d := megabinary.SHA256(posix)
+	f, err := megabinary.Build([]megabinary.Entry{{Name: "posix", Hashes: []string{d}, Module: d,
+		Resources: megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Processes: 4}}}, map[string][]byte{d: posix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "key")
+	pub, err := megabinary.GenerateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := megabinary.ReadPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Sign(priv)
+	mb := filepath.Join(dir, "t.vkmb")
+	f.WriteFile(mb)
+	cache := filepath.Join(dir, "cache")
+	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close(context.Background())
+	tgt, err := New(Options{Kernel: k, Mounts: []runners.Mount{{Host: root, Guest: "/"}}, Megabinary: mb, PublicKey: key + ".pub",
+		Exec: testenv.CompatExec(t), Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+
+	var out bytes.Buffer
+	exit, err := tgt.Run(context.Background(), runners.Process{Args: []string{"/bin/posix", "capture", "/bin/posix", "echo", "from-child"}, Stdout: &out})
+	if err != nil || !exit.OK() || !strings.Contains(out.String(), "captured=[from-child\n]") || !strings.Contains(out.String(), "child=exited code=0") {
+		t.Fatalf("spawn in compat exec: %v %v, output %q", exit, err, out.String())
+	}
+
+	// A unit stopped at its deadline: compat exec is killed, and its
+	// children die with it (the parent-death signal).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := tgt.Run(ctx, runners.Process{Args: []string{"/bin/posix", "tree", "/bin/posix", "2"}, Stdout: pw})
+		pw.Close()
+		done <- err
+	}()
+	var pids []int
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "tree_pid="); ok {
+			pid, _ := strconv.Atoi(v)
+			pids = append(pids, pid)
+		}
+		if sc.Text() == "leaf" {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped unit: %v", err)
+	}
+	if len(pids) != 3 {
+		t.Fatalf("tree pids %v, want compat exec's and two children's", pids)
+	}
+	for _, pid := range pids {
+		deadline := time.Now().Add(10 * time.Second)
+		for running(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d of the stopped unit still runs", pid)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// running reports whether pid is a process that has not ended. A process
+// whose parent was killed outright is the host init's to reap, and some
+// inits never do: a zombie has ended.
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

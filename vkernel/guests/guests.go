@@ -10,10 +10,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/compat-project/compat/images/lib/vkposix"
 )
 
 //go:embed src
@@ -67,6 +70,62 @@ func C(name string) ([]byte, error) {
 		return run("clang-14", "clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32",
 			"--target=wasm32-wasi", "--sysroot="+sysroot, "-O2", "-Wall", "-mmutable-globals",
 			"-Wl,--export=__stack_pointer", "-o", out, in)
+	})
+}
+
+// Compilers the guests build with: clang-14, the default, and clang-19,
+// which python.wasm uses.
+const (
+	Clang14 = "clang-14"
+	Clang19 = "clang-19"
+)
+
+// CPosix compiles one C source from src/ like C, with the given compiler
+// (Clang14 or Clang19), linked with the vkposix library
+// (images/lib/vkposix): its include directory first, its sources and its
+// link flags.
+func CPosix(name, compiler string) ([]byte, error) {
+	src, err := Source(name)
+	if err != nil {
+		return nil, err
+	}
+	ver := strings.TrimPrefix(compiler, "clang-")
+	if ver == compiler {
+		return nil, fmt.Errorf("compiler %q: want clang-14 or clang-19", compiler)
+	}
+	var key strings.Builder
+	key.WriteString(compiler + "\x00" + string(src))
+	err = fs.WalkDir(vkposix.Files(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(vkposix.Files(), p)
+		key.WriteString("\x00" + p + "\x00" + string(b))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cached("posix", key.String(), func(dir, out string) error {
+		sysroot, err := Sysroot(dir)
+		if err != nil {
+			return err
+		}
+		lib := filepath.Join(dir, "vkposix")
+		if err := vkposix.WriteTo(lib); err != nil {
+			return err
+		}
+		in := filepath.Join(dir, name)
+		if err := os.WriteFile(in, src, 0o644); err != nil {
+			return err
+		}
+		args := []string{"--target=wasm32-wasi", "--sysroot=" + sysroot, "-O2", "-Wall", "-mmutable-globals",
+			"-I" + filepath.Join(lib, "include"), "-o", out, in}
+		for _, s := range vkposix.Sources() {
+			args = append(args, filepath.Join(lib, filepath.FromSlash(s)))
+		}
+		args = append(args, vkposix.LDFlags()...)
+		return run(compiler, compiler+" lld-"+ver+" wasi-libc libclang-rt-"+ver+"-dev-wasm32", args...)
 	})
 }
 

@@ -62,9 +62,12 @@ type Resources struct {
 	// Connect lists the CIDR prefixes the instance may open outgoing TCP
 	// connections to. Empty means none.
 	Connect []string `json:"connect,omitempty"`
-	// Spawn allows the instance to exec other files through the vkernel; each
-	// is still routed by hash.
-	Spawn bool `json:"spawn,omitempty"`
+	// Processes is how many child processes the instance may have at once
+	// (spawned or forked, not yet waited for); 0 allows none. It also
+	// bounds the live processes of the whole tree the instance is the top
+	// of. Every child exec is still routed by hash (vkernel/ABI.md,
+	// "Processes").
+	Processes int `json:"processes,omitempty"`
 }
 
 // MountRule allows a mount at a guest path.

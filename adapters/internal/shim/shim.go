@@ -149,6 +149,12 @@ func Open(ctx context.Context, c *Config) (*Kernel, error) {
 		return nil, fmt.Errorf("%s: %w", EnvPublicKey, err)
 	}
 	opts := vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: c.Cache}
+	// The guest's children (spawn, fork) are this executable again: the
+	// shims run in cmd/compat, whose main runs vkernel.ChildMain, or in a
+	// test binary whose TestMain does (shimtest.Main).
+	if self, err := os.Executable(); err == nil {
+		opts.ChildCommand = []string{self}
+	}
 	if c.Entry != "" {
 		opts.Entries = []string{c.Entry}
 	}

@@ -8,7 +8,7 @@
  *   vkprobe mmap-exec            ask for PROT_READ|PROT_EXEC memory
  *   vkprobe mprotect-wx          ask to make memory writable and executable
  *   vkprobe mmap-rw              ask for PROT_READ|PROT_WRITE memory (allowed)
- *   vkprobe spawn PATH ARG...    exec PATH through the vkernel, print status
+ *   vkprobe spawn PATH ARG...    spawn PATH with the same stdio, wait, print its status
  *   vkprobe write-exec SRC DST   copy SRC to DST with one byte changed, exec DST
  *   vkprobe signals              wait in poll_oneoff (30 s slices), print each
  *                                return and the signals taken; exit on SIGTERM
@@ -31,7 +31,10 @@ VK(longjmp) void vk_longjmp(void *env, int val);
 VK(mem_map) int vk_mem_map(unsigned len, unsigned prot, unsigned flags);
 VK(mem_protect) int vk_mem_protect(unsigned addr, unsigned len, unsigned prot);
 VK(proc_signals) int vk_proc_signals(unsigned long long *set);
-VK(proc_spawn) int vk_proc_spawn(const char *path, unsigned len, const char *argv, unsigned argvlen, unsigned *status);
+VK(proc_spawn) int vk_proc_spawn(const char *path, unsigned len, const char *argv, unsigned argvlen,
+                                 const char *env, unsigned envlen, const char *cwd, unsigned cwdlen,
+                                 const unsigned *fds, unsigned nfds, unsigned *pid);
+VK(proc_wait) int vk_proc_wait(int pid, unsigned options, unsigned *rpid, unsigned *status);
 
 static int jmpbuf[4];
 
@@ -51,9 +54,13 @@ static int spawn(const char *path, int argc, char **argv) {
 		memcpy(packed + off, argv[i], l);
 		off += l;
 	}
-	unsigned status = 0;
-	int rc = vk_proc_spawn(path, strlen(path), packed, off, &status);
-	printf("spawn_errno=%d status=%u\n", rc, status);
+	static const unsigned stdio[] = {0, 0, 1, 1, 2, 2};
+	unsigned pid = 0, rpid = 0, status = 0;
+	fflush(stdout);
+	int rc = vk_proc_spawn(path, strlen(path), packed, off, "", 0, "", 0, stdio, 3, &pid);
+	if (rc == 0)
+		vk_proc_wait(pid, 0, &rpid, &status);
+	printf("spawn_errno=%d status=%u\n", rc, status >> 8);
 	return rc;
 }
 

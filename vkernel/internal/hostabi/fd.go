@@ -396,7 +396,9 @@ func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno)
 	case f.hostFD < 0:
 		return 0, EBADF
 	}
-	if f.filetype == filetypeSocketStream {
+	if f.filetype == filetypeSocketStream || f.pipe {
+		// sockReadv is read(2)/readv(2) without telling the scheduler:
+		// these fds never block.
 		return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.sockReadv(f.hostFD, bufs) })
 	}
 	return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.fileReadv(f.hostFD, bufs) })
@@ -449,6 +451,15 @@ func (p *Process) write(ctx context.Context, f *file, bufs [][]byte) (int, Errno
 			return p.sockSendmsg(f.hostFD, bufs, unix.MSG_NOSIGNAL)
 		})
 	}
+	if f.pipe {
+		n, errno := p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return p.pipeWritev(f.hostFD, bufs) })
+		if errno == EPIPE {
+			// As a native write to a pipe without reader: SIGPIPE, which
+			// terminates by default, and EPIPE for a guest that lives on.
+			p.Signal(unix.SIGPIPE)
+		}
+		return n, errno
+	}
 	return p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return p.fileWritev(f.hostFD, bufs) })
 }
 
@@ -468,7 +479,8 @@ func (p *Process) ioCall(mod api.Module, iovs, iovsLen, result uint64, op func([
 }
 
 // retry runs a non-blocking host operation, waiting for readiness while it
-// answers EAGAIN on a fd the guest has not made non-blocking.
+// answers EAGAIN on a fd the guest has not made non-blocking. A caught
+// signal ends the wait with EINTR.
 func (p *Process) retry(ctx context.Context, f *file, events int16, op func() (int, error)) (int, Errno) {
 	for {
 		n, err := op()
@@ -478,7 +490,7 @@ func (p *Process) retry(ctx context.Context, f *file, events int16, op func() (i
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN && !f.nonblocking():
-			if errno := waitFD(ctx, f.hostFD, events); errno != ESUCCESS {
+			if errno := p.waitFD(ctx, f.hostFD, events); errno != ESUCCESS {
 				return 0, errno
 			}
 			continue
@@ -487,10 +499,11 @@ func (p *Process) retry(ctx context.Context, f *file, events int16, op func() (i
 	}
 }
 
-// waitFD blocks until fd is ready for events or ctx ends, checking ctx
-// often enough that a cancelled exec stops promptly.
-func waitFD(ctx context.Context, fd int, events int16) Errno {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+// waitFD blocks until fd is ready for events, a caught signal arrives
+// (EINTR) or ctx ends (EINTR), checking ctx often enough that a cancelled
+// exec stops promptly.
+func (p *Process) waitFD(ctx context.Context, fd int, events int16) Errno {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
 	for {
 		if ctx.Err() != nil {
 			return EINTR
@@ -501,6 +514,10 @@ func waitFD(ctx context.Context, fd int, events int16) Errno {
 		}
 		if err != nil {
 			return errnoOf(err)
+		}
+		if pfd[1].Revents != 0 {
+			p.sigs.drainWake()
+			return EINTR
 		}
 		if n > 0 {
 			return ESUCCESS

@@ -125,6 +125,16 @@ type file struct {
 
 	listener bool
 	peer     netip.AddrPort // accepted and connected sockets
+
+	// pipe marks a host pipe: fd_pipe's ends, and stdio shared with a
+	// child. It is polled and read like a socket, written with write.
+	pipe bool
+}
+
+// pollable reports whether poll_oneoff waits for the fd in epoll; other
+// fds (files, stdio backed by Go readers and writers) are always ready.
+func (f *file) pollable() bool {
+	return f.hostFD >= 0 && (f.filetype == filetypeSocketStream || f.pipe)
 }
 
 func (f *file) nonblocking() bool { return f.flags&fdflagNonblock != 0 }

@@ -16,9 +16,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	_ "unsafe" // go:linkname
@@ -43,17 +45,38 @@ type Mount struct {
 	ReadOnly bool
 }
 
-// Hooks are the decisions the host surface leaves to the vkernel's policy.
+// Hooks are the decisions the host surface leaves to the vkernel's policy,
+// and what only the vkernel can do: start child processes.
 type Hooks struct {
 	// Audit records a security-relevant decision the ABI made.
 	Audit func(action, detail, decision, reason string)
 	// AllowConnect reports whether the guest may dial addr.
 	AllowConnect func(addr netip.AddrPort) bool
-	// Spawn execs a file through the vkernel (routed by hash) and returns
-	// its exit status, or the errno to report. guestPath is the path the
-	// guest gave; fdPath a /proc/self/fd link to the file it resolved to
-	// inside the mount, which is what must be opened.
-	Spawn func(ctx context.Context, guestPath, fdPath string, args []string) (uint32, Errno)
+	// Spawn routes the file of a guest's proc_spawn by hash and starts the
+	// child process; it returns the child's host pid, or the errno to
+	// report. Nil: proc_spawn answers ENOSYS.
+	Spawn func(ctx context.Context, req *SpawnRequest) (int, Errno)
+	// Fork starts a forked child (proc_fork) and returns its host pid, or
+	// the errno. Nil: proc_fork answers ENOSYS.
+	Fork func(ctx context.Context, req *ForkRequest) (int, Errno)
+	// Reaped tells the vkernel that a child has been waited for, or
+	// killed and reaped at Close.
+	Reaped func(pid int)
+	// Teardown ends a child that has not been waited for when the process
+	// closes; nil sends it SIGKILL. Close reaps it afterwards either way.
+	Teardown func(pid int)
+	// Killed is called when a signal's default action ends the guest,
+	// from the goroutine that delivered it. A child host process dies of
+	// the real signal there. Without it (or if it returns), the guest
+	// ends at its next host call and KilledBy reports the signal.
+	Killed func(sig syscall.Signal)
+	// Stop applies a stop signal's default action (SIGSTOP, SIGTSTP,
+	// SIGTTIN, SIGTTOU) to the host process; nil drops it.
+	Stop func(sig syscall.Signal)
+	// Disposition tells the vkernel the guest changed how it takes sig
+	// (SigDefault, SigIgnore, SigCatch), so that a child host process can
+	// leave the signal to the host's default action or catch it.
+	Disposition func(sig syscall.Signal, action int)
 }
 
 // Config describes a process to create.
@@ -69,9 +92,24 @@ type Config struct {
 	// them.
 	Listeners []net.Listener
 	Hooks     Hooks
-	// Signals makes the process able to take host signals (Process.Signal,
-	// vkernel.proc_signals); without it none reach the guest.
+	// Signals makes the guest start with every signal but SIGKILL and
+	// SIGSTOP caught, for guests built before proc_sigaction that take
+	// the runner's signals with proc_signals after each wait. Otherwise
+	// every disposition starts at default.
 	Signals bool
+	// Dispositions, when not nil, are the starting dispositions by signal
+	// number (a forked child's, Process.Dispositions).
+	Dispositions []uint8
+	// Files, when not nil, are the whole fd table of a child process
+	// (InheritedFile), in place of stdio, preopens and listeners; a
+	// preopen in it names one of Mounts.
+	Files []InheritedFile
+	// Cwd is what proc_initial_cwd answers, if HasCwd.
+	Cwd    string
+	HasCwd bool
+	// MaxChildren bounds the children not yet waited for (0: no bound
+	// here; the vkernel's hooks may bound them too).
+	MaxChildren int
 }
 
 // Process is the host-side state of one guest instance: its fd table,
@@ -90,7 +128,18 @@ type Process struct {
 
 	jumps map[uint32]jumpPoint
 
-	sigs *signals // nil without Config.Signals
+	sigs  *signals
+	timer itimer
+	kids  children
+	// cwd is proc_initial_cwd's answer, if hasCwd.
+	cwd         string
+	hasCwd      bool
+	maxChildren int
+	// copiers copy the output of stdio shared with children (shareStdio)
+	// to its Go writer; stdioEnds are the pipe ends they use, closed at
+	// the end.
+	copiers   sync.WaitGroup
+	stdioEnds []*os.File
 
 	// done is the Done channel of the context WithProcess was given: host
 	// calls stop the guest once it is closed (nil: never).
@@ -131,19 +180,27 @@ const timeSampling = 8
 // preopened directories, then the listeners. It takes its own duplicates of
 // the listeners' sockets; the caller still owns the listeners.
 func NewProcess(cfg Config) (*Process, error) {
-	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, sampler: uint64(time.Now().UnixNano()) | 1}
-	if cfg.Signals {
-		s, err := newSignals()
-		if err != nil {
-			return nil, fmt.Errorf("signal queue: %w", err)
+	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, sampler: uint64(time.Now().UnixNano()) | 1,
+		cwd: cfg.Cwd, hasCwd: cfg.HasCwd, maxChildren: cfg.MaxChildren}
+	p.kids.stop = -1
+	s, err := newSignals(cfg.Signals)
+	if err != nil {
+		return nil, fmt.Errorf("signal queue: %w", err)
+	}
+	p.sigs = s
+	for sig, d := range cfg.Dispositions {
+		if sig > 0 && sig <= maxSignal && d <= SigCatch {
+			p.sigs.disp[sig].Store(uint32(d))
 		}
-		p.sigs = s
 	}
 	for _, a := range cfg.Args {
 		p.args = append(p.args, []byte(a))
 	}
 	for _, e := range cfg.Env {
 		p.env = append(p.env, []byte(e))
+	}
+	if cfg.Files != nil {
+		return p, p.adoptAll(cfg)
 	}
 	stdin := cfg.Stdin
 	if stdin == nil {
@@ -175,15 +232,49 @@ func NewProcess(cfg Config) (*Process, error) {
 	return p, nil
 }
 
-func (p *Process) addMount(m Mount) error {
+// adoptAll builds a child's fd table from cfg.Files: the mounts are opened
+// (their preopens placed where the files say), every other file is a host
+// fd the process now owns. On error the process is closed.
+func (p *Process) adoptAll(cfg Config) error {
+	for _, m := range cfg.Mounts {
+		mt, err := openMount(m)
+		if err != nil {
+			p.Close()
+			return err
+		}
+		p.mounts = append(p.mounts, mt)
+	}
+	for i, in := range cfg.Files {
+		if err := p.adopt(in); err != nil {
+			// The files not yet adopted are still the caller's to close.
+			for _, rest := range cfg.Files[i:] {
+				if rest.HostFD >= 0 {
+					unix.Close(rest.HostFD)
+				}
+			}
+			p.Close()
+			return fmt.Errorf("inherited %w", err)
+		}
+	}
+	return nil
+}
+
+func openMount(m Mount) (*mount, error) {
 	if !path.IsAbs(m.Guest) || path.Clean(m.Guest) != m.Guest {
-		return fmt.Errorf("mount %s: guest path must be absolute and clean", m.Guest)
+		return nil, fmt.Errorf("mount %s: guest path must be absolute and clean", m.Guest)
 	}
 	fd, err := unix.Open(m.Host, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("mount %s at %s: %w", m.Host, m.Guest, err)
+		return nil, fmt.Errorf("mount %s at %s: %w", m.Host, m.Guest, err)
 	}
-	mt := &mount{guest: m.Guest, host: m.Host, rootFD: fd, readOnly: m.ReadOnly}
+	return &mount{guest: m.Guest, host: m.Host, rootFD: fd, readOnly: m.ReadOnly}, nil
+}
+
+func (p *Process) addMount(m Mount) error {
+	mt, err := openMount(m)
+	if err != nil {
+		return err
+	}
 	p.mounts = append(p.mounts, mt)
 	_, errno := p.fds.insert(&file{filetype: filetypeDirectory, hostFD: -1, mount: mt, rel: ".", preopen: m.Guest,
 		rights: dirRights, inheriting: dirRights | fileRights})
@@ -235,8 +326,14 @@ func dupSocket(c syscall.RawConn) (int, error) {
 	return fd, nil
 }
 
-// Close releases every host fd the process holds.
+// Close ends the process: its children not yet waited for are ended and
+// reaped (Hooks.Teardown), its timer stopped, and every host fd it holds
+// released. Output the guest or its children wrote to stdio shared with
+// them is copied to the Go writers before Close returns (waiting at most
+// stdioDrain for children's children that still hold it).
 func (p *Process) Close() error {
+	p.closeChildren()
+	p.timer.close()
 	for i, f := range p.fds.files {
 		if f != nil {
 			f.closeHost()
@@ -251,9 +348,27 @@ func (p *Process) Close() error {
 		unix.Close(p.epfd)
 		p.epfd = -1
 	}
+	if len(p.stdioEnds) > 0 {
+		drained := make(chan struct{})
+		go func() { p.copiers.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(stdioDrain):
+		}
+		for _, f := range p.stdioEnds {
+			f.Close()
+		}
+		p.copiers.Wait()
+		p.stdioEnds = nil
+	}
 	p.sigs.close()
 	return nil
 }
+
+// stdioDrain bounds how long Close waits for shared stdio to be closed by
+// every process that holds it (killed children's children die of the
+// parent-death signal just after).
+const stdioDrain = 5 * time.Second
 
 // HostTime returns the time spent in host calls and how many were made,
 // once the guest has ended. The time is an estimate: one in timeSampling
@@ -313,6 +428,7 @@ func functions() []*hostFunc {
 		sockAccept, sockRecv, sockSend, sockShutdown,
 		vkSockConnect, vkSockError, vkSockPeerAddr, vkSockLocalAddr, vkSockSetopt,
 		vkSetjmp, vkLongjmp, vkMemMap, vkMemProtect, vkProcSpawn, vkProcSignals,
+		vkFdPipe, vkProcInitialCwd, vkProcWait, vkProcKill, vkProcSigaction, vkProcID, vkProcSetitimer, vkProcFork,
 	}
 }
 
@@ -405,6 +521,13 @@ func (p *Process) sample() bool {
 // check is a non-blocking receive on the context's Done channel, taken
 // once (WithProcess): no lock, no walk up the context chain.
 func (p *Process) stopIfDone(ctx context.Context, mod api.Module) {
+	if sig := p.sigs.killedBy.Load(); sig != 0 {
+		// Killed by a signal's default action: the exit status a shell
+		// shows for it; the exec reports the signal (KilledBy).
+		code := uint32(128 + sig)
+		_ = mod.CloseWithExitCode(ctx, code)
+		panic(sys.NewExitError(code))
+	}
 	if p.done == nil {
 		return
 	}

@@ -128,6 +128,15 @@ func (p *Process) sockMsg(trap uintptr, fd int, bufs [][]byte, flags int) (int, 
 	return result(rawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(msg)), uintptr(flags)))
 }
 
+// pipeWritev is write(2)/writev(2) on a non-blocking pipe.
+func (p *Process) pipeWritev(fd int, bufs [][]byte) (int, error) {
+	if len(bufs) == 1 {
+		return result(rawSyscall(unix.SYS_WRITE, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0]))))
+	}
+	iovs := p.hostIovecs(bufs)
+	return result(rawSyscall(unix.SYS_WRITEV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs))))
+}
+
 // fileReadv is readv(2) on a host fd that may block.
 func (p *Process) fileReadv(fd int, bufs [][]byte) (int, error) {
 	if len(bufs) == 1 {

@@ -226,7 +226,7 @@ func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, E
 		switch {
 		case f == nil:
 			events = append(events, event{userdata: sub.userdata, errno: EBADF, tag: sub.tag})
-		case f.hostFD < 0 || f.filetype != filetypeSocketStream:
+		case !f.pollable():
 			events = append(events, event{userdata: sub.userdata, tag: sub.tag})
 		case sub.tag == eventtypeFDRead:
 			sub.hostFD = f.hostFD
@@ -236,10 +236,6 @@ func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, E
 			ps.addWant(f.hostFD, unix.EPOLLOUT)
 		}
 	}
-	if p.sigs != nil {
-		// A host signal cuts the wait short, whatever the guest waits for.
-		ps.addWant(p.sigs.wake, unix.EPOLLIN)
-	}
 	if len(ps.wanted) == 0 {
 		if len(events) > 0 {
 			// Only files, stdio and bad fds: all fire now, with any clock
@@ -248,12 +244,14 @@ func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, E
 			events = clockEvents(subs, nanotime(), events)
 			return events, ESUCCESS
 		}
-		if errno := sleepUntil(ctx, deadline); errno != ESUCCESS {
+		if errno := p.sleepUntil(ctx, deadline); errno != ESUCCESS {
 			return nil, errno
 		}
 		events = clockEvents(subs, nanotime(), events)
 		return events, ESUCCESS
 	}
+	// A caught signal cuts the wait short, whatever the guest waits for.
+	ps.addWant(p.sigs.wake, unix.EPOLLIN)
 	if errno := p.epollSync(); errno != ESUCCESS {
 		return nil, errno
 	}
@@ -266,7 +264,7 @@ func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, E
 	interrupted := false
 	for _, r := range ready {
 		fd := int(r.Fd)
-		if p.sigs != nil && fd == p.sigs.wake {
+		if fd == p.sigs.wake {
 			p.sigs.drainWake()
 			interrupted = true
 			continue
@@ -401,11 +399,14 @@ func (p *Process) epollWait(ctx context.Context, max int, immediate bool, deadli
 }
 
 // sleepUntil waits on CLOCK_MONOTONIC until deadline, in chunks so that
-// ctx can end it. A deadline of -1 with nothing to wait for returns at once.
-func sleepUntil(ctx context.Context, deadline int64) Errno {
+// ctx can end it; a caught signal ends it with EINTR (ppoll keeps the
+// nanoseconds a clock-only wait asks for). A deadline of -1 with nothing
+// to wait for returns at once.
+func (p *Process) sleepUntil(ctx context.Context, deadline int64) Errno {
 	if deadline < 0 {
 		return EINVAL
 	}
+	pfd := []unix.PollFd{{Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
 	for {
 		if ctx.Err() != nil {
 			return EINTR
@@ -414,10 +415,17 @@ func sleepUntil(ctx context.Context, deadline int64) Errno {
 		if now >= deadline {
 			return ESUCCESS
 		}
-		until := min(deadline, now+pollChunkNanos)
-		ts := unix.NsecToTimespec(until)
-		if err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil); err != nil && err != unix.EINTR {
+		ts := unix.NsecToTimespec(min(deadline-now, pollChunkNanos))
+		n, err := unix.Ppoll(pfd, &ts, nil)
+		if err != nil && err != unix.EINTR {
 			return errnoOf(err)
+		}
+		if n > 0 {
+			if nanotime() >= deadline {
+				return ESUCCESS // due as well: the clock fires, the signal waits for the next call
+			}
+			p.sigs.drainWake()
+			return EINTR
 		}
 	}
 }

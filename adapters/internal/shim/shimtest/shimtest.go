@@ -6,14 +6,19 @@ import (
 	"net"
 	"os"
 	"testing"
+
+	"github.com/compat-project/compat/vkernel"
 )
 
-// Main is a shim adapter's TestMain. The test binary doubles as the shim:
+// Main is a shim adapter's TestMain. The test binary doubles as the shim
+// and as the vkernel child process of its guests (vkernel.ChildMain):
 // the scripts a test prepares run it with the environment variable env
 // set to "1", and then Main hands the command line after the program name
 // to shim and exits with its status before any test flag is parsed.
 // Otherwise it runs the tests.
 func Main(m *testing.M, env string, shim func(args []string) int) {
+	// The shims' kernels start their guests' children as this binary.
+	vkernel.ChildMain()
 	if os.Getenv(env) == "1" {
 		os.Exit(shim(os.Args[1:]))
 	}

@@ -1,0 +1,30 @@
+#!/bin/bash
+# build.sh OUT [CC]: builds the vkposix library for wasm32-wasi with CC
+# (clang-14 by default; clang-19 works the same) against Debian's
+# wasi-libc, into OUT: libvkposix.a, include/ (to put first on the include
+# path) and ldflags (every flag a program linking it needs). See README.md.
+set -euo pipefail
+out=${1:?usage: build.sh OUT [CC]}
+cc=${2:-clang-14}
+here=$(cd "$(dirname "$0")" && pwd)
+ver=${cc#clang-}
+ar=llvm-ar-$ver
+command -v "$cc" >/dev/null || { echo "vkposix: $cc not found; install it with: apt-get install -y $cc lld-$ver" >&2; exit 1; }
+command -v "$ar" >/dev/null || { echo "vkposix: $ar not found; install it with: apt-get install -y llvm-$ver" >&2; exit 1; }
+[ -f /usr/include/wasm32-wasi/stdio.h ] || { echo "vkposix: wasi-libc missing; install it with: apt-get install -y wasi-libc" >&2; exit 1; }
+mkdir -p "$out/obj" "$out/sysroot/include" "$out/sysroot/lib"
+# A sysroot of wasi-libc alone: clang would otherwise fall back to the
+# host's glibc headers.
+ln -sfn /usr/include/wasm32-wasi "$out/sysroot/include/wasm32-wasi"
+ln -sfn /usr/lib/wasm32-wasi "$out/sysroot/lib/wasm32-wasi"
+rm -rf "$out/include"
+cp -r "$here/include" "$out/include"
+objs=()
+for src in "$here"/src/*.c; do
+	obj=$out/obj/$(basename "${src%.c}").o
+	"$cc" --target=wasm32-wasi --sysroot="$out/sysroot" -O2 -Wall -Werror -I"$out/include" -c "$src" -o "$obj"
+	objs+=("$obj")
+done
+rm -f "$out/libvkposix.a"
+"$ar" rcs "$out/libvkposix.a" "${objs[@]}"
+cp "$here/ldflags" "$out/ldflags"

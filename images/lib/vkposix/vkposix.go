@@ -1,0 +1,54 @@
+// Package vkposix holds the sources of the vkposix C library (README.md
+// beside this file: POSIX processes, pipes and signals for vkernel guests),
+// for Go code that builds guests with it, such as vkernel/guests. The
+// recipes build it with build.sh.
+package vkposix
+
+import (
+	"embed"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+//go:embed all:include src ldflags
+var files embed.FS
+
+// Files returns the library's headers (include/), sources (src/) and link
+// flags (ldflags).
+func Files() fs.FS { return files }
+
+// LDFlags returns the flags a program that links the library needs.
+func LDFlags() []string {
+	b, err := files.ReadFile("ldflags")
+	if err != nil {
+		panic(err)
+	}
+	return strings.Fields(string(b))
+}
+
+// Sources returns the names of the library's C sources, relative to the
+// root of Files.
+func Sources() []string {
+	names, _ := fs.Glob(files, "src/*.c")
+	return names
+}
+
+// WriteTo copies the headers and sources under dir, as in Files.
+func WriteTo(dir string) error {
+	return fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, filepath.FromSlash(name))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := files.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}

@@ -1,0 +1,413 @@
+/* posix: exercises the vkposix library (images/lib/vkposix) over the
+ * vkernel's process calls. One mode per run; prints "key=value" lines. The
+ * program spawns and forks itself: SELF is its own guest path.
+ *
+ *   posix exit N                   exit with status N
+ *   posix echo WORD                print WORD
+ *   posix env NAME                 print the variable
+ *   posix cwd                      print the working directory
+ *   posix ids                      print pid and ppid
+ *   posix sleep MS                 sleep, then exit 0
+ *   posix spin                     compute forever without host calls
+ *   posix write-later MS TEXT      sleep, then write TEXT to fd 1
+ *   posix pipe                     a pipe within the process
+ *   posix capture SELF ARG...      spawn SELF ARG... with stdout on a pipe, print what it wrote and its status
+ *   posix status SELF ARG...       spawn SELF ARG..., print how it ended
+ *   posix spawn-env SELF           spawn SELF env X with X=from-parent
+ *   posix spawn-cwd SELF DIR       spawn SELF cwd with a chdir action
+ *   posix spawnp NAME ARG...       posix_spawnp through PATH, print how it ended
+ *   posix deny PATH                posix_spawn of PATH, print the error
+ *   posix kill-child SELF SIG MODE spawn SELF MODE 60000 (sleep or spin), kill it with SIG
+ *   posix wnohang SELF             waitpid WNOHANG before and after the child ends
+ *   posix ids-child SELF           print own pid, then the child's view of its ppid
+ *   posix raise                    a handler for SIGUSR1, raise it
+ *   posix mask                     block SIGUSR1, raise, see it pending, unblock
+ *   posix alarm                    a SIGALRM handler, alarm(1), pause()
+ *   posix alarm-default            alarm(1), then sleep: killed by SIGALRM
+ *   posix itimer                   setitimer/getitimer values
+ *   posix eintr SELF               a blocking pipe read cut short by SIGALRM (no SA_RESTART)
+ *   posix restart SELF             the same read restarted (SA_RESTART) until a child writes
+ *   posix sigpipe                  write to a pipe without reader (default: killed)
+ *   posix sigpipe-ignored          the same with SIGPIPE ignored: EPIPE
+ *   posix sigchld SELF             a SIGCHLD handler runs when a child ends
+ *   posix poll SELF                poll a pipe a child writes to later
+ *   posix spawn-loop SELF          spawn sleepers until EAGAIN, count them
+ *   posix tree SELF DEPTH [spin]   spawn a chain of DEPTH processes, print each pid, wait; the
+ *                                  last sleeps (or computes without host calls)
+ *   posix fork                     fork: the child sees memory as at the call, shares a pipe
+ *   posix fork-loop                fork sleepers until EAGAIN, count them
+ *   posix fork-heap MB             fork with MB of heap touched, print the child's checksum
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <vkposix.h>
+
+extern char **environ;
+
+static void msleep(int ms) {
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static void describe(const char *what, int status) {
+	if (WIFEXITED(status))
+		printf("%s=exited code=%d\n", what, WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		printf("%s=signaled sig=%d\n", what, WTERMSIG(status));
+	else
+		printf("%s=other raw=%#x\n", what, status);
+}
+
+/* run spawns argv[0] with argv, stdio shared, and waits. */
+static pid_t start(char **argv, posix_spawn_file_actions_t *fa) {
+	pid_t pid = -1;
+	int e = posix_spawn(&pid, argv[0], fa, NULL, argv, environ);
+	if (e) {
+		printf("spawn_errno=%d\n", e);
+		exit(3);
+	}
+	return pid;
+}
+
+static int wait_for(pid_t pid) {
+	int status = 0;
+	pid_t got;
+	while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (got != pid) {
+		printf("waitpid=%d errno=%d\n", got, errno);
+		exit(3);
+	}
+	return status;
+}
+
+static volatile sig_atomic_t hits;
+static void on_signal(int sig) { hits++, (void)sig; }
+
+static int sigs_seen[65];
+static void on_info(int sig, siginfo_t *info, void *ctx) {
+	(void)ctx;
+	if (info->si_signo == sig)
+		sigs_seen[sig]++;
+}
+
+static void catch(int sig, int flags) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = flags;
+	if (sigaction(sig, &sa, NULL) < 0) {
+		printf("sigaction errno=%d\n", errno);
+		exit(3);
+	}
+}
+
+/* State for the fork tests: the child must see it as it was at the call. */
+static int shared_value = 1;
+static int fork_pipe[2];
+static pid_t parent_pid;
+
+static int fork_child(void *arg) {
+	char buf[128];
+	int n = snprintf(buf, sizeof buf, "value=%d arg=%s own_pid=%d parent=%d", shared_value, (char *)arg,
+	                 getpid() != parent_pid, getppid() == parent_pid);
+	write(fork_pipe[1], buf, n);
+	return 7;
+}
+
+static int sleeper(void *arg) {
+	msleep(atoi(arg));
+	return 0;
+}
+
+static unsigned char *heap;
+static size_t heap_len;
+
+static int sum_heap(void *arg) {
+	(void)arg;
+	unsigned long sum = 0;
+	for (size_t i = 0; i < heap_len; i += 4096)
+		sum += heap[i];
+	printf("child_sum=%lu\n", sum);
+	return 0;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 2)
+		return 2;
+	const char *mode = argv[1];
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (!strcmp(mode, "exit")) {
+		return atoi(argv[2]);
+	} else if (!strcmp(mode, "echo")) {
+		printf("%s\n", argv[2]);
+	} else if (!strcmp(mode, "env")) {
+		const char *v = getenv(argv[2]);
+		printf("env=%s\n", v ? v : "(unset)");
+	} else if (!strcmp(mode, "cwd")) {
+		char buf[256];
+		printf("cwd=%s\n", getcwd(buf, sizeof buf) ? buf : "(error)");
+	} else if (!strcmp(mode, "ids")) {
+		printf("pid=%d ppid=%d\n", getpid(), getppid());
+	} else if (!strcmp(mode, "sleep")) {
+		msleep(atoi(argv[2]));
+	} else if (!strcmp(mode, "spin")) {
+		volatile unsigned long x = 0;
+		for (;;)
+			x++;
+	} else if (!strcmp(mode, "write-later")) {
+		msleep(atoi(argv[2]));
+		write(1, argv[3], strlen(argv[3]));
+	} else if (!strcmp(mode, "pipe")) {
+		int p[2];
+		if (pipe(p) < 0)
+			return 3;
+		write(p[1], "hello", 5);
+		char buf[16] = {0};
+		ssize_t n = read(p[0], buf, sizeof buf - 1);
+		printf("read=%zd got=%s\n", n, buf);
+		int q[2];
+		pipe2(q, O_NONBLOCK);
+		n = read(q[0], buf, 1);
+		printf("nonblock_read=%zd errno=%d\n", n, errno);
+		close(p[1]);
+		n = read(p[0], buf, 1);
+		printf("eof_read=%zd\n", n);
+	} else if (!strcmp(mode, "capture")) {
+		int p[2];
+		pipe(p);
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		posix_spawn_file_actions_addclose(&fa, p[0]);
+		pid_t pid = start(argv + 2, &fa);
+		posix_spawn_file_actions_destroy(&fa);
+		close(p[1]);
+		char buf[4096];
+		size_t got = 0;
+		ssize_t n;
+		while ((n = read(p[0], buf + got, sizeof buf - 1 - got)) > 0)
+			got += n;
+		buf[got] = 0;
+		printf("captured=[%s]\n", buf);
+		describe("child", wait_for(pid));
+	} else if (!strcmp(mode, "status")) {
+		describe("child", wait_for(start(argv + 2, NULL)));
+	} else if (!strcmp(mode, "spawn-env")) {
+		char *av[] = {argv[2], "env", "X", NULL};
+		char *ev[] = {"X=from-parent", NULL};
+		pid_t pid;
+		int e = posix_spawn(&pid, argv[2], NULL, NULL, av, ev);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("child", wait_for(pid));
+	} else if (!strcmp(mode, "spawn-cwd")) {
+		char *av[] = {argv[2], "cwd", NULL};
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addchdir_np(&fa, argv[3]);
+		describe("child", wait_for(start(av, &fa)));
+	} else if (!strcmp(mode, "spawnp")) {
+		pid_t pid;
+		int e = posix_spawnp(&pid, argv[2], NULL, NULL, argv + 2, environ);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 0;
+		describe("child", wait_for(pid));
+	} else if (!strcmp(mode, "deny")) {
+		char *av[] = {argv[2], NULL};
+		pid_t pid;
+		printf("spawn_errno=%d\n", posix_spawn(&pid, argv[2], NULL, NULL, av, environ));
+	} else if (!strcmp(mode, "kill-child")) {
+		char *av[] = {argv[2], argv[4], "60000", NULL};
+		pid_t pid = start(av, NULL);
+		msleep(200);
+		printf("kill=%d\n", kill(pid, atoi(argv[3])));
+		describe("child", wait_for(pid));
+		printf("kill_after_wait=%d errno=%d\n", kill(pid, 0), errno);
+		printf("kill_outside=%d errno=%d\n", kill(1, 0), errno);
+	} else if (!strcmp(mode, "wnohang")) {
+		char *av[] = {argv[2], "sleep", "300", NULL};
+		int status = 0;
+		pid_t pid = start(av, NULL);
+		printf("early=%d\n", waitpid(pid, &status, WNOHANG));
+		describe("child", wait_for(pid));
+		printf("none_left=%d errno=%d\n", waitpid(-1, &status, WNOHANG), errno);
+	} else if (!strcmp(mode, "ids-child")) {
+		printf("parent_pid=%d\n", getpid());
+		char *av[] = {argv[2], "ids", NULL};
+		describe("child", wait_for(start(av, NULL)));
+	} else if (!strcmp(mode, "raise")) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = on_info;
+		sa.sa_flags = SA_SIGINFO;
+		sigaction(SIGUSR1, &sa, NULL);
+		raise(SIGUSR1);
+		printf("handled=%d\n", sigs_seen[SIGUSR1]);
+		signal(SIGUSR2, SIG_IGN);
+		raise(SIGUSR2);
+		printf("ignored_alive=1\n");
+	} else if (!strcmp(mode, "mask")) {
+		catch(SIGUSR1, 0);
+		sigset_t set, pending;
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		raise(SIGUSR1);
+		sigpending(&pending);
+		printf("blocked_hits=%d pending=%d\n", hits, sigismember(&pending, SIGUSR1));
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		printf("unblocked_hits=%d\n", hits);
+		/* A blocked signal with the default action waits too. */
+		signal(SIGUSR2, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR2);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		raise(SIGUSR2);
+		printf("default_blocked_alive=1\n");
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		printf("not reached\n");
+	} else if (!strcmp(mode, "alarm")) {
+		catch(SIGALRM, 0);
+		alarm(1);
+		int r = pause();
+		printf("pause=%d errno=%d hits=%d\n", r, errno, hits);
+	} else if (!strcmp(mode, "alarm-default")) {
+		alarm(1);
+		msleep(10000);
+		printf("not reached\n");
+	} else if (!strcmp(mode, "itimer")) {
+		struct itimerval it = {{0, 500000}, {5, 0}}, old, now;
+		setitimer(ITIMER_REAL, &it, NULL);
+		getitimer(ITIMER_REAL, &now);
+		printf("value_s=%ld interval_us=%ld\n", (long)now.it_value.tv_sec + (now.it_value.tv_usec > 0), (long)now.it_interval.tv_usec);
+		struct itimerval off = {{0, 0}, {0, 0}};
+		setitimer(ITIMER_REAL, &off, &old);
+		getitimer(ITIMER_REAL, &now);
+		printf("old_interval_us=%ld disarmed=%d\n", (long)old.it_interval.tv_usec, now.it_value.tv_sec == 0 && now.it_value.tv_usec == 0);
+		printf("alarm_left=%u\n", (alarm(30), alarm(0)));
+	} else if (!strcmp(mode, "eintr") || !strcmp(mode, "restart")) {
+		int restart = !strcmp(mode, "restart");
+		int p[2];
+		pipe(p);
+		catch(SIGALRM, restart ? SA_RESTART : 0);
+		char *av[] = {argv[2], "write-later", "1500", "x", NULL};
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		pid_t pid = start(av, &fa);
+		struct itimerval it = {{0, 200000}, {0, 200000}};
+		setitimer(ITIMER_REAL, &it, NULL);
+		char c = 0;
+		ssize_t n = read(p[0], &c, 1);
+		int err = errno;
+		struct itimerval off = {{0, 0}, {0, 0}};
+		setitimer(ITIMER_REAL, &off, NULL);
+		printf("read=%zd errno=%d got=%c hits_pos=%d\n", n, n < 0 ? err : 0, c ? c : '-', hits > 0);
+		kill(pid, SIGKILL);
+		wait_for(pid);
+	} else if (!strcmp(mode, "sigpipe") || !strcmp(mode, "sigpipe-ignored")) {
+		if (!strcmp(mode, "sigpipe-ignored"))
+			signal(SIGPIPE, SIG_IGN);
+		int p[2];
+		pipe(p);
+		close(p[0]);
+		ssize_t n = write(p[1], "x", 1);
+		printf("write=%zd errno=%d\n", n, errno);
+	} else if (!strcmp(mode, "sigchld")) {
+		catch(SIGCHLD, 0);
+		char *av[] = {argv[2], "exit", "0", NULL};
+		pid_t pid = start(av, NULL);
+		for (int i = 0; i < 100 && !hits; i++)
+			msleep(100);
+		printf("sigchld_hits=%d\n", hits);
+		describe("child", wait_for(pid));
+	} else if (!strcmp(mode, "poll")) {
+		int p[2];
+		pipe(p);
+		char *av[] = {argv[2], "write-later", "300", "y", NULL};
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		pid_t pid = start(av, &fa);
+		struct pollfd pfd = {p[0], POLLIN, 0};
+		int early = poll(&pfd, 1, 0);
+		int r = poll(&pfd, 1, 10000);
+		char c = 0;
+		read(p[0], &c, 1);
+		printf("early=%d poll=%d revents_in=%d got=%c\n", early, r, (pfd.revents & POLLIN) != 0, c);
+		describe("child", wait_for(pid));
+		close(p[1]);
+		r = poll(&pfd, 1, 10000);
+		printf("hangup=%d\n", r == 1 && (pfd.revents & (POLLHUP | POLLIN)));
+	} else if (!strcmp(mode, "spawn-loop")) {
+		char *av[] = {argv[2], "sleep", "60000", NULL};
+		int n = 0;
+		pid_t pid;
+		int e;
+		while ((e = posix_spawn(&pid, argv[2], NULL, NULL, av, environ)) == 0 && n < 1000)
+			n++;
+		printf("spawned=%d errno=%d\n", n, e);
+	} else if (!strcmp(mode, "tree")) {
+		int depth = atoi(argv[3]);
+		printf("tree_pid=%d\n", getpid());
+		if (depth > 0) {
+			char d[16];
+			snprintf(d, sizeof d, "%d", depth - 1);
+			char *av[] = {argv[2], "tree", argv[2], d, argc > 4 ? argv[4] : "sleep", NULL};
+			wait_for(start(av, NULL));
+		} else {
+			printf("leaf\n");
+			if (argc > 4 && !strcmp(argv[4], "spin"))
+				for (volatile unsigned long x = 0;; x++)
+					;
+			msleep(60000);
+		}
+	} else if (!strcmp(mode, "fork")) {
+		pipe(fork_pipe);
+		parent_pid = getpid();
+		shared_value = 2;
+		char arg[] = "stack-arg";
+		pid_t pid = vkposix_fork(fork_child, arg);
+		shared_value = 3; /* after the call: the child must not see it */
+		strcpy(arg, "changed!!");
+		if (pid < 0)
+			return printf("fork errno=%d\n", errno), 3;
+		char buf[128] = {0};
+		ssize_t n = read(fork_pipe[0], buf, sizeof buf - 1);
+		printf("from_child=[%.*s] parent_value=%d\n", (int)(n > 0 ? n : 0), buf, shared_value);
+		describe("child", wait_for(pid));
+	} else if (!strcmp(mode, "fork-loop")) {
+		int n = 0;
+		pid_t pid;
+		while ((pid = vkposix_fork(sleeper, "60000")) > 0 && n < 1000)
+			n++;
+		printf("forked=%d errno=%d\n", n, pid < 0 ? errno : 0);
+	} else if (!strcmp(mode, "fork-heap")) {
+		heap_len = (size_t)atoi(argv[2]) << 20;
+		heap = malloc(heap_len);
+		unsigned long sum = 0;
+		for (size_t i = 0; i < heap_len; i += 4096) {
+			heap[i] = (unsigned char)(i >> 12);
+			sum += heap[i];
+		}
+		printf("parent_sum=%lu\n", sum);
+		pid_t pid = vkposix_fork(sum_heap, NULL);
+		if (pid < 0)
+			return printf("fork errno=%d\n", errno), 3;
+		describe("child", wait_for(pid));
+	} else {
+		return 2;
+	}
+	return 0;
+}
