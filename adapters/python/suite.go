@@ -71,7 +71,8 @@ func (s *Suite) Entries() []megabinary.SpecEntry {
 			Mounts: []megabinary.MountRule{
 				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true}, {Guest: guestBin, ReadOnly: true},
 			},
-			Connect: []string{"127.0.0.0/8"},
+			Connect:   []string{"127.0.0.0/8"},
+			Processes: MaxProcesses,
 		},
 	}
 	if _, err := os.Stat("/usr/bin/python3.11"); err == nil {
@@ -103,6 +104,12 @@ const (
 	guestBin    = "/usr/bin"
 	guestPython = guestBin + "/python3.11"
 )
+
+// MaxProcesses bounds the live child processes of one interpreter on the
+// vkernel, and of the tree below it (the entry's resources.processes):
+// regrtest modules run a few children at a time (test_subprocess has at
+// most a handful alive), each a host process of its own.
+const MaxProcesses = 16
 
 // vkernelEnv is the top-level interpreter's environment on the vkernel.
 var vkernelEnv = []string{"PYTHONDONTWRITEBYTECODE=1", "TMPDIR=/tmp", "HOME=/tmp", "LC_ALL=C.UTF-8"}
