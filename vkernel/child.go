@@ -68,16 +68,59 @@ type childSpec struct {
 	HostPath  string `json:"host_path,omitempty"`
 	Parent    string `json:"parent,omitempty"`
 
-	Args   []string                `json:"args"`
-	Env    []string                `json:"env"`
+	Args   rawStrings              `json:"args"`
+	Env    rawStrings              `json:"env"`
 	Mounts []Mount                 `json:"mounts"`
 	Files  []hostabi.InheritedFile `json:"files"`
-	Cwd    string                  `json:"cwd,omitempty"`
+	Cwd    rawStrings              `json:"cwd,omitempty"` // none or one
 	HasCwd bool                    `json:"has_cwd,omitempty"`
 
 	// A fork: the parent's memory (a memfd) and where to start.
 	Fork         *forkSpec `json:"fork,omitempty"`
 	Dispositions []uint8   `json:"dispositions,omitempty"`
+}
+
+// rawStrings is a []string that JSON carries byte for byte, as base64:
+// encoding/json would replace invalid UTF-8 with U+FFFD, and a guest's
+// argv, environment and paths may hold any byte but NUL.
+type rawStrings []string
+
+// MarshalJSON implements json.Marshaler.
+func (s rawStrings) MarshalJSON() ([]byte, error) {
+	b := make([][]byte, len(s))
+	for i, x := range s {
+		b[i] = []byte(x)
+	}
+	return json.Marshal(b)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *rawStrings) UnmarshalJSON(data []byte) error {
+	var b [][]byte
+	if err := json.Unmarshal(data, &b); err != nil {
+		return err
+	}
+	*s = make(rawStrings, len(b))
+	for i, x := range b {
+		(*s)[i] = string(x)
+	}
+	return nil
+}
+
+// one is s as a rawStrings of one item, or none when s is empty.
+func one(s string) rawStrings {
+	if s == "" {
+		return nil
+	}
+	return rawStrings{s}
+}
+
+// first is the only item of s, or "".
+func (s rawStrings) first() string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }
 
 type forkSpec struct {
@@ -231,7 +274,7 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 		return 0, hostabi.EACCES
 	}
 	spec := &childSpec{Entry: r.entry.Name, GuestPath: hr.GuestPath, HostPath: hostPath, Parent: c.entry,
-		Args: hr.Args, Env: hr.Env, Mounts: c.mounts, Files: hr.Files, Cwd: hr.Cwd, HasCwd: hr.HasCwd}
+		Args: hr.Args, Env: hr.Env, Mounts: c.mounts, Files: hr.Files, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd}
 	pid, errno := c.start(spec, fd)
 	rec := req.record(hash, r.entry.Name, "allow", "")
 	rec.Pid = pid
@@ -253,7 +296,7 @@ func (c *procCtl) fork(ctx context.Context, hr *hostabi.ForkRequest) (int, hosta
 	}
 	defer unix.Close(mem)
 	spec := &childSpec{Entry: c.entry, Args: c.args, Env: c.env, Mounts: c.mounts, Files: hr.Files,
-		Cwd: hr.Cwd, HasCwd: hr.HasCwd, Dispositions: hr.Dispositions,
+		Cwd: one(hr.Cwd), HasCwd: hr.HasCwd, Dispositions: hr.Dispositions,
 		Fork: &forkSpec{Fn: hr.Fn, Arg: hr.Arg, MemorySize: uint64(len(hr.Memory)), StackPointer: hr.StackPointer}}
 	pid, errno := c.start(spec, mem)
 	rec := AuditRecord{Action: "fork", Entry: c.entry, Pid: pid, Decision: "allow"}
@@ -501,7 +544,7 @@ func runChild(fdText string) int {
 		return fail("megabinary %s has digest %s, the parent's is %s", spec.Megabinary, k.Digest(), spec.Digest)
 	}
 	k.audit.pid = os.Getpid()
-	setup := &childSetup{entry: spec.Entry, files: spec.Files, cwd: spec.Cwd, hasCwd: spec.HasCwd, depth: spec.Depth, table: table,
+	setup := &childSetup{entry: spec.Entry, files: spec.Files, cwd: spec.Cwd.first(), hasCwd: spec.HasCwd, depth: spec.Depth, table: table,
 		dispositions: spec.Dispositions, fork: spec.Fork, signals: router}
 	lifeline := os.NewFile(uintptr(spec.LifelineFD), "lifeline")
 	// Orphans of a child that had to be killed outright come here, to be

@@ -102,6 +102,13 @@ func TestPosix(t *testing.T) {
 				}
 				wantFields(t, out, "child", "exited", "code", "0")
 			})
+			t.Run("raw-bytes", func(t *testing.T) {
+				// Not UTF-8: argv and the environment are bytes.
+				out, _ := w.run(t, "capture", self, "echo", "a\xff\xfeb")
+				if !strings.Contains(out, "captured=[a\xff\xfeb\n]") {
+					t.Errorf("output %q: want the child's argv byte for byte", out)
+				}
+			})
 			t.Run("exit-status", func(t *testing.T) {
 				out, _ := w.run(t, "status", self, "exit", "3")
 				wantFields(t, out, "child", "exited", "code", "3")
@@ -366,4 +373,3 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
-
