@@ -215,6 +215,24 @@ func (c *procCtl) close() {
 	}
 }
 
+// inTree reports whether pid is a live process of this exec's tree below
+// its top (in the tree's table): a child process, which takes host signals
+// by its guest's dispositions, so proc_kill may signal it. A slot can
+// outlive its process (one whose parent was killed outright waits for a
+// sweep), so the process must also run this program's own executable, as
+// every vkernel child process does: a reused pid is not signalled.
+func (c *procCtl) inTree(pid int) bool {
+	c.mu.Lock()
+	t := c.table
+	c.mu.Unlock()
+	if t == nil || !t.has(pid) {
+		return false
+	}
+	self, err1 := os.Readlink("/proc/self/exe")
+	exe, err2 := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return err1 == nil && err2 == nil && self == exe
+}
+
 // tableFor returns the tree's process table, making it at the top.
 func (c *procCtl) tableFor() (*procTable, error) {
 	c.mu.Lock()

@@ -151,6 +151,16 @@ func TestPosix(t *testing.T) {
 				out, _ = w.run(t, "kill-child", self, "9", "spin")
 				wantFields(t, out, "child", "signaled", "sig", "9")
 			})
+			t.Run("kill-in-tree", func(t *testing.T) {
+				// A child process signals its parent, itself a child
+				// process: the parent's handler runs.
+				out, _ := w.run(t, "status", self, "kill-parent", self)
+				wantFields(t, out, "kill_parent", "0", "signaller", "exited", "parent_hits", "1", "child", "exited")
+				// The top of the tree is not a child process: it is
+				// outside what a guest may signal.
+				out, _ = w.run(t, "status", self, "signal-parent")
+				wantFields(t, out, "kill_parent", "-1", "errno", "71")
+			})
 			t.Run("wnohang", func(t *testing.T) {
 				out, _ := w.run(t, "wnohang", self)
 				wantFields(t, out, "early", "0", "child", "exited", "none_left", "-1")
