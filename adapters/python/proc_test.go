@@ -43,10 +43,11 @@ func withTestModule(t *testing.T, build *wasmbuild.Build, src string) *wasmbuild
 
 // TestProcessesOnTheVkernel runs testdata/proc/test_compat_processes.py on
 // the real python.wasm in the vkernel, through the pipeline as compat run
-// does: child processes of sys.executable with pipes, environment, cwd
-// and fds, exec errors reported as natively, an unlisted file denied,
-// kill and wait statuses, and signal handlers run on kill, on the itimer
-// and while blocked in a read. Every test must pass.
+// does: child processes of sys.executable with pipes, environment, cwd,
+// fds, /dev/null and argv that is not UTF-8, os.spawnv, exec errors
+// reported as natively, an unlisted file denied, kill and wait statuses,
+// and signal handlers run on kill (a grandchild's to its parent too), on
+// the itimer and while blocked in a read. Every test must pass.
 func TestProcessesOnTheVkernel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs python.wasm; skipped with -short")
@@ -72,7 +73,7 @@ func TestProcessesOnTheVkernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const tests = 12
+	const tests = 16
 	c := o.Runs[0].Counts()
 	if c.Pass != tests || c.Fail+c.Error+c.Skip != 0 {
 		for _, r := range o.Runs[0].Results {

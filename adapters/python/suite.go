@@ -17,6 +17,7 @@ import (
 	"github.com/compat-project/compat/runners/local"
 	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel/megabinary"
+	"golang.org/x/sys/unix"
 )
 
 // Suite runs regrtest modules: the runners.Suite of CPython's test suite.
@@ -141,6 +142,9 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 				return nil, err
 			}
 		}
+		if err := devNull(filepath.Join(root, "dev")); err != nil {
+			return nil, err
+		}
 		exe := filepath.Join(bin, path.Base(guestPython))
 		if err := linkOrCopy(s.build.Wasm(), exe); err != nil {
 			return nil, fmt.Errorf("python: placing python.wasm at %s for the guest: %w", guestPython, err)
@@ -196,6 +200,24 @@ func (ss *session) Run(ctx context.Context, u runners.Unit, tests []string) runn
 
 // Close implements runners.Session.
 func (ss *session) Close() error { return ss.target.Close() }
+
+// devNull makes dir/null the host's null device (character device 1:3),
+// the guest's /dev/null: subprocess.DEVNULL and os.devnull open it, as do
+// many tests. Making a device node needs CAP_MKNOD; without it the guest
+// has no /dev/null, which the tests that need one report as such.
+func devNull(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	null := filepath.Join(dir, "null")
+	if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		if errors.Is(err, os.ErrExist) || errors.Is(err, unix.EPERM) {
+			return nil
+		}
+		return fmt.Errorf("python: making the guest's /dev/null: %w", err)
+	}
+	return os.Chmod(null, 0o666)
+}
 
 // linkOrCopy makes dst the same content as src: a hard link, or a copy
 // when src is on another file system.

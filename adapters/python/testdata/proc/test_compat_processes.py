@@ -33,6 +33,39 @@ class ProcessTests(unittest.TestCase):
             env={"COMPAT_X": "42"}, cwd=d)
         self.assertEqual(out.split(), [b"42", os.fsencode(d)])
 
+    def test_devnull(self):
+        with open(os.devnull, "rb") as f:
+            self.assertEqual(f.read(), b"")
+        r = subprocess.run([sys.executable, "-c", "print('discarded')"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0)
+
+    def test_argv_bytes(self):
+        # Not UTF-8: the child's argv is the bytes given.
+        out = subprocess.check_output(
+            [sys.executable, "-c",
+             "import os, sys; sys.stdout.buffer.write(os.fsencode(sys.argv[1]))",
+             b"a\xffb"])
+        self.assertEqual(out, b"a\xffb")
+
+    def test_spawnv(self):
+        code = os.spawnv(os.P_WAIT, sys.executable,
+                         [sys.executable, "-c", "import sys; sys.exit(5)"])
+        self.assertEqual(code, 5)
+
+    def test_grandchild_signals_its_parent(self):
+        code = (
+            "import os, signal, subprocess, sys, time\n"
+            "got = []\n"
+            "signal.signal(signal.SIGUSR1, lambda *a: got.append(1))\n"
+            "subprocess.run([sys.executable, '-c', "
+            "'import os, signal; os.kill(os.getppid(), signal.SIGUSR1)'], check=True)\n"
+            "for _ in range(100):\n"
+            "    if got: break\n"
+            "    time.sleep(0.05)\n"
+            "sys.exit(0 if got else 1)\n")
+        self.assertEqual(subprocess.run([sys.executable, "-c", code]).returncode, 0)
+
     def test_pids(self):
         out = subprocess.check_output(
             [sys.executable, "-c", "import os; print(os.getpid(), os.getppid())"])
