@@ -45,6 +45,49 @@ func ChildMain() {
 	os.Exit(runChild(v))
 }
 
+// rawStrings is a []string that JSON carries byte for byte, as base64:
+// encoding/json would replace invalid UTF-8 with U+FFFD, and a guest's
+// argv, environment and paths may hold any byte but NUL.
+type rawStrings []string
+
+// MarshalJSON implements json.Marshaler.
+func (s rawStrings) MarshalJSON() ([]byte, error) {
+	b := make([][]byte, len(s))
+	for i, x := range s {
+		b[i] = []byte(x)
+	}
+	return json.Marshal(b)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *rawStrings) UnmarshalJSON(data []byte) error {
+	var b [][]byte
+	if err := json.Unmarshal(data, &b); err != nil {
+		return err
+	}
+	*s = make(rawStrings, len(b))
+	for i, x := range b {
+		(*s)[i] = string(x)
+	}
+	return nil
+}
+
+// one is s as a rawStrings of one item, or none when s is empty.
+func one(s string) rawStrings {
+	if s == "" {
+		return nil
+	}
+	return rawStrings{s}
+}
+
+// first is the only item of s, or "".
+func (s rawStrings) first() string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
 // childSetup is what an exec in a child process (or a root exec that
 // starts children) knows beyond its Request.
 type childSetup struct {
@@ -180,6 +223,24 @@ func (c *procCtl) childPids() []int {
 	return pids
 }
 
+// inTree reports whether pid is a live process of this exec's tree below
+// its top (in the tree's table): a child process, which takes host signals
+// by its guest's dispositions, so proc_kill may signal it. A slot can
+// outlive its process (one whose parent was killed outright waits for a
+// sweep), so the process must also run this program's own executable, as
+// every vkernel child process does: a reused pid is not signalled.
+func (c *procCtl) inTree(pid int) bool {
+	c.mu.Lock()
+	t := c.table
+	c.mu.Unlock()
+	if t == nil || !t.has(pid) {
+		return false
+	}
+	self, err1 := os.Readlink("/proc/self/exe")
+	exe, err2 := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return err1 == nil && err2 == nil && self == exe
+}
+
 // tableFor returns the tree's process table, making it at the top.
 func (c *procCtl) tableFor() (*procTable, error) {
 	c.mu.Lock()
@@ -249,7 +310,7 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 		return 0, hostabi.EACCES
 	}
 	spec := &runSpec{GuestPath: hr.GuestPath, HostPath: hostPath, Parent: c.entry,
-		Args: hr.Args, Env: hr.Env, Mounts: c.mounts, Cwd: hr.Cwd, HasCwd: hr.HasCwd}
+		Args: hr.Args, Env: hr.Env, Mounts: c.mounts, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd}
 	pid, errno := c.start(r.entry.Name, spec, fd, hr.Files)
 	rec := req.record(hash, r.entry.Name, "allow", "")
 	rec.Pid = pid
@@ -271,7 +332,7 @@ func (c *procCtl) fork(ctx context.Context, hr *hostabi.ForkRequest) (int, hosta
 	}
 	defer unix.Close(mem)
 	spec := &runSpec{Args: c.args, Env: c.env, Mounts: c.mounts,
-		Cwd: hr.Cwd, HasCwd: hr.HasCwd, Dispositions: hr.Dispositions,
+		Cwd: one(hr.Cwd), HasCwd: hr.HasCwd, Dispositions: hr.Dispositions,
 		Fork: &forkSpec{Fn: hr.Fn, Arg: hr.Arg, MemorySize: uint64(len(hr.Memory)), StackPointer: hr.StackPointer}}
 	pid, errno := c.start(c.entry, spec, mem, hr.Files)
 	rec := AuditRecord{Action: "fork", Entry: c.entry, Pid: pid, Decision: "allow"}
@@ -605,7 +666,7 @@ func runChild(fdText string) int {
 		}
 		files[i] = f
 	}
-	setup := &childSetup{entry: boot.Entry, files: files, cwd: spec.Cwd, hasCwd: spec.HasCwd, depth: boot.Depth, table: table,
+	setup := &childSetup{entry: boot.Entry, files: files, cwd: spec.Cwd.first(), hasCwd: spec.HasCwd, depth: boot.Depth, table: table,
 		dispositions: spec.Dispositions, fork: spec.Fork, signals: router, instance: pre}
 	lifeline := os.NewFile(lifelineFD, "lifeline")
 	setup.started = func(p *hostabi.Process, ctl *procCtl) {

@@ -54,11 +54,11 @@ type runSpec struct {
 	HostPath  string `json:"host_path,omitempty"`
 	Parent    string `json:"parent,omitempty"`
 
-	Args   []string                `json:"args"`
-	Env    []string                `json:"env"`
+	Args   rawStrings              `json:"args"`
+	Env    rawStrings              `json:"env"`
 	Mounts []Mount                 `json:"mounts"`
 	Files  []hostabi.InheritedFile `json:"files"`
-	Cwd    string                  `json:"cwd,omitempty"`
+	Cwd    rawStrings              `json:"cwd,omitempty"` // none or one
 	HasCwd bool                    `json:"has_cwd,omitempty"`
 
 	// A fork: the parent's memory (a memfd) and where to start.

@@ -420,6 +420,7 @@ func (k *Kernel) processConfig(r *route, req *Request, ctl *procCtl, cancel cont
 			},
 			Reaped:   ctl.reaped,
 			Teardown: ctl.teardown,
+			InTree:   ctl.inTree,
 			// An in-process guest killed by a signal stops at its next
 			// host call, or at once in an Interruptible kernel.
 			Killed: func(sig syscall.Signal) { cancel(fmt.Errorf("killed by signal %d (%v)", int(sig), sig)) },

@@ -102,6 +102,13 @@ func TestPosix(t *testing.T) {
 				}
 				wantFields(t, out, "child", "exited", "code", "0")
 			})
+			t.Run("raw-bytes", func(t *testing.T) {
+				// Not UTF-8: argv and the environment are bytes.
+				out, _ := w.run(t, "capture", self, "echo", "a\xff\xfeb")
+				if !strings.Contains(out, "captured=[a\xff\xfeb\n]") {
+					t.Errorf("output %q: want the child's argv byte for byte", out)
+				}
+			})
 			t.Run("exit-status", func(t *testing.T) {
 				out, _ := w.run(t, "status", self, "exit", "3")
 				wantFields(t, out, "child", "exited", "code", "3")
@@ -143,6 +150,16 @@ func TestPosix(t *testing.T) {
 				wantFields(t, out, "child", "signaled", "sig", "15")
 				out, _ = w.run(t, "kill-child", self, "9", "spin")
 				wantFields(t, out, "child", "signaled", "sig", "9")
+			})
+			t.Run("kill-in-tree", func(t *testing.T) {
+				// A child process signals its parent, itself a child
+				// process: the parent's handler runs.
+				out, _ := w.run(t, "status", self, "kill-parent", self)
+				wantFields(t, out, "kill_parent", "0", "signaller", "exited", "parent_hits", "1", "child", "exited")
+				// The top of the tree is not a child process: it is
+				// outside what a guest may signal.
+				out, _ = w.run(t, "status", self, "signal-parent")
+				wantFields(t, out, "kill_parent", "-1", "errno", "71")
 			})
 			t.Run("wnohang", func(t *testing.T) {
 				out, _ := w.run(t, "wnohang", self)

@@ -100,6 +100,31 @@ func (t *procTable) sweep() {
 	}
 }
 
+// has reports whether pid holds a slot: a live process of the tree below
+// its top.
+func (t *procTable) has(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	for i := range t.slots {
+		if t.slots[i].Load() == uint64(uint32(pid)) {
+			return true
+		}
+	}
+	return false
+}
+
+// live counts the taken slots.
+func (t *procTable) live() int {
+	n := 0
+	for i := range t.slots {
+		if t.slots[i].Load() != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 func (t *procTable) close() {
 	if t == nil {
 		return

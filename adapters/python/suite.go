@@ -3,7 +3,10 @@ package python
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/compat-project/compat/runners/local"
 	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel/megabinary"
+	"golang.org/x/sys/unix"
 )
 
 // Suite runs regrtest modules: the runners.Suite of CPython's test suite.
@@ -54,16 +58,22 @@ func (s *Suite) Name() string { return Name }
 
 // Entries implements runners.Suite: python.wasm, reached also through the
 // hash of the host's native /usr/bin/python3.11 when present, with the
-// stdlib read-only at /usr/lib and a writable root.
+// stdlib read-only at /usr/lib, itself read-only at /usr/bin/python3.11
+// (sys.executable, which the tests run as a child process: the vkernel
+// routes it back to this entry by hash) and a writable root. The entry
+// sets no environment: a child gets the one its parent passes, as
+// natively, and the session gives the top-level interpreter its own.
 func (s *Suite) Entries() []megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "python3.11",
 		Wasm:  s.build.Wasm(),
-		Paths: []string{"/usr/bin/python3.11"},
-		Env:   []string{"PYTHONHOME=/usr", "PYTHONDONTWRITEBYTECODE=1", "TMPDIR=/tmp", "HOME=/tmp", "LC_ALL=C.UTF-8"},
+		Paths: []string{guestPython},
 		Resources: megabinary.Resources{
-			Mounts:  []megabinary.MountRule{{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true}},
-			Connect: []string{"127.0.0.0/8"},
+			Mounts: []megabinary.MountRule{
+				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true}, {Guest: guestBin, ReadOnly: true},
+			},
+			Connect:   []string{"127.0.0.0/8"},
+			Processes: MaxProcesses,
 		},
 	}
 	if _, err := os.Stat("/usr/bin/python3.11"); err == nil {
@@ -87,6 +97,24 @@ func (s *Suite) Plan() runners.Plan {
 // target maps guest paths by prefix.
 const workGuest = "/compat-work"
 
+// On the vkernel, python.wasm is the file guestPython, in a read-only
+// mount of its own at guestBin. The interpreter is started by that
+// absolute name, so that sys.executable is a file the guest can run again
+// and the prefix (/usr) is found from it without PYTHONHOME, as natively.
+const (
+	guestBin    = "/usr/bin"
+	guestPython = guestBin + "/python3.11"
+)
+
+// MaxProcesses bounds the live child processes of one interpreter on the
+// vkernel, and of the tree below it (the entry's resources.processes):
+// regrtest modules run a few children at a time (test_subprocess has at
+// most a handful alive), each a host process of its own.
+const MaxProcesses = 16
+
+// vkernelEnv is the top-level interpreter's environment on the vkernel.
+var vkernelEnv = []string{"PYTHONDONTWRITEBYTECODE=1", "TMPDIR=/tmp", "HOME=/tmp", "LC_ALL=C.UTF-8"}
+
 // session runs modules on one target.
 type session struct {
 	suite  *Suite
@@ -107,19 +135,30 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 	switch {
 	case spec.Kind == runners.Vkernel:
 		root := filepath.Join(spec.Scratch, "root")
+		bin := filepath.Join(spec.Scratch, "bin")
 		ss.work.Host = filepath.Join(root, strings.TrimPrefix(workGuest, "/"))
-		for _, d := range []string{filepath.Join(root, "tmp"), filepath.Join(root, "usr", "lib"), ss.work.Host} {
+		for _, d := range []string{filepath.Join(root, "tmp"), filepath.Join(root, "usr", "lib"), filepath.Join(root, "usr", "bin"), ss.work.Host, bin} {
 			if err := os.MkdirAll(d, 0o777); err != nil {
 				return nil, err
 			}
 		}
+		if err := devNull(filepath.Join(root, "dev")); err != nil {
+			return nil, err
+		}
+		exe := filepath.Join(bin, path.Base(guestPython))
+		if err := linkOrCopy(s.build.Wasm(), exe); err != nil {
+			return nil, fmt.Errorf("python: placing python.wasm at %s for the guest: %w", guestPython, err)
+		}
+		ss.python = []string{guestPython}
 		ss.target, err = vktarget.New(vktarget.Options{
 			Kernel: spec.Kernel,
 			Mounts: []runners.Mount{
 				{Host: root, Guest: "/"},
 				{Host: s.build.Path("lib"), Guest: "/usr/lib", ReadOnly: true},
+				{Host: bin, Guest: guestBin, ReadOnly: true},
 			},
-			Programs:   map[string]string{"python3.11": s.build.Wasm()},
+			Programs:   map[string]string{guestPython: exe},
+			Env:        vkernelEnv,
 			Properties: props,
 			Megabinary: spec.Megabinary, PublicKey: spec.PublicKey,
 			Exec: spec.Exec, Cache: spec.Cache, Entries: []string{s.Entries()[0].Name},
@@ -161,6 +200,47 @@ func (ss *session) Run(ctx context.Context, u runners.Unit, tests []string) runn
 
 // Close implements runners.Session.
 func (ss *session) Close() error { return ss.target.Close() }
+
+// devNull makes dir/null the host's null device (character device 1:3),
+// the guest's /dev/null: subprocess.DEVNULL and os.devnull open it, as do
+// many tests. Making a device node needs CAP_MKNOD; without it the guest
+// has no /dev/null, which the tests that need one report as such.
+func devNull(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	null := filepath.Join(dir, "null")
+	if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		if errors.Is(err, os.ErrExist) || errors.Is(err, unix.EPERM) {
+			return nil
+		}
+		return fmt.Errorf("python: making the guest's /dev/null: %w", err)
+	}
+	return os.Chmod(null, 0o666)
+}
+
+// linkOrCopy makes dst the same content as src: a hard link, or a copy
+// when src is on another file system.
+func linkOrCopy(src, dst string) error {
+	os.Remove(dst)
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o555)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
 
 // LatestWasm returns the python.wasm of the newest complete build under
 // the cache root, or an error saying how to build one.

@@ -5,7 +5,11 @@
 # measured: the README's "python.wasm build options"). zlib, bzip2,
 # xz-utils (liblzma) and sqlite3 are cross-built from Debian's sources so
 # that the zlib, _bz2, _lzma and _sqlite3 modules exist. Our patches live
-# in patches/<source package>/.
+# in patches/<source package>/. Processes, pipes and signals (subprocess,
+# os.pipe, os.kill, os.waitpid, os.posix_spawn, signal handlers, alarm)
+# come from images/lib/vkposix over the vkernel's process calls
+# (vkernel/ABI.md): python.wasm imports from wasi_snapshot_preview1 and
+# vkernel, and runs on the vkernel only.
 #
 # Output (not in git):
 #   ${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compat}/python-wasm/<key>/
@@ -45,6 +49,8 @@ recipe_files="python/build-wasm.sh python/versions.env python/config.site-extra"
 for p in "$here"/patches/*/*.patch; do
 	if [ -e "$p" ]; then recipe_files="$recipe_files python/${p#"$here"/}"; fi
 done
+# vkposix is built here from its sources: they are part of the recipe.
+recipe_files="$recipe_files $(cd "$images" && find lib/vkposix -type f | LC_ALL=C sort | tr '\n' ' ')"
 py_llvm=${COMPAT_PY_LLVM:-19}
 py_opt=${COMPAT_PY_OPT:--O3}
 py_pymalloc=${COMPAT_PY_PYMALLOC:-yes}
@@ -117,6 +123,11 @@ fi
 "$build_python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' >/dev/null 2>&1 ||
 	compat_die "build python $build_python does not run as Python 3.11"
 build_python_version=$("$build_python" -c 'import sys; print(sys.version.split()[0])')
+
+# ------------------------------------------------------------------ vkposix
+vkposix=$work/vkposix
+run_logged "vkposix" "$logs/vkposix.log" "$images/lib/vkposix/build.sh" "$vkposix" "clang-$py_llvm"
+compat_need_output "vkposix" "$logs/vkposix.log" "$vkposix/libvkposix.a" "$vkposix/ldflags" "$vkposix/include/vkposix.h"
 
 # --------------------------------------------------------------- deps tree
 deps=$work/deps
@@ -214,6 +225,14 @@ configure_args=(
 )
 # configure's own OPT for clang (it adds -DNDEBUG), with the chosen level.
 py_configure_env=(OPT="-g -fwrapv $py_opt -Wall")
+# vkposix: its headers come before wasi-libc's (they wrap them), its
+# library and link flags go into every link, configure's checks included,
+# so that pipe, kill, waitpid, posix_spawn, sigaction, alarm and setitimer
+# are found. Python/fileutils.c keeps the inheritable flag of fds and
+# clears it in close(): --wrap=close, only in the interpreter's own links
+# (LDFLAGS_NODIST), where __wrap_close is defined.
+py_ldflags=$(tr '\n' ' ' <"$vkposix/ldflags")
+py_configure_env+=(CPPFLAGS="-I$vkposix/include" LIBS="$vkposix/libvkposix.a" LDFLAGS_NODIST="-Wl,--wrap=close")
 if [ "$py_llvm" -ge 16 ]; then
 	# clang 16 made int-conversion an error; wasi-libc's CLOCK_* are
 	# pointers that timemodule.c passes as long (a warning in clang-14).
@@ -223,8 +242,10 @@ if [ "$py_lto" != no ]; then
 	configure_args+=(--with-lto="$py_lto")
 	# configure looks for llvm-ar by name (the host's default llvm may be
 	# another version); the LTO back end runs at the C code's level.
-	py_configure_env+=(LLVM_AR="$(command -v "$AR_WASI")" LDFLAGS="-Wl,--lto-${py_opt#-}")
+	py_configure_env+=(LLVM_AR="$(command -v "$AR_WASI")")
+	py_ldflags="$py_ldflags -Wl,--lto-${py_opt#-}"
 fi
+py_configure_env+=(LDFLAGS="$py_ldflags")
 if [ -n "$py_cflags" ]; then
 	py_configure_env+=(CFLAGS="$py_cflags")
 fi
@@ -288,7 +309,7 @@ done
 	compat_die "installed stdlib looks incomplete (os.py or test/regrtest.py missing in $lib)"
 
 # ---------------------------------------------------------- wasm imports
-compat_wasm_imports "$new/python.wasm" wasi_snapshot_preview1 "$work/imports.list"
+compat_wasm_imports "$new/python.wasm" "wasi_snapshot_preview1 vkernel" "$work/imports.list"
 
 # ------------------------------------------------------------ build info
 pkgver() { compat_pkgver "$1"; }
@@ -330,8 +351,12 @@ with open(os.path.join(work, "modules.txt")) as f:
     for line in f:
         k, _, v = line.strip().partition("=")
         modules[k[len("MODULE_"):-len("_STATE")].lower()] = v
+imports = {}
 with open(os.path.join(work, "imports.list")) as f:
-    imports = [l.split()[1] for l in f if l.strip()]
+    for l in f:
+        if l.strip():
+            module, name = l.split()
+            imports.setdefault(module, []).append(name)
 pyconfig = {}
 with open(os.path.join(work, "pyconfig.txt")) as f:
     for line in f:
@@ -377,7 +402,7 @@ info = {
         "wasm_opt": int(e["INFO_T_WASM_OPT"]),
         "total": int(e["INFO_T_TOTAL"]),
     },
-    "wasm_imports": {"wasi_snapshot_preview1": imports},
+    "wasm_imports": imports,
     "modules": modules,
 }
 with open(os.path.join(out, "build-info.json"), "w") as f:

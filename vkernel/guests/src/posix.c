@@ -18,6 +18,8 @@
  *   posix spawnp NAME ARG...       posix_spawnp through PATH, print how it ended
  *   posix deny PATH                posix_spawn of PATH, print the error
  *   posix kill-child SELF SIG MODE spawn SELF MODE 60000 (sleep or spin), kill it with SIG
+ *   posix kill-parent SELF         a SIGUSR1 handler, then a child that signals its parent (this)
+ *   posix signal-parent            kill(getppid(), SIGUSR1), print the result
  *   posix wnohang SELF             waitpid WNOHANG before and after the child ends
  *   posix ids-child SELF           print own pid, then the child's view of its ppid
  *   posix raise                    a handler for SIGUSR1, raise it
@@ -251,6 +253,17 @@ int main(int argc, char **argv) {
 		describe("child", wait_for(pid));
 		printf("kill_after_wait=%d errno=%d\n", kill(pid, 0), errno);
 		printf("kill_outside=%d errno=%d\n", kill(1, 0), errno);
+	} else if (!strcmp(mode, "kill-parent")) {
+		catch(SIGUSR1, 0);
+		char *av[] = {argv[2], "signal-parent", NULL};
+		describe("signaller", wait_for(start(av, NULL)));
+		for (int i = 0; i < 100 && !hits; i++)
+			msleep(100);
+		printf("parent_hits=%d\n", hits);
+	} else if (!strcmp(mode, "signal-parent")) {
+		errno = 0;
+		int r = kill(getppid(), SIGUSR1);
+		printf("kill_parent=%d errno=%d\n", r, errno);
 	} else if (!strcmp(mode, "wnohang")) {
 		char *av[] = {argv[2], "sleep", "300", NULL};
 		int status = 0;

@@ -65,6 +65,11 @@ type Hooks struct {
 	// Teardown ends a child that has not been waited for when the process
 	// closes; nil sends it SIGKILL. Close reaps it afterwards either way.
 	Teardown func(pid int)
+	// InTree reports whether pid is another live process of the caller's
+	// tree of vkernel processes, below its top (a child process, which
+	// takes host signals by its guest's dispositions): proc_kill may
+	// signal it, as a parent, sibling or grandchild. Nil: none is.
+	InTree func(pid int) bool
 	// Killed is called when a signal's default action ends the guest,
 	// from the goroutine that delivered it. A child host process dies of
 	// the real signal there. Without it (or if it returns), the guest

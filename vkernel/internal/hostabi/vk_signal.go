@@ -216,10 +216,11 @@ var vkProcSigaction = &hostFunc{
 
 // vkProcKill is vkernel.proc_kill(pid, sig) -> errno: sends sig (1-64; 0
 // checks only that pid may be signalled). pid is the caller's own pid: to
-// itself; a child not yet waited for (or -pid): the host signal to its host
-// process; 0 or -own pid: to the caller and each of its children. Any other
-// pid: ESRCH, since a guest may signal nothing outside its own tree.
-// EINVAL for a bad signal.
+// itself; a child not yet waited for, or another process of the caller's
+// tree below its top (Hooks.InTree: its parent, siblings, grandchildren),
+// or -pid: the host signal to its host process; 0 or -own pid: to the
+// caller and each of its children. Any other pid: ESRCH, since a guest may
+// signal nothing outside its own tree. EINVAL for a bad signal.
 var vkProcKill = &hostFunc{
 	module: ModuleVkernel, name: "proc_kill",
 	params: []string{"pid", "sig"}, types: []api.ValueType{i32, i32}, results: []api.ValueType{i32},
@@ -245,7 +246,7 @@ var vkProcKill = &hostFunc{
 		if pid < 0 && pid != -1<<31 {
 			pid = -pid
 		}
-		if !p.kids.has(int(pid)) {
+		if !p.kids.has(int(pid)) && (p.hooks.InTree == nil || !p.hooks.InTree(int(pid))) {
 			return ESRCH
 		}
 		return errnoOf(unix.Kill(int(pid), syscall.Signal(sig)))

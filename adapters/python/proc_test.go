@@ -1,0 +1,86 @@
+package python
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/compat-project/compat"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
+	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/runners/pipeline"
+	"github.com/compat-project/compat/runners/testenv"
+)
+
+// withTestModule makes a copy of build (hard links) whose Lib/test holds
+// the module file src as well.
+func withTestModule(t *testing.T, build *wasmbuild.Build, src string) *wasmbuild.Build {
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-al", build.Path("lib"), filepath.Join(dir, "lib")).CombinedOutput(); err != nil {
+		t.Fatalf("copying the stdlib: %v\n%s", err, out)
+	}
+	for _, f := range []string{"python.wasm", "build-info.json"} {
+		if err := os.Link(build.Path(f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lib", "python3.11", "test", filepath.Base(src)), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := wasmbuild.Open(dir, wasmbuild.Python)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestProcessesOnTheVkernel runs testdata/proc/test_compat_processes.py on
+// the real python.wasm in the vkernel, through the pipeline as compat run
+// does: child processes of sys.executable with pipes, environment, cwd,
+// fds, /dev/null and argv that is not UTF-8, os.spawnv, exec errors
+// reported as natively, an unlisted file denied, kill and wait statuses,
+// and signal handlers run on kill (a grandchild's to its parent too), on
+// the itimer and while blocked in a read. Every test must pass.
+func TestProcessesOnTheVkernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs python.wasm; skipped with -short")
+	}
+	build, err := wasmbuild.Latest(compat.CacheRoot(), wasmbuild.Python)
+	if err != nil {
+		testenv.Missing(t, "needs a python.wasm build (make images): %v", err)
+	}
+	imports, err := wasmbuild.Imports(build.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(imports["vkernel"], "proc_spawn") {
+		testenv.Missing(t, "python.wasm in %s predates processes (no vkernel.proc_spawn import): rebuild it (make images)", build.Dir)
+	}
+	b := withTestModule(t, build, filepath.Join("testdata", "proc", "test_compat_processes.py"))
+	cfg := pipeline.Config{
+		Suites:  []runners.Suite{&Suite{build: b, modules: []string{"test_compat_processes"}}},
+		Targets: []string{runners.Vkernel}, Out: t.TempDir(), Baselines: t.TempDir(),
+		Cache: compat.CacheRoot(), Exec: testenv.CompatExec(t), Options: pipeline.Options{Parallel: 1},
+	}
+	o, err := pipeline.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tests = 16
+	c := o.Runs[0].Counts()
+	if c.Pass != tests || c.Fail+c.Error+c.Skip != 0 {
+		for _, r := range o.Runs[0].Results {
+			if r.Status != compat.Pass {
+				t.Logf("%s: %s %s\n%s", r.Test, r.Status, r.Message, r.Output)
+			}
+		}
+		t.Fatalf("want %d passes and nothing else, got %+v", tests, c)
+	}
+}

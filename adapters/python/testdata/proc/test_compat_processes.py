@@ -1,0 +1,174 @@
+"""Processes, pipes and signals of python.wasm on the vkernel.
+
+Copied into a copy of the build's Lib/test by TestProcessesOnTheVkernel
+(adapters/python) and run there by regrtest like an upstream module.
+"""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+
+class ProcessTests(unittest.TestCase):
+    def test_executable_is_the_guest_file(self):
+        self.assertEqual(sys.executable, "/usr/bin/python3.11")
+        self.assertTrue(os.path.isfile(sys.executable))
+
+    def test_child_args_exit_and_pipes(self):
+        r = subprocess.run(
+            [sys.executable, "-c",
+             "import sys; data = sys.stdin.read(); "
+             "sys.stdout.write(data.upper() + sys.argv[1]); "
+             "sys.stderr.write('err'); sys.exit(3)", "!"],
+            input=b"hello", capture_output=True)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (3, b"HELLO!", b"err"))
+
+    def test_child_env_and_cwd(self):
+        d = os.path.realpath(os.environ.get("TMPDIR", "/tmp"))
+        out = subprocess.check_output(
+            [sys.executable, "-c", "import os; print(os.environ['COMPAT_X'], os.getcwd())"],
+            env={"COMPAT_X": "42"}, cwd=d)
+        self.assertEqual(out.split(), [b"42", os.fsencode(d)])
+
+    def test_devnull(self):
+        with open(os.devnull, "rb") as f:
+            self.assertEqual(f.read(), b"")
+        r = subprocess.run([sys.executable, "-c", "print('discarded')"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0)
+
+    def test_argv_bytes(self):
+        # Not UTF-8: the child's argv is the bytes given.
+        out = subprocess.check_output(
+            [sys.executable, "-c",
+             "import os, sys; sys.stdout.buffer.write(os.fsencode(sys.argv[1]))",
+             b"a\xffb"])
+        self.assertEqual(out, b"a\xffb")
+
+    def test_spawnv(self):
+        code = os.spawnv(os.P_WAIT, sys.executable,
+                         [sys.executable, "-c", "import sys; sys.exit(5)"])
+        self.assertEqual(code, 5)
+
+    def test_grandchild_signals_its_parent(self):
+        code = (
+            "import os, signal, subprocess, sys, time\n"
+            "got = []\n"
+            "signal.signal(signal.SIGUSR1, lambda *a: got.append(1))\n"
+            "subprocess.run([sys.executable, '-c', "
+            "'import os, signal; os.kill(os.getppid(), signal.SIGUSR1)'], check=True)\n"
+            "for _ in range(100):\n"
+            "    if got: break\n"
+            "    time.sleep(0.05)\n"
+            "sys.exit(0 if got else 1)\n")
+        self.assertEqual(subprocess.run([sys.executable, "-c", code]).returncode, 0)
+
+    def test_pids(self):
+        out = subprocess.check_output(
+            [sys.executable, "-c", "import os; print(os.getpid(), os.getppid())"])
+        pid, ppid = map(int, out.split())
+        self.assertEqual(ppid, os.getpid())
+        self.assertNotEqual(pid, os.getpid())
+
+    def test_exec_errors_as_natively(self):
+        with self.assertRaises(FileNotFoundError) as c:
+            subprocess.run(["/nonexistent/program"])
+        self.assertEqual(c.exception.filename, "/nonexistent/program")
+        with self.assertRaises(FileNotFoundError) as c:
+            subprocess.run([sys.executable, "-c", "pass"], cwd="/nonexistent/dir")
+        self.assertEqual(c.exception.filename, "/nonexistent/dir")
+
+    def test_unlisted_file_is_denied(self):
+        # A file the guest wrote is not in the signed megabinary: the
+        # vkernel refuses to run it, whatever its content.
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "compat-not-listed")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\necho natively this runs\n")
+        self.addCleanup(os.unlink, path)
+        with self.assertRaises(PermissionError) as c:
+            subprocess.run([path, "-c", "pass"])
+        self.assertEqual(c.exception.errno, errno.EACCES)
+
+    def test_kill_and_wait_status(self):
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        p.kill()
+        self.assertEqual(p.wait(), -signal.SIGKILL)
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        p.terminate()
+        self.assertEqual(p.wait(), -signal.SIGTERM)
+
+    def test_child_signal_handler(self):
+        p = subprocess.Popen(
+            [sys.executable, "-c",
+             "import signal, sys, time\n"
+             "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(7))\n"
+             "print('ready', flush=True)\n"
+             "time.sleep(60)\n"],
+            stdout=subprocess.PIPE)
+        self.assertEqual(p.stdout.readline(), b"ready\n")
+        p.send_signal(signal.SIGUSR1)
+        self.assertEqual(p.wait(), 7)
+        p.stdout.close()
+
+    def test_pass_fds_and_inheritable(self):
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.assertFalse(os.get_inheritable(w))
+        code = "import os, sys; os.write(int(sys.argv[1]), b'via fd')"
+        subprocess.run([sys.executable, "-c", code, str(w)], pass_fds=[w], check=True)
+        os.set_inheritable(w, True)
+        self.assertTrue(os.get_inheritable(w))
+        subprocess.run([sys.executable, "-c", code, str(w)], close_fds=False, check=True)
+        os.close(w)
+        self.assertEqual(os.read(r, 100), b"via fdvia fd")
+        # A closed fd's number does not keep its flag.
+        r2, w2 = os.pipe()
+        self.addCleanup(os.close, r2)
+        self.addCleanup(os.close, w2)
+        self.assertFalse(os.get_inheritable(r2) or os.get_inheritable(w2))
+
+
+class SignalTests(unittest.TestCase):
+    def setUp(self):
+        self.got = []
+
+    def handler(self, signum, frame):
+        self.got.append(signum)
+
+    def test_kill_self_runs_handler(self):
+        old = signal.signal(signal.SIGUSR1, self.handler)
+        self.addCleanup(signal.signal, signal.SIGUSR1, old)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for _ in range(100):
+            if self.got:
+                break
+            time.sleep(0.01)
+        self.assertEqual(self.got, [signal.SIGUSR1])
+
+    def test_alarm_interrupts_sleep(self):
+        old = signal.signal(signal.SIGALRM, self.handler)
+        self.addCleanup(signal.signal, signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        t0 = time.monotonic()
+        time.sleep(0.5)  # PEP 475: the handler runs, the sleep goes on
+        self.assertEqual(self.got, [signal.SIGALRM])
+        self.assertGreaterEqual(time.monotonic() - t0, 0.45)
+
+    def test_handler_exception_interrupts_read(self):
+        def boom(signum, frame):
+            raise InterruptedError("alarm")
+        old = signal.signal(signal.SIGALRM, boom)
+        self.addCleanup(signal.signal, signal.SIGALRM, old)
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with self.assertRaises(InterruptedError):
+            os.read(r, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
