@@ -101,10 +101,16 @@ static int aeApiPoll(aeEventLoop *eventLoop, struct timeval *tvp) {
         s->u.u.clock.flags = 0;
     }
 
-    /* A caught signal (SIGTERM: shut down) cuts the wait short with EINTR,
+    /* A caught signal (SIGTERM: shut down) cuts a wait short with EINTR,
      * after vkposix (which wraps __wasi_poll_oneoff) has run its handler,
-     * as a native process does on return from epoll_wait. */
+     * as a native process does on return from epoll_wait. A poll that
+     * returns events does not answer EINTR, though a signal may have come
+     * meanwhile: take it now too. Natively the handler would have run on
+     * arrival; a server busy loading an RDB polls only between chunks
+     * (processEventsWhileBlocked) with data always ready, and would
+     * otherwise never see its SIGTERM. */
     __wasi_errno_t err = __wasi_poll_oneoff(state->subs, state->events, nsubs, &nevents);
+    vkposix_take_signals();
     if (err != 0) {
         if (err == __WASI_ERRNO_INTR) return 0;
         panic("aeApiPoll: poll_oneoff of %u subscriptions: errno %d", (unsigned)nsubs, (int)err);
