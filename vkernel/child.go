@@ -287,7 +287,17 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 		return 0, hostabi.EIO
 	}
 	defer unix.Close(fd)
-	if d := c.k.checkResources(r, req); d != nil {
+	d := c.k.checkResources(r, req)
+	listeners := 0
+	for _, f := range hr.Files {
+		if f.Listener {
+			listeners++
+		}
+	}
+	if d == nil && listeners > r.entry.Resources.Listeners {
+		d = &DeniedError{Reason: fmt.Sprintf("entry %q may be given %d listener(s), the spawn hands it %d", r.entry.Name, r.entry.Resources.Listeners, listeners)}
+	}
+	if d != nil {
 		c.k.audit.write(req.record(hash, r.entry.Name, "deny", d.Reason))
 		return 0, hostabi.EACCES
 	}

@@ -221,6 +221,10 @@ func TestPosix(t *testing.T) {
 					t.Errorf("output %q: want the child to see memory as at the call (value 2, the stack argument), its own pid and the parent's", out)
 				}
 				wantFields(t, out, "parent_value", "3", "child", "exited", "code", "7")
+				out, _ = w.run(t, "fork-heap", "16")
+				if sum := field(out, "parent_sum"); sum == "" || field(out, "child_sum") != sum {
+					t.Errorf("output %q: want the child to read the 16 MiB heap as the parent wrote it", out)
+				}
 			})
 		})
 	}

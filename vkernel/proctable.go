@@ -114,17 +114,6 @@ func (t *procTable) has(pid int) bool {
 	return false
 }
 
-// live counts the taken slots.
-func (t *procTable) live() int {
-	n := 0
-	for i := range t.slots {
-		if t.slots[i].Load() != 0 {
-			n++
-		}
-	}
-	return n
-}
-
 func (t *procTable) close() {
 	if t == nil {
 		return

@@ -55,7 +55,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		if *rehash == "" {
 			*rehash, _ = pysuite.LatestWasm(root.CacheRoot())
 		}
-		report, err = bench.Exec(ctx, bench.ExecOptions{Runs: *n, Dir: dir, RehashFile: *rehash})
+		self, serr := os.Executable()
+		if serr != nil {
+			return fail(stderr, serr)
+		}
+		report, err = bench.Exec(ctx, bench.ExecOptions{Runs: *n, Dir: dir, RehashFile: *rehash, ChildCommand: []string{self}})
 	case "concurrent":
 		report, err = bench.Concurrent(ctx, bench.ConcurrentOptions{N: *n, Dir: dir})
 	case "python":

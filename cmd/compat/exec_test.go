@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,6 +129,81 @@ func TestExecInterrupt(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("compat exec still running 30 s after SIGINT")
 	}
+}
+
+// TestExecInterruptTakesChildren: the child processes of a guest (a chain
+// of two) end with compat exec when SIGINT kills it.
+func TestExecInterruptTakesChildren(t *testing.T) {
+	posix, err := guests.CPosix("posix.c", guests.Clang14)
+	if errors.Is(err, guests.ErrToolMissing) {
+		testenv.Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(root, 0o755)
+	os.WriteFile(filepath.Join(root, "posix.wasm"), posix, 0o755)
+	spec := `{"entries": [{"name": "posix", "wasm": "root/posix.wasm", "resources": {"mounts": [{"guest": "/"}], "processes": 4}}]}`
+	os.WriteFile(filepath.Join(dir, "spec.json"), []byte(spec), 0o644)
+	key := filepath.Join(dir, "key")
+	if _, err := megabinary.GenerateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	mb := filepath.Join(dir, "p.vkmb")
+	t.Setenv("COMPAT_CACHE", filepath.Join(dir, "cache"))
+	if code, _, errOut := compat(t, "megabinary", "build", "-spec", filepath.Join(dir, "spec.json"), "-out", mb, "-key", key); code != 0 {
+		t.Fatalf("build: %d %s", code, errOut)
+	}
+	cmd := exec.Command(testenv.CompatExec(t)[0], "exec", "-megabinary", mb, "-pubkey", key+".pub", "-cache", filepath.Join(dir, "cache"),
+		"-mount", "/="+root, filepath.Join(root, "posix.wasm"), "tree", "/posix.wasm", "2")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "leaf" {
+		if v, ok := strings.CutPrefix(sc.Text(), "tree_pid="); ok {
+			pid, _ := strconv.Atoi(v)
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) != 3 || pids[0] != cmd.Process.Pid {
+		t.Fatalf("tree pids %v: want compat exec's (%d) and two children's", pids, cmd.Process.Pid)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	go io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("compat exec survived SIGINT")
+	}
+	for _, pid := range pids[1:] {
+		deadline := time.Now().Add(10 * time.Second)
+		for running(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("child process %d still runs after compat exec died of SIGINT", pid)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// running reports whether pid is a process that has not ended. The
+// children of a process killed outright are the host init's to reap, and
+// some inits never do: a zombie has ended.
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // TestExecCPUProfile: -cpuprofile writes a Go CPU profile when SIGTERM

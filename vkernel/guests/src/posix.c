@@ -119,8 +119,12 @@ static int shared_value = 1;
 static int fork_pipe[2];
 static pid_t parent_pid;
 
+static int go_pipe[2];
+
 static int fork_child(void *arg) {
-	char buf[128];
+	char buf[128], go;
+	/* The parent writes to its memory before it lets the child go on. */
+	read(go_pipe[0], &go, 1);
 	int n = snprintf(buf, sizeof buf, "value=%d arg=%s own_pid=%d parent=%d", shared_value, (char *)arg,
 	                 getpid() != parent_pid, getppid() == parent_pid);
 	write(fork_pipe[1], buf, n);
@@ -388,6 +392,7 @@ int main(int argc, char **argv) {
 		}
 	} else if (!strcmp(mode, "fork")) {
 		pipe(fork_pipe);
+		pipe(go_pipe);
 		parent_pid = getpid();
 		shared_value = 2;
 		char arg[] = "stack-arg";
@@ -396,6 +401,7 @@ int main(int argc, char **argv) {
 		strcpy(arg, "changed!!");
 		if (pid < 0)
 			return printf("fork errno=%d\n", errno), 3;
+		write(go_pipe[1], "g", 1);
 		char buf[128] = {0};
 		ssize_t n = read(fork_pipe[0], buf, sizeof buf - 1);
 		printf("from_child=[%.*s] parent_value=%d\n", (int)(n > 0 ? n : 0), buf, shared_value);

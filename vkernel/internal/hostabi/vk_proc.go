@@ -176,18 +176,27 @@ func (p *Process) forgetChild(pid int) {
 // stops the watchers.
 func (p *Process) closeChildren() {
 	c := &p.kids
+	// All at once: each may take a grace to end its own children.
+	var ended sync.WaitGroup
 	for _, pid := range c.pids() {
-		if p.hooks.Teardown != nil {
-			p.hooks.Teardown(pid)
-		} else {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
-				break
+		ended.Add(1)
+		go func() {
+			defer ended.Done()
+			if p.hooks.Teardown != nil {
+				p.hooks.Teardown(pid)
+			} else {
+				_ = unix.Kill(pid, unix.SIGKILL)
 			}
-		}
+			var ws unix.WaitStatus
+			for {
+				if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+					break
+				}
+			}
+		}()
+	}
+	ended.Wait()
+	for _, pid := range c.pids() {
 		p.forgetChild(pid)
 	}
 	c.mu.Lock()

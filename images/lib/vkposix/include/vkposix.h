@@ -69,7 +69,9 @@ int vkposix_take_signals(void);
  * EACCES when the entry may not start processes). Pointers into the
  * caller's memory, its stack included, stay valid in the child: they point
  * into the copy. This is fork() at a known call site: the child's work
- * starts in fn instead of returning from a call. */
+ * starts in fn instead of returning from a call. As with a native child
+ * that ends with exit, stdio buffers copied from the parent are flushed
+ * again; an fn that must not do that ends with _exit. */
 pid_t vkposix_fork(int (*fn)(void *), void *arg);
 
 #ifdef __cplusplus
