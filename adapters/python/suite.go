@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -58,10 +57,10 @@ func (s *Suite) Name() string { return Name }
 
 // Entries implements runners.Suite: python.wasm, reached also through the
 // hash of the host's native /usr/bin/python3.11 when present, with the
-// stdlib read-only at /usr/lib, itself read-only at /usr/bin/python3.11
-// (sys.executable, which the tests run as a child process: the vkernel
-// routes it back to this entry by hash) and a writable root. The entry
-// sets no environment: a child gets the one its parent passes, as
+// stdlib read-only at /usr/lib and a writable root holding a copy of
+// itself at /usr/bin/python3.11 (sys.executable, which the tests run as
+// child processes: the vkernel routes it back to this entry by hash). The
+// entry sets no environment: a child gets the one its parent passes, as
 // natively, and the session gives the top-level interpreter its own.
 func (s *Suite) Entries() []megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
@@ -70,7 +69,7 @@ func (s *Suite) Entries() []megabinary.SpecEntry {
 		Paths: []string{guestPython},
 		Resources: megabinary.Resources{
 			Mounts: []megabinary.MountRule{
-				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true}, {Guest: guestBin, ReadOnly: true},
+				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true},
 			},
 			Connect:   []string{"127.0.0.0/8"},
 			Processes: MaxProcesses,
@@ -97,14 +96,14 @@ func (s *Suite) Plan() runners.Plan {
 // target maps guest paths by prefix.
 const workGuest = "/compat-work"
 
-// On the vkernel, python.wasm is the file guestPython, in a read-only
-// mount of its own at guestBin. The interpreter is started by that
-// absolute name, so that sys.executable is a file the guest can run again
-// and the prefix (/usr) is found from it without PYTHONHOME, as natively.
-const (
-	guestBin    = "/usr/bin"
-	guestPython = guestBin + "/python3.11"
-)
+// On the vkernel, python.wasm is the file guestPython in the guest's root,
+// a copy: the root is writable, and a guest that changes its copy only
+// makes its exec fail (denied by hash). It is not a mount of its own, so
+// that a symbolic link to it in the root resolves (the vkernel resolves
+// links within their mount). The interpreter is started by that absolute
+// name, so that sys.executable is a file the guest can run again and the
+// prefix (/usr) is found from it without PYTHONHOME, as natively.
+const guestPython = "/usr/bin/python3.11"
 
 // MaxProcesses bounds the live child processes of one interpreter on the
 // vkernel, and of the tree below it (the entry's resources.processes):
@@ -135,9 +134,8 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 	switch {
 	case spec.Kind == runners.Vkernel:
 		root := filepath.Join(spec.Scratch, "root")
-		bin := filepath.Join(spec.Scratch, "bin")
 		ss.work.Host = filepath.Join(root, strings.TrimPrefix(workGuest, "/"))
-		for _, d := range []string{filepath.Join(root, "tmp"), filepath.Join(root, "usr", "lib"), filepath.Join(root, "usr", "bin"), ss.work.Host, bin} {
+		for _, d := range []string{filepath.Join(root, "tmp"), filepath.Join(root, "usr", "lib"), filepath.Join(root, "usr", "bin"), ss.work.Host} {
 			if err := os.MkdirAll(d, 0o777); err != nil {
 				return nil, err
 			}
@@ -145,8 +143,8 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 		if err := devNull(filepath.Join(root, "dev")); err != nil {
 			return nil, err
 		}
-		exe := filepath.Join(bin, path.Base(guestPython))
-		if err := linkOrCopy(s.build.Wasm(), exe); err != nil {
+		exe := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(guestPython, "/")))
+		if err := copyFile(s.build.Wasm(), exe); err != nil {
 			return nil, fmt.Errorf("python: placing python.wasm at %s for the guest: %w", guestPython, err)
 		}
 		ss.python = []string{guestPython}
@@ -155,7 +153,6 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 			Mounts: []runners.Mount{
 				{Host: root, Guest: "/"},
 				{Host: s.build.Path("lib"), Guest: "/usr/lib", ReadOnly: true},
-				{Host: bin, Guest: guestBin, ReadOnly: true},
 			},
 			Programs:   map[string]string{guestPython: exe},
 			Env:        vkernelEnv,
@@ -219,13 +216,10 @@ func devNull(dir string) error {
 	return os.Chmod(null, 0o666)
 }
 
-// linkOrCopy makes dst the same content as src: a hard link, or a copy
-// when src is on another file system.
-func linkOrCopy(src, dst string) error {
+// copyFile makes dst a copy of src (a hard link would let a guest that
+// writes to it change the build).
+func copyFile(src, dst string) error {
 	os.Remove(dst)
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ for p in "$here"/patches/*/*.patch; do
 	if [ -e "$p" ]; then recipe_files="$recipe_files python/${p#"$here"/}"; fi
 done
 # vkposix is built here from its sources: they are part of the recipe.
-recipe_files="$recipe_files $(cd "$images" && find lib/vkposix -type f | LC_ALL=C sort | tr '\n' ' ')"
+recipe_files="$recipe_files $(cd "$images" && find lib/vkposix/build.sh lib/vkposix/ldflags lib/vkposix/src lib/vkposix/include -type f | LC_ALL=C sort | tr '\n' ' ')"
 py_llvm=${COMPAT_PY_LLVM:-19}
 py_opt=${COMPAT_PY_OPT:--O3}
 py_pymalloc=${COMPAT_PY_PYMALLOC:-yes}
