@@ -171,6 +171,7 @@ func (w *child) discard() {
 	var ws unix.WaitStatus
 	for {
 		if _, err := unix.Wait4(w.pid, &ws, 0, nil); err != unix.EINTR {
+			childReaped(w.pid)
 			return
 		}
 	}
@@ -473,13 +474,16 @@ func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error
 	if live.ending {
 		return fail(errors.New("the process is ending its child processes"))
 	}
+	childStarting()
 	pid, err := syscall.ForkExec(k.childCmd[0], k.childCmd, &syscall.ProcAttr{
 		Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
+		childStarted(0)
 		return fail(err)
 	}
+	childStarted(pid)
 	w := &child{pid: pid, lifeline: lifeW, request: request}
 	c.mu.Lock()
 	c.audits = append(c.audits, auditR)
@@ -525,6 +529,7 @@ func (c *procCtl) reaped(pid int) {
 	if table != nil {
 		table.release(pid)
 	}
+	childReaped(pid)
 }
 
 // teardown is the Teardown hook: the child's lifeline is closed, which
