@@ -47,7 +47,9 @@ func withTestModule(t *testing.T, build *wasmbuild.Build, src string) *wasmbuild
 // fds, /dev/null and argv that is not UTF-8, os.spawnv, exec errors
 // reported as natively, an unlisted file denied, kill and wait statuses,
 // and signal handlers run on kill (a grandchild's to its parent too), on
-// the itimer and while blocked in a read. Every test must pass.
+// the itimer and while blocked in a read, and multiprocessing's "spawn"
+// start method (Process, Pipe, exit codes, terminate). Every test must
+// pass.
 func TestProcessesOnTheVkernel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs python.wasm; skipped with -short")
@@ -73,7 +75,7 @@ func TestProcessesOnTheVkernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const tests = 16
+	const tests = 18
 	c := o.Runs[0].Counts()
 	if c.Pass != tests || c.Fail+c.Error+c.Skip != 0 {
 		for _, r := range o.Runs[0].Results {

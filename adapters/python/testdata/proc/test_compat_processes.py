@@ -12,6 +12,17 @@ import time
 import unittest
 
 
+def _double_into(conn, x):
+    # A multiprocessing target: module level, so the spawned child can
+    # import it by name.
+    conn.send(x * 2)
+    conn.close()
+
+
+def _exit_with(code):
+    sys.exit(code)
+
+
 class ProcessTests(unittest.TestCase):
     def test_executable_is_the_guest_file(self):
         self.assertEqual(sys.executable, "/usr/bin/python3.11")
@@ -168,6 +179,37 @@ class SignalTests(unittest.TestCase):
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         with self.assertRaises(InterruptedError):
             os.read(r, 1)
+
+
+class MultiprocessingTests(unittest.TestCase):
+    """multiprocessing's "spawn" start method, which needs no threads:
+    the child is sys.executable started with a pipe (and the resource
+    tracker's), preparation data pickled through it."""
+
+    def setUp(self):
+        import multiprocessing
+        self.ctx = multiprocessing.get_context("spawn")
+
+    def test_process_and_pipe(self):
+        r, w = self.ctx.Pipe(duplex=False)
+        p = self.ctx.Process(target=_double_into, args=(w, 21))
+        p.start()
+        w.close()
+        self.assertEqual(r.recv(), 42)
+        p.join(60)
+        self.assertEqual(p.exitcode, 0)
+        r.close()
+
+    def test_exitcode_and_terminate(self):
+        p = self.ctx.Process(target=_exit_with, args=(7,))
+        p.start()
+        p.join(60)
+        self.assertEqual(p.exitcode, 7)
+        p = self.ctx.Process(target=time.sleep, args=(60,))
+        p.start()
+        p.terminate()
+        p.join(60)
+        self.assertEqual(p.exitcode, -signal.SIGTERM)
 
 
 if __name__ == "__main__":
