@@ -15,10 +15,10 @@ import (
 	"github.com/compat-project/compat/runners/testenv"
 )
 
-// brokenBuild makes a copy of build whose builtin sorted() no longer sorts
-// (replaced at start-up by a sitecustomize module): a deliberately broken
-// build. The copy hard-links the stdlib, so it is cheap.
-func brokenBuild(t *testing.T, build *wasmbuild.Build) *wasmbuild.Build {
+// copyBuild makes a copy of build (hard links: cheap) with files added to
+// or replaced in its stdlib, named relative to lib/python3.11.
+func copyBuild(t *testing.T, build *wasmbuild.Build, files map[string][]byte) *wasmbuild.Build {
+	t.Helper()
 	dir := t.TempDir()
 	if out, err := exec.Command("cp", "-al", build.Path("lib"), filepath.Join(dir, "lib")).CombinedOutput(); err != nil {
 		t.Fatalf("copying the stdlib: %v\n%s", err, out)
@@ -28,15 +28,28 @@ func brokenBuild(t *testing.T, build *wasmbuild.Build) *wasmbuild.Build {
 			t.Fatal(err)
 		}
 	}
-	site := filepath.Join(dir, "lib", "python3.11", "sitecustomize.py")
-	if err := os.WriteFile(site, []byte("import builtins\nbuiltins.sorted = lambda iterable, *args, **kwargs: list(iterable)\n"), 0o644); err != nil {
-		t.Fatal(err)
+	for name, data := range files {
+		// Written anew, not through the link: the original stays as it is.
+		path := filepath.Join(dir, "lib", "python3.11", name)
+		os.Remove(path)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b, err := wasmbuild.Open(dir, wasmbuild.Python)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// brokenBuild makes a copy of build whose builtin sorted() no longer sorts
+// (replaced at start-up by a sitecustomize module): a deliberately broken
+// build.
+func brokenBuild(t *testing.T, build *wasmbuild.Build) *wasmbuild.Build {
+	return copyBuild(t, build, map[string][]byte{
+		"sitecustomize.py": []byte("import builtins\nbuiltins.sorted = lambda iterable, *args, **kwargs: list(iterable)\n"),
+	})
 }
 
 // TestRegressionsFromABrokenBuild runs two regrtest modules on the real

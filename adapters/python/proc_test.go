@@ -3,7 +3,6 @@ package python
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -15,30 +14,14 @@ import (
 	"github.com/compat-project/compat/runners/testenv"
 )
 
-// withTestModule makes a copy of build (hard links) whose Lib/test holds
-// the module file src as well.
+// withTestModule makes a copy of build whose Lib/test holds the module
+// file src as well.
 func withTestModule(t *testing.T, build *wasmbuild.Build, src string) *wasmbuild.Build {
-	dir := t.TempDir()
-	if out, err := exec.Command("cp", "-al", build.Path("lib"), filepath.Join(dir, "lib")).CombinedOutput(); err != nil {
-		t.Fatalf("copying the stdlib: %v\n%s", err, out)
-	}
-	for _, f := range []string{"python.wasm", "build-info.json"} {
-		if err := os.Link(build.Path(f), filepath.Join(dir, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "lib", "python3.11", "test", filepath.Base(src)), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b, err := wasmbuild.Open(dir, wasmbuild.Python)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return copyBuild(t, build, map[string][]byte{filepath.Join("test", filepath.Base(src)): data})
 }
 
 // TestProcessesOnTheVkernel runs testdata/proc/test_compat_processes.py on
