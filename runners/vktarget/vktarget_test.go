@@ -47,31 +47,11 @@ func newTarget(t *testing.T) (*Target, string) {
 	os.WriteFile(filepath.Join(dir, "trap.wasm"), trap, 0o755)
 	os.WriteFile(filepath.Join(root, "bin", "unlisted"), []byte("#!/bin/sh\n"), 0o755)
 	res := megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Listeners: 2}
-	f, err := megabinary.Build([]megabinary.Entry{
+	mb, key, cache, k := signedKernel(t, dir, []megabinary.Entry{
 		{Name: "probe", Hashes: []string{megabinary.SHA256(probe)}, Module: megabinary.SHA256(probe), Resources: res},
 		{Name: "trap", Hashes: []string{megabinary.SHA256(trap)}, Module: megabinary.SHA256(trap), Resources: res},
 		{Name: "spin", Hashes: []string{megabinary.SHA256(spin)}, Module: megabinary.SHA256(spin), Resources: res},
 	}, map[string][]byte{megabinary.SHA256(probe): probe, megabinary.SHA256(trap): trap, megabinary.SHA256(spin): spin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "key")
-	pub, err := megabinary.GenerateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := megabinary.ReadPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Sign(priv)
-	mb := filepath.Join(dir, "t.vkmb")
-	f.WriteFile(mb)
-	cache := filepath.Join(dir, "cache")
-	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tgt, err := New(Options{Kernel: k, Mounts: []runners.Mount{{Host: root, Guest: "/"}},
 		Programs: map[string]string{"trap": filepath.Join(dir, "trap.wasm"), "spin": filepath.Join(dir, "spin.wasm")}, Env: []string{"PROBE_VAR=target"},
 		Megabinary: mb, PublicKey: key + ".pub", Exec: testenv.CompatExec(t), Cache: cache})
@@ -256,28 +236,8 @@ func TestChildProcesses(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
 	os.WriteFile(filepath.Join(root, "bin", "posix"), posix, 0o755)
 	d := megabinary.SHA256(posix)
-	f, err := megabinary.Build([]megabinary.Entry{{Name: "posix", Hashes: []string{d}, Module: d,
+	mb, key, cache, k := signedKernel(t, dir, []megabinary.Entry{{Name: "posix", Hashes: []string{d}, Module: d,
 		Resources: megabinary.Resources{Mounts: []megabinary.MountRule{{Guest: "/"}}, Processes: 4}}}, map[string][]byte{d: posix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "key")
-	pub, err := megabinary.GenerateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := megabinary.ReadPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Sign(priv)
-	mb := filepath.Join(dir, "t.vkmb")
-	f.WriteFile(mb)
-	cache := filepath.Join(dir, "cache")
-	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer k.Close(context.Background())
 	tgt, err := New(Options{Kernel: k, Mounts: []runners.Mount{{Host: root, Guest: "/"}}, Megabinary: mb, PublicKey: key + ".pub",
 		Exec: testenv.CompatExec(t), Cache: cache})
@@ -413,4 +373,35 @@ func TestOrphansReaped(t *testing.T) {
 			t.Errorf("own child (setpgid %v): %v, want exit status 7", cmd.SysProcAttr.Setpgid, err)
 		}
 	}
+}
+
+// signedKernel writes a megabinary of entries and modules into dir, signed
+// with a new key (its public half beside it, key+".pub"), and opens a
+// kernel on it with its AOT cache in dir/cache.
+func signedKernel(t *testing.T, dir string, entries []megabinary.Entry, modules map[string][]byte) (mb, key, cache string, k *vkernel.Kernel) {
+	t.Helper()
+	f, err := megabinary.Build(entries, modules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key = filepath.Join(dir, "key")
+	pub, err := megabinary.GenerateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := megabinary.ReadPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Sign(priv)
+	mb = filepath.Join(dir, "t.vkmb")
+	if err := f.WriteFile(mb); err != nil {
+		t.Fatal(err)
+	}
+	cache = filepath.Join(dir, "cache")
+	k, err = vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mb, key, cache, k
 }
