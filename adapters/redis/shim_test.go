@@ -103,18 +103,8 @@ func TestShimServerLifecycle(t *testing.T) {
 	conf := filepath.Join(work, "redis.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\nunixsocket %s\ndir ./data\nsave 900 1\nalways-show-logo yes\nlogfile ''\n", port, sock)), 0o644)
 
-	var out strings.Builder
-	cmd := exec.Command(programs["redis-server"], conf)
-	cmd.Dir = work
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-	}()
+	cmd, out, done := startServer(t, programs["redis-server"], work, conf)
+	defer cmd.Process.Kill()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -203,15 +193,7 @@ func TestShimForkAndCrashReport(t *testing.T) {
 	conf := filepath.Join(work, "redis.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\ndir ./data\nsave ''\nenable-debug-command yes\nlogfile ''\n", port)), 0o644)
 
-	var out runners.Buffer
-	cmd := exec.Command(programs["redis-server"], conf)
-	cmd.Dir = work
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	cmd, out, done := startServer(t, programs["redis-server"], work, conf)
 	defer cmd.Process.Kill()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -317,4 +299,21 @@ func TestShimForkAndCrashReport(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// startServer starts the shim program redis-server in work on the config
+// file conf and returns it, its output (stdout and stderr) and a channel
+// that receives its exit.
+func startServer(t *testing.T, program, work, conf string) (*exec.Cmd, *runners.Buffer, <-chan error) {
+	t.Helper()
+	out := new(runners.Buffer)
+	cmd := exec.Command(program, conf)
+	cmd.Dir = work
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, out, done
 }
