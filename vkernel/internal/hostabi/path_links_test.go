@@ -28,7 +28,6 @@ func (s *session) statPath(name string, follow bool) (Errno, uint8, uint64) {
 	return errno, b[16], le64(b[8:])
 }
 
-
 func inode(t *testing.T, name string) uint64 {
 	t.Helper()
 	st, err := os.Stat(name)
