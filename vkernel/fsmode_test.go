@@ -84,7 +84,7 @@ func TestPosixFiles(t *testing.T) {
 					"parent_rx=0", "parent_w=-1 errno=69",
 					"missing=-1 errno=44", "mkdir_missing=-1 errno=69", "chmod_parent=-1 errno=69",
 					"fstatat_parent=0", "chdir=0", "dotdot_mode=40555", "mkdir_dotdot=-1 errno=20",
-					"dotdot_back=40700", "open_back=0", "abs_back=40700",
+					"dotdot_back=40700", "open_back=0", "abs_back=40700", "chdir_back=0", "cwd_clean=1",
 					"outside=-1 errno=76")
 				if st, err := os.Stat(filepath.Join(dir, "cache", "a")); err != nil || !st.IsDir() {
 					t.Errorf("cache/a not made on the host: %v", err)

@@ -145,6 +145,10 @@ static void above(const char *dir) {
 	say("open_back", fd < 0 ? -1 : 0);
 	snprintf(back, sizeof back, "%s/../%s/cache/a", dir, strrchr(dir, '/') + 1);
 	mode_of("abs_back", back, 1);
+	snprintf(back, sizeof back, "../%s/cache", strrchr(dir, '/') + 1);
+	say("chdir_back", chdir(back));
+	char cwd[512];
+	printf("cwd_clean=%d\n", getcwd(cwd, sizeof cwd) && !strcmp(cwd, join(dir, "cache")));
 	/* Still refused: a path beside the mounts' ancestors. */
 	mode_of("outside", "/vkposix/no/such/dir", 1);
 }
