@@ -163,15 +163,30 @@ func (t target) stat(lookupflags uint32) (unix.Stat_t, Errno) {
 }
 
 // chmodFD changes the mode of the file a host fd (O_PATH ones included)
-// refers to, through its /proc link, which names exactly that inode.
+// refers to, through its /proc link, which names exactly that inode. The
+// set-user-ID and set-group-ID bits are refused (EPERM) on anything but a
+// directory: the file is owned by the host's user, root when the vkernel
+// runs as root, and a set-user-ID file the guest wrote would run with that
+// user's privileges on the host. A directory's set-group-ID bit only makes
+// new names take its group.
 func chmodFD(fd int, mode uint32) Errno {
+	if mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return errnoOf(err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR || mode&unix.S_ISUID != 0 {
+			return EPERM
+		}
+	}
 	return errnoOf(unix.Fchmodat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), mode, 0))
 }
 
 // vkFdChmod is vkernel.fd_chmod(fd, mode) -> errno: fchmod. mode is the
 // permission bits, set-user-ID, set-group-ID and sticky (07777). EINVAL for
 // other bits, EROFS on a read-only mount, EPERM when the host refuses (the
-// file is not the guest's), EBADF (also for stdio given as Go streams),
+// file is not the guest's) and for set-user-ID, or set-group-ID on
+// anything but a directory (chmodFD), EBADF (also for stdio given as Go streams),
 // ENOTCAPABLE without FD_FILESTAT_SET_TIMES, the right to change a file's
 // attributes.
 var vkFdChmod = &hostFunc{

@@ -82,14 +82,25 @@ func TestFileModes(t *testing.T) {
 		{4, 0, "f", 0o644, EROFS},      // read-only mount
 		{4, 0, "missing", 0o644, ENOENT},
 		{3, 0, "/f", 0o644, EPERM}, // absolute: not under the fd
+		{3, 0, "f", 0o4755, EPERM}, // set-user-ID: the host's user's privileges
+		{3, 0, "f", 0o2755, EPERM}, // set-group-ID on a file
+		{3, 0, "d", 0o4755, EPERM}, // set-user-ID on a directory too
 	} {
 		if errno := s.pathCall("path_chmod", c.dirfd, c.flags, c.name, c.mode); errno != c.want {
 			t.Errorf("path_chmod(%d, %q, %o): errno %d, want %d", c.dirfd, c.name, c.mode, errno, c.want)
 		}
 	}
-	if st, _ := os.Stat(file); st.Mode().Perm() != 0o751 {
+	if st, _ := os.Stat(file); st.Mode() != 0o751 {
 		t.Errorf("a refused chmod changed the mode: %v", st.Mode())
 	}
+	// A directory's set-group-ID bit and sticky bit are allowed.
+	if errno := s.pathCall("path_chmod", 3, 0, "d", 0o3775); errno != ESUCCESS {
+		t.Errorf("path_chmod d 3775: errno %d", errno)
+	}
+	if m := mode("d", true); m != unix.S_IFDIR|0o3775 {
+		t.Errorf("path_stat d after chmod 3775: mode %o", m)
+	}
+	os.Chmod(filepath.Join(h.root, "d"), 0o755)
 
 	// fd_stat and fd_chmod on an opened fd, the preopen and stdio.
 	name := "f"
