@@ -1,14 +1,17 @@
 /* The guest's identity (vkernel proc_cred: the host's uid and gid) and
  * chown as an unprivileged user may use it: to give a file it owns to
  * itself and its own group, which changes nothing; anything else is EPERM.
- * In a file of their own, so that a port with its own definitions links
- * without clashes. */
+ * Weak, in a file of their own: a port's own definition of any of them
+ * (nginx's geteuid, which must not say root) wins without a clash, and the
+ * others still come from here. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "vkposix_fs.h"
+
+#define WEAK __attribute__((weak))
 
 static uint32_t ids[2];
 static int have_ids;
@@ -18,12 +21,12 @@ static void cred(void) {
 		have_ids = 1;
 }
 
-uid_t getuid(void) { return cred(), ids[0]; }
-uid_t geteuid(void) { return cred(), ids[0]; }
-gid_t getgid(void) { return cred(), ids[1]; }
-gid_t getegid(void) { return cred(), ids[1]; }
+WEAK uid_t getuid(void) { return cred(), ids[0]; }
+WEAK uid_t geteuid(void) { return cred(), ids[0]; }
+WEAK gid_t getgid(void) { return cred(), ids[1]; }
+WEAK gid_t getegid(void) { return cred(), ids[1]; }
 
-int getgroups(int n, gid_t list[]) {
+WEAK int getgroups(int n, gid_t list[]) {
 	if (n < 0) {
 		errno = EINVAL;
 		return -1;
@@ -47,22 +50,22 @@ static int owner_check(int r, const struct stat *st, uid_t uid, gid_t gid) {
 	return 0;
 }
 
-int chown(const char *path, uid_t uid, gid_t gid) {
+WEAK int chown(const char *path, uid_t uid, gid_t gid) {
 	struct stat st;
 	return owner_check(stat(path, &st), &st, uid, gid);
 }
 
-int lchown(const char *path, uid_t uid, gid_t gid) {
+WEAK int lchown(const char *path, uid_t uid, gid_t gid) {
 	struct stat st;
 	return owner_check(lstat(path, &st), &st, uid, gid);
 }
 
-int fchown(int fd, uid_t uid, gid_t gid) {
+WEAK int fchown(int fd, uid_t uid, gid_t gid) {
 	struct stat st;
 	return owner_check(fstat(fd, &st), &st, uid, gid);
 }
 
-int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flag) {
+WEAK int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flag) {
 	struct stat st;
 	return owner_check(fstatat(dirfd, path, &st, flag), &st, uid, gid);
 }
