@@ -1,5 +1,6 @@
 // Package vkposix holds the sources of the vkposix C library (README.md
-// beside this file: POSIX processes, pipes and signals for vkernel guests),
+// beside this file: POSIX processes, pipes, signals and file modes for
+// vkernel guests),
 // for Go code that builds guests with it, such as vkernel/guests. The
 // recipes build it with build.sh.
 package vkposix

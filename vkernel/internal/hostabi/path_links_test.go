@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // statPath calls path_filestat_get on name under the mount at fd 3 and
@@ -169,5 +171,47 @@ func TestLinksInRootMount(t *testing.T) {
 	}
 	if errno, _, _ := s.statPath("escape", true); errno != ENOENT {
 		t.Errorf("stat escape: errno %d, want ENOENT", errno)
+	}
+}
+
+// TestWalkedPathRefusesSwappedLink: a path walked past its links is opened
+// with RESOLVE_NO_SYMLINKS, so a directory replaced by a link between the
+// walk and the open (another process racing the guest) fails with ELOOP
+// instead of leading out of the mount.
+func TestWalkedPathRefusesSwappedLink(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(root, "dir"), 0o755)
+	os.WriteFile(filepath.Join(root, "dir", "f"), []byte("in"), 0o644)
+	os.WriteFile(filepath.Join(outside, "f"), []byte("out"), 0o644)
+	os.Symlink("/m/dir", filepath.Join(root, "link"))
+	m, err := openMount(Mount{Guest: "/m", Host: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(m.rootFD)
+	tg := target{mount: m, rel: "link/f"}
+	name, err := tg.resolveLinks(true)
+	if err != nil || name != "dir/f" {
+		t.Fatalf("resolveLinks: %q %v, want dir/f", name, err)
+	}
+	// The race: dir becomes a link to a directory outside the mount.
+	os.RemoveAll(filepath.Join(root, "dir"))
+	if err := os.Symlink(outside, filepath.Join(root, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := openInRoot(m.rootFD, name, unix.O_RDONLY, 0, resolveInMount|unix.RESOLVE_NO_SYMLINKS)
+	if err == nil {
+		unix.Close(fd)
+		t.Fatal("the walked path was opened through a link swapped in after the walk")
+	}
+	if err != unix.ELOOP {
+		t.Errorf("open after the swap: %v, want ELOOP", err)
+	}
+	// And the whole lookup, walked again, finds nothing outside.
+	if fd, err := tg.open(unix.O_RDONLY, 0); err == nil {
+		b := make([]byte, 8)
+		n, _ := unix.Read(fd, b)
+		unix.Close(fd)
+		t.Errorf("open through the swapped link read %q", b[:n])
 	}
 }
