@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -214,4 +215,53 @@ func TestWalkedPathRefusesSwappedLink(t *testing.T) {
 		unix.Close(fd)
 		t.Errorf("open through the swapped link read %q", b[:n])
 	}
+}
+
+// FuzzLinkStaysInMount: whatever two links in a mount at /m hold and
+// whatever path is looked up through them, what opens lies inside the
+// mount.
+func FuzzLinkStaysInMount(f *testing.F) {
+	for _, seed := range [][3]string{
+		{"/m/dir", "../../..", "l1/f"},
+		{"/etc", "/m/l1", "l2/passwd"},
+		{"/m/../..", "/m/l2/..", "l1/l2/x"},
+		{"..", "/m/l1/../../", "l2/dir/../../f"},
+		{"/m", "/m/m/m", "l2/../l1/dir/f"},
+		{"l2", "l1", "l1"},
+		{"/", "//m///dir/", "l2/f/"},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, link1, link2, lookup string) {
+		if strings.ContainsRune(link1+link2+lookup, 0) || link1 == "" || link2 == "" {
+			return
+		}
+		base := t.TempDir()
+		root := filepath.Join(base, "m")
+		os.MkdirAll(filepath.Join(root, "dir"), 0o755)
+		os.WriteFile(filepath.Join(root, "dir", "f"), nil, 0o644)
+		os.WriteFile(filepath.Join(base, "secret"), nil, 0o644)
+		os.Symlink(link1, filepath.Join(root, "l1"))
+		os.Symlink(link2, filepath.Join(root, "l2"))
+		m, err := openMount(Mount{Guest: "/m", Host: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(m.rootFD)
+		rel := JoinInMount(".", lookup)
+		for _, flags := range []uint64{unix.O_PATH, unix.O_PATH | unix.O_NOFOLLOW} {
+			fd, err := target{mount: m, rel: rel}.open(flags, 0)
+			if err != nil {
+				continue
+			}
+			got, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+			unix.Close(fd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != root && !strings.HasPrefix(got, root+"/") {
+				t.Fatalf("links %q, %q, lookup %q opened %s, outside the mount %s", link1, link2, lookup, got, root)
+			}
+		}
+	})
 }
