@@ -2,7 +2,9 @@
 # build.sh OUT [CC]: builds the vkposix library for wasm32-wasi with CC
 # (clang-14 by default; clang-19 works the same) against Debian's
 # wasi-libc, into OUT: libvkposix.a, include/ (to put first on the include
-# path) and ldflags (every flag a program linking it needs). See README.md.
+# path) and ldflags (every flag a program linking it needs: ldflags here
+# and src/*.ldflags). Also the file part alone, for a port that takes
+# nothing else: libvkposix-fs.a and ldflags-fs. See README.md.
 set -euo pipefail
 out=${1:?usage: build.sh OUT [CC]}
 cc=${2:-clang-14}
@@ -25,6 +27,8 @@ for src in "$here"/src/*.c; do
 	"$cc" --target=wasm32-wasi --sysroot="$out/sysroot" -O2 -Wall -Werror -I"$out/include" -c "$src" -o "$obj"
 	objs+=("$obj")
 done
-rm -f "$out/libvkposix.a"
+rm -f "$out/libvkposix.a" "$out/libvkposix-fs.a"
 "$ar" rcs "$out/libvkposix.a" "${objs[@]}"
-cp "$here/ldflags" "$out/ldflags"
+"$ar" rcs "$out/libvkposix-fs.a" "$out/obj/fsmode.o" "$out/obj/chmod.o" "$out/obj/ids.o"
+cat "$here/ldflags" "$here"/src/*.ldflags >"$out/ldflags"
+cp "$here/src/fs.ldflags" "$out/ldflags-fs"

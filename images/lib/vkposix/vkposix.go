@@ -1,5 +1,6 @@
 // Package vkposix holds the sources of the vkposix C library (README.md
-// beside this file: POSIX processes, pipes and signals for vkernel guests),
+// beside this file: POSIX processes, pipes, signals and file modes for
+// vkernel guests),
 // for Go code that builds guests with it, such as vkernel/guests. The
 // recipes build it with build.sh.
 package vkposix
@@ -15,17 +16,24 @@ import (
 //go:embed all:include src ldflags
 var files embed.FS
 
-// Files returns the library's headers (include/), sources (src/) and link
-// flags (ldflags).
+// Files returns the library's headers (include/), sources (src/, with the
+// link flags of each part in src/*.ldflags) and link flags (ldflags).
 func Files() fs.FS { return files }
 
-// LDFlags returns the flags a program that links the library needs.
+// LDFlags returns the flags a program that links the library needs: those
+// of ldflags, then those of src/*.ldflags (each part of the library keeps
+// its own, as build.sh joins them).
 func LDFlags() []string {
-	b, err := files.ReadFile("ldflags")
-	if err != nil {
-		panic(err)
+	names, _ := fs.Glob(files, "src/*.ldflags")
+	var flags []string
+	for _, name := range append([]string{"ldflags"}, names...) {
+		b, err := files.ReadFile(name)
+		if err != nil {
+			panic(err)
+		}
+		flags = append(flags, strings.Fields(string(b))...)
 	}
-	return strings.Fields(string(b))
+	return flags
 }
 
 // Sources returns the names of the library's C sources, relative to the

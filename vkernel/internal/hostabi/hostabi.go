@@ -434,6 +434,7 @@ func functions() []*hostFunc {
 		vkSockConnect, vkSockError, vkSockPeerAddr, vkSockLocalAddr, vkSockSetopt,
 		vkSetjmp, vkLongjmp, vkMemMap, vkMemProtect, vkProcSpawn, vkProcSignals,
 		vkFdPipe, vkProcInitialCwd, vkProcWait, vkProcKill, vkProcSigaction, vkProcID, vkProcSetitimer, vkProcFork,
+		vkFdStat, vkPathStat, vkFdChmod, vkPathChmod, vkPathAccess, vkProcCred,
 	}
 }
 

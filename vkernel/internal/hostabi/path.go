@@ -124,15 +124,156 @@ func (t target) name() string {
 	return t.rel
 }
 
-// open opens the target with openat2 beneath its mount root.
+// open opens the target with openat2 beneath its mount root. A mount
+// whose guest path is "/" resolves every symbolic link in the kernel
+// (RESOLVE_IN_ROOT): an absolute link means the same there as in the
+// guest. Elsewhere an absolute link names a guest path, which the mount
+// root is not, so the kernel resolves only paths without links
+// (RESOLVE_NO_SYMLINKS) and a path with one is walked by resolveLinks.
 func (t target) open(flags uint64, mode uint64) (int, error) {
-	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: resolveInMount}
+	if t.mount.guest == "/" {
+		return openInRoot(t.mount.rootFD, t.name(), flags, mode, resolveInMount)
+	}
+	fd, err := openInRoot(t.mount.rootFD, t.name(), flags, mode, resolveInMount|unix.RESOLVE_NO_SYMLINKS)
+	if err != unix.ELOOP {
+		return fd, err
+	}
+	name, err := t.resolveLinks(flags&unix.O_NOFOLLOW == 0)
+	if err != nil {
+		return -1, err
+	}
+	return openInRoot(t.mount.rootFD, name, flags, mode, resolveInMount|unix.RESOLVE_NO_SYMLINKS)
+}
+
+// openInRoot is openat2 from a mount root, retried on EINTR and EAGAIN.
+func openInRoot(root int, name string, flags, mode, resolve uint64) (int, error) {
+	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: resolve}
 	for {
-		fd, err := unix.Openat2(t.mount.rootFD, t.name(), &how)
+		fd, err := unix.Openat2(root, name, &how)
 		if err == unix.EINTR || err == unix.EAGAIN {
 			continue
 		}
 		return fd, err
+	}
+}
+
+// maxLinks bounds the symbolic links one path resolution follows, as
+// Linux's MAXSYMLINKS: past it, ELOOP.
+const maxLinks = 40
+
+// resolveLinks walks the target's path component by component from the
+// mount root and returns the mount-relative path without symbolic links
+// that it names, for a mount whose guest path is not "/". A link is read
+// and its text put in its place: a relative one from the link's
+// directory, an absolute one that lies under the mount's guest path
+// ("/m/x" in a mount at /m) from the mount root, since the guest sees the
+// mount there. An absolute link to anywhere else names nothing in this
+// mount: ENOENT (a link never leads into another mount, whose read-only
+// flag this target would not carry). ".." stops at the mount root. A final
+// link is followed only when follow is set (or the path ends in a slash).
+// The caller opens the result with RESOLVE_NO_SYMLINKS, so a component
+// replaced by a link meanwhile fails with ELOOP instead of being followed
+// out of the mount.
+func (t target) resolveLinks(follow bool) (string, error) {
+	rest := splitPath(t.rel)
+	var done []string // resolved components, none a link
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) > 0 {
+				done = done[:len(done)-1]
+			}
+			continue
+		}
+		if len(rest) == 0 && !follow && !t.dirOnly {
+			done = append(done, c)
+			break
+		}
+		text, isLink, err := readLinkIn(t.mount.rootFD, done, c)
+		if err != nil {
+			return "", err
+		}
+		if !isLink {
+			done = append(done, c)
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", unix.ELOOP
+		}
+		if path.IsAbs(text) {
+			inMount, ok := underGuest(t.mount.guest, path.Clean(text))
+			if !ok {
+				return "", unix.ENOENT
+			}
+			done = done[:0]
+			text = inMount
+		}
+		rest = append(splitPath(text), rest...)
+	}
+	name := "."
+	if len(done) > 0 {
+		name = strings.Join(done, "/")
+	}
+	if t.dirOnly {
+		name += "/"
+	}
+	return name, nil
+}
+
+// splitPath splits a slash-separated path into its components.
+func splitPath(p string) []string {
+	return strings.Split(p, "/")
+}
+
+// underGuest returns the mount-relative path of a clean absolute guest
+// path that lies under the mount's guest path, or false.
+func underGuest(guest, p string) (string, bool) {
+	if p == guest {
+		return ".", true
+	}
+	if guest == "/" {
+		return p[1:], true
+	}
+	if rest, ok := strings.CutPrefix(p, guest+"/"); ok {
+		return rest, true
+	}
+	return "", false
+}
+
+// readLinkIn reads the name c in the mount-relative directory dir (given as
+// components without links) and returns its text when it is a symbolic
+// link. A missing name is not an error: the walk ends at it, and the open
+// that follows answers for it (ENOENT, or creates it).
+func readLinkIn(root int, dir []string, c string) (string, bool, error) {
+	name := "."
+	if len(dir) > 0 {
+		name = strings.Join(dir, "/")
+	}
+	dfd, err := openInRoot(root, name, unix.O_PATH|unix.O_DIRECTORY, 0, resolveInMount|unix.RESOLVE_NO_SYMLINKS)
+	if err != nil {
+		return "", false, err
+	}
+	defer unix.Close(dfd)
+	buf := make([]byte, unix.PathMax)
+	for {
+		n, err := unix.Readlinkat(dfd, c, buf)
+		switch err {
+		case nil:
+			if n == len(buf) {
+				return "", false, unix.ENAMETOOLONG
+			}
+			return string(buf[:n]), true, nil
+		case unix.EINTR:
+			continue
+		case unix.EINVAL, unix.ENOENT:
+			return "", false, nil
+		}
+		return "", false, err
 	}
 }
 

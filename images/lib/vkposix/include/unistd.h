@@ -1,5 +1,6 @@
 /* vkposix: wasi-libc's <unistd.h> with getpid, plus the process calls it
- * hides because preview1 has no processes: pipe, getppid, alarm, pause. */
+ * hides because preview1 has no processes: pipe, getppid, alarm, pause;
+ * and the identity calls it hides: getuid and friends, chown. */
 #ifndef VKPOSIX_UNISTD_H
 #define VKPOSIX_UNISTD_H
 
@@ -20,6 +21,18 @@ pid_t getpgid(pid_t);
 pid_t getsid(pid_t);
 unsigned alarm(unsigned);
 int pause(void);
+
+/* The guest's identity (vkernel proc_cred) and ownership: chown succeeds
+ * only where it changes nothing, as for an unprivileged user. */
+uid_t getuid(void);
+uid_t geteuid(void);
+gid_t getgid(void);
+gid_t getegid(void);
+int getgroups(int, gid_t[]);
+int chown(const char *, uid_t, gid_t);
+int fchown(int, uid_t, gid_t);
+int lchown(const char *, uid_t, gid_t);
+int fchownat(int, const char *, uid_t, gid_t, int);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,193 @@
+/* fsmode: file modes, the directories above the mounts and absolute links,
+ * through the vkposix library (images/lib/vkposix) over the vkernel. One
+ * mode per run; prints "key=value" lines, a failed call as "key=-1 errno=N"
+ * on a line of its own (N is wasi-libc's errno: EEXIST 20, EACCES 2,
+ * ENOENT 44, EROFS 69, EPERM 63, ENOTCAPABLE 76).
+ *
+ *   fsmode modes DIR        create, chmod, stat, access, umask, mkdir mode, chown in DIR (writable)
+ *   fsmode ro DIR           chmod and access W_OK in DIR (a read-only mount)
+ *   fsmode above DIR        mkdir every directory of DIR/cache/a as nginx does; stat and
+ *                           access the directories above DIR, from / and relative to DIR
+ *   fsmode links DIR        absolute links in DIR to DIR's own names and outside it
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* say prints key=r, and errno when r is -1. */
+static void say(const char *key, long r) {
+	if (r == -1)
+		printf("%s=-1 errno=%d\n", key, errno);
+	else
+		printf("%s=%ld\n", key, r);
+}
+
+static void mode_of(const char *key, const char *path, int follow) {
+	struct stat st;
+	int r = follow ? stat(path, &st) : lstat(path, &st);
+	if (r < 0) {
+		say(key, r);
+		return;
+	}
+	printf("%s=%o\n", key, (unsigned)st.st_mode);
+}
+
+static char *join(const char *dir, const char *name) {
+	char *p = malloc(strlen(dir) + strlen(name) + 2);
+	sprintf(p, "%s/%s", dir, name);
+	return p;
+}
+
+static void modes(const char *dir) {
+	char *f = join(dir, "f"), *g = join(dir, "g"), *d = join(dir, "d"), *l = join(dir, "l");
+	int fd = open(f, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	say("create", fd < 0 ? -1 : 0);
+	mode_of("created_mode", f, 1);
+	struct stat st;
+	fstat(fd, &st);
+	printf("fstat_mode=%o uid_match=%d\n", (unsigned)st.st_mode, st.st_uid == getuid() && st.st_gid == getgid());
+	say("fchmod", fchmod(fd, 0640));
+	mode_of("fchmod_mode", f, 1);
+	say("x_before", access(f, X_OK));
+	say("chmod", chmod(f, 0755));
+	mode_of("chmod_mode", f, 1);
+	say("x_after", access(f, X_OK));
+	say("rw", access(f, R_OK | W_OK));
+	say("chmod0", chmod(f, 0));
+	say("r_none", access(f, R_OK));
+	say("f_none", access(f, F_OK));
+	say("fchmodat", fchmodat(AT_FDCWD, f, 0644, 0));
+	mode_of("fchmodat_mode", f, 1);
+	close(fd);
+
+	/* The umask applies to the mode open and mkdir are given. */
+	printf("umask_old=%o\n", (unsigned)umask(027));
+	fd = open(g, O_CREAT | O_WRONLY | O_TRUNC, 0666);
+	say("open_creat", fd < 0 ? -1 : 0);
+	mode_of("open_creat_mode", g, 1);
+	close(fd);
+	say("chmod_g", chmod(g, 0600));
+	fd = open(g, O_CREAT | O_WRONLY, 0666); /* exists: its mode stays */
+	close(fd);
+	mode_of("reopen_mode", g, 1);
+	say("mkdir", mkdir(d, 0777));
+	mode_of("mkdir_mode", d, 1);
+	umask(022);
+
+	say("symlink", symlink("f", l));
+	mode_of("lstat_link", l, 0);
+	say("lchmod", lchmod(l, 0600)); /* a link's own mode: ENOTSUP (58) */
+
+	printf("uid=%u gid=%u\n", (unsigned)getuid(), (unsigned)getgid());
+	say("chown_self", chown(f, getuid(), getgid()));
+	say("chown_nochange", chown(f, -1, -1));
+	say("chown_other", chown(f, getuid() + 1, -1));
+	say("chown_missing", chown(join(dir, "missing"), getuid(), -1));
+}
+
+static void ro(const char *dir) {
+	char *f = join(dir, "present");
+	say("ro_chmod", chmod(f, 0600));
+	say("ro_w", access(f, W_OK));
+	say("ro_r", access(f, R_OK));
+	mode_of("ro_mode", f, 1);
+}
+
+static void above(const char *dir) {
+	/* nginx's ngx_create_full_path: mkdir each directory of the path in
+	 * turn, EEXIST meaning there already. */
+	char *full = join(dir, "cache/a");
+	int failed = 0;
+	for (char *p = full + 1;; p++) {
+		if (*p != '/' && *p != 0)
+			continue;
+		char c = *p;
+		*p = 0;
+		if (mkdir(full, 0700) < 0 && errno != EEXIST) {
+			printf("mkdir_failed=%s errno=%d\n", full, errno);
+			failed = 1;
+		}
+		*p = c;
+		if (!c)
+			break;
+	}
+	say("full_path", failed ? -1 : 0);
+	mode_of("created", full, 1);
+
+	char parent[512];
+	snprintf(parent, sizeof parent, "%s", dir);
+	*strrchr(parent, '/') = 0;
+	mode_of("parent_mode", parent, 1);
+	mode_of("root_mode", "/", 1);
+	say("mkdir_parent", mkdir(parent, 0755));
+	say("mkdir_root", mkdir("/", 0755));
+	say("parent_rx", access(parent, R_OK | X_OK));
+	say("parent_w", access(parent, W_OK));
+	char *missing = join(parent, "vkposix-no-such-name");
+	mode_of("missing", missing, 1);
+	say("mkdir_missing", mkdir(missing, 0755));
+	say("chmod_parent", chmod(parent, 0777));
+	struct stat st;
+	say("fstatat_parent", fstatat(AT_FDCWD, parent, &st, 0));
+	/* Relative to a working directory in the mount. */
+	say("chdir", chdir(dir));
+	mode_of("dotdot_mode", "..", 1);
+	say("mkdir_dotdot", mkdir("..", 0755));
+	/* Out of the mount by "..", and back into it. */
+	char back[512];
+	snprintf(back, sizeof back, "../%s/cache/", strrchr(dir, '/') + 1);
+	mode_of("dotdot_back", back, 1);
+	int fd = open(back, O_RDONLY | O_DIRECTORY);
+	say("open_back", fd < 0 ? -1 : 0);
+	snprintf(back, sizeof back, "%s/../%s/cache/a", dir, strrchr(dir, '/') + 1);
+	mode_of("abs_back", back, 1);
+	snprintf(back, sizeof back, "../%s/cache", strrchr(dir, '/') + 1);
+	say("chdir_back", chdir(back));
+	char cwd[512];
+	printf("cwd_clean=%d\n", getcwd(cwd, sizeof cwd) && !strcmp(cwd, join(dir, "cache")));
+	/* Still refused: a path beside the mounts' ancestors. */
+	mode_of("outside", "/vkposix/no/such/dir", 1);
+}
+
+static void links(const char *dir) {
+	char *b = join(dir, "b"), *a = join(dir, "a"), *e = join(dir, "e");
+	FILE *fp = fopen(b, "w");
+	fputs("B", fp);
+	fclose(fp);
+	say("symlink", symlink(b, a)); /* the text names the guest path */
+	char buf[256] = {0};
+	int fd = open(a, O_RDONLY);
+	say("open_link", fd < 0 ? -1 : 0);
+	if (fd >= 0) {
+		read(fd, buf, sizeof buf - 1);
+		printf("through_link=%s\n", buf);
+		close(fd);
+	}
+	memset(buf, 0, sizeof buf);
+	say("readlink_len", readlink(a, buf, sizeof buf - 1));
+	printf("readlink_same=%d\n", strcmp(buf, b) == 0);
+	say("symlink_escape", symlink("/etc/passwd", e));
+	say("open_escape", open(e, O_RDONLY));
+}
+
+int main(int argc, char **argv) {
+	if (argc < 3)
+		return 2;
+	setvbuf(stdout, NULL, _IONBF, 0);
+	const char *mode = argv[1], *dir = argv[2];
+	if (!strcmp(mode, "modes"))
+		modes(dir);
+	else if (!strcmp(mode, "ro"))
+		ro(dir);
+	else if (!strcmp(mode, "above"))
+		above(dir);
+	else if (!strcmp(mode, "links"))
+		links(dir);
+	else
+		return 2;
+	return 0;
+}
