@@ -86,6 +86,29 @@ func NginxTestsFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
+// nginxTestsUnits returns the files of the checkout dir to run: those
+// named (as "file.t" or "nginx-tests/file.t"), each of which must be a
+// top-level .t file of the checkout, or all of them.
+func nginxTestsUnits(dir string, names []string) ([]string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "lib", "Test", "Nginx.pm")); err != nil {
+		return nil, fmt.Errorf("nginx-tests: %s is not an nginx-tests checkout (no lib/Test/Nginx.pm): %w", dir, err)
+	}
+	all, err := NginxTestsFiles(dir)
+	if err != nil || len(names) == 0 {
+		return all, err
+	}
+	files := make([]string, len(names))
+	for i, n := range names {
+		files[i] = strings.TrimPrefix(n, nginxTestsUnit)
+	}
+	if err := runners.UnknownUnits(Name, names, func(n string) bool {
+		return slices.Contains(all, strings.TrimPrefix(n, nginxTestsUnit))
+	}, fmt.Sprintf("with -suite-dir, units are the checkout's top-level .t files, such as %q", all[0])); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
 // Options says which build and which tests a Suite runs.
 type Options struct {
 	// SuiteConfig names the build, a directory made by
@@ -162,6 +185,15 @@ const nginxTestsUnit = "nginx-tests/"
 // files; otherwise the module suites' files and Debian's autopkgtests, of
 // the profile or as listed ("debian/tests/NAME" names an autopkgtest).
 func New(opts Options) (*Suite, error) {
+	// The checkout and the names given are checked before the build is
+	// looked for: a wrong name is the user's to fix first.
+	var checkout []string
+	if opts.NginxTests != "" {
+		var err error
+		if checkout, err = nginxTestsUnits(opts.NginxTests, opts.Units); err != nil {
+			return nil, err
+		}
+	}
 	b, err := wasmbuild.OpenOrLatest(opts.Build, opts.Cache, wasmbuild.Nginx)
 	if err != nil {
 		return nil, err
@@ -169,14 +201,8 @@ func New(opts Options) (*Suite, error) {
 	s := &Suite{build: b, harness: HarnessTestNginx}
 	if opts.NginxTests != "" {
 		s.harness, s.dir = HarnessNginxTests, opts.NginxTests
-		files := opts.Units
-		if len(files) == 0 {
-			if files, err = NginxTestsFiles(opts.NginxTests); err != nil {
-				return nil, err
-			}
-		}
-		for _, f := range files {
-			s.units = append(s.units, runners.Unit{Name: nginxTestsUnit + strings.TrimPrefix(f, nginxTestsUnit)})
+		for _, f := range checkout {
+			s.units = append(s.units, runners.Unit{Name: nginxTestsUnit + f})
 		}
 		return s, nil
 	}
@@ -212,30 +238,29 @@ func New(opts Options) (*Suite, error) {
 // known checks that every named test file and autopkgtest is one of the
 // build's.
 func known(b *wasmbuild.Build, files, autopkgtests []string) error {
+	var errs []error
 	if len(files) > 0 {
 		all, err := Files(b, "full")
 		if err != nil {
 			return err
 		}
-		for _, f := range files {
-			if !slices.Contains(all, f) {
-				return fmt.Errorf("nginx: no test file %q in the build (files are named like %q)", f, all[0])
-			}
+		errs = append(errs, runners.UnknownUnits(Name, files, func(f string) bool { return slices.Contains(all, f) },
+			fmt.Sprintf("test files of the build are named like %q; an nginx-tests checkout needs -suite-dir", all[0])))
+	}
+	if len(autopkgtests) > 0 {
+		names, err := DebianTestNames(b, "full")
+		if err != nil {
+			return err
 		}
-	}
-	if len(autopkgtests) == 0 {
-		return nil
-	}
-	names, err := DebianTestNames(b, "full")
-	if err != nil {
-		return err
-	}
-	for _, t := range autopkgtests {
-		if !slices.Contains(names, t) {
-			return fmt.Errorf("nginx: no autopkgtest %q in the build's debian/tests (there are: %s)", t, strings.Join(names, ", "))
+		units := make([]string, len(autopkgtests))
+		for i, t := range autopkgtests {
+			units[i] = DebianTestsUnit + "/" + t
 		}
+		errs = append(errs, runners.UnknownUnits(Name, units, func(t string) bool {
+			return slices.Contains(names, strings.TrimPrefix(t, DebianTestsUnit+"/"))
+		}, "the build's debian/tests has: "+strings.Join(names, ", ")))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Name implements runners.Suite: "nginx".

@@ -266,9 +266,27 @@ func TestNewSelects(t *testing.T) {
 	}
 	checkout := t.TempDir()
 	os.WriteFile(filepath.Join(checkout, "x.t"), nil, 0o644)
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: dir}, NginxTests: checkout}); err == nil || !strings.Contains(err.Error(), "lib/Test/Nginx.pm") {
+		t.Errorf("a directory without lib/Test/Nginx.pm: %v", err)
+	}
+	os.MkdirAll(filepath.Join(checkout, "lib", "Test"), 0o755)
+	os.WriteFile(filepath.Join(checkout, "lib", "Test", "Nginx.pm"), nil, 0o644)
 	s, err = New(Options{SuiteConfig: runners.SuiteConfig{Build: dir}, NginxTests: checkout})
 	if err != nil || len(s.Plan().Units) != 1 || s.Plan().Units[0].Name != "nginx-tests/x.t" {
 		t.Errorf("nginx-tests: %+v, %v", s, err)
+	}
+	s, err = New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Units: []string{"nginx-tests/x.t"}}, NginxTests: checkout})
+	if err != nil || len(s.Plan().Units) != 1 || s.Plan().Units[0].Name != "nginx-tests/x.t" {
+		t.Errorf("nginx-tests, a file named with its unit prefix: %+v, %v", s, err)
+	}
+	// Unknown names are all reported, before the build is looked for.
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Cache: t.TempDir(), Units: []string{"nosuch.t", "x.t", "echo/echo.t"}}, NginxTests: checkout}); err == nil ||
+		!strings.Contains(err.Error(), `unknown unit(s) "nosuch.t", "echo/echo.t"`) {
+		t.Errorf("unknown nginx-tests files: %v", err)
+	}
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Units: []string{"echo/none.t", "echo/a.t", "set-misc/none.t"}}}); err == nil ||
+		!strings.Contains(err.Error(), `"echo/none.t", "set-misc/none.t"`) {
+		t.Errorf("unknown module files: %v", err)
 	}
 	if _, err := s.Open(context.Background(), runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local, Scratch: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "-reference docker") {
 		t.Errorf("a local reference: %v", err)
