@@ -151,11 +151,13 @@ const (
 //     DebianTest);
 //   - or, with an nginx-tests checkout, upstream's nginx-tests: prove in
 //     the checkout with TEST_NGINX_BINARY the shim (vkernel) or Debian's
-//     /usr/sbin/nginx (reference, run as nobody as nginx-tests asks), the
-//     checkout mounted as it is (nginx-tests writes to temporary
-//     directories).
+//     /usr/sbin/nginx (reference, TEST_NGINX_MODULES read from its
+//     nginx -V), as nobody on both (user.go), the checkout mounted as it
+//     is (nginx-tests writes to temporary directories).
 //
-// Files run one at a time: the files of a target share its port.
+// Files run one at a time: the files of a target share its port. Each
+// streams its TAP, so a file killed by its timeout keeps what it reported,
+// and whatever it started is torn down when it ends (runFile).
 type Suite struct {
 	build *wasmbuild.Build
 	// harness is HarnessTestNginx or HarnessNginxTests; dir the
