@@ -35,7 +35,8 @@ type Class string
 const (
 	// Regression: expected to pass (or be skipped), but failed, errored,
 	// was skipped when it used to pass, or reported nothing because its
-	// unit crashed.
+	// unit crashed. A test the baseline does not list is held to the
+	// reference's result in the same run instead, when there is one.
 	Regression Class = "regression"
 	// UnexpectedPass: expected to fail or be skipped, but passed (lit's
 	// XPASS), or expected to fail but was skipped: either way the test no
@@ -44,7 +45,8 @@ const (
 	// Flaky: failed, then passed when run again. Reported, not a
 	// regression.
 	Flaky Class = "flaky"
-	// NewTest: in the run but not in the baseline.
+	// NewTest: in the run but not in the baseline (and, when the run has
+	// a reference, not a regression against the reference's result).
 	NewTest Class = "new"
 	// RemovedTest: in the baseline, and its unit ran without error, but it
 	// reported nothing: the test was removed or renamed upstream.
@@ -75,8 +77,13 @@ type Change struct {
 	Want Expectation
 	// Got is the run's status, empty when the test reported nothing.
 	Got Status
-	// Reason is the baseline's reason, if any.
+	// Reason is the baseline's reason, if any, or with FromReference why
+	// the reference's result stands in for one.
 	Reason string
+	// FromReference is set when the baseline has no entry for the test
+	// and Want is the reference's result in the same run (see
+	// baselines.DiffWithReference).
+	FromReference bool
 	// Message is the run's message, if any.
 	Message string
 }

@@ -60,6 +60,36 @@ func (s scope) unitOf(test string) (unit string, crashed, ok bool) {
 // classed flaky whatever the baseline says. A nil b compares against an
 // empty baseline: every test is new.
 func Diff(run compat.Run, b *Baseline) compat.Diff {
+	return DiffWithReference(run, b, nil)
+}
+
+// Reasons of the changes whose expectation is the reference's result.
+const (
+	refReason      = "no baseline entry: the reference's result in this run"
+	refUnitReason  = "no baseline entry: the unit ran to its end on the reference in this run"
+	refCrashReason = "no baseline entry: the reference's result in this run; the unit did not run to its end here"
+)
+
+// DiffWithReference is Diff where the baseline is silent: a test the
+// baseline has no entry for is held to ref's result for it, ref being the
+// same suite on the reference in the same run (nil: no reference, Diff's
+// behaviour). Entries of the baseline are classified exactly as by Diff,
+// so a baseline that lists a test always wins. Without an entry:
+//
+//   - a result that the table above classes a regression when the
+//     reference's status is taken as the expectation (pass on the
+//     reference; fail, error or skip here) is a regression;
+//   - a unit that did not run to its end (an error result for the unit
+//     itself), where the reference ran it to its end, is a regression;
+//   - in such a unit, a test that passed on the reference and reported
+//     nothing here is a regression, unless the baseline lists the unit
+//     as a known failure;
+//   - every other result is new, as without a reference.
+//
+// Such changes have FromReference set, Want the reference's result and a
+// Reason saying so. A suite with no baseline at all is thus compared with
+// its reference: "no baseline" never means "no regressions".
+func DiffWithReference(run compat.Run, b *Baseline, ref *compat.Run) compat.Diff {
 	d := compat.Diff{Suite: run.Suite, Target: run.Target}
 	s := newScope(run)
 	inBaseline := map[string]bool{}
@@ -111,18 +141,67 @@ func Diff(run compat.Run, b *Baseline) compat.Diff {
 			add(c, e, r)
 		}
 	}
+	rs := newScope(compat.Run{})
+	if ref != nil {
+		rs = newScope(*ref)
+	}
+	fromRef := func(r compat.Result, want compat.Expectation, reason string) {
+		d.Changes = append(d.Changes, compat.Change{Class: compat.Regression, Test: r.Test, Want: want, Got: r.Status,
+			Reason: reason, Message: r.Message, FromReference: true})
+	}
 	for _, r := range run.Results {
 		if inBaseline[r.Test] {
 			continue
 		}
-		c := compat.NewTest
 		if r.Flaky() {
-			c = compat.Flaky
+			add(compat.Flaky, Entry{Test: r.Test}, r)
+			continue
 		}
-		add(c, Entry{Test: r.Test}, r)
+		if rr, ok := rs.results[r.Test]; ok && classify(expectationOf(rr.Status), r.Status) == compat.Regression {
+			fromRef(r, expectationOf(rr.Status), refReason)
+			continue
+		}
+		if crashedHere := r.Test == r.Unit && r.Status.Failed(); crashedHere {
+			if crashedThere, ran := rs.units[r.Unit]; ran && !crashedThere {
+				fromRef(r, compat.ExpectPass, refUnitReason)
+				for _, t := range rs.missingPasses(r.Unit, s) {
+					if !inBaseline[t] {
+						fromRef(compat.Result{Test: t}, compat.ExpectPass, refCrashReason)
+					}
+				}
+				continue
+			}
+		}
+		add(compat.NewTest, Entry{Test: r.Test}, r)
 	}
 	d.Sort()
 	return d
+}
+
+// expectationOf is the expectation that a result of status st meets.
+func expectationOf(st compat.Status) compat.Expectation {
+	switch st {
+	case compat.Pass:
+		return compat.ExpectPass
+	case compat.Skip:
+		return compat.ExpectSkip
+	}
+	return compat.ExpectFail
+}
+
+// missingPasses lists, sorted, the tests of unit that passed in the run s
+// describes and that run reports nothing for.
+func (s scope) missingPasses(unit string, run scope) []string {
+	var out []string
+	for t, r := range s.results {
+		if r.Unit == unit && t != unit && r.Status == compat.Pass {
+			if _, ok := run.results[t]; !ok {
+				out = append(out, t)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // classify returns the class of a test that the baseline expects to end

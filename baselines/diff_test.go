@@ -219,3 +219,102 @@ func TestUpdateNoTODOWithoutMessage(t *testing.T) {
 		t.Errorf("entries = %+v, want one with reason %q", nb.Entries, "TODO: explain")
 	}
 }
+
+// TestDiffWithReference: where the baseline is silent, the reference's
+// result in the same run is the expectation; where it speaks, it wins.
+func TestDiffWithReference(t *testing.T) {
+	run := compat.Run{Suite: "nginx", Target: "vkernel", Results: []compat.Result{
+		res("a.t", "a.t 1", compat.Pass, ""),
+		res("a.t", "a.t 2", compat.Fail, "got: '500'; expected: '200'"),
+		res("a.t", "a.t 3", compat.Skip, "no ssl"),
+		res("a.t", "a.t 4", compat.Fail, "fails on both"),
+		res("a.t", "a.t 5", compat.Pass, ""),
+		res("a.t", "a.t 6", compat.Fail, "listed"),
+		res("a.t", "a.t 7", compat.Fail, "not on the reference"),
+		flaky("a.t", "a.t 8"),
+		// b.t hung after its first test: the rest is missing here.
+		res("b.t", "b.t 1", compat.Pass, ""),
+		res("b.t", "b.t", compat.Error, "timed out"),
+		// c.t crashed on both targets.
+		res("c.t", "c.t", compat.Error, "crash"),
+		// d.t crashed here, but the baseline knows.
+		res("d.t", "d.t", compat.Error, "crash"),
+	}}
+	ref := compat.Run{Suite: "nginx", Target: "reference", Results: []compat.Result{
+		res("a.t", "a.t 1", compat.Pass, ""),
+		res("a.t", "a.t 2", compat.Pass, ""),
+		res("a.t", "a.t 3", compat.Pass, ""),
+		res("a.t", "a.t 4", compat.Fail, "fails on both"),
+		res("a.t", "a.t 5", compat.Fail, "fails on the reference"),
+		res("a.t", "a.t 6", compat.Pass, ""),
+		res("a.t", "a.t 8", compat.Pass, ""),
+		res("b.t", "b.t 1", compat.Pass, ""),
+		res("b.t", "b.t 2", compat.Pass, ""),
+		res("b.t", "b.t 3", compat.Skip, "skipped there"),
+		res("c.t", "c.t", compat.Error, "crash"),
+		res("d.t", "d.t 1", compat.Pass, ""),
+	}}
+	b := mustParse(t, "fail  a.t 6  # known here\nfail  d.t  # crashes, issue 9\n")
+	d := DiffWithReference(run, b, &ref)
+	var got []string
+	for _, c := range d.Changes {
+		line := string(c.Class) + " " + c.Test + " " + string(c.Want) + "->" + string(c.Got)
+		if c.FromReference {
+			line += " (reference)"
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"regression a.t 2 pass->fail (reference)",
+		"regression a.t 3 pass->skip (reference)",
+		"regression b.t pass->error (reference)",
+		"regression b.t 2 pass-> (reference)",
+		"flaky a.t 8 ->pass",
+		"new a.t 1 ->pass",
+		"new a.t 4 ->fail",
+		"new a.t 5 ->pass",
+		"new a.t 7 ->fail",
+		"new b.t 1 ->pass",
+		"new c.t ->error",
+		"known-failure a.t 6 fail->fail",
+		"known-failure d.t fail->error",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, c := range d.Changes {
+		if c.FromReference && !strings.Contains(c.Reason, "reference") {
+			t.Errorf("%s: reason %q does not say the reference is the expectation", c.Test, c.Reason)
+		}
+	}
+	// Without the reference it is Diff: nothing is a regression.
+	if n := DiffWithReference(run, b, nil).Count(compat.Regression); n != 0 {
+		t.Errorf("without a reference: %d regressions, want 0", n)
+	}
+	// With no baseline at all the reference still finds the regressions.
+	// (a.t 2, 3 and 6, b.t and b.t 2, d.t and d.t 1).
+	if n := DiffWithReference(run, nil, &ref).Count(compat.Regression); n != 7 {
+		t.Errorf("no baseline: %d regressions, want 7", n)
+	}
+	// A baseline's entries keep their meaning: the full diff is unchanged
+	// by a reference that disagrees with every entry.
+	full := mustParse(t, diffBaseline)
+	other := diffRun()
+	for i := range other.Results {
+		other.Results[i].Status = compat.Pass
+	}
+	other.Target = "reference"
+	listed := func(d compat.Diff) []compat.Change {
+		var out []compat.Change
+		for _, c := range d.Changes {
+			if c.Want != "" && !c.FromReference {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	plain, withRef := Diff(diffRun(), full), DiffWithReference(diffRun(), full, &other)
+	if !reflect.DeepEqual(listed(plain), listed(withRef)) || plain.Matched != withRef.Matched || plain.Expected != withRef.Expected {
+		t.Errorf("a reference changed the diff of listed tests:\n%+v\nwant\n%+v", listed(withRef), listed(plain))
+	}
+}

@@ -70,3 +70,14 @@ func TestTargetSpec(t *testing.T) {
 		t.Errorf("a file in the way: %v", err)
 	}
 }
+
+func TestUnknownUnits(t *testing.T) {
+	known := func(n string) bool { return n == "a" || n == "b" }
+	if err := UnknownUnits("s", []string{"a", "b"}, known, "hint"); err != nil {
+		t.Errorf("all known: %v", err)
+	}
+	err := UnknownUnits("s", []string{"x", "a", "y z"}, known, "units are a and b")
+	if err == nil || err.Error() != `s: unknown unit(s) "x", "y z" (units are a and b)` {
+		t.Errorf("unknown: %v", err)
+	}
+}

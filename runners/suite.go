@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/compat-project/compat"
@@ -152,8 +154,27 @@ type SuiteConfig struct {
 	// whole suite).
 	Profile string
 	// Units are unit names, as the suite's results give them; when set,
-	// the profile is not used.
+	// the profile is not used. A name the suite does not have is an error
+	// of the suite's constructor that names every unknown one
+	// (UnknownUnits), which compat run reports as a usage error.
 	Units []string
+}
+
+// UnknownUnits checks names against a suite's units: the error lists, in
+// order, every name known reports false for, and hint says how units are
+// named (such as `files of the checkout, like "access.t"`). nil when all
+// are known.
+func UnknownUnits(suite string, names []string, known func(string) bool, hint string) error {
+	var bad []string
+	for _, n := range names {
+		if !known(n) {
+			bad = append(bad, strconv.Quote(n))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: unknown unit(s) %s (%s)", suite, strings.Join(bad, ", "), hint)
 }
 
 // TargetSpec describes the target a suite is to run on. The pipeline

@@ -67,6 +67,12 @@ type Shim struct {
 // what the harness ran), AOT code under spec.Cache ("" compiles on every
 // start).
 func PrepareShim(dir string, b *wasmbuild.Build, self []string, spec runners.TargetSpec) (*Shim, error) {
+	return prepareShim(dir, b, b.Wasm(), self, spec)
+}
+
+// prepareShim is PrepareShim with b's nginx.wasm at the path wasm (a copy,
+// such as one another user can read).
+func prepareShim(dir string, b *wasmbuild.Build, wasm string, self []string, spec runners.TargetSpec) (*Shim, error) {
 	if len(self) == 0 {
 		return nil, errors.New("nginx shim: no command to run it")
 	}
@@ -77,7 +83,7 @@ func PrepareShim(dir string, b *wasmbuild.Build, self []string, spec runners.Tar
 		return nil, errors.New("nginx shim: no megabinary to run (the vkernel target's spec names none)")
 	}
 	bin := filepath.Join(dir, "nginx")
-	env := (&shim.Config{Megabinary: spec.Megabinary, PublicKey: spec.PublicKey, Wasm: b.Wasm(), Cache: spec.Cache, Entry: entry(b).Name}).Env()
+	env := (&shim.Config{Megabinary: spec.Megabinary, PublicKey: spec.PublicKey, Wasm: wasm, Cache: spec.Cache, Entry: entry(b).Name}).Env()
 	if err := prepare.WriteScript(bin, "nginx.wasm in the vkernel with a native nginx's command line (compat adapters/nginx).", env, self); err != nil {
 		return nil, fmt.Errorf("nginx shim: %w", err)
 	}

@@ -115,8 +115,9 @@ func parseConf(text string) ([]directive, error) {
 type serverConf struct {
 	// Daemon is the "daemon" setting (nginx's default: on).
 	Daemon bool
-	// Pid is the "pid" path as written, "" when not set.
-	Pid string
+	// Pid is the "pid" path as written, "" when not set; PidIn says
+	// where it is set (pidInGlobals, pidInConf, pidInInclude).
+	Pid, PidIn string
 	// Listen holds the host addresses to listen on, one per distinct
 	// "listen" socket, in order ("127.0.0.1:1984").
 	Listen []string
@@ -130,8 +131,8 @@ type serverConf struct {
 func readServerConf(conf, globals, dir string) (*serverConf, error) {
 	sc := &serverConf{Daemon: true}
 	seen := map[string]bool{}
-	var read func(text string, depth, nesting int) error
-	read = func(text string, depth, nesting int) error {
+	var read func(text string, depth, nesting int, where string) error
+	read = func(text string, depth, nesting int, where string) error {
 		ds, err := parseConf(text)
 		if err != nil {
 			return err
@@ -142,7 +143,7 @@ func readServerConf(conf, globals, dir string) (*serverConf, error) {
 			case d.name == "daemon" && main && len(d.args) == 1:
 				sc.Daemon = d.args[0] == "on"
 			case d.name == "pid" && main && len(d.args) == 1:
-				sc.Pid = d.args[0]
+				sc.Pid, sc.PidIn = d.args[0], where
 			case d.name == "listen" && len(d.args) > 0:
 				addr, err := listenAddr(d.args[0])
 				if err != nil {
@@ -169,7 +170,7 @@ func readServerConf(conf, globals, dir string) (*serverConf, error) {
 					if err != nil {
 						return fmt.Errorf("include %q: %w", d.args[0], err)
 					}
-					if err := read(string(data), depth+d.depth, nesting+1); err != nil {
+					if err := read(string(data), depth+d.depth, nesting+1, pidInInclude); err != nil {
 						return fmt.Errorf("in %s: %w", f, err)
 					}
 				}
@@ -177,8 +178,8 @@ func readServerConf(conf, globals, dir string) (*serverConf, error) {
 		}
 		return nil
 	}
-	for _, text := range []string{conf, globals} {
-		if err := read(text, 0, 0); err != nil {
+	for i, text := range []string{conf, globals} {
+		if err := read(text, 0, 0, []string{pidInConf, pidInGlobals}[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -248,12 +249,12 @@ var (
 func scanServerConf(conf, globals string) *serverConf {
 	sc := &serverConf{Daemon: true}
 	seen := map[string]bool{}
-	for _, text := range []string{conf, globals} {
+	for i, text := range []string{conf, globals} {
 		for _, m := range scanDaemon.FindAllStringSubmatch(text, -1) {
 			sc.Daemon = m[1] == "on"
 		}
 		for _, m := range scanPid.FindAllStringSubmatch(text, -1) {
-			sc.Pid = m[1]
+			sc.Pid, sc.PidIn = m[1], []string{pidInConf, pidInGlobals}[i]
 		}
 		for _, m := range scanListen.FindAllStringSubmatch(text, -1) {
 			if addr, err := listenAddr(m[1]); err == nil && addr != "" && !seen[addr] {

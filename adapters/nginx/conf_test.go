@@ -33,6 +33,7 @@ http {
 	want := &serverConf{
 		Daemon: true, // -g comes after the file
 		Pid:    "logs/other.pid",
+		PidIn:  pidInGlobals,
 		Listen: []string{"127.0.0.1:1984", "127.0.0.1:1985", "[::1]:1986", "127.0.0.1:1987"},
 	}
 	if !reflect.DeepEqual(sc, want) {
@@ -100,7 +101,7 @@ http {
 		t.Skip("parseConf reads this configuration: nothing to fall back from")
 	}
 	sc := scanServerConf(conf, "pid logs/x.pid;")
-	want := &serverConf{Daemon: false, Pid: "logs/x.pid", Listen: []string{"127.0.0.1:1984", "127.0.0.1:1985"}}
+	want := &serverConf{Daemon: false, Pid: "logs/x.pid", PidIn: pidInGlobals, Listen: []string{"127.0.0.1:1984", "127.0.0.1:1985"}}
 	if !reflect.DeepEqual(sc, want) {
 		t.Errorf("scanServerConf = %+v, want %+v", sc, want)
 	}

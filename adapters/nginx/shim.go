@@ -204,12 +204,14 @@ func (s *launcher) main(args []string) error {
 	if sc.Daemon && os.Getenv(envChild) == "" {
 		return s.daemon(args, pidFile)
 	}
-	return s.run(cl, &server{conf: sc, pidFile: pidFile})
+	return s.run(cl, &server{conf: sc, text: string(text), pidFile: pidFile})
 }
 
-// server is what a serving instance needs beyond its command line.
+// server is what a serving instance needs beyond its command line: its
+// configuration as read and its text, and the pid file's path.
 type server struct {
 	conf    *serverConf
+	text    string
 	pidFile string
 }
 
@@ -336,6 +338,50 @@ func (s *launcher) run(cl *cmdline, srv *server) error {
 	}
 	mounts := shim.AddDir(cfg.Mounts, cl.prefix)
 	mounts = shim.AddDir(mounts, filepath.Dir(cl.conf))
+
+	// The pid file stays through reloads (pidfile.go): instances write a
+	// private one, which is published at the real path.
+	args := cl.args
+	var copies []string
+	instanceArgs := func(conf *serverConf, text string) []string {
+		a, copied, ok, err := privatePid(cl, conf, text)
+		if err != nil {
+			fmt.Fprintf(s.stderr, "nginx: [warn] %v: the pid file may be missing during reloads\n", err)
+			return cl.args
+		}
+		if copied != "" {
+			copies = append(copies, copied)
+		}
+		if !ok {
+			return cl.args
+		}
+		return a
+	}
+	defer func() {
+		for _, c := range copies {
+			os.Remove(c)
+		}
+	}()
+	if srv != nil {
+		runDir, err := os.MkdirTemp("", "compat-nginx-run-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(runDir)
+		mounts = append(mounts, vkernel.Mount{Guest: shimRunGuest, Host: runDir})
+		pub := &pidPublisher{private: filepath.Join(runDir, filepath.Base(shimPidGuest)), public: srv.pidFile}
+		pubCtx, stopPub := context.WithCancel(context.Background())
+		published := make(chan struct{})
+		go func() { defer close(published); pub.run(pubCtx) }()
+		defer func() {
+			// Last of all: nothing may publish the pid again once the
+			// file is removed, as nginx removes it when it exits.
+			stopPub()
+			<-published
+			removeOwnPid(srv.pidFile)
+		}()
+		args = instanceArgs(srv.conf, srv.text)
+	}
 	if _, ok := vkernel.HostPath(mounts, tempGuest); !ok {
 		tmp, err := os.MkdirTemp("", "compat-nginx-var-")
 		if err != nil {
@@ -369,7 +415,7 @@ func (s *launcher) run(cl *cmdline, srv *server) error {
 	var code int
 	for {
 		code, err = k.Run(ctx, shim.Instance{
-			Args:       append([]string{"nginx"}, cl.args...),
+			Args:       append([]string{"nginx"}, args...),
 			Stdout:     s.stdout,
 			Stderr:     s.stderr,
 			Mounts:     mounts,
@@ -392,15 +438,13 @@ func (s *launcher) run(cl *cmdline, srv *server) error {
 			} else {
 				fmt.Fprintf(s.stderr, "nginx: [emerg] reload: %v\n", lerr)
 			}
+			args = instanceArgs(conf, string(text))
 		}
 	}
 	switch {
 	case errors.Is(err, errStopGrace):
-		// The instance did not stop by itself in time and was ended: do
-		// what nginx does when it exits, remove its pid file.
-		if pid, perr := readPid(srv.pidFile); perr == nil && pid == os.Getpid() {
-			os.Remove(srv.pidFile)
-		}
+		// The instance did not stop by itself in time and was ended;
+		// its pid file goes as the shim exits (see above).
 		return nil
 	case err != nil:
 		return err

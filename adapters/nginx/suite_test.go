@@ -144,15 +144,21 @@ func nginxTestsSuite(t *testing.T) *Suite {
 	return n
 }
 
+// checkSmoke checks a run of testdata/nginx-tests: compat_smoke.t's 9
+// tests, compat_reload.t's 8 (the pid file through a reload) and
+// compat_modules.t's 3 (the dynamic modules nginx -V lists load from
+// TEST_NGINX_MODULES) all pass.
 func checkSmoke(t *testing.T, r *compat.Run) {
 	t.Helper()
-	if c := r.Counts(); c.Pass != 9 || c.Total() != 9 {
+	if c := r.Counts(); c.Pass != 20 || c.Total() != 20 {
 		for _, r := range r.Results {
 			t.Logf("%s: %s %s\n%s", r.Test, r.Status, r.Message, r.Output)
 		}
-		t.Fatalf("counts %+v, want the file's 9 tests passing", c)
+		t.Fatalf("counts %+v, want the files' 20 tests passing", c)
 	}
-	for _, id := range []string{"nginx-tests/compat_smoke.t QUIT stops nginx", "nginx-tests/compat_smoke.t no alerts", "nginx-tests/compat_smoke.t pid file holds the pid that was started"} {
+	for _, id := range []string{"nginx-tests/compat_smoke.t QUIT stops nginx", "nginx-tests/compat_smoke.t no alerts", "nginx-tests/compat_smoke.t pid file holds the pid that was started",
+		"nginx-tests/compat_reload.t pid file never missing during the reload", "nginx-tests/compat_reload.t serves the new configuration after HUP",
+		"nginx-tests/compat_reload.t runs unprivileged, as nginx-tests wants", "nginx-tests/compat_modules.t nginx -t loads them"} {
 		if r := find(r, id); r == nil || r.Status != compat.Pass {
 			t.Errorf("%s: %+v", id, r)
 		}
@@ -191,7 +197,8 @@ func (o openedSuite) Open(context.Context, runners.TargetSpec) (runners.Session,
 func TestUnitErrorsDoNotEndTheRun(t *testing.T) {
 	bin, work := t.TempDir(), t.TempDir()
 	prove := `#!/bin/sh
-case "$2" in
+for f; do :; done
+case "$f" in
 *bad.t) echo "ok 1 - before the long line"; head -c 5000000 /dev/zero | tr '\0' x; echo ;;
 *) echo "1..1"; echo "ok 1 - fine" ;;
 esac
@@ -216,13 +223,13 @@ esac
 	}
 	bad := find(r, "echo/bad.t")
 	if bad == nil || bad.Status != compat.Error || !strings.Contains(bad.Message, "does not parse as TAP") ||
-		!strings.HasPrefix(bad.Output, "$ cd "+filepath.Join(work, "echo")+" && env TEST_NGINX_NO_SHUFFLE=1 prove -v t/bad.t\n") {
+		!strings.HasPrefix(bad.Output, "$ cd "+filepath.Join(work, "echo")+" && env TEST_NGINX_NO_SHUFFLE=1 prove -v --formatter TAP::Formatter::Console t/bad.t\n") {
 		t.Errorf("TAP error: %v", bad)
 	}
 	if ok := find(r, "echo/bad.t before the long line"); ok == nil || ok.Status != compat.Pass {
 		t.Errorf("the test before the bad line: %+v", ok)
 	}
-	if gone := find(r, "gone/x.t"); gone == nil || gone.Status != compat.Error || !strings.Contains(gone.Output, "prove -v t/x.t") {
+	if gone := find(r, "gone/x.t"); gone == nil || gone.Status != compat.Error || !strings.Contains(gone.Output, "prove -v --formatter TAP::Formatter::Console t/x.t") {
 		t.Errorf("target error: %+v", gone)
 	}
 	if good := find(r, "echo/good.t fine"); good == nil || good.Status != compat.Pass {
@@ -266,9 +273,27 @@ func TestNewSelects(t *testing.T) {
 	}
 	checkout := t.TempDir()
 	os.WriteFile(filepath.Join(checkout, "x.t"), nil, 0o644)
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: dir}, NginxTests: checkout}); err == nil || !strings.Contains(err.Error(), "lib/Test/Nginx.pm") {
+		t.Errorf("a directory without lib/Test/Nginx.pm: %v", err)
+	}
+	os.MkdirAll(filepath.Join(checkout, "lib", "Test"), 0o755)
+	os.WriteFile(filepath.Join(checkout, "lib", "Test", "Nginx.pm"), nil, 0o644)
 	s, err = New(Options{SuiteConfig: runners.SuiteConfig{Build: dir}, NginxTests: checkout})
 	if err != nil || len(s.Plan().Units) != 1 || s.Plan().Units[0].Name != "nginx-tests/x.t" {
 		t.Errorf("nginx-tests: %+v, %v", s, err)
+	}
+	s, err = New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Units: []string{"nginx-tests/x.t"}}, NginxTests: checkout})
+	if err != nil || len(s.Plan().Units) != 1 || s.Plan().Units[0].Name != "nginx-tests/x.t" {
+		t.Errorf("nginx-tests, a file named with its unit prefix: %+v, %v", s, err)
+	}
+	// Unknown names are all reported, before the build is looked for.
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Cache: t.TempDir(), Units: []string{"nosuch.t", "x.t", "echo/echo.t"}}, NginxTests: checkout}); err == nil ||
+		!strings.Contains(err.Error(), `unknown unit(s) "nosuch.t", "echo/echo.t"`) {
+		t.Errorf("unknown nginx-tests files: %v", err)
+	}
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: dir, Units: []string{"echo/none.t", "echo/a.t", "set-misc/none.t"}}}); err == nil ||
+		!strings.Contains(err.Error(), `"echo/none.t", "set-misc/none.t"`) {
+		t.Errorf("unknown module files: %v", err)
 	}
 	if _, err := s.Open(context.Background(), runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local, Scratch: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "-reference docker") {
 		t.Errorf("a local reference: %v", err)

@@ -208,9 +208,15 @@ func TestNew(t *testing.T) {
 	if err != nil || len(got.Plan().Units) != len(Quick) || !got.Plan().Kinds[""].Rerun {
 		t.Fatalf("quick: %+v, %v", got, err)
 	}
+	os.MkdirAll(filepath.Join(lib, "test_x"), 0o755)
 	got, err = New(runners.SuiteConfig{Build: s.build.Dir, Units: []string{"test_x"}})
 	if err != nil || len(got.Plan().Units) != 1 || got.Plan().Units[0].Name != "test_x" {
 		t.Fatalf("explicit: %+v, %v", got, err)
+	}
+	// Every unknown module is named at once, before anything runs.
+	if _, err := New(runners.SuiteConfig{Build: s.build.Dir, Units: []string{"test_nosuch", "test_x", "test_other"}}); err == nil ||
+		!strings.Contains(err.Error(), `unknown unit(s) "test_nosuch", "test_other"`) {
+		t.Errorf("unknown modules: %v", err)
 	}
 	if _, err := New(runners.SuiteConfig{Build: s.build.Dir, Profile: "slow"}); err == nil {
 		t.Error("an unknown profile was accepted")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/compat-project/compat"
@@ -43,6 +44,15 @@ func New(opts runners.SuiteConfig) (*Suite, error) {
 	mods := opts.Units
 	if len(mods) == 0 {
 		if mods, err = Profile(opts.Profile, libTest(b)); err != nil {
+			return nil, err
+		}
+	} else {
+		all, err := Modules(libTest(b))
+		if err != nil {
+			return nil, err
+		}
+		if err := runners.UnknownUnits(Name, mods, func(m string) bool { return slices.Contains(all, m) },
+			fmt.Sprintf("units are the test modules of the build's Lib/test, such as %q", all[0])); err != nil {
 			return nil, err
 		}
 	}

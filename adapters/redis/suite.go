@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,10 +87,29 @@ func New(opts Options) (*Suite, error) {
 			return nil, err
 		}
 		names = append(external, spawn...)
+	} else if err := knownUnits(b.Path("suite"), names); err != nil {
+		return nil, err
 	}
 	s := &Suite{build: b, diffSeeds: opts.Differential}
 	s.units = selectUnits(names, opts.Differential > 0)
 	return s, nil
+}
+
+// knownUnits checks that every name is a unit of the suite in dir: an
+// entry of its ::all_tests, a tests/NAME.tcl file (runtest --single runs
+// any) or DifferentialUnit.
+func knownUnits(dir string, names []string) error {
+	all, err := allTests(dir)
+	if err != nil {
+		return err
+	}
+	return runners.UnknownUnits(Name, names, func(n string) bool {
+		if n == DifferentialUnit || slices.Contains(all, n) {
+			return true
+		}
+		fi, err := os.Stat(filepath.Join(dir, "tests", filepath.FromSlash(n)+".tcl"))
+		return err == nil && !fi.IsDir() && filepath.IsLocal(n)
+	}, `units are named like "unit/type/list", "integration/rdb" or "`+DifferentialUnit+`"`)
 }
 
 // selectUnits gives each named unit its kind, external units first, then

@@ -64,6 +64,17 @@ func TestNewSelectsModes(t *testing.T) {
 	if u := s.Plan().Units; len(u) != 2 || u[0] != (runners.Unit{Name: "unit/type/list"}) || u[1] != (runners.Unit{Name: "integration/rdb", Kind: KindSpawn}) {
 		t.Errorf("explicit units %+v: external first, then spawn mode", u)
 	}
+	// A unit outside ::all_tests that runtest --single can run is known;
+	// every unknown name is reported at once.
+	os.MkdirAll(b.Path("suite", "tests", "unit", "extra"), 0o755)
+	os.WriteFile(b.Path("suite", "tests", "unit", "extra", "x.tcl"), nil, 0o644)
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Units: []string{"unit/extra/x", DifferentialUnit}}}); err != nil {
+		t.Errorf("a unit file outside ::all_tests: %v", err)
+	}
+	if _, err := New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Units: []string{"unit/nosuch", "unit/type/list", "../x"}}}); err == nil ||
+		!strings.Contains(err.Error(), `unknown unit(s) "unit/nosuch", "../x"`) {
+		t.Errorf("unknown units: %v", err)
+	}
 	s, _ = New(Options{SuiteConfig: runners.SuiteConfig{Build: b.Dir, Profile: "quick"}})
 	if u := s.Plan().Units; len(u) != len(Quick)+len(QuickSpawn) || u[len(u)-1].Kind != KindSpawn {
 		t.Errorf("quick profile: %+v", u)

@@ -27,7 +27,7 @@ const usage = `compat: upstream test-suite compatibility runner for the vkernel
 
 Usage:
   compat run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local]
-             [-profile quick|full] [-modules M,...] [-out DIR] [-baselines DIR] [FLAG...]
+             [-profile quick|full] [-modules M,...] [-suite-dir DIR] [-out DIR] [-baselines DIR] [FLAG...]
                                               run the suites on the vkernel and the native reference,
                                               diff against baselines, write JUnit and summary.md
                                               (compat run -h lists every flag)

@@ -280,3 +280,21 @@ func TestBenchServerUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestRunUnknownModules: a unit name the suite does not have is a usage
+// error (exit 2) naming every unknown one, before anything is built or run.
+func TestRunUnknownModules(t *testing.T) {
+	t.Setenv("COMPAT_CACHE", t.TempDir())
+	checkout := t.TempDir()
+	os.MkdirAll(filepath.Join(checkout, "lib", "Test"), 0o755)
+	os.WriteFile(filepath.Join(checkout, "lib", "Test", "Nginx.pm"), nil, 0o644)
+	os.WriteFile(filepath.Join(checkout, "access.t"), nil, 0o644)
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, errOut := compat(t, "run", "-suite", "nginx", "-suite-dir", checkout, "-modules", "nosuch.t,access.t,other.t", "-out", out)
+	if code != exitUsage || !strings.Contains(errOut, `unknown unit(s) "nosuch.t", "other.t"`) || !strings.Contains(errOut, `"access.t"`) {
+		t.Errorf("exit %d, stderr %q: want %d naming nosuch.t and other.t, and how units are named", code, errOut, exitUsage)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was written: nothing should run", out)
+	}
+}

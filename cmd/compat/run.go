@@ -32,11 +32,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		opts pipeline.Options
 	)
 	fs.StringVar(&sf.profile, "profile", "quick", "quick (a few modules per suite) or full (the whole suites)")
-	fs.StringVar(&sf.modules, "modules", "", "run these test modules (Redis: unit/X, integration/X; NGINX: module/file.t, debian/tests/NAME) instead of the profile's, comma-separated")
+	fs.StringVar(&sf.modules, "modules", "", "run these test modules (Python: test_X; Redis: unit/X, integration/X; NGINX: module/file.t, debian/tests/NAME, or with -suite-dir the checkout's FILE.t) instead of the profile's, comma-separated; an unknown name is a usage error")
 	fs.StringVar(&sf.pythonBuild, "python-build", "", "python.wasm build directory (default: the newest under the cache; make images builds it)")
 	fs.StringVar(&sf.redisBuild, "redis-build", "", "redis-server.wasm build directory (default: the newest under the cache)")
 	fs.StringVar(&sf.nginxBuild, "nginx-build", "", "nginx.wasm build directory (default: the newest under the cache)")
-	fs.StringVar(&sf.suiteDir, "suite-dir", "", "nginx: run the nginx-tests checkout in DIR instead of the module suites")
+	fs.StringVar(&sf.suiteDir, "suite-dir", "", "nginx: run the nginx-tests checkout in DIR (upstream's Perl suite, a commit contemporary with nginx 1.22) instead of the module suites and autopkgtests; -profile does not apply, all its top-level .t files run unless -modules names some")
 	fs.IntVar(&sf.redisDiff, "redis-differential", 3, "seeded command streams each Redis server also answers beside the host's redis-server (0: none)")
 	fs.IntVar(&opts.Parallel, "parallel", 2, "test modules run at once per target")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "limit for one test module (default: 20m, the suite's own where it needs longer)")

@@ -97,7 +97,11 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			b, err := baselines.Load(path)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
-				logf("%s-%s: no baseline at %s: every result counts as new (create it with: compat baseline update)", s.Name(), t, path)
+				if t != runners.Reference && slices.Contains(cfg.Targets, runners.Reference) {
+					logf("%s-%s: no baseline at %s: the reference's results in this run are the expectation (keep a baseline with: compat baseline update)", s.Name(), t, path)
+				} else {
+					logf("%s-%s: no baseline at %s: every result counts as new (create it with: compat baseline update)", s.Name(), t, path)
+				}
 				b = &baselines.Baseline{Name: path}
 			case err != nil:
 				return out, fmt.Errorf("baseline %s: %w (fix the file, or recreate it with: compat baseline update)", path, err)
@@ -151,13 +155,26 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 				firstErr = err
 			}
 			runs[kind] = run
-			diff := baselines.Diff(*run, base[name])
-			diffs[kind] = diff
-			out.Runs = append(out.Runs, *run)
-			out.Diffs = append(out.Diffs, diff)
 			if err := writeRun(cfg.Out, name, *run, out); err != nil {
 				return out, err
 			}
+		}
+		// Diffs once every target ran: where a baseline is silent, the
+		// reference's result is the other targets' expectation.
+		for _, kind := range cfg.Targets {
+			run, ok := runs[kind]
+			if !ok {
+				continue
+			}
+			var ref *compat.Run
+			if kind != runners.Reference {
+				ref = runs[runners.Reference]
+			}
+			name := s.Name() + "-" + kind
+			diff := baselines.DiffWithReference(*run, base[name], ref)
+			diffs[kind] = diff
+			out.Runs = append(out.Runs, *run)
+			out.Diffs = append(out.Diffs, diff)
 			c := run.Counts()
 			logf("%s: pass %d, fail %d, error %d, skip %d, flaky %d in %s; regressions %d, unexpected passes %d, new %d",
 				name, c.Pass, c.Fail, c.Error, c.Skip, c.Flaky, run.Duration.Round(time.Second),

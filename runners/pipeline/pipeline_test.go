@@ -429,3 +429,59 @@ func TestSpecPathsAbsolute(t *testing.T) {
 		}
 	}
 }
+
+// TestNoBaselineComparesWithReference: a suite with no baseline at all is
+// not "0 regressions": what passes on the reference and fails on the
+// vkernel is a regression, and the summary shows the two side by side.
+func TestNoBaselineComparesWithReference(t *testing.T) {
+	s := &fakeSuite{
+		units: []runners.Unit{{Name: "a"}, {Name: "b"}},
+		run: func(ctx context.Context, spec runners.TargetSpec, u runners.Unit, tests []string) runners.Report {
+			rep := runners.Report{Command: "fake " + u.Name}
+			switch {
+			case spec.Kind == runners.Reference:
+				rep.Results = []compat.Result{pass(u.Name, "x"), pass(u.Name, "y")}
+			case u.Name == "a":
+				rep.Results = []compat.Result{pass(u.Name, "x"), fail(u.Name, "y", "got: '500'; expected: '200'")}
+			default:
+				rep.Results = []compat.Result{pass(u.Name, "x"), pass(u.Name, "y")}
+			}
+			return rep
+		},
+	}
+	out := t.TempDir()
+	var log strings.Builder
+	o, err := Run(context.Background(), Config{
+		Suites: []runners.Suite{s}, Targets: []string{runners.Vkernel, runners.Reference}, Reference: runners.Docker,
+		Out: out, Baselines: t.TempDir(), Log: &log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "the reference's results in this run are the expectation") {
+		t.Errorf("log does not say what the vkernel is compared with:\n%s", log.String())
+	}
+	if n := o.Regressions(); n != 1 {
+		t.Errorf("%d regressions, want 1 (a.y passes on the reference)\n%s", n, log.String())
+	}
+	summary, err := os.ReadFile(filepath.Join(out, "summary.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"**1 regression(s)**",
+		"| `a.y` | pass (reference) | fail | no baseline entry: the reference's result in this run; got: '500'; expected: '200' |",
+		"### vkernel vs reference (1)",
+		"| `a.y` | fail | pass | got: '500'; expected: '200' |",
+	} {
+		if !strings.Contains(string(summary), want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, summary)
+		}
+	}
+	// The reference, compared with nothing, has no regressions of its own.
+	for _, d := range o.Diffs {
+		if d.Target == runners.Reference && d.Count(compat.Regression) != 0 {
+			t.Errorf("reference diff has regressions: %+v", d.Changes)
+		}
+	}
+}

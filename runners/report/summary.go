@@ -109,6 +109,11 @@ func writeSection(p func(string, ...any), s Section) {
 			if want == "" {
 				want = "(none)"
 			}
+			if ch.FromReference {
+				// The baseline has no entry: the reference's result
+				// is the expectation (baselines.DiffWithReference).
+				want += " (reference)"
+			}
 			if got == "" {
 				got = "missing"
 			}
@@ -116,7 +121,10 @@ func writeSection(p func(string, ...any), s Section) {
 				got = "pass on rerun"
 			}
 			var why []string
-			if ch.Reason != "" {
+			switch {
+			case ch.FromReference:
+				why = append(why, ch.Reason)
+			case ch.Reason != "":
 				why = append(why, "baseline: "+ch.Reason)
 			}
 			if m := firstLine(ch.Message); m != "" {
@@ -132,8 +140,103 @@ func writeSection(p func(string, ...any), s Section) {
 		}
 	}
 	if s.Reference != nil {
+		e := s.Diff.Expected
+		writeVersus(p, s.Run, *s.Reference, e.Pass+e.Fail+e.Skip+e.Flaky == 0)
 		writeTimes(p, s.Run, *s.Reference)
 	}
+}
+
+// writeVersus lists the tests whose result differs between run and ref,
+// those that passed on the reference first. Without a baseline for the
+// run's units (open) it is a section of its own, the comparison that
+// stands in for one; otherwise it is folded away under the baseline's
+// changes. A unit that ended as a whole on one side (a skip, a crash)
+// shows as that one result there: its tests missing on that side are not
+// listed one by one, unless the unit crashed, where they are what was
+// lost.
+func writeVersus(p func(string, ...any), run, ref compat.Run, open bool) {
+	type row struct {
+		test       string
+		got, there compat.Status
+		msg        string
+	}
+	ours, theirs := byTest(run), byTest(ref)
+	wholeSkip := func(m map[string]compat.Result, unit string) bool {
+		r, ok := m[unit]
+		return ok && r.Status == compat.Skip
+	}
+	var rows []row
+	add := func(test string) {
+		a, inRun := ours[test]
+		b, inRef := theirs[test]
+		switch {
+		case inRun && inRef && a.Status == b.Status:
+			return
+		case !inRun && wholeSkip(ours, b.Unit), !inRef && wholeSkip(theirs, a.Unit):
+			return
+		}
+		msg := a.Message
+		if msg == "" {
+			msg = b.Message
+		}
+		rows = append(rows, row{test: test, got: a.Status, there: b.Status, msg: msg})
+	}
+	for _, r := range run.Results {
+		add(r.Test)
+	}
+	for _, r := range ref.Results {
+		if _, ok := ours[r.Test]; !ok {
+			add(r.Test)
+		}
+	}
+	title := fmt.Sprintf("%s vs %s", run.Target, ref.Target)
+	if len(rows) == 0 {
+		if open {
+			p("\n### %s\n\nEvery test has the same result on both.\n", cell(title))
+		}
+		return
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i].there == compat.Pass, rows[j].there == compat.Pass
+		if a != b {
+			return a
+		}
+		return rows[i].test < rows[j].test
+	})
+	if open {
+		p("\n### %s (%d)\n\nNo baseline covers these units: the reference's results are the expectation.\n", cell(title), len(rows))
+	} else {
+		p("\n<details><summary>%s (%d)</summary>\n", cell(title), len(rows))
+	}
+	p("\n| test | %s | %s | message |\n| --- | --- | --- | --- |\n", cell(run.Target), cell(ref.Target))
+	shown := rows
+	if len(shown) > maxRows {
+		shown = shown[:maxRows]
+	}
+	status := func(st compat.Status) string {
+		if st == "" {
+			return "missing"
+		}
+		return string(st)
+	}
+	for _, r := range shown {
+		p("| `%s` | %s | %s | %s |\n", code(r.test), status(r.got), status(r.there), cell(firstLine(r.msg)))
+	}
+	if len(shown) < len(rows) {
+		p("\n… and %d more (all are in the JUnit files).\n", len(rows)-len(shown))
+	}
+	if !open {
+		p("\n</details>\n")
+	}
+}
+
+// byTest indexes a run's results by test id.
+func byTest(run compat.Run) map[string]compat.Result {
+	m := make(map[string]compat.Result, len(run.Results))
+	for _, r := range run.Results {
+		m[r.Test] = r
+	}
+	return m
 }
 
 // maxRows bounds each table of the summary.
