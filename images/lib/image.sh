@@ -52,3 +52,29 @@ compat_image_drop_replaced() {
 		docker image rm "$replaced_id" >/dev/null 2>&1 || true
 	fi
 }
+
+# compat_image_begin NAME IMAGE "EXTRA FILES" starts the recipe of
+# images/NAME: builds the base image if it is missing and sets $base to its
+# name and $recipe to the hash of the recipe's files (NAME/Dockerfile,
+# NAME/build-image.sh, NAME/versions.env, the libraries, and EXTRA FILES,
+# relative to images/) and of the base image's id, so that a change of any
+# rebuilds IMAGE. When IMAGE is current, it prints its name and exits the
+# recipe. Otherwise it sets $start, $tmp (a scratch directory removed when
+# the recipe exits) and $log (the docker build log in it).
+compat_image_begin() {
+	local name=$1 image=$2 extra=$3 images base_id
+	base=$("$here/../base/build.sh" | tail -n 1)
+	[ -n "$base" ] || compat_die "images/base/build.sh printed no image name"
+	images=$(cd "$here/.." && pwd)
+	base_id=$(docker image inspect -f '{{.Id}}' "$base")
+	recipe=$(compat_hash "$images" "$name/Dockerfile $name/build-image.sh $name/versions.env lib/common.sh lib/image.sh${extra:+ $extra}" "base=$base_id")
+	if compat_image_current "$image" "$recipe"; then
+		printf '%s\n' "$image"
+		exit 0
+	fi
+	start=$(date +%s)
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/compat-$name-image.XXXXXX")
+	# shellcheck disable=SC2064 # $tmp is meant to be expanded now
+	trap "rm -rf '$tmp'" EXIT
+	log=$tmp/docker-build.log
+}

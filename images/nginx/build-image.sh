@@ -21,26 +21,9 @@ compat_image_args "$@"
 
 image=${COMPAT_NGINX_REFERENCE_IMAGE:-$(compat_reference_image nginx "$NGINX_DEB_VERSION")}
 
-base=$("$here/../base/build.sh" | tail -n 1)
-[ -n "$base" ] || compat_die "images/base/build.sh printed no image name"
 testlib=$("$here/fetch-test-nginx.sh" | tail -n 1)
 [ -f "$testlib/Test/Nginx/Socket.pm" ] || compat_die "fetch-test-nginx.sh gave no Test::Nginx library ($testlib)"
-
-# The image carries a hash of this recipe and of the base image's id; a
-# change of either rebuilds it.
-images=$(cd "$here/.." && pwd)
-base_id=$(docker image inspect -f '{{.Id}}' "$base")
-recipe=$(compat_hash "$images" "nginx/Dockerfile nginx/build-image.sh nginx/versions.env nginx/fetch-test-nginx.sh lib/common.sh lib/image.sh" "base=$base_id")
-if compat_image_current "$image" "$recipe"; then
-	printf '%s
-' "$image"
-	exit 0
-fi
-
-start=$(date +%s)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/compat-nginx-image.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-log=$tmp/docker-build.log
+compat_image_begin nginx "$image" "nginx/fetch-test-nginx.sh"
 
 # Debian's autopkgtests of this nginx (debian/tests/control of its source)
 # run in this image too, so it gets what they depend on: the flavour

@@ -20,24 +20,7 @@ compat_image_args "$@"
 
 image=${COMPAT_PY_REFERENCE_IMAGE:-$(compat_reference_image python "$PY_DEB_VERSION")}
 
-base=$("$here/../base/build.sh" | tail -n 1)
-[ -n "$base" ] || compat_die "images/base/build.sh printed no image name"
-
-# The image carries a hash of this recipe and of the base image's id; a
-# change of either rebuilds it.
-images=$(cd "$here/.." && pwd)
-base_id=$(docker image inspect -f '{{.Id}}' "$base")
-recipe=$(compat_hash "$images" "python/Dockerfile python/build-image.sh python/versions.env lib/common.sh lib/image.sh" "base=$base_id")
-if compat_image_current "$image" "$recipe"; then
-	printf '%s
-' "$image"
-	exit 0
-fi
-
-start=$(date +%s)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/compat-python-image.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-log=$tmp/docker-build.log
+compat_image_begin python "$image" ""
 mkdir -p "$tmp/logs" "$tmp/context/extra-tests"
 
 # Build context: the Dockerfile and the test packages that make install
