@@ -396,7 +396,7 @@ func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno)
 	case f.hostFD < 0:
 		return 0, EBADF
 	}
-	if f.filetype == filetypeSocketStream || f.pipe {
+	if f.isSocket() || f.pipe {
 		// sockReadv is read(2)/readv(2) without telling the scheduler:
 		// these fds never block.
 		return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.sockReadv(f.hostFD, bufs) })
@@ -446,7 +446,7 @@ func (p *Process) write(ctx context.Context, f *file, bufs [][]byte) (int, Errno
 	case f.hostFD < 0:
 		return 0, EBADF
 	}
-	if f.filetype == filetypeSocketStream {
+	if f.isSocket() {
 		return p.retry(ctx, f, unix.POLLOUT, func() (int, error) {
 			return p.sockSendmsg(f.hostFD, bufs, unix.MSG_NOSIGNAL)
 		})
@@ -687,7 +687,7 @@ var fdSeek = &hostFunc{
 		if f.filetype == filetypeDirectory {
 			return EBADF
 		}
-		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
+		if f.hostFD < 0 || f.isSocket() {
 			return ESPIPE
 		}
 		need := uint64(rightFDSeek)
@@ -719,7 +719,7 @@ var fdTell = &hostFunc{
 		if f.filetype == filetypeDirectory {
 			return EBADF
 		}
-		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
+		if f.hostFD < 0 || f.isSocket() {
 			return ESPIPE
 		}
 		if !f.can(rightFDTell) {
