@@ -428,9 +428,15 @@ var vkSockListen = &hostFunc{
 		if f.filetype != filetypeSocketStream {
 			return ENOTSUP
 		}
-		if !p.allowBind(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)) {
-			if err := bindLoopback(f.hostFD, false); err != nil {
-				return errnoOf(err)
+		if sa, err := unix.Getsockname(f.hostFD); err == nil {
+			wildcard := netip.IPv4Unspecified()
+			if _, v6 := sa.(*unix.SockaddrInet6); v6 {
+				wildcard = netip.IPv6Unspecified()
+			}
+			if !p.allowBind(netip.AddrPortFrom(wildcard, 0)) {
+				if err := bindLoopback(f.hostFD, false); err != nil {
+					return errnoOf(err)
+				}
 			}
 		}
 		if err := unix.Listen(f.hostFD, int(int32(s[1]))); err != nil {
