@@ -3,6 +3,7 @@ package vkernel
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,14 @@ func TestSockets(t *testing.T) {
 					t.Errorf("the socket is not in the mount on the host: %v", err)
 				}
 			})
+			t.Run("eintr", func(t *testing.T) {
+				out := w.run(t, nil, "eintr")
+				wantFields(t, out, "idle_poll", "0", "interrupted", "-1", "errno", "27", "restarted", "4", "got", "late",
+					"ready_poll", "1", "revents_in", "1")
+				if !strings.Contains(out, "restarted=4 got=late alarms=2") {
+					t.Errorf("want the restarted read to get the second handler's datagram; output:\n%s", out)
+				}
+			})
 			t.Run("pair", func(t *testing.T) {
 				out := w.run(t, nil, "pair")
 				wantFields(t, out, "pair1", "abc", "pair2", "abc", "inet_pair", "-1", "errno", "58")
@@ -128,5 +137,33 @@ func TestSockets(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestNetworkResources: resources.connect and resources.bind default to
+// loopback, "none" allows nothing, a listed prefix replaces the default,
+// and a bad prefix names the list and what to write.
+func TestNetworkResources(t *testing.T) {
+	lo4, lo6, any4, far := netip.MustParseAddrPort("127.0.0.1:80"), netip.MustParseAddrPort("[::1]:80"),
+		netip.MustParseAddrPort("0.0.0.0:0"), netip.MustParseAddrPort("192.0.2.1:80")
+	for _, c := range []struct {
+		list                []string
+		lo4, lo6, any4, far bool
+	}{
+		{nil, true, true, false, false},
+		{[]string{"none"}, false, false, false, false},
+		{[]string{"0.0.0.0/32"}, false, false, true, false},
+		{[]string{"0.0.0.0/0"}, true, false, true, true},
+	} {
+		p, err := parsePrefixes(c.list)
+		if err != nil {
+			t.Fatalf("%v: %v", c.list, err)
+		}
+		if got := [4]bool{allowed(p, lo4), allowed(p, lo6), allowed(p, any4), allowed(p, far)}; got != [4]bool{c.lo4, c.lo6, c.any4, c.far} {
+			t.Errorf("%v: loopback4/6, wildcard, far allowed %v", c.list, got)
+		}
+	}
+	if _, err := parsePrefixes([]string{"localhost"}); err == nil || !strings.Contains(err.Error(), "CIDR") {
+		t.Errorf("bad prefix: %v", err)
 	}
 }

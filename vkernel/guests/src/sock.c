@@ -9,18 +9,22 @@
  *   sock unix-client P        connect to P, write a line
  *   sock pair                 socketpair, stream and dgram
  *   sock gai                  getaddrinfo, getnameinfo, gethostname, inet_pton/inet_ntop
- *   sock deny PATH            binds and connects the policy refuses; a unix bind at PATH */
+ *   sock deny PATH            binds and connects the policy refuses; a unix bind at PATH
+ *   sock eintr                a blocking recvfrom cut short by SIGALRM, then restarted (SA_RESTART) until
+ *                             the handler's own datagram arrives; poll on a datagram socket */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -264,6 +268,45 @@ static void deny(const char *path) {
 	printf("raw=%d errno=%d\n", socket(AF_INET, SOCK_RAW, 0), errno);
 }
 
+static volatile int alarms;
+static int alarm_sock = -1;
+static struct sockaddr_in alarm_to;
+
+static void on_alarm(int sig) {
+	(void)sig;
+	alarms++;
+	if (alarm_sock >= 0)
+		sendto(alarm_sock, "late", 4, 0, (struct sockaddr *)&alarm_to, sizeof alarm_to);
+}
+
+static void eintr(void) {
+	int srv = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK("socket", srv >= 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	CHECK("bind", bind(srv, (struct sockaddr *)&sin, sizeof sin) == 0);
+	socklen_t len = sizeof alarm_to;
+	CHECK("getsockname", getsockname(srv, (struct sockaddr *)&alarm_to, &len) == 0);
+	struct pollfd pfd = {.fd = srv, .events = POLLIN};
+	printf("idle_poll=%d\n", poll(&pfd, 1, 50));
+
+	struct sigaction sa = {.sa_handler = on_alarm};
+	CHECK("sigaction", sigaction(SIGALRM, &sa, NULL) == 0);
+	struct itimerval it = {.it_value = {.tv_usec = 50000}};
+	CHECK("setitimer", setitimer(ITIMER_REAL, &it, NULL) == 0);
+	char buf[16] = {0};
+	ssize_t n = recvfrom(srv, buf, sizeof buf, 0, NULL, NULL);
+	printf("interrupted=%zd errno=%d alarms=%d\n", n, errno, alarms);
+
+	alarm_sock = socket(AF_INET, SOCK_DGRAM, 0);
+	sa.sa_flags = SA_RESTART;
+	CHECK("sigaction restart", sigaction(SIGALRM, &sa, NULL) == 0);
+	CHECK("setitimer again", setitimer(ITIMER_REAL, &it, NULL) == 0);
+	n = recvfrom(srv, buf, sizeof buf - 1, 0, NULL, NULL);
+	printf("restarted=%zd got=%s alarms=%d\n", n, buf, alarms);
+	CHECK("send for poll", sendto(alarm_sock, "x", 1, 0, (struct sockaddr *)&alarm_to, sizeof alarm_to) == 1);
+	printf("ready_poll=%d revents_in=%d\n", poll(&pfd, 1, 5000), (pfd.revents & POLLIN) != 0);
+}
+
 int main(int argc, char **argv) {
 	if (argc < 2)
 		return 2;
@@ -283,6 +326,8 @@ int main(int argc, char **argv) {
 		gai();
 	else if (!strcmp(mode, "deny") && argc > 2)
 		deny(argv[2]);
+	else if (!strcmp(mode, "eintr"))
+		eintr();
 	else
 		return 2;
 	return 0;
