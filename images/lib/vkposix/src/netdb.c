@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "internal.h"
+
 static int hexval(int c) {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -104,7 +106,7 @@ static int pton6(const char *s, unsigned char out[16]) {
 	return 1;
 }
 
-int inet_pton(int af, const char *__restrict s, void *__restrict dst) {
+VKPOSIX_WEAK int inet_pton(int af, const char *__restrict s, void *__restrict dst) {
 	if (af == AF_INET)
 		return pton4(s, dst);
 	if (af == AF_INET6)
@@ -113,7 +115,7 @@ int inet_pton(int af, const char *__restrict s, void *__restrict dst) {
 	return -1;
 }
 
-const char *inet_ntop(int af, const void *__restrict src, char *__restrict dst, socklen_t size) {
+VKPOSIX_WEAK const char *inet_ntop(int af, const void *__restrict src, char *__restrict dst, socklen_t size) {
 	char buf[INET6_ADDRSTRLEN];
 	const unsigned char *a = src;
 	if (af == AF_INET) {
@@ -161,17 +163,17 @@ const char *inet_ntop(int af, const void *__restrict src, char *__restrict dst, 
 	return strcpy(dst, buf);
 }
 
-in_addr_t inet_addr(const char *s) {
+VKPOSIX_WEAK in_addr_t inet_addr(const char *s) {
 	struct in_addr a;
 	return inet_aton(s, &a) ? a.s_addr : INADDR_NONE;
 }
 
-char *inet_ntoa(struct in_addr in) {
+VKPOSIX_WEAK char *inet_ntoa(struct in_addr in) {
 	static char buf[INET_ADDRSTRLEN];
 	return (char *)inet_ntop(AF_INET, &in, buf, sizeof buf);
 }
 
-const char *gai_strerror(int e) {
+VKPOSIX_WEAK const char *gai_strerror(int e) {
 	switch (e) {
 	case 0:
 		return "Success";
@@ -383,7 +385,7 @@ static struct addrinfo *new_ai(const struct addr *a, int socktype, int port, con
 	return ai;
 }
 
-void freeaddrinfo(struct addrinfo *ai) {
+VKPOSIX_WEAK void freeaddrinfo(struct addrinfo *ai) {
 	while (ai) {
 		struct addrinfo *next = ai->ai_next;
 		free(ai);
@@ -391,7 +393,7 @@ void freeaddrinfo(struct addrinfo *ai) {
 	}
 }
 
-int getaddrinfo(const char *__restrict host, const char *__restrict serv, const struct addrinfo *__restrict hints,
+VKPOSIX_WEAK int getaddrinfo(const char *__restrict host, const char *__restrict serv, const struct addrinfo *__restrict hints,
                 struct addrinfo **__restrict res) {
 	int flags = hints ? hints->ai_flags : 0, family = hints ? hints->ai_family : AF_UNSPEC;
 	int socktype = hints ? hints->ai_socktype : 0, protocol = hints ? hints->ai_protocol : 0;
@@ -502,7 +504,7 @@ int getaddrinfo(const char *__restrict host, const char *__restrict serv, const 
 	return 0;
 }
 
-int getnameinfo(const struct sockaddr *__restrict sa, socklen_t salen, char *__restrict host, socklen_t hostlen,
+VKPOSIX_WEAK int getnameinfo(const struct sockaddr *__restrict sa, socklen_t salen, char *__restrict host, socklen_t hostlen,
                 char *__restrict serv, socklen_t servlen, int flags) {
 	struct addr a = {0};
 	int port;
@@ -553,9 +555,9 @@ int getnameinfo(const struct sockaddr *__restrict sa, socklen_t salen, char *__r
 	return 0;
 }
 
-int h_errno;
+VKPOSIX_WEAK int h_errno;
 
-const char *hstrerror(int e) {
+VKPOSIX_WEAK const char *hstrerror(int e) {
 	switch (e) {
 	case HOST_NOT_FOUND:
 		return "Unknown host";
@@ -578,7 +580,7 @@ static struct {
 	unsigned char bytes[MAXADDRS][16];
 } hostbuf;
 
-struct hostent *gethostbyname2(const char *name, int af) {
+VKPOSIX_WEAK struct hostent *gethostbyname2(const char *name, int af) {
 	struct addr a[MAXADDRS];
 	int n;
 	if (af != AF_INET && af != AF_INET6) {
@@ -607,9 +609,9 @@ struct hostent *gethostbyname2(const char *name, int af) {
 	return &hostbuf.h;
 }
 
-struct hostent *gethostbyname(const char *name) { return gethostbyname2(name, AF_INET); }
+VKPOSIX_WEAK struct hostent *gethostbyname(const char *name) { return gethostbyname2(name, AF_INET); }
 
-struct hostent *gethostbyaddr(const void *addr, socklen_t len, int af) {
+VKPOSIX_WEAK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int af) {
 	struct sockaddr_in6 ss = {0};
 	socklen_t salen;
 	if (af == AF_INET && len == 4) {
@@ -652,12 +654,12 @@ static struct servent *servent(const char *name, int port, const char *proto) {
 	return &servbuf.s;
 }
 
-struct servent *getservbyname(const char *name, const char *proto) {
+VKPOSIX_WEAK struct servent *getservbyname(const char *name, const char *proto) {
 	int port = services_lookup(name, -1, proto, NULL, 0);
 	return port < 0 ? NULL : servent(name, port, proto);
 }
 
-struct servent *getservbyport(int port, const char *proto) {
+VKPOSIX_WEAK struct servent *getservbyport(int port, const char *proto) {
 	char name[64];
 	int p = services_lookup(NULL, ntohs(port), proto, name, sizeof name);
 	return p < 0 ? NULL : servent(name, p, proto);
@@ -672,7 +674,7 @@ static const struct {
 static struct protoent protobuf;
 static char *noaliases[1];
 
-struct protoent *getprotobyname(const char *name) {
+VKPOSIX_WEAK struct protoent *getprotobyname(const char *name) {
 	for (size_t i = 0; i < sizeof protos / sizeof protos[0]; i++)
 		if (!strcmp(protos[i].name, name)) {
 			protobuf = (struct protoent){(char *)protos[i].name, noaliases, protos[i].proto};
@@ -681,7 +683,7 @@ struct protoent *getprotobyname(const char *name) {
 	return NULL;
 }
 
-struct protoent *getprotobynumber(int proto) {
+VKPOSIX_WEAK struct protoent *getprotobynumber(int proto) {
 	for (size_t i = 0; i < sizeof protos / sizeof protos[0]; i++)
 		if (protos[i].proto == proto) {
 			protobuf = (struct protoent){(char *)protos[i].name, noaliases, protos[i].proto};

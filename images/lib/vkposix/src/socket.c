@@ -142,7 +142,7 @@ static void from_vk(const uint8_t *in, uint32_t n, struct sockaddr *sa, socklen_
 		_e;                                                                                                    \
 	})
 
-int socket(int domain, int type, int protocol) {
+VKPOSIX_WEAK int socket(int domain, int type, int protocol) {
 	uint32_t flags = type & SOCK_NONBLOCK ? VK_FDFLAG_NONBLOCK : 0;
 	type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	uint32_t fd;
@@ -150,7 +150,7 @@ int socket(int domain, int type, int protocol) {
 	return e ? fail(e) : (int)fd;
 }
 
-int socketpair(int domain, int type, int protocol, int fds[2]) {
+VKPOSIX_WEAK int socketpair(int domain, int type, int protocol, int fds[2]) {
 	uint32_t flags = type & SOCK_NONBLOCK ? VK_FDFLAG_NONBLOCK : 0;
 	type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (protocol != 0)
@@ -164,7 +164,7 @@ int socketpair(int domain, int type, int protocol, int fds[2]) {
 	return 0;
 }
 
-int bind(int fd, const struct sockaddr *sa, socklen_t len) {
+VKPOSIX_WEAK int bind(int fd, const struct sockaddr *sa, socklen_t len) {
 	uint8_t a[VKPOSIX_VKADDR_MAX];
 	int n = to_vk(sa, len, a);
 	if (n < 0)
@@ -173,12 +173,12 @@ int bind(int fd, const struct sockaddr *sa, socklen_t len) {
 	return e ? fail(e) : 0;
 }
 
-int listen(int fd, int backlog) {
+VKPOSIX_WEAK int listen(int fd, int backlog) {
 	int32_t e = __vkernel_sock_listen(fd, backlog);
 	return e ? fail(e) : 0;
 }
 
-int connect(int fd, const struct sockaddr *sa, socklen_t len) {
+VKPOSIX_WEAK int connect(int fd, const struct sockaddr *sa, socklen_t len) {
 	uint8_t a[VKPOSIX_VKADDR_MAX];
 	int n = to_vk(sa, len, a);
 	if (n < 0)
@@ -202,15 +202,15 @@ static int name(int32_t (*call)(uint32_t, void *, uint32_t, uint32_t *), int fd,
 	return 0;
 }
 
-int getsockname(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len) {
+VKPOSIX_WEAK int getsockname(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len) {
 	return name(__vkernel_sock_getsockname, fd, sa, len);
 }
 
-int getpeername(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len) {
+VKPOSIX_WEAK int getpeername(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len) {
 	return name(__vkernel_sock_getpeername, fd, sa, len);
 }
 
-int accept4(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len, int flags) {
+VKPOSIX_WEAK int accept4(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len, int flags) {
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return fail(EINVAL);
 	__wasi_fd_t nfd;
@@ -235,7 +235,7 @@ int accept4(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len, i
 	return nfd;
 }
 
-int accept(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len) { return accept4(fd, sa, len, 0); }
+VKPOSIX_WEAK int accept(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len) { return accept4(fd, sa, len, 0); }
 
 static ssize_t sendv(int fd, const struct iovec *iov, int iovcnt, int flags, const struct sockaddr *sa,
                      socklen_t salen) {
@@ -273,28 +273,28 @@ static ssize_t recvv(int fd, const struct iovec *iov, int iovcnt, int flags, str
 	return got;
 }
 
-ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa, socklen_t salen) {
+VKPOSIX_WEAK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa, socklen_t salen) {
 	struct iovec iov = {(void *)buf, n};
 	return sendv(fd, &iov, 1, flags, sa, salen);
 }
 
-ssize_t send(int fd, const void *buf, size_t n, int flags) { return sendto(fd, buf, n, flags, NULL, 0); }
+VKPOSIX_WEAK ssize_t send(int fd, const void *buf, size_t n, int flags) { return sendto(fd, buf, n, flags, NULL, 0); }
 
-ssize_t recvfrom(int fd, void *__restrict buf, size_t n, int flags, struct sockaddr *__restrict sa,
+VKPOSIX_WEAK ssize_t recvfrom(int fd, void *__restrict buf, size_t n, int flags, struct sockaddr *__restrict sa,
                  socklen_t *__restrict salen) {
 	struct iovec iov = {buf, n};
 	return recvv(fd, &iov, 1, flags, sa, salen, NULL);
 }
 
-ssize_t recv(int fd, void *buf, size_t n, int flags) { return recvfrom(fd, buf, n, flags, NULL, NULL); }
+VKPOSIX_WEAK ssize_t recv(int fd, void *buf, size_t n, int flags) { return recvfrom(fd, buf, n, flags, NULL, NULL); }
 
-ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+VKPOSIX_WEAK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
 	if (msg->msg_controllen > 0)
 		return fail(EOPNOTSUPP); /* no ancillary data: SCM_RIGHTS cannot pass host fds */
 	return sendv(fd, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen);
 }
 
-ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+VKPOSIX_WEAK ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 	socklen_t len = msg->msg_namelen;
 	int of = 0;
 	ssize_t n = recvv(fd, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_name ? &len : NULL, &of);
@@ -307,7 +307,7 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 	return n;
 }
 
-int getsockopt(int fd, int level, int optname, void *__restrict val, socklen_t *__restrict len) {
+VKPOSIX_WEAK int getsockopt(int fd, int level, int optname, void *__restrict val, socklen_t *__restrict len) {
 	uint32_t n;
 	if (!val || !len)
 		return fail(EFAULT);
@@ -319,12 +319,12 @@ int getsockopt(int fd, int level, int optname, void *__restrict val, socklen_t *
 	return 0;
 }
 
-int setsockopt(int fd, int level, int optname, const void *val, socklen_t len) {
+VKPOSIX_WEAK int setsockopt(int fd, int level, int optname, const void *val, socklen_t len) {
 	int32_t e = __vkernel_sock_setsockopt(fd, level, optname, val, len);
 	return e ? fail(e) : 0;
 }
 
-int shutdown(int fd, int how) {
+VKPOSIX_WEAK int shutdown(int fd, int how) {
 	__wasi_sdflags_t sd;
 	switch (how) {
 	case SHUT_RD:
@@ -345,7 +345,7 @@ int shutdown(int fd, int how) {
 
 /* No out-of-band data is ever received (MSG_OOB is refused), so no socket
  * is ever at the mark. */
-int sockatmark(int fd) {
+VKPOSIX_WEAK int sockatmark(int fd) {
 	int type;
 	socklen_t len = sizeof type;
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ? -1 : 0;
@@ -354,7 +354,7 @@ int sockatmark(int fd) {
 /* The guest's host name is "localhost", not the host's: guests learn
  * nothing of the machine they run on, runs are the same on every machine,
  * and the name resolves (getaddrinfo) with or without an /etc/hosts. */
-int gethostname(char *name, size_t len) {
+VKPOSIX_WEAK int gethostname(char *name, size_t len) {
 	static const char host[] = "localhost";
 	if (len < sizeof host)
 		return fail(ENAMETOOLONG);
