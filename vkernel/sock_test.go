@@ -78,7 +78,10 @@ func TestSockets(t *testing.T) {
 				t.Run("udp-"+addr, func(t *testing.T) {
 					out := w.run(t, nil, "udp", addr)
 					wantFields(t, out, "got", "datagram", "from", addr, "reply", "reply", "reply_from_port_matches", "1",
-						"nothing", "-1", "errno", "6")
+						"nothing", "-1", "errno", "6", "timed_out", "-1")
+					if !strings.Contains(out, "timed_out=-1 errno=6\n") {
+						t.Errorf("recv past SO_RCVTIMEO: want EAGAIN (6); output:\n%s", out)
+					}
 				})
 			}
 			t.Run("unix", func(t *testing.T) {

@@ -154,6 +154,9 @@ static void udp(const char *addr) {
 	printf("reply=%s reply_from_port_matches=%d\n", buf,
 	       port_of((struct sockaddr *)&from) == port_of((struct sockaddr *)&ss));
 	printf("nothing=%zd errno=%d\n", recv(cli, buf, 1, MSG_DONTWAIT), errno);
+	struct timeval tv = {.tv_usec = 50000};
+	CHECK("rcvtimeo", setsockopt(cli, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+	printf("timed_out=%zd errno=%d\n", recv(cli, buf, 1, 0), errno);
 }
 
 static void unix_server(const char *self, const char *path) {

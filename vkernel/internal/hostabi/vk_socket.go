@@ -503,7 +503,11 @@ var vkSockConnectTo = &hostFunc{
 		}
 		err = unix.Connect(f.hostFD, a.inetSockaddr())
 		if err == unix.EINPROGRESS && !f.nonblocking() {
-			if errno := p.waitFD(ctx, f.hostFD, unix.POLLOUT); errno != ESUCCESS {
+			// SO_SNDTIMEO bounds a blocking connect: EINPROGRESS after it.
+			if errno := p.waitFDUntil(ctx, f.hostFD, unix.POLLOUT, sockDeadline(f, unix.POLLOUT)); errno != ESUCCESS {
+				if errno == EAGAIN {
+					return EINPROGRESS
+				}
 				return errno
 			}
 			err = sockError(f.hostFD)
@@ -650,27 +654,6 @@ var vkSockSendto = &hostFunc{
 		}
 		return putU32(mod.Memory(), uint32(s[6]), uint32(n))
 	},
-}
-
-// waitLoop runs a non-blocking host operation, waiting for readiness while
-// it answers EAGAIN, unless the fd or this call (dontwait) is
-// non-blocking. A caught signal ends the wait with EINTR.
-func (p *Process) waitLoop(ctx context.Context, f *file, dontwait bool, events int16, op func() (int, error)) (int, Errno) {
-	for {
-		n, err := op()
-		switch {
-		case err == nil:
-			return n, ESUCCESS
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN && !f.nonblocking() && !dontwait:
-			if errno := p.waitFD(ctx, f.hostFD, events); errno != ESUCCESS {
-				return 0, errno
-			}
-			continue
-		}
-		return 0, errnoOf(err)
-	}
 }
 
 // recvFlags are the MSG_* flags sock_recvfrom takes.

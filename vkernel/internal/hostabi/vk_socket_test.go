@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sockSession opens a process whose policy allows binding and connecting
@@ -326,5 +327,38 @@ func TestSockPair(t *testing.T) {
 	}
 	if errno, _ := s.call("vkernel.sock_pair", afInet, sockStream, 0, 90); errno != ENOTSUP {
 		t.Errorf("inet pair: errno %d, want ENOTSUP", errno)
+	}
+}
+
+// TestSockTimeouts: SO_RCVTIMEO bounds a blocking receive and accept
+// (EAGAIN after it), reads back as set, and a bad timeval is EDOM.
+func TestSockTimeouts(t *testing.T) {
+	s, _ := sockSession(t, newHarness(t), nil)
+	u := s.socket(afInet, sockDgram, 0)
+	s.must("vkernel.sock_bind", append([]uint64{u}, pair(s.inetAddr(2000, netip.MustParseAddrPort("127.0.0.1:0")))...)...)
+	tv := make([]byte, 16)
+	put64(tv, 0)
+	put64(tv[8:], 80_000) // 80 ms
+	s.write(80, tv)
+	s.must("vkernel.sock_setsockopt", u, solSocket, 20 /* SO_RCVTIMEO */, 80, 16)
+	s.must("vkernel.sock_getsockopt", u, solSocket, 20, 100, 16, 84)
+	if got, _ := s.mod.Memory().Read(100, 16); string(got) != string(tv) || s.u32(84) != 16 {
+		t.Errorf("SO_RCVTIMEO reads back %x (len %d), want %x", got, s.u32(84), tv)
+	}
+	start := time.Now()
+	errno, _ := s.call("vkernel.sock_recvfrom", u, s.iovec(3900, 5000, 10), 1, 0, 0, 0, 68, 72, 76)
+	if took := time.Since(start); errno != EAGAIN || took < 70*time.Millisecond || took > 2*time.Second {
+		t.Errorf("receive with SO_RCVTIMEO 80ms: errno %d after %v, want EAGAIN after about 80ms", errno, took)
+	}
+	l := s.socket(afInet, sockStream, 0)
+	s.must("vkernel.sock_setsockopt", l, solSocket, 20, 80, 16)
+	s.must("vkernel.sock_listen", l, 1)
+	if errno, _ := s.call("wasi_snapshot_preview1.sock_accept", l, 0, 88); errno != EAGAIN {
+		t.Errorf("accept with SO_RCVTIMEO: errno %d, want EAGAIN", errno)
+	}
+	put64(tv[8:], 1_000_000)
+	s.write(80, tv)
+	if errno, _ := s.call("vkernel.sock_setsockopt", u, solSocket, 21 /* SO_SNDTIMEO */, 80, 16); errno != EDOM {
+		t.Errorf("tv_usec 1000000: errno %d, want EDOM", errno)
 	}
 }
