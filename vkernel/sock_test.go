@@ -101,7 +101,7 @@ func TestSockets(t *testing.T) {
 			})
 			t.Run("pair", func(t *testing.T) {
 				out := w.run(t, nil, "pair")
-				wantFields(t, out, "pair1", "abc", "pair2", "abc", "inet_pair", "-1", "errno", "58")
+				wantFields(t, out, "pair1", "abc", "pair2", "abc", "msg1", "def", "msg2", "def", "inet_pair", "-1", "errno", "58")
 			})
 			t.Run("gai", func(t *testing.T) {
 				out := w.run(t, nil, "gai")

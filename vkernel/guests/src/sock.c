@@ -207,6 +207,16 @@ static void pair(void) {
 		CHECK("send", send(sv[0], "abc", 3, 0) == 3);
 		CHECK("recv", recv(sv[1], buf, sizeof buf, 0) == 3);
 		printf("pair%d=%s\n", types[i], buf);
+		/* sendmsg with a name buffer of length 0 sends to the peer;
+		 * recvmsg gathers into two buffers. */
+		struct sockaddr_storage unused;
+		struct iovec out[2] = {{"de", 2}, {"f", 1}}, in[2] = {{buf, 1}, {buf + 1, 8}};
+		struct msghdr m = {.msg_name = &unused, .msg_namelen = 0, .msg_iov = out, .msg_iovlen = 2};
+		CHECK("sendmsg", sendmsg(sv[1], &m, 0) == 3);
+		memset(buf, 0, sizeof buf);
+		struct msghdr r = {.msg_iov = in, .msg_iovlen = 2};
+		CHECK("recvmsg", recvmsg(sv[0], &r, 0) == 3);
+		printf("msg%d=%s\n", types[i], buf);
 	}
 	int sv[2];
 	printf("inet_pair=%d errno=%d\n", socketpair(AF_INET, SOCK_STREAM, 0, sv), errno);

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // sockSession opens a process whose policy allows binding and connecting
@@ -360,5 +362,44 @@ func TestSockTimeouts(t *testing.T) {
 	s.write(80, tv)
 	if errno, _ := s.call("vkernel.sock_setsockopt", u, solSocket, 21 /* SO_SNDTIMEO */, 80, 16); errno != EDOM {
 		t.Errorf("tv_usec 1000000: errno %d, want EDOM", errno)
+	}
+}
+
+// TestSockInherit: a child's copy of a unix socket (proc_spawn, proc_fork)
+// keeps the guest paths it was bound and connected to, and its type.
+func TestSockInherit(t *testing.T) {
+	h := newHarness(t)
+	s, _ := sockSession(t, h, nil)
+	l := s.socket(afUnix, sockDgram, 0)
+	s.must("vkernel.sock_bind", append([]uint64{l}, pair(s.unixAddr(2000, "/d.sock"))...)...)
+	c := s.socket(afUnix, sockDgram, 0)
+	s.must("vkernel.sock_connect_to", append([]uint64{c}, pair(s.unixAddr(2000, "/d.sock"))...)...)
+	var files []InheritedFile
+	for _, fd := range []uint64{l, c} {
+		in, errno := s.p.inheritable(uint32(fd))
+		if errno != ESUCCESS {
+			t.Fatalf("inheritable %d: errno %d", fd, errno)
+		}
+		dup, err := unix.FcntlInt(uintptr(in.HostFD), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.HostFD = dup
+		files = append(files, in)
+	}
+	child := h.open(t, Config{Files: files})
+	if got := child.name("vkernel.sock_getsockname", l); got.path != "/d.sock" {
+		t.Errorf("child's bound socket name %+v", got)
+	}
+	if got := child.name("vkernel.sock_getpeername", c); got.path != "/d.sock" {
+		t.Errorf("child's connected socket peer %+v", got)
+	}
+	child.sendto(c, "from child", 0, 0)
+	if got, _ := s.recvfrom(l, 0); got != "from child" {
+		t.Errorf("parent received %q", got)
+	}
+	child.must("wasi_snapshot_preview1.fd_fdstat_get", l, 200)
+	if child.u32(200)&0xff != filetypeSocketDgram {
+		t.Errorf("child's filetype %d, want dgram", child.u32(200)&0xff)
 	}
 }

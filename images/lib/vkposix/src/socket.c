@@ -241,7 +241,7 @@ static ssize_t sendv(int fd, const struct iovec *iov, int iovcnt, int flags, con
                      socklen_t salen) {
 	uint8_t a[VKPOSIX_VKADDR_MAX];
 	int n = 0;
-	if (sa) {
+	if (sa && salen > 0) { /* sendmsg's msg_namelen 0: no address */
 		n = to_vk(sa, salen, a);
 		if (n < 0)
 			return -1;
