@@ -31,6 +31,7 @@ func newSockWorld(t *testing.T, compiler string) *sockWorld {
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.MkdirAll(filepath.Join(root, "run"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "hosts"), []byte("127.0.0.1 localhost\n# comment\n10.1.2.3 testhost.example testhost\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc", "services"), []byte("# comment\nssh 22/tcp\nhttp 80/tcp www # WorldWideWeb HTTP\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "sock.wasm"), wasm, 0o755)
 	k, audit := f.open(t, Options{CacheDir: t.TempDir()})
 	return &sockWorld{k: k, audit: audit, root: root}
@@ -107,7 +108,8 @@ func TestSockets(t *testing.T) {
 				out := w.run(t, nil, "gai")
 				wantFields(t, out, "hostname", "localhost", "localhost", "127.0.0.1/80/6,",
 					"passive", "::/8080", "testhost_errno", "0", "testhost", "10.1.2.3", "canon", "testhost.example",
-					"nowhere", "-2", "nameinfo", "localhost:22", "mapped", "::ffff:127.0.0.1", "v6", "2001:db8::1:0:0:1", "bad", "0")
+					"nowhere", "-2", "nameinfo", "localhost:22", "http_port", "80", "testhost_mapped", "::ffff:10.1.2.3",
+					"service", "http", "hostent", "testhost.example/10.1.2.3", "byaddr", "localhost", "mapped", "::ffff:127.0.0.1", "v6", "2001:db8::1:0:0:1", "bad", "0")
 			})
 			t.Run("deny", func(t *testing.T) {
 				before := w.audit.String()

@@ -256,6 +256,22 @@ static void gai(void) {
 	CHECK("getnameinfo", getnameinfo((struct sockaddr *)&sin, sizeof sin, host, sizeof host, serv, sizeof serv,
 	                                 NI_NUMERICSERV) == 0);
 	printf("nameinfo=%s:%s\n", host, serv);
+	hints = (struct addrinfo){.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+	CHECK("gai service", getaddrinfo("localhost", "http", &hints, &res) == 0);
+	printf("http_port=%d\n", port_of(res->ai_addr));
+	freeaddrinfo(res);
+	hints = (struct addrinfo){.ai_family = AF_INET6, .ai_flags = AI_V4MAPPED};
+	CHECK("gai mapped", getaddrinfo("testhost", NULL, &hints, &res) == 0);
+	printf("testhost_mapped=%s\n", ntop(res->ai_addr, buf, sizeof buf));
+	freeaddrinfo(res);
+	sin.sin_port = htons(80);
+	CHECK("getnameinfo service", getnameinfo((struct sockaddr *)&sin, sizeof sin, NULL, 0, serv, sizeof serv, 0) == 0);
+	printf("service=%s\n", serv);
+	struct hostent *h = gethostbyname("testhost");
+	printf("hostent=%s/%s\n", h ? h->h_name : "(null)", h ? inet_ntoa(*(struct in_addr *)h->h_addr_list[0]) : "-");
+	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
+	h = gethostbyaddr(&lo, sizeof lo, AF_INET);
+	printf("byaddr=%s\n", h ? h->h_name : "(null)");
 	unsigned char a6[16];
 	CHECK("pton mapped", inet_pton(AF_INET6, "::ffff:127.0.0.1", a6) == 1);
 	printf("mapped=%s\n", inet_ntop(AF_INET6, a6, buf, sizeof buf));
