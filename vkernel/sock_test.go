@@ -80,6 +80,9 @@ func TestSockets(t *testing.T) {
 					out := w.run(t, nil, "udp", addr)
 					wantFields(t, out, "got", "datagram", "from", addr, "reply", "reply", "reply_from_port_matches", "1",
 						"nothing", "-1", "errno", "6", "timed_out", "-1")
+					if !strings.Contains(out, "after_unspec=-1 errno=17\n") {
+						t.Errorf("send after connect(AF_UNSPEC): want EDESTADDRREQ (17); output:\n%s", out)
+					}
 					if !strings.Contains(out, "timed_out=-1 errno=6\n") {
 						t.Errorf("recv past SO_RCVTIMEO: want EAGAIN (6); output:\n%s", out)
 					}

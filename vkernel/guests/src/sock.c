@@ -154,6 +154,10 @@ static void udp(const char *addr) {
 	printf("reply=%s reply_from_port_matches=%d\n", buf,
 	       port_of((struct sockaddr *)&from) == port_of((struct sockaddr *)&ss));
 	printf("nothing=%zd errno=%d\n", recv(cli, buf, 1, MSG_DONTWAIT), errno);
+	CHECK("connect", connect(cli, (struct sockaddr *)&ss, len) == 0);
+	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+	CHECK("dissolve", connect(cli, &unspec, sizeof unspec) == 0);
+	printf("after_unspec=%zd errno=%d\n", send(cli, "x", 1, 0), errno);
 	struct timeval tv = {.tv_usec = 50000};
 	CHECK("rcvtimeo", setsockopt(cli, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
 	printf("timed_out=%zd errno=%d\n", recv(cli, buf, 1, 0), errno);

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sys/unix"
@@ -31,9 +32,10 @@ import (
 
 // Address families, socket types and protocols (Linux values).
 const (
-	afUnix  = 1
-	afInet  = 2
-	afInet6 = 10
+	afUnspec = 0
+	afUnix   = 1
+	afInet   = 2
+	afInet6  = 10
 
 	sockStream = 1
 	sockDgram  = 2
@@ -92,6 +94,8 @@ func readSockAddr(m api.Memory, ptr, n uint32) (sockAddr, Errno) {
 		}
 		a.scope = le32(b[4:])
 		a.ap = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), le16(b[2:]))
+	case afUnspec:
+		// connect's "dissolve the association" (datagram sockets).
 	case afUnix:
 		l := uint32(le16(b[2:]))
 		if l > sunPathMax || 4+l > n {
@@ -361,6 +365,9 @@ var vkSockBind = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
+		if a.family == afUnspec {
+			return EAFNOSUPPORT
+		}
 		if a.family == afUnix {
 			t, errno := p.unixTarget("bind", a.path)
 			if errno != ESUCCESS {
@@ -454,7 +461,8 @@ var vkSockListen = &hostFunc{
 // resolved as sock_bind's. A blocking fd waits for a stream connection to
 // complete; a NONBLOCK one answers EINPROGRESS, and the guest polls for
 // fd_write and reads the outcome with sock_getsockopt(SO_ERROR) or
-// sock_error. A dgram socket just records its peer. EBADF, ENOTSOCK,
+// sock_error. A dgram socket just records its peer; family 0 (AF_UNSPEC)
+// dissolves that association. EBADF, ENOTSOCK,
 // EISCONN, EALREADY, ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EAFNOSUPPORT,
 // EINVAL, EINTR, ENOENT (no such unix socket), EFAULT.
 // See https://man7.org/linux/man-pages/man2/connect.2.html
@@ -471,6 +479,16 @@ var vkSockConnectTo = &hostFunc{
 			return errno
 		}
 		var err error
+		if a.family == afUnspec {
+			// AF_UNSPEC dissolves a datagram socket's association.
+			raw := unix.RawSockaddr{Family: unix.AF_UNSPEC}
+			_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(f.hostFD), uintptr(unsafe.Pointer(&raw)), unsafe.Sizeof(raw))
+			if e != 0 {
+				return errnoOf(e)
+			}
+			f.peer, f.peerPath = netip.AddrPort{}, ""
+			return ESUCCESS
+		}
 		if a.family == afUnix {
 			t, errno := p.unixTarget("connect", a.path)
 			if errno != ESUCCESS {
@@ -614,6 +632,9 @@ var vkSockSendto = &hostFunc{
 			a, errno := readSockAddr(mod.Memory(), uint32(s[4]), uint32(s[5]))
 			if errno != ESUCCESS {
 				return errno
+			}
+			if a.family == afUnspec {
+				return EAFNOSUPPORT
 			}
 			if a.family == afUnix {
 				t, errno := p.unixTarget("sendto", a.path)

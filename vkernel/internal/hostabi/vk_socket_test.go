@@ -193,6 +193,13 @@ func TestSockUDP(t *testing.T) {
 		if errno, _ := s.call("vkernel.sock_recvfrom", cli, s.iovec(3900, 5000, 10), 1, msgDontwait, 0, 0, 68, 72, 76); errno != EAGAIN {
 			t.Errorf("%s: MSG_DONTWAIT on an empty socket: errno %d, want EAGAIN", lo, errno)
 		}
+		// AF_UNSPEC dissolves the association: no destination left.
+		s.write(2100, make([]byte, 4))
+		s.must("vkernel.sock_connect_to", srv, 2100, 4)
+		s.write(4000, []byte("x"))
+		if errno, _ := s.call("vkernel.sock_sendto", srv, s.iovec(3900, 4000, 1), 1, 0, 0, 0, 68); errno != EDESTADDRREQ {
+			t.Errorf("%s: send after AF_UNSPEC connect: errno %d, want EDESTADDRREQ", lo, errno)
+		}
 		s.must("vkernel.sock_getsockopt", srv, solSocket, 3 /* SO_TYPE */, 80, 4, 84)
 		if s.u32(80) != sockDgram {
 			t.Errorf("SO_TYPE %d, want SOCK_DGRAM", s.u32(80))

@@ -88,6 +88,11 @@ static int to_vk(const struct sockaddr *sa, socklen_t len, uint8_t *out) {
 		put16(out + 2, at + n);
 		return 4 + at + n;
 	}
+	case AF_UNSPEC:
+		/* connect's way to dissolve a datagram socket's association. */
+		put16(out, AF_UNSPEC);
+		put16(out + 2, 0);
+		return 4;
 	}
 	return fail(EAFNOSUPPORT);
 }
