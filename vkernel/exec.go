@@ -410,17 +410,11 @@ func (k *Kernel) processConfig(r *route, req *Request, ctl *procCtl, cancel cont
 			Audit: func(action, detail, decision, reason string) {
 				k.audit.write(AuditRecord{Action: action, Entry: r.entry.Name, Detail: detail, Decision: decision, Reason: reason})
 			},
-			AllowConnect: func(a netip.AddrPort) bool {
-				for _, p := range r.connect {
-					if p.Contains(a.Addr()) {
-						return true
-					}
-				}
-				return false
-			},
-			Reaped:   ctl.reaped,
-			Teardown: ctl.teardown,
-			InTree:   ctl.inTree,
+			AllowConnect: func(a netip.AddrPort) bool { return allowed(r.connect, a) },
+			AllowBind:    func(a netip.AddrPort) bool { return allowed(r.bind, a) },
+			Reaped:       ctl.reaped,
+			Teardown:     ctl.teardown,
+			InTree:       ctl.inTree,
 			// An in-process guest killed by a signal stops at its next
 			// host call, or at once in an Interruptible kernel.
 			Killed: func(sig syscall.Signal) { cancel(fmt.Errorf("killed by signal %d (%v)", int(sig), sig)) },

@@ -264,7 +264,9 @@ func TestConnect(t *testing.T) {
 	if field(out, "connect_errno") != "0" || field(out, "reply") != "PING" {
 		t.Fatalf("allowed connect: %q", out)
 	}
-	denied := newFixture(t, entry("vk", vk, megabinary.Resources{}))
+	// An entry whose resources.connect does not cover loopback: the
+	// default (empty) would allow it.
+	denied := newFixture(t, entry("vk", vk, megabinary.Resources{Connect: []string{"none"}}))
 	k2, audit := denied.open(t, Options{})
 	out, _ = run(t, k2, Request{Path: denied.wasm("vk"), Args: []string{"vkprobe", "connect", "127.0.0.1", port}})
 	if field(out, "connect_errno") != "2" || !strings.Contains(audit.String(), `"action":"connect"`) {

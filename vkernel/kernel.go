@@ -121,7 +121,41 @@ type route struct {
 	entry   *megabinary.Entry
 	module  wazero.CompiledModule
 	connect []netip.Prefix
+	bind    []netip.Prefix
 	paths   map[string]bool
+}
+
+// loopback is what resources.connect and resources.bind allow when empty.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// parsePrefixes parses a resources.connect or resources.bind list: CIDR
+// prefixes; empty is loopback, "none" alone nothing.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	if len(list) == 0 {
+		return loopback, nil
+	}
+	if len(list) == 1 && list[0] == "none" {
+		return []netip.Prefix{}, nil
+	}
+	var out []netip.Prefix
+	for _, c := range list {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("%w (want CIDR prefixes such as 127.0.0.0/8, or \"none\" alone)", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// allowed reports whether a is in one of the prefixes.
+func allowed(prefixes []netip.Prefix, a netip.AddrPort) bool {
+	for _, p := range prefixes {
+		if p.Contains(a.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // Open reads the megabinary at path, checks its signature against
@@ -261,12 +295,11 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		if len(def.ParamTypes()) != 0 || len(def.ResultTypes()) != 0 {
 			return nil, fmt.Errorf("entry %q: start function %q must take and return nothing", e.Name, e.StartExport())
 		}
-		for _, c := range e.Resources.Connect {
-			p, err := netip.ParsePrefix(c)
-			if err != nil {
-				return nil, fmt.Errorf("entry %q: connect prefix: %w", e.Name, err)
-			}
-			r.connect = append(r.connect, p)
+		if r.connect, err = parsePrefixes(e.Resources.Connect); err != nil {
+			return nil, fmt.Errorf("entry %q: resources.connect: %w", e.Name, err)
+		}
+		if r.bind, err = parsePrefixes(e.Resources.Bind); err != nil {
+			return nil, fmt.Errorf("entry %q: resources.bind: %w", e.Name, err)
 		}
 		for _, p := range e.Paths {
 			r.paths[p] = true

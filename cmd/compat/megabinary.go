@@ -199,8 +199,8 @@ func mbInspect(args []string, stdout, stderr io.Writer) int {
 			}
 			mounts = append(mounts, s)
 		}
-		fmt.Fprintf(stdout, "    resources: mounts [%s], listeners %d, connect [%s], processes %d\n",
-			strings.Join(mounts, ", "), r.Listeners, strings.Join(r.Connect, ", "), r.Processes)
+		fmt.Fprintf(stdout, "    resources: mounts [%s], listeners %d, connect [%s], bind [%s], processes %d\n",
+			strings.Join(mounts, ", "), r.Listeners, orLoopback(r.Connect), orLoopback(r.Bind), r.Processes)
 	}
 	return exitOK
 }
@@ -242,4 +242,13 @@ func appendAudit(path string, rec vkernel.AuditRecord) error {
 		return err
 	}
 	return f.Close()
+}
+
+// orLoopback lists a resources.connect or resources.bind list, naming the
+// default an empty one stands for.
+func orLoopback(prefixes []string) string {
+	if len(prefixes) == 0 {
+		return "loopback"
+	}
+	return strings.Join(prefixes, ", ")
 }

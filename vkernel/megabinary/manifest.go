@@ -59,9 +59,17 @@ type Resources struct {
 	// Listeners is the largest number of listening sockets the instance may
 	// be handed.
 	Listeners int `json:"listeners,omitempty"`
-	// Connect lists the CIDR prefixes the instance may open outgoing TCP
-	// connections to. Empty means none.
+	// Connect lists the CIDR prefixes the instance may connect sockets
+	// to (TCP and UDP, sock_connect and the POSIX socket calls) and send
+	// datagrams to. Empty means loopback only (127.0.0.0/8 and ::1/128);
+	// "none" alone allows nothing.
 	Connect []string `json:"connect,omitempty"`
+	// Bind lists the CIDR prefixes the instance may bind its own sockets
+	// to; the wildcard address is the prefix 0.0.0.0/32 or ::/128 (a /0
+	// allows it too). Empty means loopback only; "none" alone allows
+	// nothing. Unix-domain sockets are bounded by the mounts instead, and
+	// handed-over listeners by Listeners.
+	Bind []string `json:"bind,omitempty"`
 	// Processes is how many child processes the instance may have at once
 	// (spawned or forked, not yet waited for); 0 allows none. It also
 	// bounds the live processes of the whole tree the instance is the top

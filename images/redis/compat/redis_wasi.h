@@ -1,11 +1,10 @@
 /* Force-included (-include redis_wasi.h) into every Redis source compiled
  * for wasm32-wasi, to run in the vkernel. It declares what wasi-libc leaves
- * out and Redis calls, implemented in redis_wasi.c on top of WASI preview1
- * and the vkernel host module (vkernel/ABI.md). Where behaviour must change
- * (listeners, outgoing connects, the event loop) the patches in
- * ../patches/ call the compat_* functions declared here. Processes, pipes
- * and signals are vkposix's (images/lib/vkposix), whose include directory
- * comes first. */
+ * out and Redis calls, implemented in redis_wasi.c. Where behaviour must
+ * change (listeners, the event loop) the patches in ../patches/ call the
+ * compat_* functions declared here. Sockets, processes, pipes and signals
+ * are vkposix's (images/lib/vkposix, over the vkernel's calls:
+ * vkernel/ABI.md), whose include directory comes first. */
 #ifndef REDIS_WASI_H
 #define REDIS_WASI_H
 #ifdef __wasi__
@@ -18,71 +17,29 @@
 #include <sys/time.h>
 #include <netinet/in.h>
 
-/* Option names wasi-libc does not define (Linux values; setsockopt below
- * maps the ones the vkernel supports). */
-#ifndef SO_REUSEADDR
-#define SO_REUSEADDR 2
-#endif
-#ifndef SO_ERROR
-#define SO_ERROR 4
-#endif
-#ifndef SO_SNDBUF
-#define SO_SNDBUF 7
-#endif
-#ifndef SO_RCVBUF
-#define SO_RCVBUF 8
-#endif
-#ifndef SO_KEEPALIVE
-#define SO_KEEPALIVE 9
-#endif
-#ifndef SO_RCVTIMEO
-#define SO_RCVTIMEO 20
-#endif
-#ifndef SO_SNDTIMEO
-#define SO_SNDTIMEO 21
-#endif
 #ifndef ESOCKTNOSUPPORT
 #define ESOCKTNOSUPPORT EPROTONOSUPPORT
 #endif
 #ifndef EPFNOSUPPORT
 #define EPFNOSUPPORT EAFNOSUPPORT
 #endif
-#ifndef AF_LOCAL
-#define AF_LOCAL AF_UNIX
-#endif
 
-/* ---- sockets: see redis_wasi.c for which vkernel call backs each */
-int compat_accept(int fd, struct sockaddr *sa, socklen_t *len);
-/* Object-like, so that struct members of the same name (connection.h)
- * are renamed alike in every file. */
-#define accept compat_accept
-int compat_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
-#define getsockopt compat_getsockopt
-int setsockopt(int fd, int level, int name, const void *val, socklen_t len);
-int getpeername(int fd, struct sockaddr *sa, socklen_t *len);
-int getsockname(int fd, struct sockaddr *sa, socklen_t *len);
-int socket(int domain, int type, int proto);
-int bind(int fd, const struct sockaddr *sa, socklen_t len);
-int listen(int fd, int backlog);
-int connect(int fd, const struct sockaddr *sa, socklen_t len);
+/* ---- sockets are vkposix's (socket, bind, connect, accept with the
+ * peer's address, getsockopt, setsockopt, getaddrinfo); the listeners are
+ * the runner's, handed over. */
 
 /* compat_listener returns the listening socket the vkernel handed over
  * (VKERNEL_LISTEN_FDS) for addr (NULL or "*" or "::*" for any address of
  * the family) and port, or -1 with errno EADDRNOTAVAIL. */
 int compat_listener(const char *addr, int port, int af);
 /* compat_release_listener gives back a listener compat_listener handed out,
- * keeping it open for a later compat_listener (the guest cannot make a new
- * one); any other fd is closed. */
+ * keeping it open for a later compat_listener (the port is the runner's:
+ * a new socket could not take it); any other fd is closed. */
 void compat_release_listener(int fd);
 /* compat_unix_listener returns the unix-domain listening socket the
  * vkernel handed over for path (VKERNEL_LISTEN_FDS lists it as fd=path),
  * or -1 with errno EADDRNOTAVAIL. */
 int compat_unix_listener(const char *path);
-/* compat_connect opens a TCP connection to an IP literal (or
- * "localhost") with vkernel.sock_connect; nonblock gives EINPROGRESS
- * semantics. Returns the fd or -1 with errno set. */
-int compat_connect(const char *addr, int port, int nonblock);
-
 /* ---- processes: pipes, waitpid, kill, getpid, signals and the interval
  * timer come from vkposix (images/lib/vkposix: <unistd.h>, <sys/wait.h>,
  * <signal.h>, <sys/time.h>), forks from vkposix_fork (patch 0003). */

@@ -396,7 +396,7 @@ func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno)
 	case f.hostFD < 0:
 		return 0, EBADF
 	}
-	if f.filetype == filetypeSocketStream || f.pipe {
+	if f.isSocket() || f.pipe {
 		// sockReadv is read(2)/readv(2) without telling the scheduler:
 		// these fds never block.
 		return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.sockReadv(f.hostFD, bufs) })
@@ -446,7 +446,7 @@ func (p *Process) write(ctx context.Context, f *file, bufs [][]byte) (int, Errno
 	case f.hostFD < 0:
 		return 0, EBADF
 	}
-	if f.filetype == filetypeSocketStream {
+	if f.isSocket() {
 		return p.retry(ctx, f, unix.POLLOUT, func() (int, error) {
 			return p.sockSendmsg(f.hostFD, bufs, unix.MSG_NOSIGNAL)
 		})
@@ -480,8 +480,16 @@ func (p *Process) ioCall(mod api.Module, iovs, iovsLen, result uint64, op func([
 
 // retry runs a non-blocking host operation, waiting for readiness while it
 // answers EAGAIN on a fd the guest has not made non-blocking. A caught
-// signal ends the wait with EINTR.
+// signal ends the wait with EINTR; a socket's SO_RCVTIMEO (reads, accept)
+// or SO_SNDTIMEO (writes) ends it with EAGAIN, as natively.
 func (p *Process) retry(ctx context.Context, f *file, events int16, op func() (int, error)) (int, Errno) {
+	return p.waitLoop(ctx, f, false, events, op)
+}
+
+// waitLoop is retry, where dontwait makes this one call non-blocking
+// (MSG_DONTWAIT).
+func (p *Process) waitLoop(ctx context.Context, f *file, dontwait bool, events int16, op func() (int, error)) (int, Errno) {
+	deadline := int64(noDeadline - 1) // not read yet
 	for {
 		n, err := op()
 		switch {
@@ -489,8 +497,11 @@ func (p *Process) retry(ctx context.Context, f *file, events int16, op func() (i
 			return n, ESUCCESS
 		case err == unix.EINTR:
 			continue
-		case err == unix.EAGAIN && !f.nonblocking():
-			if errno := p.waitFD(ctx, f.hostFD, events); errno != ESUCCESS {
+		case err == unix.EAGAIN && !f.nonblocking() && !dontwait:
+			if deadline == noDeadline-1 {
+				deadline = sockDeadline(f, events)
+			}
+			if errno := p.waitFDUntil(ctx, f.hostFD, events, deadline); errno != ESUCCESS {
 				return 0, errno
 			}
 			continue
@@ -499,16 +510,55 @@ func (p *Process) retry(ctx context.Context, f *file, events int16, op func() (i
 	}
 }
 
+// noDeadline is waitFDUntil's deadline for a wait without one.
+const noDeadline = -1
+
+// sockDeadline is when a socket's wait for events ends by its timeout
+// option (SO_RCVTIMEO for reading, SO_SNDTIMEO for writing), in nanotime,
+// or noDeadline. The timeouts live on the host socket (sock_setsockopt),
+// so they are shared by every process holding it, as natively; the host
+// socket itself never blocks, so they have no other effect there.
+func sockDeadline(f *file, events int16) int64 {
+	if !f.isSocket() {
+		return noDeadline
+	}
+	opt := unix.SO_SNDTIMEO
+	if events&unix.POLLIN != 0 {
+		opt = unix.SO_RCVTIMEO
+	}
+	tv, err := unix.GetsockoptTimeval(f.hostFD, unix.SOL_SOCKET, opt)
+	if err != nil || (tv.Sec == 0 && tv.Usec == 0) {
+		return noDeadline
+	}
+	return nanotime() + tv.Nano()
+}
+
 // waitFD blocks until fd is ready for events, a caught signal arrives
 // (EINTR) or ctx ends (EINTR), checking ctx often enough that a cancelled
 // exec stops promptly.
 func (p *Process) waitFD(ctx context.Context, fd int, events int16) Errno {
+	return p.waitFDUntil(ctx, fd, events, noDeadline)
+}
+
+// waitFDUntil is waitFD with a deadline (nanotime; noDeadline for none),
+// after which it answers EAGAIN.
+func (p *Process) waitFDUntil(ctx context.Context, fd int, events int16, deadline int64) Errno {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
 	for {
 		if ctx.Err() != nil {
 			return EINTR
 		}
-		n, err := unix.Poll(pfd, 100)
+		ms := 100
+		if deadline != noDeadline {
+			left := deadline - nanotime()
+			if left <= 0 {
+				return EAGAIN
+			}
+			if left < 100_000_000 {
+				ms = int((left + 999_999) / 1_000_000)
+			}
+		}
+		n, err := unix.Poll(pfd, ms)
 		if err == unix.EINTR {
 			continue
 		}
@@ -687,7 +737,7 @@ var fdSeek = &hostFunc{
 		if f.filetype == filetypeDirectory {
 			return EBADF
 		}
-		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
+		if f.hostFD < 0 || f.isSocket() {
 			return ESPIPE
 		}
 		need := uint64(rightFDSeek)
@@ -719,7 +769,7 @@ var fdTell = &hostFunc{
 		if f.filetype == filetypeDirectory {
 			return EBADF
 		}
-		if f.hostFD < 0 || f.filetype == filetypeSocketStream {
+		if f.hostFD < 0 || f.isSocket() {
 			return ESPIPE
 		}
 		if !f.can(rightFDTell) {

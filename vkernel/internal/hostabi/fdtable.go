@@ -125,6 +125,9 @@ type file struct {
 
 	listener bool
 	peer     netip.AddrPort // accepted and connected sockets
+	// local and peerPath are a unix socket's guest paths: the one it was
+	// bound to (or its listener's), the one it connected to.
+	local, peerPath string
 
 	// pipe marks a host pipe: fd_pipe's ends, and stdio shared with a
 	// child. It is polled and read like a socket, written with write.
@@ -134,7 +137,12 @@ type file struct {
 // pollable reports whether poll_oneoff waits for the fd in epoll; other
 // fds (files, stdio backed by Go readers and writers) are always ready.
 func (f *file) pollable() bool {
-	return f.hostFD >= 0 && (f.filetype == filetypeSocketStream || f.pipe)
+	return f.hostFD >= 0 && (f.isSocket() || f.pipe)
+}
+
+// isSocket reports whether f is a host socket, stream or dgram.
+func (f *file) isSocket() bool {
+	return f.hostFD >= 0 && (f.filetype == filetypeSocketStream || f.filetype == filetypeSocketDgram)
 }
 
 func (f *file) nonblocking() bool { return f.flags&fdflagNonblock != 0 }

@@ -50,8 +50,12 @@ type Mount struct {
 type Hooks struct {
 	// Audit records a security-relevant decision the ABI made.
 	Audit func(action, detail, decision, reason string)
-	// AllowConnect reports whether the guest may dial addr.
+	// AllowConnect reports whether the guest may dial addr, or send a
+	// datagram to it. Nil: nothing is allowed.
 	AllowConnect func(addr netip.AddrPort) bool
+	// AllowBind reports whether the guest may bind a socket to addr (the
+	// unspecified address for the wildcard). Nil: loopback only.
+	AllowBind func(addr netip.AddrPort) bool
 	// Spawn routes the file of a guest's proc_spawn by hash and starts the
 	// child process; it returns the child's host pid, or the errno to
 	// report. Nil: proc_spawn answers ENOSYS.
@@ -432,6 +436,8 @@ func functions() []*hostFunc {
 		pollOneoff, procExit, procRaise, schedYield, randomGet,
 		sockAccept, sockRecv, sockSend, sockShutdown,
 		vkSockConnect, vkSockError, vkSockPeerAddr, vkSockLocalAddr, vkSockSetopt,
+		vkSockOpen, vkSockPair, vkSockBind, vkSockListen, vkSockConnectTo, vkSockGetsockname, vkSockGetpeername,
+		vkSockSendto, vkSockRecvfrom, vkSockGetsockopt, vkSockSetsockopt,
 		vkSetjmp, vkLongjmp, vkMemMap, vkMemProtect, vkProcSpawn, vkProcSignals,
 		vkFdPipe, vkProcInitialCwd, vkProcWait, vkProcKill, vkProcSigaction, vkProcID, vkProcSetitimer, vkProcFork,
 		vkFdStat, vkPathStat, vkFdChmod, vkPathChmod, vkPathAccess, vkProcCred,

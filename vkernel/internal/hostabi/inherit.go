@@ -30,6 +30,10 @@ type InheritedFile struct {
 	Pipe     bool   `json:"pipe,omitempty"`
 	Listener bool   `json:"listener,omitempty"`
 	Peer     string `json:"peer,omitempty"`
+	// Local and PeerPath are a unix socket's guest paths (sock_bind,
+	// sock_connect_to).
+	Local    string `json:"local,omitempty"`
+	PeerPath string `json:"peer_path,omitempty"`
 	// Mount is the index in Config.Mounts of the mount a directory lies
 	// in (-1: none), Rel the directory's path under the mount root, and
 	// Preopen its guest path when it is a preopen (fork copies them).
@@ -52,7 +56,8 @@ func (p *Process) inheritable(fd uint32) (InheritedFile, Errno) {
 		}
 	}
 	in := InheritedFile{FD: fd, HostFD: f.hostFD, Filetype: f.filetype, Flags: f.flags, Rights: f.rights,
-		Inheriting: f.inheriting, Pipe: f.pipe, Listener: f.listener, Mount: -1, Rel: f.rel, Preopen: f.preopen}
+		Inheriting: f.inheriting, Pipe: f.pipe, Listener: f.listener, Mount: -1, Rel: f.rel, Preopen: f.preopen,
+		Local: f.local, PeerPath: f.peerPath}
 	if f.peer.IsValid() {
 		in.Peer = f.peer.String()
 	}
@@ -74,7 +79,7 @@ func (p *Process) inheritable(fd uint32) (InheritedFile, Errno) {
 // now the process's to close.
 func (p *Process) adopt(in InheritedFile) error {
 	f := &file{filetype: in.Filetype, hostFD: in.HostFD, flags: in.Flags, rights: in.Rights, inheriting: in.Inheriting,
-		pipe: in.Pipe, listener: in.Listener, rel: in.Rel, preopen: in.Preopen}
+		pipe: in.Pipe, listener: in.Listener, rel: in.Rel, preopen: in.Preopen, local: in.Local, peerPath: in.PeerPath}
 	if in.Peer != "" {
 		f.peer, _ = netip.ParseAddrPort(in.Peer)
 	}

@@ -53,7 +53,8 @@ var sockAccept = &hostFunc{
 		if errno != ESUCCESS {
 			return errno
 		}
-		f := &file{filetype: filetypeSocketStream, hostFD: nfd, flags: uint16(flags), peer: addrPort(peer), rights: streamRights}
+		f := &file{filetype: filetypeSocketStream, hostFD: nfd, flags: uint16(flags), peer: addrPort(peer), rights: streamRights,
+			local: l.local}
 		fd, errno := p.fds.insert(f)
 		if errno != ESUCCESS {
 			unix.Close(nfd)
@@ -186,13 +187,14 @@ var sockShutdown = &hostFunc{
 	},
 }
 
-// socket returns the connected (non-listening) socket at fd.
+// socket returns the connected (non-listening) socket at fd, stream or
+// dgram.
 func (p *Process) socket(fd uint32) (*file, Errno) {
 	f := p.fds.get(fd)
 	if f == nil {
 		return nil, EBADF
 	}
-	if f.filetype != filetypeSocketStream || f.hostFD < 0 {
+	if !f.isSocket() {
 		return nil, ENOTSOCK
 	}
 	if f.listener {

@@ -46,6 +46,35 @@ int32_t __vkernel_proc_setitimer(int64_t value_ns, int64_t interval_ns, uint64_t
 VKPOSIX_IMPORT(proc_fork)
 int32_t __vkernel_proc_fork(uint32_t fn, uint32_t arg, uint32_t *pid);
 
+/* The socket calls (vkernel/ABI.md, "Sockets"). Addresses are vkaddrs:
+ * u16 family, u16 port, u32 scope id, 16 address bytes (inet: the first
+ * 4); unix: u16 family, u16 path length, the path. Constants are Linux's. */
+#define VKPOSIX_VKADDR_MAX 112
+VKPOSIX_IMPORT(sock_open)
+int32_t __vkernel_sock_open(uint32_t domain, uint32_t type, uint32_t protocol, uint32_t fdflags, uint32_t *fd);
+VKPOSIX_IMPORT(sock_pair)
+int32_t __vkernel_sock_pair(uint32_t domain, uint32_t type, uint32_t fdflags, uint32_t *fds /* [2] */);
+VKPOSIX_IMPORT(sock_bind)
+int32_t __vkernel_sock_bind(uint32_t fd, const void *addr, uint32_t addr_len);
+VKPOSIX_IMPORT(sock_listen)
+int32_t __vkernel_sock_listen(uint32_t fd, int32_t backlog);
+VKPOSIX_IMPORT(sock_connect_to)
+int32_t __vkernel_sock_connect_to(uint32_t fd, const void *addr, uint32_t addr_len);
+VKPOSIX_IMPORT(sock_getsockname)
+int32_t __vkernel_sock_getsockname(uint32_t fd, void *buf, uint32_t buf_len, uint32_t *len);
+VKPOSIX_IMPORT(sock_getpeername)
+int32_t __vkernel_sock_getpeername(uint32_t fd, void *buf, uint32_t buf_len, uint32_t *len);
+VKPOSIX_IMPORT(sock_sendto)
+int32_t __vkernel_sock_sendto(uint32_t fd, const void *iovs, uint32_t iovs_len, uint32_t flags, const void *addr,
+                              uint32_t addr_len, uint32_t *n);
+VKPOSIX_IMPORT(sock_recvfrom)
+int32_t __vkernel_sock_recvfrom(uint32_t fd, const void *iovs, uint32_t iovs_len, uint32_t flags, void *addr_buf,
+                                uint32_t addr_buf_len, uint32_t *n, uint32_t *addr_len, uint32_t *oflags);
+VKPOSIX_IMPORT(sock_getsockopt)
+int32_t __vkernel_sock_getsockopt(uint32_t fd, int32_t level, int32_t name, void *buf, uint32_t buf_len, uint32_t *len);
+VKPOSIX_IMPORT(sock_setsockopt)
+int32_t __vkernel_sock_setsockopt(uint32_t fd, int32_t level, int32_t name, const void *buf, uint32_t buf_len);
+
 /* proc_sigaction's actions. */
 #define VKPOSIX_SIG_DEFAULT 0
 #define VKPOSIX_SIG_IGNORE 1

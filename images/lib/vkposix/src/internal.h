@@ -8,6 +8,12 @@
 
 #include "vkposix.h"
 
+/* VKPOSIX_WEAK marks the library's socket and name functions: a port that
+ * still defines its own (socket() over handed-over listeners, a resolver)
+ * keeps them, with no duplicate symbol, even when the linker takes the
+ * library's object for another function in it. */
+#define VKPOSIX_WEAK __attribute__((weak))
+
 /* The bit of signal sig in a sigset_t. */
 #define VKPOSIX_BIT(sig) (1ull << ((sig) - 1))
 
