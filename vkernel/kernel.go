@@ -83,6 +83,11 @@ type Options struct {
 	// Nil: proc_spawn and proc_fork answer ENOSYS. Only a kernel opened
 	// from a file (Open) can start children.
 	ChildCommand []string
+	// StartWarm bounds how many child processes per entry Start keeps
+	// started ahead of need (their code loaded, waiting for a request):
+	// it keeps one more than the entry has running, up to this many
+	// (0: StartWarmDefault). Each runs one request and ends.
+	StartWarm int
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -109,6 +114,9 @@ type Kernel struct {
 	cacheRoot string
 	childCmd  []string
 	interrupt bool
+
+	// pool holds Start's child processes started ahead of need.
+	pool startPool
 
 	hashHits, hashMisses atomic.Int64
 	// Child processes: started for a request (cold), started ahead of
@@ -185,6 +193,10 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		cacheRoot: opts.CacheDir,
 		childCmd:  opts.ChildCommand,
 		interrupt: opts.Interruptible,
+	}
+	k.pool.max = opts.StartWarm
+	if k.pool.max <= 0 {
+		k.pool.max = StartWarmDefault
 	}
 	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(opts.Interruptible)
 	if opts.CacheDir != "" {
@@ -378,6 +390,7 @@ func signature(params, results []api.ValueType) string {
 // Close releases the runtime and the compiled code. It reports an audit
 // record that could not be written.
 func (k *Kernel) Close(ctx context.Context) error {
+	k.pool.close()
 	if k.runtime != nil {
 		k.runtime.Close(ctx)
 	}
