@@ -82,6 +82,10 @@ type Request struct {
 	// Mounts become the guest's preopened directories (fds 3...), within
 	// what the entry's resources allow.
 	Mounts []Mount
+	// Peer, when not empty, names who asked for the exec in its audit
+	// records (AuditRecord.Peer): a service running requests for other
+	// processes sets it.
+	Peer string
 	// Cwd, when not empty, is the guest path the guest starts in: what
 	// vkernel.proc_initial_cwd answers, which the C layer changes to at
 	// start (ABI.md).
@@ -112,7 +116,7 @@ type spawnOrigin struct {
 
 // record returns an exec audit record for the request.
 func (req *Request) record(hash, entry, decision, reason string) AuditRecord {
-	r := AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: entry, Decision: decision, Reason: reason}
+	r := AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: entry, Decision: decision, Reason: reason, Peer: req.Peer}
 	if o := req.origin; o != nil {
 		r.Path, r.GuestPath, r.Parent = o.hostPath, o.guestPath, o.parent
 	}
