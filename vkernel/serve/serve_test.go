@@ -381,3 +381,39 @@ func TestServeStopWithRequestsInFlight(t *testing.T) {
 		t.Errorf("retried request: %q, %+v, %v", o.out, o.res, o.err)
 	}
 }
+
+// TestServeHangUpWhileWaiting: a request whose client hangs up while it
+// waits for a slot never runs.
+func TestServeHangUpWhileWaiting(t *testing.T) {
+	w := newWorld(t, &Server{MaxRunning: 1})
+	first := make(chan error, 1)
+	started := make(chan int, 1)
+	go func() {
+		_, _, err := w.exec(t, w.client(), Request{Started: func(pid int) { started <- pid }}, "sleep", "800")
+		first <- err
+	}()
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		_, err := w.client().Exec(ctx, Request{Path: filepath.Join(w.root, "posix.wasm"), Args: []string{"posix", "echo", "second"}, Mounts: w.mounts()})
+		second <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the second request waits for the slot
+	cancel()
+	if err := <-second; !errors.Is(err, context.Canceled) {
+		t.Errorf("second request: %v", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// The slot is free again: a third request runs; the second never did.
+	if out, _, err := w.exec(t, w.client(), Request{}, "echo", "third"); err != nil || out != "third\n" {
+		t.Fatalf("third: %q, %v", out, err)
+	}
+	// The service's records name the peer (the instance's own records,
+	// of its second routing, do not).
+	if n := strings.Count(w.audit.String(), `"peer":"uid=`); n != 2 {
+		t.Errorf("%d exec records of the service, want 2 (the second request must not run):\n%s", n, w.audit.String())
+	}
+}

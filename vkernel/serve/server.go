@@ -297,7 +297,27 @@ func (s *Server) handle(c *net.UnixConn) {
 		return
 	}
 	defer func() { <-s.slots }()
+	if hungUp(c) {
+		// Gone while waiting for a slot: nothing of it runs.
+		return
+	}
 	s.run(c, req)
+}
+
+// hungUp reports whether the client has closed its end of the connection.
+func hungUp(c *net.UnixConn) bool {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return true
+	}
+	hup := false
+	_ = raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+		if n, err := unix.Poll(fds, 0); err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR) != 0 {
+			hup = true
+		}
+	})
+	return hup
 }
 
 // acquire takes a running slot, waiting if need be; false when the
