@@ -193,6 +193,9 @@ const maxSpawnDepth = 8
 // the guest ends abnormally, and otherwise the guest's exit status in the
 // Result. Every decision is written to the audit log.
 func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
+	if k.startOnly {
+		return nil, errors.New("exec: this kernel runs requests with Start only (Options.StartOnly)")
+	}
 	start := time.Now()
 	var r *route
 	var hash string
@@ -544,7 +547,7 @@ func (k *Kernel) resolveFD(req *Request) (_ *route, _ string, _ int, err error) 
 	if !ok {
 		return deny(hash, "not in the signed manifest: "+describe(fd))
 	}
-	if r.module == nil {
+	if !r.startable {
 		return deny(hash, fmt.Sprintf("entry %q is in the signed manifest but not loaded by this kernel (Options.Entries)", r.entry.Name))
 	}
 	if k.policy == PolicyPathHash {

@@ -383,7 +383,12 @@ func (s *startPool) close() {
 // returns at once; the children load their code meanwhile.
 func (k *Kernel) Prewarm(entries ...string) error {
 	for _, e := range entries {
-		r := k.entryRoute(e)
+		var r *route
+		for _, x := range k.routes {
+			if x.entry.Name == e && x.startable {
+				r = x
+			}
+		}
 		if r == nil {
 			return fmt.Errorf("prewarm: entry %q is not loaded", e)
 		}

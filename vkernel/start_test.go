@@ -156,3 +156,22 @@ func TestStartKillAndSignal(t *testing.T) {
 		t.Fatal("cancelled start still running")
 	}
 }
+
+// TestStartOnly: a kernel that loads no code of its own routes and starts
+// as any other (its children load theirs), denies what is not listed, and
+// refuses Exec.
+func TestStartOnly(t *testing.T) {
+	w := newProcWorld(t, guests.Clang14, 0, Options{StartOnly: true})
+	if out, res := w.start(t, Request{Args: []string{"posix", "echo", "lean"}}); out != "lean\n" || res.ExitCode != 0 {
+		t.Errorf("start: %q, %+v", out, res)
+	}
+	f, _ := os.Open(filepath.Join(w.root, "unlisted.wasm"))
+	defer f.Close()
+	var denied *DeniedError
+	if _, err := w.k.Start(context.Background(), Request{File: f}); !errors.As(err, &denied) {
+		t.Errorf("unlisted: %v, want a denial", err)
+	}
+	if _, err := w.k.Exec(context.Background(), Request{Path: filepath.Join(w.root, "posix.wasm")}); err == nil || !strings.Contains(err.Error(), "Start only") {
+		t.Errorf("Exec in a start-only kernel: %v", err)
+	}
+}

@@ -88,7 +88,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	k, err := vkernel.Open(ctx, *mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: *cache,
-		Policy: policy, Audit: audit, Entries: entries, ChildCommand: []string{self}, StartWarm: *warm})
+		Policy: policy, Audit: audit, Entries: entries, ChildCommand: []string{self}, StartWarm: *warm,
+		// The instances load their code; the service only routes.
+		StartOnly: true})
 	if err != nil {
 		return fail(stderr, err)
 	}

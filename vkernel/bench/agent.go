@@ -138,7 +138,7 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 	}
 	cache := filepath.Join(dir, "cache")
 	k, err := vkernel.Open(ctx, mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache,
-		ChildCommand: []string{opts.Compat}})
+		ChildCommand: []string{opts.Compat}, StartOnly: true})
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func newWorld(t *testing.T, srv *Server) *world {
 	os.WriteFile(filepath.Join(root, "unlisted.wasm"), append(append([]byte(nil), wasm...), 0), 0o755)
 	audit := &syncBuffer{}
 	k, err := vkernel.Open(context.Background(), mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub},
-		CacheDir: filepath.Join(dir, "cache"), Audit: audit, ChildCommand: []string{os.Args[0]}, StartWarm: 2})
+		CacheDir: filepath.Join(dir, "cache"), Audit: audit, ChildCommand: []string{os.Args[0]}, StartWarm: 2, StartOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
