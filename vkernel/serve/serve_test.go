@@ -417,3 +417,53 @@ func TestServeHangUpWhileWaiting(t *testing.T) {
 		t.Errorf("%d exec records of the service, want 2 (the second request must not run):\n%s", n, w.audit.String())
 	}
 }
+
+// TestServeSilentClient: a client that connects and sends nothing is
+// disconnected after the request timeout, and holds nothing up.
+func TestServeSilentClient(t *testing.T) {
+	w := newWorld(t, &Server{MaxRunning: 1, RequestTimeout: 200 * time.Millisecond})
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: w.sock, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	m, fds, err := receive(c)
+	closeFDs(fds)
+	if err == nil && m.Kind != RefusedBadRequest {
+		t.Errorf("silent client got %+v", m)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("silent client held for %s", d)
+	}
+	if out, _, err := w.exec(t, w.client(), Request{}, "echo", "next"); err != nil || out != "next\n" {
+		t.Errorf("next request: %q, %v", out, err)
+	}
+}
+
+// TestServeMountsOfOtherUsers: a peer of another uid may mount only a
+// directory it owns, or read-only one anybody may read and search.
+func TestServeMountsOfOtherUsers(t *testing.T) {
+	s := &Server{}
+	other := peer{uid: os.Geteuid() + 4242, gid: 4242, pid: 1}
+	private, public := t.TempDir(), t.TempDir()
+	os.Chmod(private, 0o700)
+	os.Chmod(public, 0o755)
+	for _, tc := range []struct {
+		host string
+		ro   bool
+		p    peer
+		ok   bool
+	}{
+		{private, true, other, false},
+		{public, false, other, false},
+		{public, true, other, true},
+		{private, false, peer{uid: os.Geteuid()}, true},
+	} {
+		_, err := s.mount(mountMsg{Guest: []byte("/m"), Host: []byte(tc.host), ReadOnly: tc.ro}, tc.p)
+		if (err == nil) != tc.ok {
+			t.Errorf("mount %s (ro %v) for %s: %v, want allowed %v", tc.host, tc.ro, tc.p, err, tc.ok)
+		}
+	}
+}

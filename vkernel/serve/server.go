@@ -43,6 +43,10 @@ type Server struct {
 	// malformed request) as vkernel.AuditRecord JSON lines; the kernel's
 	// audit log gets every exec decision. Nil: not recorded.
 	Audit io.Writer
+	// RequestTimeout is how long a client has, once connected, to send
+	// its request (0: DefaultRequestTimeout): a connection that sends
+	// nothing holds nothing for long.
+	RequestTimeout time.Duration
 	// Log receives one line per failure that the client alone would not
 	// see; nil: discarded.
 	Log io.Writer
@@ -70,6 +74,9 @@ func (s *Server) init() {
 		s.slots = make(chan struct{}, n)
 		if s.MaxWaiting <= 0 {
 			s.MaxWaiting = 64
+		}
+		if s.RequestTimeout <= 0 {
+			s.RequestTimeout = DefaultRequestTimeout
 		}
 	})
 }
@@ -241,9 +248,8 @@ func (s *Server) allowed(p peer) bool {
 	return false
 }
 
-// requestTimeout is how long a client has, once connected, to send its
-// request: a connection that sends nothing holds nothing for long.
-const requestTimeout = 10 * time.Second
+// DefaultRequestTimeout is Server.RequestTimeout's default.
+const DefaultRequestTimeout = 10 * time.Second
 
 // handle runs one connection's request.
 func (s *Server) handle(c *net.UnixConn) {
@@ -263,7 +269,7 @@ func (s *Server) handle(c *net.UnixConn) {
 		closeFDs(fds)
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(requestTimeout))
+	c.SetReadDeadline(time.Now().Add(s.RequestTimeout))
 	m, fds, err := receive(c)
 	// Wrapped at once, so that each fd is closed once, by its file.
 	files := make([]*os.File, len(fds))
