@@ -93,7 +93,8 @@ type Options struct {
 	// StartWarm bounds how many child processes per entry Start keeps
 	// started ahead of need (their code loaded, waiting for a request):
 	// it keeps one more than the entry has running, up to this many
-	// (0: StartWarmDefault). Each runs one request and ends.
+	// (0: StartWarmDefault), and ends those the load no longer needs
+	// after 30 s idle. Each runs one request and ends.
 	StartWarm int
 }
 

@@ -261,11 +261,20 @@ type startPool struct {
 	booting map[string]int
 	running map[string]int
 	closed  bool
+	// idle is how long a ready child beyond what the load needs is kept
+	// (0: startIdle); trimming is set while a trim is scheduled.
+	idle     time.Duration
+	trimming bool
 }
+
+// startIdle is how long Start keeps a ready child that the load no longer
+// needs (after a burst) before ending it: each holds its entry's code.
+const startIdle = 30 * time.Second
 
 // startHost is a child host process started for Start, not yet given a
 // request, with what its parent holds of it.
 type startHost struct {
+	since  time.Time // ready since
 	host   *child
 	pidfd  int
 	auditR *os.File
@@ -358,9 +367,51 @@ func (s *startPool) refill(k *Kernel, r *route) {
 		if s.ready == nil {
 			s.ready = map[string][]*startHost{}
 		}
+		h.since = time.Now()
 		s.ready[entry] = append(s.ready[entry], h)
 		k.warmStarts.Add(1)
+		s.scheduleTrim()
 		s.mu.Unlock()
+	}
+}
+
+// scheduleTrim makes sure a trim runs once the idle time has passed.
+// s.mu is held.
+func (s *startPool) scheduleTrim() {
+	if s.trimming {
+		return
+	}
+	s.trimming = true
+	idle := s.idle
+	if idle <= 0 {
+		idle = startIdle
+	}
+	time.AfterFunc(idle, func() { s.trim(idle) })
+}
+
+// trim ends the ready children beyond one more than each entry has
+// running that have waited longer than idle (the oldest first): the pool
+// shrinks back after a burst. It runs again while any are ready.
+func (s *startPool) trim(idle time.Duration) {
+	s.mu.Lock()
+	s.trimming = false
+	var drop []*startHost
+	left := 0
+	for entry, hs := range s.ready {
+		extra := len(hs) - min(s.running[entry]+1, s.max)
+		// hs is oldest first: take from the front.
+		for extra > 0 && len(hs) > 0 && time.Since(hs[0].since) >= idle {
+			drop, hs, extra = append(drop, hs[0]), hs[1:], extra-1
+		}
+		s.ready[entry] = hs
+		left += len(hs)
+	}
+	if left > 0 && !s.closed {
+		s.scheduleTrim()
+	}
+	s.mu.Unlock()
+	for _, h := range drop {
+		h.discard()
 	}
 }
 

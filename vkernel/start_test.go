@@ -175,3 +175,33 @@ func TestStartOnly(t *testing.T) {
 		t.Errorf("Exec in a start-only kernel: %v", err)
 	}
 }
+
+// TestStartPoolShrinks: after a burst, the children started ahead of need
+// beyond what the load needs are ended once idle.
+func TestStartPoolShrinks(t *testing.T) {
+	w := newProcWorld(t, guests.Clang14, 0, Options{StartWarm: 4})
+	w.k.pool.idle = 300 * time.Millisecond
+	ready := func() int {
+		w.k.pool.mu.Lock()
+		defer w.k.pool.mu.Unlock()
+		return len(w.k.pool.ready["posix"]) + w.k.pool.booting["posix"]
+	}
+	var ps []*Process
+	for i := 0; i < 3; i++ {
+		p, _ := w.startPiped(t, Request{Args: []string{"posix", "sleep", "400"}})
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		p.Wait()
+	}
+	if n := ready(); n < 3 {
+		t.Errorf("%d ready after a burst of 3, want at least 3", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ready() > 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := ready(); n != 1 {
+		t.Errorf("%d ready once idle, want 1", n)
+	}
+}
