@@ -53,10 +53,11 @@ Usage:
                                               SIGTERM stops it once running requests end
   compat bench exec [-n N]                    exec-to-first-instruction latency, vkernel vs native
   compat bench concurrent [-n N]              N concurrent tool invocations, vkernel vs native
-  compat bench agent [-n N] [-pause D] [-json]
+  compat bench agent [-n N] [-pause D] [-c N]
                                               tool calls as an agent makes them, one process per call:
                                               compat exec -via, the Go client, plain compat exec and
-                                              native, p50/p95/p99 to first instruction and exit
+                                              native, p50/p95/p99 to first instruction and exit;
+                                              -c N: N python calls at once, memory and calls/s
   compat bench python [-n N] [-workloads W,...] [-python PATH] [-wasm PATH]
                                               CPU-bound Python workloads, python.wasm in the
                                               vkernel vs native python3.11: medians, ratios

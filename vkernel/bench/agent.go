@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/compat-project/compat/vkernel"
@@ -33,6 +36,10 @@ type AgentOptions struct {
 	// agent's think time, in which the service starts the next instance
 	// ahead of need. 0: back to back.
 	Pause time.Duration
+	// Concurrent, when above 0, adds the concurrent rows: that many
+	// `python3.11 -c pass` calls started at once through the service (Go
+	// library), and as native processes.
+	Concurrent int
 	// PythonWasm is a python.wasm build (its stdlib in lib/ beside it);
 	// empty leaves the python rows out. NativePython is the native
 	// interpreter (default /usr/bin/python3.11), whose hash routes to it.
@@ -58,6 +65,11 @@ type AgentReport struct {
 	// Python rows: `python3.11 -c pass`; exit only.
 	Python            []AgentRow `json:"python,omitempty"`
 	PythonUnavailable string     `json:"python_unavailable,omitempty"`
+	// ConcurrentService and ConcurrentNative are the concurrent rows:
+	// for the service, PeakRSS sums the service process and its
+	// instances (sampled), for native the live processes.
+	ConcurrentService *Side `json:"concurrent_service,omitempty"`
+	ConcurrentNative  *Side `json:"concurrent_native,omitempty"`
 	// ServiceStats are the service kernel's counters at the end
 	// (instances started on request and ahead of need).
 	ServiceStats vkernel.Stats `json:"service_stats"`
@@ -220,8 +232,49 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 			rep.Python = append(rep.Python, r)
 		}
 	}
+	if pyMounts != nil && opts.Concurrent > 0 {
+		pyArgs := []string{opts.NativePython, "-c", "pass"}
+		self := os.Getpid()
+		svc, err := measure(opts.Concurrent, func() int64 { return selfRSS() + descendantsRSS(self) }, func(int) (bool, error) {
+			_, _, err := libraryCall(ctx, client, opts.NativePython, pyArgs, pyMounts, false)
+			return err == nil, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		var pids sync.Map
+		nat, err := measure(opts.Concurrent, func() int64 { return childrenRSS(&pids) }, func(int) (bool, error) {
+			c := exec.Command(opts.NativePython, "-c", "pass")
+			if err := c.Start(); err != nil {
+				return false, err
+			}
+			pids.Store(c.Process.Pid, true)
+			err := c.Wait()
+			pids.Delete(c.Process.Pid)
+			return err == nil, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		rep.ConcurrentService, rep.ConcurrentNative = &svc, &nat
+	}
 	rep.ServiceStats = k.Stats()
 	return rep, nil
+}
+
+// descendantsRSS sums the resident memory of pid's live descendants.
+func descendantsRSS(pid int) int64 {
+	var total int64
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, t := range tasks {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				total += statusField("/proc/"+f+"/status", "VmRSS:") + descendantsRSS(c)
+			}
+		}
+	}
+	return total
 }
 
 // waitReady waits (a few seconds at most) until the socket answers.
@@ -320,6 +373,17 @@ func (r *AgentReport) Write(w io.Writer) {
 		fmt.Fprintf(w, "\npython3.11 -c pass: client's exec -> exit\n")
 		for _, row := range r.Python {
 			fmt.Fprintf(w, "  %-42s exit  %s\n", row.Name, row.Exit)
+		}
+	}
+	if c, n := r.ConcurrentService, r.ConcurrentNative; c != nil && n != nil {
+		mib := func(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+		fmt.Fprintf(w, "\n%d concurrent python3.11 -c pass (service: Go library calls)\n", c.Completion.N)
+		for _, x := range []struct {
+			name string
+			s    *Side
+		}{{"service", c}, {"native", n}} {
+			fmt.Fprintf(w, "  %-8s %.1f calls/s, completion %s, peak RSS %s (up to %d live), failures %d\n",
+				x.name, x.s.Throughput, x.s.Completion, mib(x.s.PeakRSS), x.s.MaxLive, x.s.Failures)
 		}
 	}
 	s := r.ServiceStats
