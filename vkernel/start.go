@@ -159,10 +159,12 @@ func (p *Process) Entry() string { return p.entry }
 // is never reused for it: the signal goes through a pidfd), and
 // os.ErrProcessDone is returned.
 func (p *Process) Signal(sig syscall.Signal) error {
-	select {
-	case <-p.done:
+	// Under the lock: reap closes the pidfd, whose number could then
+	// name another process's.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd < 0 {
 		return os.ErrProcessDone
-	default:
 	}
 	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
 	if err == unix.ESRCH {
@@ -187,7 +189,7 @@ func (p *Process) Kill() {
 		select {
 		case <-p.done:
 		case <-time.After(grace(0)):
-			_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+			_ = p.Signal(unix.SIGKILL)
 		}
 	}()
 }
@@ -234,9 +236,10 @@ func (p *Process) reap() {
 	if err != nil {
 		p.werr = fmt.Errorf("waiting for vkernel process %d: %w", p.pid, err)
 	}
+	unix.Close(p.pidfd)
+	p.pidfd = -1
 	p.mu.Unlock()
 	p.lifeline.Close()
-	unix.Close(p.pidfd)
 	// The child's audit records are all in the log before Wait returns
 	// (its own children may hold the pipe a little longer).
 	select {
