@@ -32,6 +32,10 @@ type AuditRecord struct {
 	Decision string `json:"decision"`
 	// Reason says why a request was denied.
 	Reason string `json:"reason,omitempty"`
+	// Peer names who asked for the exec when it came from another
+	// process through a service (compat serve): "uid=U gid=G pid=P" of
+	// the connecting client, as the kernel reported it (SO_PEERCRED).
+	Peer string `json:"peer,omitempty"`
 	// Pid is the host pid of the child process an exec or fork started
 	// (in the parent's record), or of the child process that made the
 	// decision (in the records a child sends its parent's log).

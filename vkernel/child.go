@@ -419,50 +419,81 @@ func (c *procCtl) forget(w *child) {
 // loads the entry's code and waits for what to run. The child is one of
 // c.kids, or the entry's warm child when warm is set.
 func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error) {
-	k := c.k
+	w, auditR, err := c.k.startHost(entry, c.depth+1, table)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.audits = append(c.audits, auditR)
+	if warm {
+		if c.warm == nil {
+			c.warm = map[string]*child{}
+		}
+		c.warm[entry] = w
+	} else {
+		if c.kids == nil {
+			c.kids = map[int]*childRec{}
+		}
+		c.kids[w.pid] = &childRec{lifeline: w.lifeline}
+	}
+	c.mu.Unlock()
+	c.copiers.Add(1)
+	go func() {
+		defer c.copiers.Done()
+		c.k.copyAudit(auditR)
+	}()
+	return w, nil
+}
+
+// startHost starts a child host process of entry at depth in the tree
+// whose process table is table: it opens the megabinary, loads the
+// entry's code and waits on its request socket for what to run. The
+// caller copies the child's audit records from auditR (copyAudit) and
+// closes it.
+func (k *Kernel) startHost(entry string, depth int, table *procTable) (w *child, auditR *os.File, err error) {
 	spec := bootSpec{ParentPid: os.Getpid(), Command: k.childCmd, Megabinary: k.path, Digest: k.Digest(),
-		CacheDir: k.cacheRoot, Policy: k.policy, Entry: entry, Depth: c.depth + 1, TableSlots: table.size()}
+		CacheDir: k.cacheRoot, Policy: k.policy, Entry: entry, Depth: depth, TableSlots: table.size()}
 	for _, key := range k.trusted {
 		spec.TrustedKeys = append(spec.TrustedKeys, key)
 	}
 	js, err := json.Marshal(spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	specFD, err := memfdWith("vkernel-child-spec", js)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unix.Close(specFD)
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer devnull.Close()
 	auditR, auditW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer auditW.Close()
 	lifeR, lifeW, err := os.Pipe()
 	if err != nil {
 		auditR.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	defer lifeR.Close()
 	socks, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		auditR.Close()
 		lifeW.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	defer unix.Close(socks[1])
 	request := os.NewFile(uintptr(socks[0]), "vkernel-request")
-	fail := func(err error) (*child, error) {
+	fail := func(err error) (*child, *os.File, error) {
 		auditR.Close()
 		lifeW.Close()
 		request.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	// The fds at bootFD, auditFD, lifelineFD, tableFD and requestFD.
 	files := []uintptr{devnull.Fd(), devnull.Fd(), os.Stderr.Fd(), uintptr(specFD), auditW.Fd(), lifeR.Fd(), uintptr(table.fd), uintptr(socks[1])}
@@ -484,35 +515,15 @@ func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error
 		return fail(err)
 	}
 	childStarted(pid)
-	w := &child{pid: pid, lifeline: lifeW, request: request}
-	c.mu.Lock()
-	c.audits = append(c.audits, auditR)
-	if warm {
-		if c.warm == nil {
-			c.warm = map[string]*child{}
-		}
-		c.warm[entry] = w
-	} else {
-		if c.kids == nil {
-			c.kids = map[int]*childRec{}
-		}
-		c.kids[pid] = &childRec{lifeline: lifeW}
-	}
-	c.mu.Unlock()
-	c.copiers.Add(1)
-	go func() {
-		defer c.copiers.Done()
-		c.copyAudit(auditR)
-	}()
-	return w, nil
+	return &child{pid: pid, lifeline: lifeW, request: request}, auditR, nil
 }
 
 // copyAudit writes the audit records a child sends into this kernel's log.
-func (c *procCtl) copyAudit(r io.Reader) {
+func (k *Kernel) copyAudit(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		c.k.audit.writeLine(sc.Bytes())
+		k.audit.writeLine(sc.Bytes())
 	}
 }
 

@@ -64,6 +64,12 @@ type Request struct {
 	// Path is the file to run. Its SHA-256, read from the opened file,
 	// selects the entry.
 	Path string
+	// File, when not nil, is the file to run, already open: it is hashed
+	// from this descriptor (never reopened by a path), and Path only
+	// names it in errors and the audit log. The policy path+hash checks
+	// the path the descriptor's file has on the host. It must be open
+	// for reading; Exec and Start do not close it.
+	File *os.File
 	// Args is argv, argv[0] first; empty means just Path. The entry's own
 	// args go after argv[0].
 	Args []string
@@ -76,6 +82,14 @@ type Request struct {
 	// Mounts become the guest's preopened directories (fds 3...), within
 	// what the entry's resources allow.
 	Mounts []Mount
+	// Peer, when not empty, names who asked for the exec in its audit
+	// records (AuditRecord.Peer): a service running requests for other
+	// processes sets it.
+	Peer string
+	// Cwd, when not empty, is the guest path the guest starts in: what
+	// vkernel.proc_initial_cwd answers, which the C layer changes to at
+	// start (ABI.md).
+	Cwd string
 	// Listeners are handed to the guest as fds after the mounts; their
 	// numbers and addresses are in VKERNEL_LISTEN_FDS ("fd=addr,...").
 	Listeners []net.Listener
@@ -102,7 +116,7 @@ type spawnOrigin struct {
 
 // record returns an exec audit record for the request.
 func (req *Request) record(hash, entry, decision, reason string) AuditRecord {
-	r := AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: entry, Decision: decision, Reason: reason}
+	r := AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: entry, Decision: decision, Reason: reason, Peer: req.Peer}
 	if o := req.origin; o != nil {
 		r.Path, r.GuestPath, r.Parent = o.hostPath, o.guestPath, o.parent
 	}
@@ -179,6 +193,9 @@ const maxSpawnDepth = 8
 // the guest ends abnormally, and otherwise the guest's exit status in the
 // Result. Every decision is written to the audit log.
 func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
+	if k.startOnly {
+		return nil, errors.New("exec: this kernel runs requests with Start only (Options.StartOnly)")
+	}
 	start := time.Now()
 	var r *route
 	var hash string
@@ -423,6 +440,9 @@ func (k *Kernel) processConfig(r *route, req *Request, ctl *procCtl, cancel cont
 	for _, m := range req.Mounts {
 		cfg.Mounts = append(cfg.Mounts, hostabi.Mount(m))
 	}
+	if req.Cwd != "" {
+		cfg.Cwd, cfg.HasCwd = req.Cwd, true
+	}
 	if len(k.childCmd) > 0 && k.path != "" {
 		cfg.Hooks.Spawn, cfg.Hooks.Fork = ctl.spawn, ctl.fork
 	}
@@ -489,8 +509,17 @@ func (k *Kernel) resolveFD(req *Request) (_ *route, _ string, _ int, err error) 
 		k.audit.write(req.record(hash, "", "deny", reason))
 		return nil, hash, -1, &DeniedError{Path: req.shownPath(), Hash: hash, Reason: reason}
 	}
-	// O_NONBLOCK: opening a FIFO must not wait for a writer.
-	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	var fd int
+	if req.File != nil {
+		// The caller's descriptor, duplicated: what is hashed is what runs.
+		fd, err = unix.FcntlInt(req.File.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return deny("", "cannot use the file descriptor given: "+err.Error())
+		}
+	} else {
+		// O_NONBLOCK: opening a FIFO must not wait for a writer.
+		fd, err = unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	}
 	if err != nil {
 		err = &os.PathError{Op: "exec", Path: name, Err: err}
 		if errors.Is(err, os.ErrNotExist) {
@@ -512,7 +541,7 @@ func (k *Kernel) resolveFD(req *Request) (_ *route, _ string, _ int, err error) 
 	if !ok {
 		return deny(hash, "not in the signed manifest: "+describe(fd))
 	}
-	if r.module == nil {
+	if !r.startable {
 		return deny(hash, fmt.Sprintf("entry %q is in the signed manifest but not loaded by this kernel (Options.Entries)", r.entry.Name))
 	}
 	if k.policy == PolicyPathHash {

@@ -83,6 +83,19 @@ type Options struct {
 	// Nil: proc_spawn and proc_fork answer ENOSYS. Only a kernel opened
 	// from a file (Open) can start children.
 	ChildCommand []string
+	// StartOnly makes a kernel that runs requests only with Start: it
+	// checks the megabinary's signature and framing and routes by hash,
+	// but reads and loads no module's code itself (each child process
+	// loads its own entry's), so a service holding it stays small. Exec
+	// fails in it. The AOT cache is filled by the first child of each
+	// entry, which compiles the module when the cache has no code for it.
+	StartOnly bool
+	// StartWarm bounds how many child processes per entry Start keeps
+	// started ahead of need (their code loaded, waiting for a request):
+	// it keeps one more than the entry has running, up to this many
+	// (0: StartWarmDefault), and ends those the load no longer needs
+	// after 30 s idle. Each runs one request and ends.
+	StartWarm int
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -109,6 +122,10 @@ type Kernel struct {
 	cacheRoot string
 	childCmd  []string
 	interrupt bool
+	startOnly bool
+
+	// pool holds Start's child processes started ahead of need.
+	pool startPool
 
 	hashHits, hashMisses atomic.Int64
 	// Child processes: started for a request (cold), started ahead of
@@ -118,11 +135,15 @@ type Kernel struct {
 
 // route is a manifest entry with its compiled module and parsed resources.
 type route struct {
-	entry   *megabinary.Entry
-	module  wazero.CompiledModule
-	connect []netip.Prefix
-	bind    []netip.Prefix
-	paths   map[string]bool
+	entry  *megabinary.Entry
+	module wazero.CompiledModule
+	// startable: the entry is one this kernel runs (Options.Entries),
+	// with Start (in a child, which loads its module) or, when module is
+	// loaded, in-process too.
+	startable bool
+	connect   []netip.Prefix
+	bind      []netip.Prefix
+	paths     map[string]bool
 }
 
 // loopback is what resources.connect and resources.bind allow when empty.
@@ -163,7 +184,9 @@ func allowed(prefixes []netip.Prefix, a netip.AddrPort) bool {
 // imports only the vkernel's host surface. Errors name the failed check.
 func Open(ctx context.Context, path string, opts Options) (*Kernel, error) {
 	read := megabinary.ReadFile
-	if len(opts.Entries) > 0 {
+	if opts.StartOnly {
+		read = func(name string) (*megabinary.File, error) { return megabinary.ReadEntries(name, nil) }
+	} else if len(opts.Entries) > 0 {
 		read = func(name string) (*megabinary.File, error) { return megabinary.ReadEntries(name, opts.Entries) }
 	}
 	f, err := read(path)
@@ -219,6 +242,11 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		cacheRoot: opts.CacheDir,
 		childCmd:  opts.ChildCommand,
 		interrupt: opts.Interruptible,
+		startOnly: opts.StartOnly,
+	}
+	k.pool.max = opts.StartWarm
+	if k.pool.max <= 0 {
+		k.pool.max = StartWarmDefault
 	}
 	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(opts.Interruptible)
 	if opts.CacheDir != "" {
@@ -257,7 +285,7 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	}
 	compiled := map[string]wazero.CompiledModule{}
 	for _, m := range f.Manifest.Modules {
-		if !loaded.module[m.Digest] {
+		if !loaded.module[m.Digest] || opts.StartOnly {
 			continue
 		}
 		if k.aot != nil {
@@ -280,9 +308,12 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	}
 	for i := range f.Manifest.Entries {
 		e := &f.Manifest.Entries[i]
-		r := &route{entry: e, module: compiled[e.Module], paths: map[string]bool{}}
-		if !loaded.entry[e.Name] {
+		r := &route{entry: e, module: compiled[e.Module], paths: map[string]bool{}, startable: loaded.entry[e.Name]}
+		if !loaded.entry[e.Name] || opts.StartOnly {
 			r.module = nil
+			for _, p := range e.Paths {
+				r.paths[p] = true
+			}
 			for _, h := range e.Hashes {
 				k.routes[h] = r
 			}
@@ -411,6 +442,7 @@ func signature(params, results []api.ValueType) string {
 // Close releases the runtime and the compiled code. It reports an audit
 // record that could not be written.
 func (k *Kernel) Close(ctx context.Context) error {
+	k.pool.close()
 	if k.runtime != nil {
 		k.runtime.Close(ctx)
 	}

@@ -18,8 +18,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "redis" || args[0] == "nginx") {
 		return benchServerCmd(args[0], args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "agent" {
+		return benchAgentCmd(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "exec" && args[0] != "concurrent" && args[0] != "python") {
-		fmt.Fprint(stderr, "usage: compat bench exec|concurrent|python|redis|nginx [FLAG...] (compat bench VERB -h lists them)\n")
+		fmt.Fprint(stderr, "usage: compat bench exec|concurrent|python|agent|redis|nginx [FLAG...] (compat bench VERB -h lists them)\n")
 		return exitUsage
 	}
 	kind := args[0]
@@ -90,4 +93,30 @@ func writeBenchReport(kind string, report interface{ Write(io.Writer) }, err err
 	}
 	report.Write(stdout)
 	return exitOK
+}
+
+// benchAgentCmd is compat bench agent: tool calls as an agent makes them,
+// through compat serve, beside plain compat exec and native.
+func benchAgentCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("bench agent", "bench agent [-n N] [-pause D] [-c N] [-python PATH] [-wasm PATH] [-json]", stderr)
+	n := fs.Int("n", 100, "calls measured per row")
+	pause := fs.Duration("pause", 0, "time between one call's end and the next (an agent's think time)")
+	concurrent := fs.Int("c", 0, "also start this many python calls at once, through the service and natively: throughput, completion, memory")
+	python := fs.String("python", "/usr/bin/python3.11", "the native interpreter, whose hash routes to python.wasm")
+	wasm := fs.String("wasm", "", "python.wasm, its stdlib in lib/ beside it (default: the newest build under the cache; none: no python rows)")
+	asJSON := fs.Bool("json", false, "print the figures as JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *n <= 0 {
+		return usageError(fs, err)
+	}
+	if *wasm == "" {
+		*wasm, _ = pysuite.LatestWasm(root.CacheRoot())
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	dir := filepath.Join(root.CacheRoot(), "bench")
+	report, err := bench.Agent(context.Background(), bench.AgentOptions{Runs: *n, Dir: dir, Compat: self, Pause: *pause,
+		PythonWasm: *wasm, NativePython: *python, Concurrent: *concurrent})
+	return writeBenchReport("agent", report, err, *asJSON, stdout, stderr)
 }

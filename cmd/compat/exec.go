@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,14 +17,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compat-project/compat/runners/vktarget"
 	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/megabinary"
+	"github.com/compat-project/compat/vkernel/serve"
 )
 
 func execCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("exec", "exec -megabinary MB -pubkey PUB [flags] PATH [ARG...]", stderr)
+	fs := newFlags("exec", "exec (-megabinary MB -pubkey PUB | -via SOCKET) [flags] PATH [ARG...]", stderr)
+	via := fs.String("via", "", "send the request to the compat serve listening on SOCKET instead of loading the megabinary here (the file and stdio go as fds; -megabinary, -pubkey, -policy, -audit, -cache, -entry, -listen, -listen-fd and -cpuprofile are the service's business)")
+	retry := fs.Duration("retry", 5*time.Second, "with -via: keep retrying this long while the service is unreachable (restarting) or refuses as stopping or busy")
+	cwd := fs.String("cwd", "", "guest path the guest starts in (proc_initial_cwd; the C layer changes to it)")
 	mb := fs.String("megabinary", "", "signed megabinary")
 	pubFile := fs.String("pubkey", "", "public key the megabinary must be signed with")
 	policyName := fs.String("policy", "hash", "exec policy: hash or path+hash")
@@ -39,10 +45,29 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&listenFDs, "listen-fd", "FD: hand the guest the listening socket inherited as FD (repeatable)")
 	fs.Var(&env, "env", "KEY=VALUE for the guest (repeatable)")
 	fs.Var(&entries, "entry", "NAME: load only this manifest entry (repeatable; default all); execs routed to others are denied")
-	if err := fs.Parse(args); err != nil || *mb == "" || *pubFile == "" || fs.NArg() < 1 {
+	if err := fs.Parse(args); err != nil || (*via == "" && (*mb == "" || *pubFile == "")) || fs.NArg() < 1 {
 		return usageError(fs, err)
 	}
 	result := newResultWriter(*resultFD)
+	if *via != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if bad := viaConflict(set); bad != "" {
+			return fail(stderr, fmt.Errorf("exec -via: %s cannot be given with -via (the service has its own)", bad))
+		}
+		req := serve.Request{Path: fs.Arg(0), Args: fs.Args(), Env: env, Cwd: *cwd}
+		if *argv0 != "" {
+			req.Args = append([]string{*argv0}, fs.Args()[1:]...)
+		}
+		for _, m := range mounts {
+			mount, err := parseMount(m)
+			if err != nil {
+				return fail(stderr, err)
+			}
+			req.Mounts = append(req.Mounts, mount)
+		}
+		return execVia(*via, req, *timeout, *retry, result, stdout, stderr)
+	}
 	failed := func(err error) int {
 		result.write(vktarget.ExecResult{Error: err.Error()})
 		return fail(stderr, err)
@@ -58,7 +83,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failed(err)
 	}
-	req := vkernel.Request{Path: fs.Arg(0), Args: fs.Args(), Env: env, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
+	req := vkernel.Request{Path: fs.Arg(0), Args: fs.Args(), Env: env, Cwd: *cwd, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
 	if *argv0 != "" {
 		req.Args = append([]string{*argv0}, fs.Args()[1:]...)
 	}

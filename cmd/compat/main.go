@@ -43,8 +43,21 @@ Usage:
   compat megabinary inspect [-json] MB        print the manifest
   compat exec -megabinary MB -pubkey PUB [flags] PATH [ARG...]
                                               run PATH in the vkernel, routed by its SHA-256
+  compat exec -via SOCKET [flags] PATH [ARG...]
+                                              the same, run by the compat serve on SOCKET: PATH and
+                                              stdio are passed as fds, signals forwarded
+  compat serve -megabinary MB -pubkey PUB -socket PATH [-max N] [-warm N] [-prewarm ENTRY]
+             [-allow-uid UID] [-allow-gid GID] [-mode 0600]
+                                              exec service: one verified megabinary, each request in
+                                              a vkernel process of its own started ahead of need;
+                                              SIGTERM stops it once running requests end
   compat bench exec [-n N]                    exec-to-first-instruction latency, vkernel vs native
   compat bench concurrent [-n N]              N concurrent tool invocations, vkernel vs native
+  compat bench agent [-n N] [-pause D] [-c N]
+                                              tool calls as an agent makes them, one process per call:
+                                              compat exec -via, the Go client, plain compat exec and
+                                              native, p50/p95/p99 to first instruction and exit;
+                                              -c N: N python calls at once, memory and calls/s
   compat bench python [-n N] [-workloads W,...] [-python PATH] [-wasm PATH]
                                               CPU-bound Python workloads, python.wasm in the
                                               vkernel vs native python3.11: medians, ratios
@@ -65,7 +78,8 @@ Exit codes:
        compat exec: the guest's own exit status
   1    compat run: regressions against the baseline
   2    usage, bad input (corrupt or unsigned megabinary, bad spec) or infrastructure failure
-  125  compat exec: the guest trapped or was stopped (timeout, interrupt)
+  125  compat exec: the guest trapped or was stopped (timeout, interrupt); with -via a
+       guest that trapped dies of SIGABRT (134), as a vkernel child process does
   126  compat exec: denied by the vkernel (hash not in the signed manifest, path not pinned,
        resources not allowed); the path and hash are printed and written to the audit log
 
@@ -97,6 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"keygen":     keygen,
 		"megabinary": megabinaryCmd,
 		"exec":       execCmd,
+		"serve":      serveCmd,
 		"bench":      benchCmd,
 		"run":        runCmd,
 		"baseline":   baselineCmd,

@@ -42,3 +42,27 @@ func TestBenchmarksRun(t *testing.T) {
 		t.Fatalf("concurrent report %+v", c)
 	}
 }
+
+// TestAgentBenchRuns runs the agent benchmark small, without the python
+// rows: every call through the service, the library and plain compat
+// exec must succeed and report its guest's first instruction.
+func TestAgentBenchRuns(t *testing.T) {
+	if _, err := guests.NativeC("firstinsn.c"); errors.Is(err, guests.ErrToolMissing) {
+		testenv.Missing(t, "%v", err)
+	}
+	rep, err := Agent(context.Background(), AgentOptions{Runs: 10, Dir: t.TempDir(), Compat: testenv.CompatExec(t)[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Tool) != 4 || rep.Python != nil || rep.PythonUnavailable == "" {
+		t.Fatalf("agent report %+v", rep)
+	}
+	for _, row := range rep.Tool {
+		if row.First.N != 10 || row.Exit.N != 10 || row.First.P50 <= 0 || row.First.P50 > row.Exit.P50 {
+			t.Errorf("row %s: %+v", row.Name, row)
+		}
+	}
+	if rep.ServiceStats.WarmRuns == 0 {
+		t.Errorf("no call ran in an instance started ahead of need: %+v", rep.ServiceStats)
+	}
+}

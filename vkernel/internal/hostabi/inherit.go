@@ -155,3 +155,19 @@ func stdioFile(f *file) (*os.File, bool) {
 	of, ok := f.writer.(*os.File)
 	return of, ok
 }
+
+// StdioFile describes a host fd handed to a child process as its guest's
+// stdio fd fd (0, 1 or 2): a character device with stdio's rights, as the
+// stdio of an exec run in-process. The child owns hostFD once adopted.
+func StdioFile(fd uint32, hostFD int) InheritedFile {
+	return InheritedFile{FD: fd, HostFD: hostFD, Filetype: filetypeCharDevice, Rights: stdioRights, Mount: -1}
+}
+
+// PreopenFile describes the preopened directory of mount number mount
+// (an index in Config.Mounts), at guest path guest, as the guest's fd
+// fd: what a top-level exec gives each mount, for a child process whose
+// fd table is built from Config.Files.
+func PreopenFile(fd uint32, mount int, guest string) InheritedFile {
+	return InheritedFile{FD: fd, HostFD: -1, Filetype: filetypeDirectory, Rights: dirRights,
+		Inheriting: dirRights | fileRights, Mount: mount, Rel: ".", Preopen: guest}
+}
