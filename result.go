@@ -127,7 +127,26 @@ type Run struct {
 	// Properties describes what ran: digests, image id, versions (see the
 	// Prop constants).
 	Properties map[string]string
+	// Incomplete lists the units of the run's plan that did not run to
+	// their end for a reason outside their tests: the run was stopped,
+	// the unit's time ran out, its shard is missing from a merge. Empty
+	// for a complete run. Their tests that reported nothing were not
+	// run: reports say so and never count them as regressions.
+	Incomplete []Incomplete `json:",omitempty"`
 }
+
+// Incomplete is a unit that a run did not run to its end.
+type Incomplete struct {
+	// Unit names the unit.
+	Unit string
+	// Reason says why in a line, such as "the run was stopped before the
+	// unit finished (interrupt)" or "timed out after 20m0s".
+	Reason string
+}
+
+// Partial reports whether some unit of the run did not run to its end
+// (see Run.Incomplete).
+func (r Run) Partial() bool { return len(r.Incomplete) > 0 }
 
 // Counts counts results by status. Flaky results are counted as passes and
 // also in Flaky.

@@ -129,10 +129,16 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		runs := map[string]*compat.Run{}
 		diffs := map[string]compat.Diff{}
 		for _, kind := range cfg.Targets {
-			if ctx.Err() != nil {
-				break
-			}
 			name := s.Name() + "-" + kind
+			if ctx.Err() != nil {
+				// Stopped before this target began: a run of nothing,
+				// partial, so that every report says what was not run.
+				runs[kind] = notStarted(ctx, s, kind)
+				if err := writeRun(cfg.Out, name, *runs[kind], out); err != nil {
+					return out, err
+				}
+				continue
+			}
 			spec := runners.TargetSpec{Kind: kind, Reference: cfg.Reference, Cache: cfg.Cache}
 			if kind == runners.Vkernel && mb != nil {
 				spec.Kernel, spec.Megabinary, spec.PublicKey, spec.Exec = mb.kernel, mb.path, mb.publicKey, cfg.Exec
@@ -207,6 +213,17 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		return out, fmt.Errorf("stopped: %w; partial results are in %s", context.Cause(ctx), cfg.Out)
 	}
 	return out, firstErr
+}
+
+// notStarted is the run of a suite on a target that the stopped run never
+// began: no results, every unit of the plan incomplete.
+func notStarted(ctx context.Context, s runners.Suite, kind string) *compat.Run {
+	run := &compat.Run{Suite: s.Name(), Target: kind, Start: time.Now()}
+	for _, u := range s.Plan().Units {
+		run.Incomplete = append(run.Incomplete, compat.Incomplete{Unit: u.Name,
+			Reason: fmt.Sprintf("not started: the run was stopped (%v)", context.Cause(ctx))})
+	}
+	return run
 }
 
 // runInScratch runs s on the target spec describes, with a scratch

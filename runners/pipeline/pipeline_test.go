@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -305,8 +306,8 @@ func TestTimeoutOverridesKinds(t *testing.T) {
 	}
 }
 
-// TestStoppedRun: a run stopped from outside says so in the running unit's
-// result and in the error, and starts no more units.
+// TestStoppedRun: a run stopped from outside says so in the run's
+// incomplete units and in the error, and starts no more units.
 func TestStoppedRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
@@ -326,8 +327,13 @@ func TestStoppedRun(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stopped after 1 of 2 units") {
 		t.Errorf("err = %v", err)
 	}
-	if started != 1 || len(run.Results) != 1 || !strings.HasPrefix(run.Results[0].Message, "run stopped before the unit finished") {
-		t.Errorf("started %d, results %+v", started, run.Results)
+	// Neither unit is a result: the one stopped did nothing wrong, the
+	// other never started. Both are incomplete, so that their tests count
+	// as not run.
+	if started != 1 || len(run.Results) != 0 || len(run.Incomplete) != 2 ||
+		!strings.HasPrefix(run.Incomplete[0].Reason, "the run was stopped before the unit finished") ||
+		!strings.HasPrefix(run.Incomplete[1].Reason, "not started: the run was stopped") {
+		t.Errorf("started %d, results %+v, incomplete %+v", started, run.Results, run.Incomplete)
 	}
 }
 
@@ -483,5 +489,101 @@ func TestNoBaselineComparesWithReference(t *testing.T) {
 		if d.Target == runners.Reference && d.Count(compat.Regression) != 0 {
 			t.Errorf("reference diff has regressions: %+v", d.Changes)
 		}
+	}
+}
+
+// TestInterruptedRunIsPartial is the issue's quick run stopped after 4 s:
+// the tests never reached were reported as regressions ("missing"). Now
+// the run is partial: no regressions, the summary's verdict, the JUnit
+// files (vkernel's and the reference's, which never began) and the run
+// JSON say so, and the unreached tests are listed as not run.
+func TestInterruptedRunIsPartial(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	s := &fakeSuite{
+		units: []runners.Unit{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		run: func(uctx context.Context, spec runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			rep := runners.Report{Command: "fake " + u.Name}
+			switch u.Name {
+			case "a":
+				rep.Results = []compat.Result{pass(u.Name, "x"), pass(u.Name, "y")}
+			case "b":
+				// The interrupt arrives in b's second test.
+				rep.Results = []compat.Result{pass(u.Name, "x")}
+				cancel(errors.New("interrupt"))
+				<-uctx.Done()
+				rep.Err = uctx.Err()
+			default:
+				t.Errorf("unit %s started after the interrupt", u.Name)
+			}
+			return rep
+		},
+	}
+	base := t.TempDir()
+	os.WriteFile(filepath.Join(base, "fake-vkernel.txt"), []byte("pass a.x\npass a.y\npass b.x\npass b.y\npass c.x\npass c.y\n"), 0o644)
+	out := t.TempDir()
+	o, err := Run(ctx, Config{Suites: []runners.Suite{s}, Targets: []string{runners.Vkernel, runners.Reference}, Reference: runners.Local,
+		Out: out, Baselines: base, Options: Options{Parallel: 1}})
+	if err == nil || !strings.Contains(err.Error(), "stopped: interrupt") {
+		t.Errorf("err = %v, want the stop", err)
+	}
+	if n := o.Regressions(); n != 0 {
+		t.Errorf("%d regressions, want 0: %+v", n, o.Diffs)
+	}
+	var vk compat.Diff
+	for _, d := range o.Diffs {
+		if d.Target == runners.Vkernel {
+			vk = d
+		}
+	}
+	var notRun []string
+	for _, c := range vk.Of(compat.NotRun) {
+		notRun = append(notRun, c.Test)
+	}
+	if strings.Join(notRun, " ") != "b.y c.x c.y" {
+		t.Errorf("not run: %q, want b.y c.x c.y", notRun)
+	}
+	summary, _ := os.ReadFile(filepath.Join(out, "summary.md"))
+	for _, want := range []string{
+		"**Partial run**: 5 unit(s) in 2 run(s) did not run to their end",
+		"Among the tests that ran: no regressions",
+		"| `b` | the run was stopped before the unit finished (interrupt) |",
+		"| `c` | not started: the run was stopped (interrupt) |",
+		"| `b.y` | pass | not run |",
+	} {
+		if !strings.Contains(string(summary), want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, summary)
+		}
+	}
+	for _, name := range []string{"fake-vkernel.xml", "fake-reference.xml"} {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), `<property name="partial" value="`) {
+			t.Errorf("%s has no partial property:\n%s", name, data)
+		}
+		xmllint(t, filepath.Join(out, name))
+	}
+	run, err := ReadRun(filepath.Join(out, "fake-vkernel.json"))
+	if err != nil || len(run.Incomplete) != 2 {
+		t.Errorf("run JSON: %v, incomplete %+v", err, run.Incomplete)
+	}
+}
+
+// xmllint validates a JUnit file against the schema CI dashboards use.
+func xmllint(t *testing.T, path string) {
+	t.Helper()
+	testenv.Command(t, "xmllint", "libxml2-utils")
+	// The schema lives beside the module root (see runners/report's tests).
+	schema, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "schemas", "junit-10.xsd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(schema); err != nil {
+		testenv.Missing(t, "JUnit schema: %v", err)
+	}
+	if out, err := exec.Command("xmllint", "--noout", "--schema", schema, path).CombinedOutput(); err != nil {
+		t.Errorf("xmllint %s: %v\n%s", path, err, out)
 	}
 }

@@ -37,10 +37,15 @@ const (
 
 // RunSuite opens s on the target spec describes, runs every unit of its
 // plan and returns the run, its results sorted by test id. A unit that did
-// not run to its end (its Report.Err, a timeout, a stopped run) gets one
-// error result (Test == Unit) beside the tests it did report, with the
-// command that reproduces it and the tail of its output; the other units
-// still run.
+// not run to its end (its Report.Err, a timeout) gets one error result
+// (Test == Unit) beside the tests it did report, with the command that
+// reproduces it and the tail of its output; the other units still run.
+//
+// A run stopped from outside (ctx ends) and a unit stopped by its timeout
+// make the run partial: such units, and those never started, are listed
+// in compat.Run.Incomplete, so that the tests they did not reach count as
+// not run, never as regressions. A unit the run was stopped in gets no
+// error result: it did nothing wrong.
 //
 // The run is nil when s could not be opened on the target. The error is
 // not nil when ctx ended before every unit ran (the results so far are
@@ -56,11 +61,21 @@ func RunSuite(ctx context.Context, s runners.Suite, spec runners.TargetSpec, opt
 		return nil, fmt.Errorf("starting %s on the %s target: %w", s.Name(), spec.Kind, err)
 	}
 	defer sess.Close()
-	l := &loop{suite: s.Name(), target: spec.Kind, sess: sess, plan: plan, opts: opts, total: len(plan.Units)}
+	l := &loop{suite: s.Name(), target: spec.Kind, sess: sess, plan: plan, opts: opts, total: len(plan.Units),
+		cut: map[string]string{}}
 	l.run(ctx)
 	compat.SortResults(l.results)
 	run := &compat.Run{Suite: s.Name(), Target: spec.Kind, Start: start, Duration: time.Since(start),
 		Results: l.results, Properties: sess.Properties()}
+	for _, u := range plan.Units {
+		why, ok := l.cut[u.Name]
+		if !ok && !l.started[u.Name] {
+			why, ok = "not started: the run was stopped ("+fmt.Sprint(context.Cause(ctx))+")", true
+		}
+		if ok {
+			run.Incomplete = append(run.Incomplete, compat.Incomplete{Unit: u.Name, Reason: why})
+		}
+	}
 	var errs []error
 	if n := len(l.targetErrs); n > 0 {
 		errs = append(errs, fmt.Errorf("%s: %d unit(s) could not run on the %s target (their error results say why); the first: %w",
@@ -84,6 +99,8 @@ type loop struct {
 	targetErrs []error
 	done       int
 	total      int
+	started    map[string]bool
+	cut        map[string]string // unit -> why it did not run to its end
 }
 
 // run runs the plan's units batch by batch: a batch is a run of
@@ -113,21 +130,30 @@ func (l *loop) batch(ctx context.Context, units []runners.Unit, kind runners.Kin
 		if ctx.Err() != nil {
 			break
 		}
+		l.mu.Lock()
+		if l.started == nil {
+			l.started = map[string]bool{}
+		}
+		l.started[u.Name] = true
+		l.mu.Unlock()
 		wg.Go(func() {
 			defer func() { <-slots }()
 			start := time.Now()
-			results, unitErr, targetErr := l.unit(ctx, u, kind)
-			l.finished(u, results, unitErr, targetErr, time.Since(start))
+			results, unitErr, targetErr, cut := l.unit(ctx, u, kind)
+			l.finished(u, results, unitErr, targetErr, cut, time.Since(start))
 		})
 	}
 	wg.Wait()
 }
 
 // finished records a unit's results and reports its progress line.
-func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat.Result, targetErr error, elapsed time.Duration) {
+func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat.Result, targetErr error, cut string, elapsed time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.results = append(l.results, results...)
+	if cut != "" {
+		l.cut[u.Name] = cut
+	}
 	if targetErr != nil {
 		l.targetErrs = append(l.targetErrs, fmt.Errorf("unit %s: %w", u.Name, targetErr))
 	}
@@ -141,9 +167,12 @@ func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat
 	}
 	line := fmt.Sprintf("%s %d/%d: pass %d, fail %d, error %d, skip %d (%s)", u.Name, l.done, l.total,
 		c.Pass, c.Fail, c.Error, c.Skip, elapsed.Round(10*time.Millisecond))
-	if unitErr != nil {
+	switch {
+	case unitErr != nil:
 		msg, _, _ := strings.Cut(unitErr.Message, "\n")
 		line += ": " + msg
+	case cut != "":
+		line += ": " + cut
 	}
 	l.opts.Progress(line)
 }
@@ -161,8 +190,10 @@ func (l *loop) timeout(kind runners.Kind) time.Duration {
 
 // unit runs one unit, and its failed tests once more when the kind can,
 // and returns its results: with its error result, if any, which it also
-// returns alone. targetErr is the unit's error when it was the target's.
-func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, targetErr error) {
+// returns alone. targetErr is the unit's error when it was the target's;
+// cut, when not empty, says why the unit did not run to its end (the run
+// was stopped, its time ran out): its unreached tests were not run.
+func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, targetErr error, cut string) {
 	timeout := l.timeout(kind)
 	start := time.Now()
 	rep, timedOut := l.attempt(ctx, u, nil, timeout)
@@ -171,11 +202,18 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 	switch {
 	case ctx.Err() != nil:
 		// The whole run was stopped (^C, a CI deadline): say so rather
-		// than blame the unit, but keep an error result, so that its
-		// missing tests count as missing, not as removed.
-		msg = fmt.Sprintf("run stopped before the unit finished (%v)", context.Cause(ctx))
+		// than blame the unit. The tests it reported stand; those it
+		// did not reach were not run (compat.Run.Incomplete).
+		kept := results[:0]
+		for _, r := range results {
+			if r.Test != u.Name {
+				kept = append(kept, r)
+			}
+		}
+		return kept, nil, nil, fmt.Sprintf("the run was stopped before the unit finished (%v)", context.Cause(ctx))
 	case timedOut:
 		msg = fmt.Sprintf("timed out after %v with %d tests reported; the rest did not run", timeout, countTests(results, u.Name))
+		cut = fmt.Sprintf("timed out after %v", timeout)
 	case rep.Err != nil:
 		msg = rep.Err.Error()
 		if errors.Is(rep.Err, runners.ErrTarget) {
@@ -189,7 +227,7 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 		results = l.rerun(ctx, u, results, timeout)
 	}
 	if msg == "" {
-		return results, nil, nil
+		return results, nil, nil, ""
 	}
 	command := rep.Command
 	if command == "" {
@@ -203,7 +241,7 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 			kept = append(kept, r)
 		}
 	}
-	return append(kept, ue), &ue, targetErr
+	return append(kept, ue), &ue, targetErr, cut
 }
 
 // attempt runs the unit (or the named tests of it) under its timeout.
