@@ -13,9 +13,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -52,6 +55,13 @@ type Config struct {
 	// Exec is the command that runs compat exec, for the vkernel target
 	// (runners.TargetSpec.Exec).
 	Exec []string
+	// Shard, if its Count is not zero, runs only one shard of every
+	// suite's units (compat run -shard i/n).
+	Shard Shard
+	// Timings is the file of recorded unit times (see ReadTimings): read
+	// to balance shards, updated by runs that are not shards. Empty: none;
+	// shards are then balanced by unit count.
+	Timings string
 	// Options say how each suite's units run.
 	Options
 	// Log receives progress lines.
@@ -78,36 +88,48 @@ func (o *Outcome) Regressions() int {
 // Run runs the comparison. Whatever ran is written to cfg.Out even when a
 // later step fails: the error says what failed, and the outcome holds what
 // was written.
+//
+// With cfg.Shard set, only the shard's part of every suite's units runs
+// (Split), its runs carry the "shard" property, and cfg.Out also gets
+// shard.json, which Merge reads. A run that is not a shard records its
+// units' times in cfg.Out/timings.json and in cfg.Timings, for the splits of
+// later runs.
 func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	out := &Outcome{}
-	logf := func(format string, args ...any) {
-		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, format+"\n", args...)
-		}
-	}
+	logf := logger(cfg.Log)
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return out, err
 	}
+	names := make([]string, len(cfg.Suites))
+	for i, s := range cfg.Suites {
+		names[i] = s.Name()
+	}
 	// Check every baseline before running anything: a broken file is the
 	// user's to fix, and better found in a second than after an hour.
-	base := map[string]*baselines.Baseline{}
-	for _, s := range cfg.Suites {
-		for _, t := range cfg.Targets {
-			path := baselines.File(cfg.Baselines, s.Name(), t)
-			b, err := baselines.Load(path)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				if t != runners.Reference && slices.Contains(cfg.Targets, runners.Reference) {
-					logf("%s-%s: no baseline at %s: the reference's results in this run are the expectation (keep a baseline with: compat baseline update)", s.Name(), t, path)
-				} else {
-					logf("%s-%s: no baseline at %s: every result counts as new (create it with: compat baseline update)", s.Name(), t, path)
-				}
-				b = &baselines.Baseline{Name: path}
-			case err != nil:
-				return out, fmt.Errorf("baseline %s: %w (fix the file, or recreate it with: compat baseline update)", path, err)
-			}
-			base[s.Name()+"-"+t] = b
+	base, baseDigest, err := loadBaselines(cfg.Baselines, names, cfg.Targets, logf)
+	if err != nil {
+		return out, err
+	}
+
+	suites := cfg.Suites
+	var shard *ShardInfo
+	if cfg.Shard.Count > 0 {
+		if err := cfg.Shard.check(); err != nil {
+			return out, err
 		}
+		timings, err := ReadTimings(cfg.Timings)
+		if err != nil {
+			return out, err
+		}
+		split := Split(cfg.Suites, timings, cfg.Shard.Count)
+		shard = &ShardInfo{Shard: cfg.Shard, Suites: names, Targets: cfg.Targets, Baselines: baseDigest, Split: split}
+		suites = nil
+		for _, s := range cfg.Suites {
+			if mine := split.Units(s, cfg.Shard.Index); len(mine) > 0 {
+				suites = append(suites, shardSuite{Suite: s, units: mine})
+			}
+		}
+		logf("shard %s: %s", cfg.Shard, split.Describe(cfg.Shard.Index, timings))
 	}
 
 	var mb *megabinaryFiles
@@ -122,61 +144,137 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			logf("megabinary %s (digest %s) built, signed, verified and loaded in %s", mb.path, mb.kernel.Digest()[:16], time.Since(start).Round(time.Millisecond))
 		}
 	}
+	if shard != nil {
+		if mb != nil {
+			shard.Megabinary = mb.kernel.Digest()
+		}
+		if err := writeJSON(filepath.Join(cfg.Out, ShardFile), shard, out); err != nil {
+			return out, err
+		}
+	}
 
-	var sections []report.Section
+	var all []map[string]*compat.Run
 	var firstErr error
-	for _, s := range cfg.Suites {
+	for _, s := range suites {
 		runs := map[string]*compat.Run{}
-		diffs := map[string]compat.Diff{}
 		for _, kind := range cfg.Targets {
 			name := s.Name() + "-" + kind
 			if ctx.Err() != nil {
 				// Stopped before this target began: a run of nothing,
 				// partial, so that every report says what was not run.
 				runs[kind] = notStarted(ctx, s, kind)
-				if err := writeRun(cfg.Out, name, *runs[kind], out); err != nil {
-					return out, err
+			} else {
+				spec := runners.TargetSpec{Kind: kind, Reference: cfg.Reference, Cache: cfg.Cache}
+				if kind == runners.Vkernel && mb != nil {
+					spec.Kernel, spec.Megabinary, spec.PublicKey, spec.Exec = mb.kernel, mb.path, mb.publicKey, cfg.Exec
 				}
-				continue
-			}
-			spec := runners.TargetSpec{Kind: kind, Reference: cfg.Reference, Cache: cfg.Cache}
-			if kind == runners.Vkernel && mb != nil {
-				spec.Kernel, spec.Megabinary, spec.PublicKey, spec.Exec = mb.kernel, mb.path, mb.publicKey, cfg.Exec
-			}
-			opts := cfg.Options
-			start := time.Now()
-			opts.Progress = func(line string) {
-				logf("%s: %s [%s]", name, line, time.Since(start).Round(time.Second))
-			}
-			logf("%s: running", name)
-			run, err := runInScratch(ctx, s, spec, opts)
-			if run == nil {
-				if firstErr == nil {
+				opts := cfg.Options
+				start := time.Now()
+				opts.Progress = func(line string) {
+					logf("%s: %s [%s]", name, line, time.Since(start).Round(time.Second))
+				}
+				logf("%s: running", name)
+				run, err := runInScratch(ctx, s, spec, opts)
+				if run == nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					logf("%s: %v", name, err)
+					continue
+				}
+				if err != nil && firstErr == nil {
 					firstErr = err
 				}
-				logf("%s: %v", name, err)
-				continue
+				runs[kind] = run
 			}
-			if err != nil && firstErr == nil {
-				firstErr = err
+			if shard != nil {
+				runs[kind].Properties = withProperty(runs[kind].Properties, PropShard, cfg.Shard.String())
 			}
-			runs[kind] = run
-			if err := writeRun(cfg.Out, name, *run, out); err != nil {
+			if err := writeRun(cfg.Out, name, *runs[kind], out); err != nil {
 				return out, err
 			}
 		}
-		// Diffs once every target ran: where a baseline is silent, the
-		// reference's result is the other targets' expectation.
-		for _, kind := range cfg.Targets {
+		all = append(all, runs)
+	}
+	if err := finish(cfg.Out, cfg.Targets, all, base, logf, out); err != nil {
+		return out, err
+	}
+	if shard == nil {
+		if err := recordTimings(cfg.Out, cfg.Timings, out.Runs, out); err != nil {
+			return out, err
+		}
+	}
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("stopped: %w; partial results are in %s", context.Cause(ctx), cfg.Out)
+	}
+	return out, firstErr
+}
+
+// logger returns a printf to w that ends each line, or one that drops
+// everything for a nil w.
+func logger(w io.Writer) func(string, ...any) {
+	return func(format string, args ...any) {
+		if w != nil {
+			fmt.Fprintf(w, format+"\n", args...)
+		}
+	}
+}
+
+// loadBaselines loads the baseline of every suite on every target from
+// dir, an empty one where there is no file, and returns them by
+// SUITE-TARGET with a digest of what was read (shards of one run must
+// agree on it).
+func loadBaselines(dir string, suites, targets []string, logf func(string, ...any)) (map[string]*baselines.Baseline, string, error) {
+	base := map[string]*baselines.Baseline{}
+	h := sha256.New()
+	for _, s := range suites {
+		for _, t := range targets {
+			path := baselines.File(dir, s, t)
+			data, err := os.ReadFile(path)
+			var b *baselines.Baseline
+			if err == nil {
+				b, err = baselines.Parse(path, bytes.NewReader(data))
+			}
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				if t != runners.Reference && slices.Contains(targets, runners.Reference) {
+					logf("%s-%s: no baseline at %s: the reference's results in this run are the expectation (keep a baseline with: compat baseline update)", s, t, path)
+				} else {
+					logf("%s-%s: no baseline at %s: every result counts as new (create it with: compat baseline update)", s, t, path)
+				}
+				b = &baselines.Baseline{Name: path}
+				fmt.Fprintf(h, "%s-%s: none\n", s, t)
+			case err != nil:
+				return nil, "", fmt.Errorf("baseline %s: %w (fix the file, or recreate it with: compat baseline update)", path, err)
+			default:
+				fmt.Fprintf(h, "%s-%s: %x\n", s, t, sha256.Sum256(data))
+			}
+			base[s+"-"+t] = b
+		}
+	}
+	return base, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// finish diffs every suite's runs (once all its targets ran: where a
+// baseline is silent, the reference's result is the other targets'
+// expectation), logs the counts and writes summary.md.
+func finish(dir string, targets []string, all []map[string]*compat.Run, base map[string]*baselines.Baseline,
+	logf func(string, ...any), out *Outcome) error {
+	var sections []report.Section
+	for _, runs := range all {
+		diffs := map[string]compat.Diff{}
+		var suite string
+		for _, kind := range targets {
 			run, ok := runs[kind]
 			if !ok {
 				continue
 			}
+			suite = run.Suite
 			var ref *compat.Run
 			if kind != runners.Reference {
 				ref = runs[runners.Reference]
 			}
-			name := s.Name() + "-" + kind
+			name := run.Suite + "-" + kind
 			diff := baselines.DiffWithReference(*run, base[name], ref)
 			diffs[kind] = diff
 			out.Runs = append(out.Runs, *run)
@@ -185,14 +283,17 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			logf("%s: pass %d, fail %d, error %d, skip %d, flaky %d in %s; regressions %d, unexpected passes %d, new %d",
 				name, c.Pass, c.Fail, c.Error, c.Skip, c.Flaky, run.Duration.Round(time.Second),
 				diff.Count(compat.Regression), diff.Count(compat.UnexpectedPass), diff.Count(compat.NewTest))
+			if run.Partial() {
+				logf("%s: partial: %s", name, report.PartialLine(*run))
+			}
 		}
 		if vk, ref := runs[runners.Vkernel], runs[runners.Reference]; vk != nil && ref != nil {
 			if tr := report.CompareTimes(*vk, *ref); tr.Units > 0 {
 				logf("%s: unit time vkernel/reference over %d units: median %.2f×, p90 %.2f×, total %.2f×",
-					s.Name(), tr.Units, tr.Median, tr.P90, tr.Total)
+					suite, tr.Units, tr.Median, tr.P90, tr.Total)
 			}
 		}
-		for _, kind := range cfg.Targets {
+		for _, kind := range targets {
 			run, ok := runs[kind]
 			if !ok {
 				continue
@@ -204,15 +305,22 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			sections = append(sections, sec)
 		}
 	}
-	summary := filepath.Join(cfg.Out, "summary.md")
+	summary := filepath.Join(dir, "summary.md")
 	if err := writeFile(summary, func(w io.Writer) error { return report.WriteSummary(w, sections...) }); err != nil {
-		return out, err
+		return err
 	}
 	out.Files = append(out.Files, summary)
-	if ctx.Err() != nil {
-		return out, fmt.Errorf("stopped: %w; partial results are in %s", context.Cause(ctx), cfg.Out)
+	return nil
+}
+
+// withProperty returns props with key set to value, copied.
+func withProperty(props map[string]string, key, value string) map[string]string {
+	n := make(map[string]string, len(props)+1)
+	for k, v := range props {
+		n[k] = v
 	}
-	return out, firstErr
+	n[key] = value
+	return n
 }
 
 // notStarted is the run of a suite on a target that the stopped run never
@@ -317,6 +425,19 @@ func writePublicKey(name string, pub ed25519.PublicKey) error {
 		return err
 	}
 	return os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+}
+
+// writeJSON writes v to path as indented JSON.
+func writeJSON(path string, v any, out *Outcome) error {
+	if err := writeFile(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", " ")
+		return enc.Encode(v)
+	}); err != nil {
+		return err
+	}
+	out.Files = append(out.Files, path)
+	return nil
 }
 
 // writeRun writes a run's JUnit file and its JSON (read back by compat
