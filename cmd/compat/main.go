@@ -17,7 +17,7 @@ import (
 // Exit codes.
 const (
 	exitOK          = 0
-	exitRegressions = 1   // compat run: regressions against the baseline
+	exitRegressions = 1   // compat run, merge: regressions against the baseline
 	exitUsage       = 2   // usage, bad input or infrastructure failure
 	exitTrap        = 125 // compat exec: the guest trapped or was stopped
 	exitDenied      = 126 // compat exec: the vkernel refused the exec
@@ -30,7 +30,13 @@ Usage:
              [-profile quick|full] [-modules M,...] [-suite-dir DIR] [-out DIR] [-baselines DIR] [FLAG...]
                                               run the suites on the vkernel and the native reference,
                                               diff against baselines, write JUnit and summary.md
-                                              (compat run -h lists every flag)
+                                              (compat run -h lists every flag; -shard i/n runs one
+                                              shard of the units, balanced by recorded unit times)
+  compat merge [-out DIR] [-baselines DIR] SHARD_DIR...
+                                              merge the out/ directories of every shard of a run into
+                                              one run, diffed against the baselines as one; refuses
+                                              shards of different runs (exit 2, naming a missing or
+                                              duplicated shard)
   compat baseline update [-out DIR] [-baselines DIR] [-suite S,...] [-target T,...]
                                               rewrite the baselines of every suite the run in -out
                                               wrote (or of -suite's); prints the changes
@@ -63,8 +69,9 @@ Exit codes:
   0    success (compat exec: the guest exited 0)
   1-124, 127-255
        compat exec: the guest's own exit status
-  1    compat run: regressions against the baseline
-  2    usage, bad input (corrupt or unsigned megabinary, bad spec) or infrastructure failure
+  1    compat run, compat merge: regressions against the baseline
+  2    usage, bad input (corrupt or unsigned megabinary, bad spec, shards of different runs, a
+       missing shard) or infrastructure failure; an interrupted run (its results are partial)
   125  compat exec: the guest trapped or was stopped (timeout, interrupt)
   126  compat exec: denied by the vkernel (hash not in the signed manifest, path not pinned,
        resources not allowed); the path and hash are printed and written to the audit log
@@ -100,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"bench":      benchCmd,
 		"run":        runCmd,
 		"baseline":   baselineCmd,
+		"merge":      mergeCmd,
 		"nginx-shim": nginxShim,
 		"redis-shim": redisShim,
 	}

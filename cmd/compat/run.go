@@ -41,8 +41,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&opts.Parallel, "parallel", 2, "test modules run at once per target")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "limit for one test module (default: 20m, the suite's own where it needs longer)")
 	fs.BoolVar(&opts.Rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
+	shardFlag := fs.String("shard", "", "run shard i of n (i/n, such as 2/3) of every suite's units, balanced by -timings; merge the shards' -out directories with compat merge")
+	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times: read to balance -shard, updated by every run that is not a shard (give every shard of a run the same file)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return usageError(fs, err)
+	}
+	var shard pipeline.Shard
+	if *shardFlag != "" {
+		var err error
+		if shard, err = pipeline.ParseShard(*shardFlag); err != nil {
+			return fail(stderr, err)
+		}
 	}
 	if *reference != "docker" && *reference != "local" {
 		return fail(stderr, fmt.Errorf("-reference %q: want docker or local", *reference))
@@ -58,7 +67,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("finding the compat executable for the vkernel's processes: %w", err))
 	}
 	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: root.CacheRoot(), Key: *key,
-		Exec: []string{self, "exec"}, Options: opts, Log: stdout}
+		Exec: []string{self, "exec"}, Options: opts, Log: stdout, Shard: shard, Timings: *timings}
 	for _, name := range split(*suites) {
 		s, err := newSuite(name, sf)
 		if err != nil {
@@ -81,6 +90,31 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	n := outcome.Regressions()
 	fmt.Fprintf(stdout, "compat run: %d regression(s) in %s\n", n, time.Since(start).Round(time.Second))
+	if n > 0 {
+		return exitRegressions
+	}
+	return exitOK
+}
+
+func mergeCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("merge", "merge [-out DIR] [-baselines DIR] SHARD_DIR...", stderr)
+	out := fs.String("out", "out", "directory for the merged JUnit files, run JSON and summary.md")
+	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
+	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times, updated from the merged run")
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
+		return usageError(fs, err)
+	}
+	start := time.Now()
+	outcome, err := pipeline.Merge(pipeline.MergeConfig{Shards: fs.Args(), Out: *out, Baselines: *baselineDir, Timings: *timings, Log: stdout})
+	for _, f := range outcome.Files {
+		fmt.Fprintf(stdout, "wrote %s\n", f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "compat merge: %v\n", err)
+		return exitUsage
+	}
+	n := outcome.Regressions()
+	fmt.Fprintf(stdout, "compat merge: %d shard(s), %d regression(s) in %s\n", fs.NArg(), n, time.Since(start).Round(time.Millisecond))
 	if n > 0 {
 		return exitRegressions
 	}
