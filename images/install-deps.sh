@@ -27,9 +27,9 @@ wasm_pkgs="clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 wabt bina
 # schema check, Debian's own python3.11 with its regrtest, redis-server for
 # the differential check, ps for runtest; the native servers and load
 # generators of compat bench redis and nginx (redis-benchmark is in
-# redis-tools).
+# redis-tools); chromium renders report.html headless in its test.
 test_pkgs="libxml2-utils python3.11 libpython3.11-testsuite redis-server redis-tools procps perl
-  nginx-light wrk"
+  nginx-light wrk chromium"
 # nginx-test: Test::Nginx's Perl dependencies (Test::Nginx itself comes from
 # images/nginx/fetch-test-nginx.sh).
 nginx_test_pkgs="libtest-base-perl libtest-longstring-perl liblist-moreutils-perl libwww-perl

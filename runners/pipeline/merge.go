@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/compat-project/compat"
 )
@@ -29,6 +30,8 @@ type MergeConfig struct {
 	// Timings, if set, is updated with the merged run's unit times, as a
 	// run that is not a shard updates it.
 	Timings string
+	// History, as Config.History: the merged run joins it.
+	History string
 	// Log receives what the merge found.
 	Log io.Writer
 }
@@ -128,7 +131,18 @@ func Merge(cfg MergeConfig) (*Outcome, error) {
 			all = append(all, runs)
 		}
 	}
-	if err := finish(cfg.Out, first.Targets, all, base, logf, out); err != nil {
+	start := time.Time{}
+	for _, runs := range all {
+		for _, r := range runs {
+			if start.IsZero() || (!r.Start.IsZero() && r.Start.Before(start)) {
+				start = r.Start
+			}
+		}
+	}
+	if start.IsZero() {
+		start = time.Now()
+	}
+	if err := finish(cfg.Out, cfg.History, start, first.Targets, all, base, logf, out); err != nil {
 		return out, err
 	}
 	if err := recordTimings(cfg.Out, cfg.Timings, out.Runs, out); err != nil {

@@ -62,6 +62,9 @@ type Config struct {
 	// to balance shards, updated by runs that are not shards. Empty: none;
 	// shards are then balanced by unit count.
 	Timings string
+	// History, if set, is a directory keeping each run's totals:
+	// summary.md and report.html show the trend over the last runs.
+	History string
 	// Options say how each suite's units run.
 	Options
 	// Log receives progress lines.
@@ -96,6 +99,7 @@ func (o *Outcome) Regressions() int {
 // later runs.
 func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	out := &Outcome{}
+	runStart := time.Now()
 	logf := logger(cfg.Log)
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return out, err
@@ -196,7 +200,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		}
 		all = append(all, runs)
 	}
-	if err := finish(cfg.Out, cfg.Targets, all, base, logf, out); err != nil {
+	if err := finish(cfg.Out, cfg.History, runStart, cfg.Targets, all, base, logf, out); err != nil {
 		return out, err
 	}
 	if shard == nil {
@@ -257,8 +261,10 @@ func loadBaselines(dir string, suites, targets []string, logf func(string, ...an
 
 // finish diffs every suite's runs (once all its targets ran: where a
 // baseline is silent, the reference's result is the other targets'
-// expectation), logs the counts and writes summary.md.
-func finish(dir string, targets []string, all []map[string]*compat.Run, base map[string]*baselines.Baseline,
+// expectation), logs the counts and writes summary.md and report.html; with
+// a history directory, the run (started at start) joins the history and
+// both show the trend.
+func finish(dir, historyDir string, start time.Time, targets []string, all []map[string]*compat.Run, base map[string]*baselines.Baseline,
 	logf func(string, ...any), out *Outcome) error {
 	var sections []report.Section
 	for _, runs := range all {
@@ -305,12 +311,67 @@ func finish(dir string, targets []string, all []map[string]*compat.Run, base map
 			sections = append(sections, sec)
 		}
 	}
+	var history []report.Point
+	if historyDir != "" {
+		var err error
+		if history, err = recordHistory(historyDir, report.PointOf(start, sections...)); err != nil {
+			return err
+		}
+	}
 	summary := filepath.Join(dir, "summary.md")
-	if err := writeFile(summary, func(w io.Writer) error { return report.WriteSummary(w, sections...) }); err != nil {
+	if err := writeFile(summary, func(w io.Writer) error {
+		if err := report.WriteSummary(w, sections...); err != nil {
+			return err
+		}
+		return report.WriteTrend(w, history)
+	}); err != nil {
 		return err
 	}
-	out.Files = append(out.Files, summary)
+	page := filepath.Join(dir, "report.html")
+	if err := writeFile(page, func(w io.Writer) error {
+		return report.WriteHTML(w, report.Page{Sections: sections, History: history})
+	}); err != nil {
+		return err
+	}
+	out.Files = append(out.Files, summary, page)
 	return nil
+}
+
+// HistoryRuns is how many runs the trend shows, the latest last.
+const HistoryRuns = 20
+
+// recordHistory adds p to the history in dir (one JSON file per run, named
+// by its start) and returns the last HistoryRuns points, oldest first.
+func recordHistory(dir string, p report.Point) ([]report.Point, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	name := filepath.Join(dir, p.Start.Format("20060102T150405.000000000Z")+".json")
+	var discard Outcome
+	if err := writeJSON(name, p, &discard); err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var points []report.Point
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var q report.Point
+		if err := json.Unmarshal(data, &q); err != nil {
+			return nil, fmt.Errorf("history %s: %w (remove the file)", f, err)
+		}
+		points = append(points, q)
+	}
+	slices.SortStableFunc(points, func(a, b report.Point) int { return a.Start.Compare(b.Start) })
+	if len(points) > HistoryRuns {
+		points = points[len(points)-HistoryRuns:]
+	}
+	return points, nil
 }
 
 // withProperty returns props with key set to value, copied.

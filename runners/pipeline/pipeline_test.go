@@ -555,6 +555,10 @@ func TestInterruptedRunIsPartial(t *testing.T) {
 			t.Errorf("summary.md lacks %q:\n%s", want, summary)
 		}
 	}
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil || !strings.Contains(string(page), `<p id="verdict" class="partial">Partial run: 5 unit(s)`) {
+		t.Errorf("report.html does not say the run is partial (%v):\n%s", err, page)
+	}
 	for _, name := range []string{"fake-vkernel.xml", "fake-reference.xml"} {
 		data, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
