@@ -29,10 +29,11 @@ Usage:
   compat run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local]
              [-profile quick|full] [-modules M,...] [-suite-dir DIR] [-out DIR] [-baselines DIR] [FLAG...]
                                               run the suites on the vkernel and the native reference,
-                                              diff against baselines, write JUnit and summary.md
-                                              (compat run -h lists every flag; -shard i/n runs one
-                                              shard of the units, balanced by recorded unit times)
-  compat merge [-out DIR] [-baselines DIR] SHARD_DIR...
+                                              diff against baselines, write JUnit, summary.md and
+                                              report.html (compat run -h lists every flag; -shard i/n
+                                              runs one shard of the units, balanced by recorded unit
+                                              times; -history DIR keeps the trend over runs)
+  compat merge [-out DIR] [-baselines DIR] [-history DIR] SHARD_DIR...
                                               merge the out/ directories of every shard of a run into
                                               one run, diffed against the baselines as one; refuses
                                               shards of different runs (exit 2, naming a missing or

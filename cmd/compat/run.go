@@ -43,6 +43,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.Rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
 	shardFlag := fs.String("shard", "", "run shard i of n (i/n, such as 2/3) of every suite's units, balanced by -timings; merge the shards' -out directories with compat merge")
 	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times: read to balance -shard, updated by every run that is not a shard (give every shard of a run the same file)")
+	history := fs.String("history", "", "directory that keeps each run's totals: summary.md and report.html show the trend over the last runs")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return usageError(fs, err)
 	}
@@ -67,7 +68,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("finding the compat executable for the vkernel's processes: %w", err))
 	}
 	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: root.CacheRoot(), Key: *key,
-		Exec: []string{self, "exec"}, Options: opts, Log: stdout, Shard: shard, Timings: *timings}
+		Exec: []string{self, "exec"}, Options: opts, Log: stdout, Shard: shard, Timings: *timings, History: *history}
 	for _, name := range split(*suites) {
 		s, err := newSuite(name, sf)
 		if err != nil {
@@ -97,15 +98,16 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func mergeCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("merge", "merge [-out DIR] [-baselines DIR] SHARD_DIR...", stderr)
+	fs := newFlags("merge", "merge [-out DIR] [-baselines DIR] [-history DIR] SHARD_DIR...", stderr)
 	out := fs.String("out", "out", "directory for the merged JUnit files, run JSON and summary.md")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
 	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times, updated from the merged run")
+	history := fs.String("history", "", "directory that keeps each run's totals (as compat run -history): the merged run joins it")
 	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
 		return usageError(fs, err)
 	}
 	start := time.Now()
-	outcome, err := pipeline.Merge(pipeline.MergeConfig{Shards: fs.Args(), Out: *out, Baselines: *baselineDir, Timings: *timings, Log: stdout})
+	outcome, err := pipeline.Merge(pipeline.MergeConfig{Shards: fs.Args(), Out: *out, Baselines: *baselineDir, Timings: *timings, History: *history, Log: stdout})
 	for _, f := range outcome.Files {
 		fmt.Fprintf(stdout, "wrote %s\n", f)
 	}

@@ -260,3 +260,39 @@ func TestTimingsRecorded(t *testing.T) {
 		t.Error("a shard rewrote the timings file")
 	}
 }
+
+// TestHistory: each run with a history directory joins it, and summary.md
+// and report.html show the trend over the last runs (up to HistoryRuns).
+func TestHistory(t *testing.T) {
+	hist, base := t.TempDir(), t.TempDir()
+	var out string
+	for i := 0; i < HistoryRuns+2; i++ {
+		out = t.TempDir()
+		n := i
+		s := &fakeSuite{units: []runners.Unit{{Name: "a"}}, run: func(_ context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			// One more passing test per run.
+			var rep runners.Report
+			for j := 0; j <= n; j++ {
+				rep.Results = append(rep.Results, pass(u.Name, fmt.Sprintf("t%02d", j)))
+			}
+			return rep
+		}}
+		if _, err := Run(context.Background(), Config{Suites: []runners.Suite{s}, Targets: []string{runners.Vkernel}, Out: out, Baselines: base, History: hist}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(hist, "*.json"))
+	if len(files) != HistoryRuns+2 {
+		t.Errorf("%d history files, want one per run (%d)", len(files), HistoryRuns+2)
+	}
+	summary, _ := os.ReadFile(filepath.Join(out, "summary.md"))
+	trend := string(summary[strings.Index(string(summary), "## Trend"):])
+	if !strings.HasPrefix(trend, fmt.Sprintf("## Trend over the last %d run(s)", HistoryRuns)) ||
+		strings.Count(trend, "\n| 20") != HistoryRuns || !strings.Contains(trend, "| 22 (+1) |") || strings.Contains(trend, "| 2 (+1) |") {
+		t.Errorf("trend:\n%s", trend)
+	}
+	page, _ := os.ReadFile(filepath.Join(out, "report.html"))
+	if !strings.Contains(string(page), fmt.Sprintf("Trend over the last %d runs", HistoryRuns)) || !strings.Contains(string(page), "<polyline") {
+		t.Errorf("report.html has no trend")
+	}
+}
