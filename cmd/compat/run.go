@@ -43,6 +43,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.Rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
 	shardFlag := fs.String("shard", "", "run shard i of n (i/n, such as 2/3) of every suite's units, balanced by -timings; merge the shards' -out directories with compat merge")
 	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times: read to balance -shard, updated by every run that is not a shard (give every shard of a run the same file)")
+	quiet := fs.Bool("quiet", false, "no progress line per unit, no heartbeat: only what each suite and target ran and found (CI logs)")
 	history := fs.String("history", "", "directory that keeps each run's totals: summary.md and report.html show the trend over the last runs")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return usageError(fs, err)
@@ -68,7 +69,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("finding the compat executable for the vkernel's processes: %w", err))
 	}
 	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: root.CacheRoot(), Key: *key,
-		Exec: []string{self, "exec"}, Options: opts, Log: stdout, Shard: shard, Timings: *timings, History: *history}
+		Exec: []string{self, "exec"}, Options: opts, Log: stdout, Shard: shard, Timings: *timings, History: *history, Quiet: *quiet}
+	if !*quiet {
+		// Long units (a Redis unit takes minutes) say they are alive.
+		cfg.Options.Heartbeat = time.Minute
+	}
 	for _, name := range split(*suites) {
 		s, err := newSuite(name, sf)
 		if err != nil {

@@ -69,6 +69,9 @@ type Config struct {
 	Options
 	// Log receives progress lines.
 	Log io.Writer
+	// Quiet leaves out the per-unit progress lines (CI logs): Log gets
+	// what each target ran and found, and the files written.
+	Quiet bool
 }
 
 // Outcome is what a comparison found.
@@ -115,14 +118,14 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		return out, err
 	}
 
+	timings, err := ReadTimings(cfg.Timings)
+	if err != nil {
+		return out, err
+	}
 	suites := cfg.Suites
 	var shard *ShardInfo
 	if cfg.Shard.Count > 0 {
 		if err := cfg.Shard.check(); err != nil {
-			return out, err
-		}
-		timings, err := ReadTimings(cfg.Timings)
-		if err != nil {
 			return out, err
 		}
 		split := Split(cfg.Suites, timings, cfg.Shard.Count)
@@ -174,10 +177,14 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 				}
 				opts := cfg.Options
 				start := time.Now()
+				opts.Estimates = timings[s.Name()][kind]
 				opts.Progress = func(line string) {
 					logf("%s: %s [%s]", name, line, time.Since(start).Round(time.Second))
 				}
-				logf("%s: running", name)
+				if cfg.Quiet {
+					opts.Progress = nil
+				}
+				logf("%s: running %d unit(s)", name, len(s.Plan().Units))
 				run, err := runInScratch(ctx, s, spec, opts)
 				if run == nil {
 					if firstErr == nil {

@@ -591,3 +591,64 @@ func xmllint(t *testing.T, path string) {
 		t.Errorf("xmllint %s: %v\n%s", path, err, out)
 	}
 }
+
+// TestProgress: each line says the units done of the total and an ETA from
+// the recorded times; a heartbeat names the running unit while it runs
+// long; a quiet run logs no line per unit.
+func TestProgress(t *testing.T) {
+	quick := &fakeSuite{
+		units: []runners.Unit{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		run: func(_ context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			return runners.Report{Results: []compat.Result{pass(u.Name, "t")}}
+		},
+	}
+	var lines []string
+	est := map[string]time.Duration{"a": 10 * time.Second, "b": 20 * time.Second, "c": 30 * time.Second}
+	if _, err := RunSuite(context.Background(), quick, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local},
+		Options{Estimates: est, Progress: func(l string) { lines = append(lines, l) }}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`^a 1/3: pass 1, fail 0, error 0, skip 0 \(\S+\); ETA 50s$`, `^b 2/3: .*; ETA 30s$`, `^c 3/3: pass 1, fail 0, error 0, skip 0 \(\S+\)$`}
+	for i, re := range want {
+		if i >= len(lines) || !regexp.MustCompile(re).MatchString(lines[i]) {
+			t.Errorf("line %d: %q, want %s (all: %q)", i, lines, re, lines)
+		}
+	}
+
+	beat := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var beats []string
+	slow := &fakeSuite{
+		units: []runners.Unit{{Name: "slow"}},
+		run: func(ctx context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			select {
+			case <-beat:
+			case <-ctx.Done():
+			}
+			return runners.Report{Results: []compat.Result{pass(u.Name, "t")}}
+		},
+	}
+	RunSuite(context.Background(), slow, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local},
+		Options{Heartbeat: 10 * time.Millisecond, Timeout: 10 * time.Second, Estimates: map[string]time.Duration{"slow": time.Hour},
+			Progress: func(l string) {
+				mu.Lock()
+				beats = append(beats, l)
+				mu.Unlock()
+				if strings.HasPrefix(l, "0/1 done; running: slow (") {
+					once.Do(func() { close(beat) })
+				}
+			}})
+	if len(beats) < 2 || !regexp.MustCompile(`^0/1 done; running: slow \(0s\); ETA (59m59s|1h0m0s)$`).MatchString(beats[0]) {
+		t.Errorf("heartbeat lines %q", beats)
+	}
+
+	var log strings.Builder
+	if _, err := Run(context.Background(), Config{Suites: []runners.Suite{quick}, Targets: []string{runners.Reference}, Reference: runners.Local,
+		Out: t.TempDir(), Baselines: t.TempDir(), Log: &log, Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "1/3") || !strings.Contains(log.String(), "fake-reference: pass 3") {
+		t.Errorf("quiet log:\n%s", log.String())
+	}
+}

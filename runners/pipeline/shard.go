@@ -92,7 +92,7 @@ func (a Assignment) Describe(index int, t Timings) string {
 	for suite, units := range a {
 		for unit, i := range units {
 			total++
-			d, ok := t[suite][unit]
+			d, ok := t.Unit(suite, unit)
 			known = known || ok
 			all += d
 			if i == index {
@@ -107,12 +107,36 @@ func (a Assignment) Describe(index int, t Timings) string {
 	return fmt.Sprintf("%d of %d units, %s of %s by the recorded times", n, total, mine.Round(time.Second), all.Round(time.Second))
 }
 
-// Timings are recorded unit times, by suite and unit: the time of a unit
-// summed over the targets it ran on.
-type Timings map[string]map[string]time.Duration
+// Timings are recorded unit times, by suite, target and unit.
+type Timings map[string]map[string]map[string]time.Duration
+
+// Unit returns the recorded time of suite's unit summed over its targets,
+// and whether any is recorded.
+func (t Timings) Unit(suite, unit string) (time.Duration, bool) {
+	var sum time.Duration
+	ok := false
+	for _, units := range t[suite] {
+		if d, found := units[unit]; found {
+			sum += d
+			ok = true
+		}
+	}
+	return sum, ok
+}
+
+// set records d as the time of unit of suite on target.
+func (t Timings) set(suite, target, unit string, d time.Duration) {
+	if t[suite] == nil {
+		t[suite] = map[string]map[string]time.Duration{}
+	}
+	if t[suite][target] == nil {
+		t[suite][target] = map[string]time.Duration{}
+	}
+	t[suite][target][unit] = d
+}
 
 // timingsFile is Timings as stored: seconds.
-type timingsFile map[string]map[string]float64
+type timingsFile map[string]map[string]map[string]float64
 
 // ReadTimings reads a timings file (timings.json, written by every run that
 // is not a shard and by Merge). A file that does not exist, or an empty
@@ -131,12 +155,13 @@ func ReadTimings(path string) (Timings, error) {
 	}
 	var f timingsFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("timings file %s: %w (delete it: the next full run writes it again)", path, err)
+		return nil, fmt.Errorf("timings file %s: %w (delete it: the next run that is not a shard writes it again)", path, err)
 	}
-	for suite, units := range f {
-		t[suite] = map[string]time.Duration{}
-		for u, s := range units {
-			t[suite][u] = time.Duration(s * float64(time.Second))
+	for suite, targets := range f {
+		for target, units := range targets {
+			for u, s := range units {
+				t.set(suite, target, u, time.Duration(s*float64(time.Second)))
+			}
 		}
 	}
 	return t, nil
@@ -145,19 +170,22 @@ func ReadTimings(path string) (Timings, error) {
 // writeTimings writes t to path.
 func writeTimings(path string, t Timings, out *Outcome) error {
 	f := timingsFile{}
-	for suite, units := range t {
-		f[suite] = map[string]float64{}
-		for u, d := range units {
-			f[suite][u] = float64(d.Round(time.Millisecond)) / float64(time.Second)
+	for suite, targets := range t {
+		f[suite] = map[string]map[string]float64{}
+		for target, units := range targets {
+			f[suite][target] = map[string]float64{}
+			for u, d := range units {
+				f[suite][target][u] = float64(d.Round(time.Millisecond)) / float64(time.Second)
+			}
 		}
 	}
 	return writeJSON(path, f, out)
 }
 
-// timingsOf returns the unit times of runs, summed over targets. Units that
-// stopped with no result of their own (the run was stopped, a shard is
-// missing) have no representative time and are left out; a timed-out one
-// counts, with its timeout.
+// timingsOf returns the unit times of runs. Units that stopped with no
+// result of their own (the run was stopped, a shard is missing) have no
+// representative time and are left out; a timed-out one counts, with its
+// timeout.
 func timingsOf(runs []compat.Run) Timings {
 	t := Timings{}
 	for _, run := range runs {
@@ -171,13 +199,9 @@ func timingsOf(runs []compat.Run) Timings {
 			}
 		}
 		for unit, d := range report.UnitTimes(run) {
-			if skip[unit] {
-				continue
+			if !skip[unit] {
+				t.set(run.Suite, run.Target, unit, d)
 			}
-			if t[run.Suite] == nil {
-				t[run.Suite] = map[string]time.Duration{}
-			}
-			t[run.Suite][unit] += d
 		}
 	}
 	return t
@@ -198,12 +222,11 @@ func recordTimings(dir, file string, runs []compat.Run, out *Outcome) error {
 	if err != nil {
 		old = Timings{}
 	}
-	for suite, units := range now {
-		if old[suite] == nil {
-			old[suite] = map[string]time.Duration{}
-		}
-		for u, d := range units {
-			old[suite][u] = d
+	for suite, targets := range now {
+		for target, units := range targets {
+			for u, d := range units {
+				old.set(suite, target, u, d)
+			}
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
@@ -215,7 +238,7 @@ func recordTimings(dir, file string, runs []compat.Run, out *Outcome) error {
 
 // Split deals every suite's units over n shards: longest first, each to
 // the shard with the least time so far (ties: the lowest index), by the
-// recorded times t. A unit with no recorded time counts as the mean of
+// recorded times t (summed over targets). A unit with no recorded time counts as the mean of
 // the recorded ones, or as one unit of time when none is recorded, so that
 // without timings the shards get equal numbers of units. The result
 // depends only on the plans, t and n, so every shard computes the same.
@@ -229,7 +252,7 @@ func Split(suites []runners.Suite, t Timings, n int) Assignment {
 	known := 0
 	for _, s := range suites {
 		for _, u := range s.Plan().Units {
-			d, ok := t[s.Name()][u.Name]
+			d, ok := t.Unit(s.Name(), u.Name)
 			if ok {
 				sum += d
 				known++

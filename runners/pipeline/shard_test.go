@@ -214,7 +214,9 @@ func TestSplit(t *testing.T) {
 		t.Errorf("by unit count: %v", count)
 	}
 	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
-	tm := Timings{"fake": {"a": sec(10), "b": sec(7), "c": sec(6), "d": sec(3), "e": sec(2), "f": sec(2)}} // g: the mean, 5 s
+	// Times on two targets, summed; g has none: it counts as the mean, 5 s.
+	tm := Timings{"fake": {"vkernel": {"a": sec(8), "b": sec(5), "c": sec(5), "d": sec(2), "e": sec(1), "f": sec(1)},
+		"reference": {"a": sec(2), "b": sec(2), "c": sec(1), "d": sec(1), "e": sec(1), "f": sec(1)}}}
 	got := Split([]runners.Suite{s}, tm, 2)["fake"]
 	// a 10 → 1; b 7 → 2; c 6 → 2 (13); g 5 → 1 (15); d 3 → 2 (16); e 2 → 1 (17); f 2 → 2 (18).
 	want := map[string]int{"a": 1, "b": 2, "c": 2, "g": 1, "d": 2, "e": 1, "f": 2}
@@ -246,7 +248,7 @@ func TestTimingsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	tm, err := ReadTimings(file)
-	if err != nil || len(tm["fake"]) != 6 || tm["fake"]["unit_pass"] != 20*time.Millisecond {
+	if err != nil || len(tm["fake"]["reference"]) != 6 || tm["fake"]["reference"]["unit_pass"] != 20*time.Millisecond {
 		t.Fatalf("timings %v, %v: want the 6 units, unit_pass 20ms", tm, err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "timings.json")); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +24,17 @@ type Options struct {
 	// Rerun runs the failed tests of each unit once more, for the kinds
 	// that can (runners.Kind.Rerun): a test that then passes is flaky.
 	Rerun bool
-	// Progress, if set, receives one line per finished unit. Calls do not
-	// overlap.
+	// Progress, if set, receives one line per finished unit: the units
+	// done of the total, the unit's counts and time, the units still
+	// running and an ETA. Calls do not overlap.
 	Progress func(line string)
+	// Heartbeat, if not zero, is how often Progress also gets a line
+	// naming the running units and the ETA, for units that run long.
+	Heartbeat time.Duration
+	// Estimates are the units' recorded times on this target (Timings),
+	// for the ETA; without them the ETA is the mean time of the units
+	// done so far.
+	Estimates map[string]time.Duration
 }
 
 // Output kept in a unit's error result: the last lines, at most so many
@@ -100,12 +109,20 @@ type loop struct {
 	done       int
 	total      int
 	started    map[string]bool
-	cut        map[string]string // unit -> why it did not run to its end
+	cut        map[string]string    // unit -> why it did not run to its end
+	running    map[string]time.Time // unit -> when it started
+	ended      map[string]bool
+	took       []time.Duration // the finished units' times
 }
 
 // run runs the plan's units batch by batch: a batch is a run of
 // consecutive units of one kind.
 func (l *loop) run(ctx context.Context) {
+	if l.opts.Heartbeat > 0 && l.opts.Progress != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go l.heartbeat(stop)
+	}
 	units := l.plan.Units
 	for len(units) > 0 && ctx.Err() == nil {
 		n := 1
@@ -132,9 +149,10 @@ func (l *loop) batch(ctx context.Context, units []runners.Unit, kind runners.Kin
 		}
 		l.mu.Lock()
 		if l.started == nil {
-			l.started = map[string]bool{}
+			l.started, l.running, l.ended = map[string]bool{}, map[string]time.Time{}, map[string]bool{}
 		}
 		l.started[u.Name] = true
+		l.running[u.Name] = time.Now()
 		l.mu.Unlock()
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -154,6 +172,9 @@ func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat
 	if cut != "" {
 		l.cut[u.Name] = cut
 	}
+	delete(l.running, u.Name)
+	l.ended[u.Name] = true
+	l.took = append(l.took, elapsed)
 	if targetErr != nil {
 		l.targetErrs = append(l.targetErrs, fmt.Errorf("unit %s: %w", u.Name, targetErr))
 	}
@@ -174,7 +195,94 @@ func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat
 	case cut != "":
 		line += ": " + cut
 	}
-	l.opts.Progress(line)
+	l.opts.Progress(line + l.status(time.Now()))
+}
+
+// heartbeat reports the running units every opts.Heartbeat until stop.
+func (l *loop) heartbeat(stop <-chan struct{}) {
+	t := time.NewTicker(l.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			if len(l.running) > 0 {
+				l.opts.Progress(fmt.Sprintf("%d/%d done", l.done, l.total) + l.status(time.Now()))
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// status is the end of a progress line: the running units, longest
+// running first, with their times so far, and the ETA. l.mu is held.
+func (l *loop) status(now time.Time) string {
+	var b strings.Builder
+	if len(l.running) > 0 {
+		names := make([]string, 0, len(l.running))
+		for u := range l.running {
+			names = append(names, u)
+		}
+		sort.Slice(names, func(i, j int) bool {
+			a, c := l.running[names[i]], l.running[names[j]]
+			if !a.Equal(c) {
+				return a.Before(c)
+			}
+			return names[i] < names[j]
+		})
+		b.WriteString("; running: ")
+		for i, u := range names {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s (%s)", u, now.Sub(l.running[u]).Round(time.Second))
+		}
+	}
+	if eta, ok := l.eta(now); ok && l.done < l.total {
+		fmt.Fprintf(&b, "; ETA %s", eta.Round(time.Second))
+	}
+	return b.String()
+}
+
+// eta estimates the time left: each unit not finished takes its recorded
+// time (Estimates), or the mean of the recorded ones, or else the mean
+// time of the units done so far, less the time it has run; the sum is
+// shared by the units that run at once. l.mu is held.
+func (l *loop) eta(now time.Time) (time.Duration, bool) {
+	var mean time.Duration
+	switch {
+	case len(l.opts.Estimates) > 0:
+		var sum time.Duration
+		for _, d := range l.opts.Estimates {
+			sum += d
+		}
+		mean = sum / time.Duration(len(l.opts.Estimates))
+	case len(l.took) > 0:
+		var sum time.Duration
+		for _, d := range l.took {
+			sum += d
+		}
+		mean = sum / time.Duration(len(l.took))
+	default:
+		return 0, false
+	}
+	var left time.Duration
+	for _, u := range l.plan.Units {
+		if l.ended[u.Name] {
+			continue
+		}
+		d, ok := l.opts.Estimates[u.Name]
+		if !ok {
+			d = mean
+		}
+		if start, ok := l.running[u.Name]; ok {
+			d = max(d-now.Sub(start), 0)
+		}
+		left += d
+	}
+	return left / time.Duration(max(l.opts.Parallel, 1)), true
 }
 
 // timeout is how long one unit of kind may take.
