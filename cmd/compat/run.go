@@ -95,7 +95,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	n := outcome.Regressions()
-	fmt.Fprintf(stdout, "compat run: %d regression(s) in %s\n", n, time.Since(start).Round(time.Second))
+	fmt.Fprintf(stdout, "compat run: %d regression(s) in %s%s\n", n, time.Since(start).Round(time.Second), partialNote(outcome))
 	if n > 0 {
 		return exitRegressions
 	}
@@ -121,11 +121,24 @@ func mergeCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	n := outcome.Regressions()
-	fmt.Fprintf(stdout, "compat merge: %d shard(s), %d regression(s) in %s\n", fs.NArg(), n, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "compat merge: %d shard(s), %d regression(s) in %s%s\n", fs.NArg(), n, time.Since(start).Round(time.Millisecond), partialNote(outcome))
 	if n > 0 {
 		return exitRegressions
 	}
 	return exitOK
+}
+
+// partialNote says, after the verdict, that the run is partial: how many
+// units did not run to their end ("" for a complete run).
+func partialNote(o *pipeline.Outcome) string {
+	n := 0
+	for _, r := range o.Runs {
+		n += len(r.Incomplete)
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (partial: %d unit(s) did not run to their end; see summary.md)", n)
 }
 
 func split(s string) []string {
