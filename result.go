@@ -106,6 +106,9 @@ const (
 	PropModuleDigest = "module.digest"
 	// PropImageID is the id of the Docker image of a reference target.
 	PropImageID = "image.id"
+	// PropRunnerImage names the runner image compat ran in
+	// (images/runner), from $COMPAT_RUNNER_IMAGE.
+	PropRunnerImage = "runner.image"
 	// PropVersionPrefix starts the keys of component versions, such as
 	// "version.python" or "version.wazero".
 	PropVersionPrefix = "version."

@@ -45,6 +45,7 @@ type ghWorkflow struct {
 
 // glJob is the part of a GitLab CI job the test reads.
 type glJob struct {
+	Image     string
 	Parallel  int
 	Needs     []string
 	Script    []string
@@ -65,7 +66,9 @@ func TestCIRecipes(t *testing.T) {
 	}
 	compatBin := filepath.Dir(testenv.CompatExec(t)[0])
 	env := func(vars ...string) []string {
-		return append(os.Environ(), append([]string{"PATH=" + compatBin + ":" + os.Getenv("PATH"), "COMPAT_FLAGS=" + ciFlags}, vars...)...)
+		// RUNNER (GitHub's container around each command) is empty:
+		// compat runs here. TMPDIR stays this machine's.
+		return append(os.Environ(), append([]string{"PATH=" + compatBin + ":" + os.Getenv("PATH"), "COMPAT_FLAGS=" + ciFlags, "RUNNER=", "TMPDIR=" + os.TempDir()}, vars...)...)
 	}
 	whole := t.TempDir()
 	sh(t, whole, env(), "compat run $COMPAT_FLAGS -quiet -timings timings.json -out out")
@@ -77,8 +80,16 @@ func TestCIRecipes(t *testing.T) {
 		if n, _ := strconv.Atoi(wf.Env["SHARDS"]); n < 2 || len(shard.Strategy.Matrix["shard"]) != n {
 			t.Fatalf("SHARDS %q and the matrix %v disagree", wf.Env["SHARDS"], shard.Strategy.Matrix["shard"])
 		}
-		if merge.Needs != "shard" || shard.Env["SHARD"] != "${{ matrix.shard }}" || !strings.Contains(wf.Env["COMPAT_FLAGS"], "-profile full") {
-			t.Fatalf("merge needs %v, SHARD %q, COMPAT_FLAGS %q", merge.Needs, shard.Env["SHARD"], wf.Env["COMPAT_FLAGS"])
+		if merge.Needs != "shard" || shard.Env["SHARD"] != "${{ matrix.shard }}" || !strings.Contains(wf.Env["COMPAT_FLAGS"], "-profile full") ||
+			!strings.Contains(wf.Env["RUNNER"], "compat-runner") {
+			t.Fatalf("merge needs %v, SHARD %q, COMPAT_FLAGS %q, RUNNER %q", merge.Needs, shard.Env["SHARD"], wf.Env["COMPAT_FLAGS"], wf.Env["RUNNER"])
+		}
+		for _, job := range []string{"shard", "merge"} {
+			for _, step := range wf.Jobs[job].Steps {
+				if strings.Contains(step.Run, "compat ") && !strings.Contains(step.Run, "$RUNNER compat ") {
+					t.Errorf("%s: %q runs compat outside the runner image", job, step.Run)
+				}
+			}
 		}
 		mergeDir := t.TempDir()
 		for i := 1; i <= ciShards; i++ {
@@ -111,7 +122,8 @@ func TestCIRecipes(t *testing.T) {
 		}
 		readYAML(t, "gitlab-ci.yml", &cfg)
 		shard, merge := cfg.Shard, cfg.Merge
-		if shard.Parallel < 2 || !reflect.DeepEqual(merge.Needs, []string{"compat-shard"}) || !strings.Contains(cfg.Variables["COMPAT_FLAGS"], "-profile full") {
+		if shard.Parallel < 2 || !reflect.DeepEqual(merge.Needs, []string{"compat-shard"}) || !strings.Contains(cfg.Variables["COMPAT_FLAGS"], "-profile full") ||
+			shard.Image != "compat-runner:latest" || merge.Image != shard.Image {
 			t.Fatalf("parallel %d, merge needs %v, COMPAT_FLAGS %q", shard.Parallel, merge.Needs, cfg.Variables["COMPAT_FLAGS"])
 		}
 		mergeDir := t.TempDir()

@@ -83,7 +83,11 @@ Policies (compat exec -policy):
 
 Environment:
   COMPAT_CACHE   cache root (default $XDG_CACHE_HOME/compat or ~/.cache/compat): AOT-compiled
-                 code, built guests and images, and the default audit log (audit.jsonl)
+                 code, built guests and images, the default audit log (audit.jsonl) and
+                 the recorded unit times (timings.json)
+  COMPAT_RUNNER_IMAGE
+                 the runner image compat runs in (images/runner sets it): every run's
+                 runner.image property
 
 The megabinary format is documented in vkernel/megabinary/FORMAT.md, the guests' host ABI in
 vkernel/ABI.md.

@@ -70,6 +70,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: root.CacheRoot(), Key: *key,
 		Exec: []string{self, "exec"}, Options: opts, Log: stdout, Shard: shard, Timings: *timings, History: *history, Quiet: *quiet}
+	if img := os.Getenv("COMPAT_RUNNER_IMAGE"); img != "" {
+		cfg.Properties = map[string]string{root.PropRunnerImage: img}
+	}
 	if !*quiet {
 		// Long units (a Redis unit takes minutes) say they are alive.
 		cfg.Options.Heartbeat = time.Minute

@@ -69,6 +69,9 @@ type Config struct {
 	Options
 	// Log receives progress lines.
 	Log io.Writer
+	// Properties are added to every run's properties, such as the
+	// runner image's identity (compat.PropRunnerImage).
+	Properties map[string]string
 	// Quiet leaves out the per-unit progress lines (CI logs): Log gets
 	// what each target ran and found, and the files written.
 	Quiet bool
@@ -200,6 +203,9 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			}
 			if shard != nil {
 				runs[kind].Properties = withProperty(runs[kind].Properties, PropShard, cfg.Shard.String())
+			}
+			for k, v := range cfg.Properties {
+				runs[kind].Properties = withProperty(runs[kind].Properties, k, v)
 			}
 			if err := writeRun(cfg.Out, name, *runs[kind], out); err != nil {
 				return out, err
