@@ -130,6 +130,11 @@ type Run struct {
 	// Properties describes what ran: digests, image id, versions (see the
 	// Prop constants).
 	Properties map[string]string
+	// UnitTimes holds the wall-clock time of each unit the run started,
+	// its reruns included: what the next run's shards are balanced by
+	// and its ETA estimated from. (A unit's tests' own times leave out
+	// its start-up.)
+	UnitTimes map[string]time.Duration `json:",omitempty"`
 	// Incomplete lists the units of the run's plan that did not run to
 	// their end for a reason outside their tests: the run was stopped,
 	// the unit's time ran out, its shard is missing from a merge. Empty

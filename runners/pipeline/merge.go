@@ -184,6 +184,12 @@ func mergeRuns(dirs []string, infos []ShardInfo, suite, target string, missing [
 		}
 		merged.Duration += run.Duration
 		merged.Results = append(merged.Results, run.Results...)
+		for u, d := range run.UnitTimes {
+			if merged.UnitTimes == nil {
+				merged.UnitTimes = map[string]time.Duration{}
+			}
+			merged.UnitTimes[u] = d
+		}
 		for k, v := range run.Properties {
 			if k == PropShard {
 				continue

@@ -182,10 +182,11 @@ func writeTimings(path string, t Timings, out *Outcome) error {
 	return writeJSON(path, f, out)
 }
 
-// timingsOf returns the unit times of runs. Units that stopped with no
-// result of their own (the run was stopped, a shard is missing) have no
-// representative time and are left out; a timed-out one counts, with its
-// timeout.
+// timingsOf returns the unit times of runs: their wall-clock times
+// (compat.Run.UnitTimes), or for runs written without them their tests'
+// times (report.UnitTimes). Units that stopped with no result of their own
+// (the run was stopped, a shard is missing) have no representative time
+// and are left out; a timed-out one counts, with its timeout.
 func timingsOf(runs []compat.Run) Timings {
 	t := Timings{}
 	for _, run := range runs {
@@ -198,7 +199,11 @@ func timingsOf(runs []compat.Run) Timings {
 				delete(skip, r.Unit)
 			}
 		}
-		for unit, d := range report.UnitTimes(run) {
+		times := run.UnitTimes
+		if len(times) == 0 {
+			times = report.UnitTimes(run)
+		}
+		for unit, d := range times {
 			if !skip[unit] {
 				t.set(run.Suite, run.Target, unit, d)
 			}

@@ -54,7 +54,8 @@ const (
 // make the run partial: such units, and those never started, are listed
 // in compat.Run.Incomplete, so that the tests they did not reach count as
 // not run, never as regressions. A unit the run was stopped in gets no
-// error result: it did nothing wrong.
+// error result, and keeps only its passes and skips: whether a failure
+// was the stop's doing cannot be told.
 //
 // The run is nil when s could not be opened on the target. The error is
 // not nil when ctx ended before every unit ran (the results so far are
@@ -75,7 +76,7 @@ func RunSuite(ctx context.Context, s runners.Suite, spec runners.TargetSpec, opt
 	l.run(ctx)
 	compat.SortResults(l.results)
 	run := &compat.Run{Suite: s.Name(), Target: spec.Kind, Start: start, Duration: time.Since(start),
-		Results: l.results, Properties: sess.Properties()}
+		Results: l.results, Properties: sess.Properties(), UnitTimes: l.times}
 	for _, u := range plan.Units {
 		why, ok := l.cut[u.Name]
 		if !ok && !l.started[u.Name] {
@@ -112,7 +113,8 @@ type loop struct {
 	cut        map[string]string    // unit -> why it did not run to its end
 	running    map[string]time.Time // unit -> when it started
 	ended      map[string]bool
-	took       []time.Duration // the finished units' times
+	took       []time.Duration          // the finished units' times
+	times      map[string]time.Duration // unit -> its time
 }
 
 // run runs the plan's units batch by batch: a batch is a run of
@@ -175,6 +177,10 @@ func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat
 	delete(l.running, u.Name)
 	l.ended[u.Name] = true
 	l.took = append(l.took, elapsed)
+	if l.times == nil {
+		l.times = map[string]time.Duration{}
+	}
+	l.times[u.Name] = elapsed
 	if targetErr != nil {
 		l.targetErrs = append(l.targetErrs, fmt.Errorf("unit %s: %w", u.Name, targetErr))
 	}
@@ -310,11 +316,14 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 	switch {
 	case ctx.Err() != nil:
 		// The whole run was stopped (^C, a CI deadline): say so rather
-		// than blame the unit. The tests it reported stand; those it
-		// did not reach were not run (compat.Run.Incomplete).
+		// than blame the unit. Its passes and skips stand; a failure
+		// may be the stop's doing (the test running when it came is
+		// reported as one that did not finish), so failures count as
+		// not run, with the tests it did not reach
+		// (compat.Run.Incomplete).
 		kept := results[:0]
 		for _, r := range results {
-			if r.Test != u.Name {
+			if r.Test != u.Name && !r.Status.Failed() {
 				kept = append(kept, r)
 			}
 		}
