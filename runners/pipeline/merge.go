@@ -55,18 +55,18 @@ func Merge(cfg MergeConfig) (*Outcome, error) {
 	if len(cfg.Shards) == 0 {
 		return out, errors.New("merge: no shard directories given")
 	}
-	infos := make([]ShardInfo, len(cfg.Shards))
+	infos := make([]shardInfo, len(cfg.Shards))
 	byIndex := map[int]string{}
 	for i, dir := range cfg.Shards {
-		data, err := os.ReadFile(filepath.Join(dir, ShardFile))
+		data, err := os.ReadFile(filepath.Join(dir, shardFile))
 		if errors.Is(err, fs.ErrNotExist) {
-			return out, fmt.Errorf("%s: no %s: not the out directory of compat run -shard i/n", dir, ShardFile)
+			return out, fmt.Errorf("%s: no %s: not the out directory of compat run -shard i/n", dir, shardFile)
 		}
 		if err != nil {
 			return out, err
 		}
 		if err := json.Unmarshal(data, &infos[i]); err != nil {
-			return out, fmt.Errorf("%s: %w", filepath.Join(dir, ShardFile), err)
+			return out, fmt.Errorf("%s: %w", filepath.Join(dir, shardFile), err)
 		}
 		in, first := infos[i], infos[0]
 		differ := func(what, a, b string) error {
@@ -157,7 +157,7 @@ func Merge(cfg MergeConfig) (*Outcome, error) {
 
 // mergeRuns merges the shards' runs of suite on target; nil when no shard
 // has a unit of the suite.
-func mergeRuns(dirs []string, infos []ShardInfo, suite, target string, missing []Shard, logf func(string, ...any)) (*compat.Run, error) {
+func mergeRuns(dirs []string, infos []shardInfo, suite, target string, missing []Shard, logf func(string, ...any)) (*compat.Run, error) {
 	split := infos[0].Split[suite]
 	if len(split) == 0 {
 		return nil, nil

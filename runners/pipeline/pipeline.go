@@ -58,7 +58,7 @@ type Config struct {
 	// Shard, if its Count is not zero, runs only one shard of every
 	// suite's units (compat run -shard i/n).
 	Shard Shard
-	// Timings is the file of recorded unit times (see ReadTimings): read
+	// Timings is the file of recorded unit times (see readTimings): read
 	// to balance shards, updated by runs that are not shards. Empty: none;
 	// shards are then balanced by unit count.
 	Timings string
@@ -99,7 +99,7 @@ func (o *Outcome) Regressions() int {
 // was written.
 //
 // With cfg.Shard set, only the shard's part of every suite's units runs
-// (Split), its runs carry the "shard" property, and cfg.Out also gets
+// (splitUnits), its runs carry the "shard" property, and cfg.Out also gets
 // shard.json, which Merge reads. A run that is not a shard records its
 // units' times in cfg.Out/timings.json and in cfg.Timings, for the splits of
 // later runs.
@@ -121,25 +121,25 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		return out, err
 	}
 
-	timings, err := ReadTimings(cfg.Timings)
+	timings, err := readTimings(cfg.Timings)
 	if err != nil {
 		return out, err
 	}
 	suites := cfg.Suites
-	var shard *ShardInfo
+	var shard *shardInfo
 	if cfg.Shard.Count > 0 {
 		if err := cfg.Shard.check(); err != nil {
 			return out, err
 		}
-		split := Split(cfg.Suites, timings, cfg.Shard.Count)
-		shard = &ShardInfo{Shard: cfg.Shard, Suites: names, Targets: cfg.Targets, Baselines: baseDigest, Split: split}
+		split := splitUnits(cfg.Suites, timings, cfg.Shard.Count)
+		shard = &shardInfo{Shard: cfg.Shard, Suites: names, Targets: cfg.Targets, Baselines: baseDigest, Split: split}
 		suites = nil
 		for _, s := range cfg.Suites {
-			if mine := split.Units(s, cfg.Shard.Index); len(mine) > 0 {
+			if mine := split.units(s, cfg.Shard.Index); len(mine) > 0 {
 				suites = append(suites, shardSuite{Suite: s, units: mine})
 			}
 		}
-		logf("shard %s: %s", cfg.Shard, split.Describe(cfg.Shard.Index, timings))
+		logf("shard %s: %s", cfg.Shard, split.describe(cfg.Shard.Index, timings))
 	}
 
 	var mb *megabinaryFiles
@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		if mb != nil {
 			shard.Megabinary = mb.kernel.Digest()
 		}
-		if err := writeJSON(filepath.Join(cfg.Out, ShardFile), shard, out); err != nil {
+		if err := writeJSON(filepath.Join(cfg.Out, shardFile), shard, out); err != nil {
 			return out, err
 		}
 	}

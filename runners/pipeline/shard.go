@@ -26,9 +26,9 @@ type Shard struct {
 // PropShard is the run property that says which shard a run is ("2/3").
 const PropShard = "shard"
 
-// ShardFile is the file in a shard's out directory that Merge reads: the
-// shard's ShardInfo.
-const ShardFile = "shard.json"
+// shardFile is the file in a shard's out directory that Merge reads: the
+// shard's shardInfo.
+const shardFile = "shard.json"
 
 // ParseShard parses "i/n", 1 <= i <= n.
 func ParseShard(s string) (Shard, error) {
@@ -55,9 +55,9 @@ func (s Shard) check() error {
 // String returns "i/n".
 func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
 
-// ShardInfo is what a shard records for Merge: which shard it is, and what
+// shardInfo is what a shard records for Merge: which shard it is, and what
 // every shard of the run must share (megabinary, baselines, split).
-type ShardInfo struct {
+type shardInfo struct {
 	Shard Shard
 	// Suites and Targets are the run's, in order.
 	Suites, Targets []string
@@ -67,14 +67,14 @@ type ShardInfo struct {
 	// Baselines is a digest of the baseline files the shard read.
 	Baselines string
 	// Split says which shard runs each unit.
-	Split Assignment
+	Split assignment
 }
 
-// Assignment maps each suite's units to the shard (from 1) that runs them.
-type Assignment map[string]map[string]int
+// assignment maps each suite's units to the shard (from 1) that runs them.
+type assignment map[string]map[string]int
 
-// Units returns the units of s that shard index runs, in the plan's order.
-func (a Assignment) Units(s runners.Suite, index int) []runners.Unit {
+// units returns the units of s that shard index runs, in the plan's order.
+func (a assignment) units(s runners.Suite, index int) []runners.Unit {
 	var out []runners.Unit
 	for _, u := range s.Plan().Units {
 		if a[s.Name()][u.Name] == index {
@@ -84,15 +84,15 @@ func (a Assignment) Units(s runners.Suite, index int) []runners.Unit {
 	return out
 }
 
-// Describe says in a line what shard index runs, and its estimated time.
-func (a Assignment) Describe(index int, t Timings) string {
+// describe says in a line what shard index runs, and its estimated time.
+func (a assignment) describe(index int, t unitTimes) string {
 	n, total := 0, 0
 	var mine, all time.Duration
 	known := false
 	for suite, units := range a {
 		for unit, i := range units {
 			total++
-			d, ok := t.Unit(suite, unit)
+			d, ok := t.unit(suite, unit)
 			known = known || ok
 			all += d
 			if i == index {
@@ -107,12 +107,12 @@ func (a Assignment) Describe(index int, t Timings) string {
 	return fmt.Sprintf("%d of %d units, %s of %s by the recorded times", n, total, mine.Round(time.Second), all.Round(time.Second))
 }
 
-// Timings are recorded unit times, by suite, target and unit.
-type Timings map[string]map[string]map[string]time.Duration
+// unitTimes are recorded unit times, by suite, target and unit.
+type unitTimes map[string]map[string]map[string]time.Duration
 
-// Unit returns the recorded time of suite's unit summed over its targets,
+// unit returns the recorded time of suite's unit summed over its targets,
 // and whether any is recorded.
-func (t Timings) Unit(suite, unit string) (time.Duration, bool) {
+func (t unitTimes) unit(suite, unit string) (time.Duration, bool) {
 	var sum time.Duration
 	ok := false
 	for _, units := range t[suite] {
@@ -125,7 +125,7 @@ func (t Timings) Unit(suite, unit string) (time.Duration, bool) {
 }
 
 // set records d as the time of unit of suite on target.
-func (t Timings) set(suite, target, unit string, d time.Duration) {
+func (t unitTimes) set(suite, target, unit string, d time.Duration) {
 	if t[suite] == nil {
 		t[suite] = map[string]map[string]time.Duration{}
 	}
@@ -135,14 +135,14 @@ func (t Timings) set(suite, target, unit string, d time.Duration) {
 	t[suite][target][unit] = d
 }
 
-// timingsFile is Timings as stored: seconds.
+// timingsFile is unitTimes as stored: seconds.
 type timingsFile map[string]map[string]map[string]float64
 
-// ReadTimings reads a timings file (timings.json, written by every run that
+// readTimings reads a timings file (timings.json, written by every run that
 // is not a shard and by Merge). A file that does not exist, or an empty
 // path, gives no timings.
-func ReadTimings(path string) (Timings, error) {
-	t := Timings{}
+func readTimings(path string) (unitTimes, error) {
+	t := unitTimes{}
 	if path == "" {
 		return t, nil
 	}
@@ -168,7 +168,7 @@ func ReadTimings(path string) (Timings, error) {
 }
 
 // writeTimings writes t to path.
-func writeTimings(path string, t Timings, out *Outcome) error {
+func writeTimings(path string, t unitTimes, out *Outcome) error {
 	f := timingsFile{}
 	for suite, targets := range t {
 		f[suite] = map[string]map[string]float64{}
@@ -187,8 +187,8 @@ func writeTimings(path string, t Timings, out *Outcome) error {
 // times (report.UnitTimes). Units that stopped with no result of their own
 // (the run was stopped, a shard is missing) have no representative time
 // and are left out; a timed-out one counts, with its timeout.
-func timingsOf(runs []compat.Run) Timings {
-	t := Timings{}
+func timingsOf(runs []compat.Run) unitTimes {
+	t := unitTimes{}
 	for _, run := range runs {
 		skip := map[string]bool{}
 		for _, in := range run.Incomplete {
@@ -223,9 +223,9 @@ func recordTimings(dir, file string, runs []compat.Run, out *Outcome) error {
 	if file == "" {
 		return nil
 	}
-	old, err := ReadTimings(file)
+	old, err := readTimings(file)
 	if err != nil {
-		old = Timings{}
+		old = unitTimes{}
 	}
 	for suite, targets := range now {
 		for target, units := range targets {
@@ -241,13 +241,13 @@ func recordTimings(dir, file string, runs []compat.Run, out *Outcome) error {
 	return writeTimings(file, old, &discard)
 }
 
-// Split deals every suite's units over n shards: longest first, each to
+// splitUnits deals every suite's units over n shards: longest first, each to
 // the shard with the least time so far (ties: the lowest index), by the
 // recorded times t (summed over targets). A unit with no recorded time counts as the mean of
 // the recorded ones, or as one unit of time when none is recorded, so that
 // without timings the shards get equal numbers of units. The result
 // depends only on the plans, t and n, so every shard computes the same.
-func Split(suites []runners.Suite, t Timings, n int) Assignment {
+func splitUnits(suites []runners.Suite, t unitTimes, n int) assignment {
 	type item struct {
 		suite, unit string
 		d           time.Duration
@@ -257,7 +257,7 @@ func Split(suites []runners.Suite, t Timings, n int) Assignment {
 	known := 0
 	for _, s := range suites {
 		for _, u := range s.Plan().Units {
-			d, ok := t.Unit(s.Name(), u.Name)
+			d, ok := t.unit(s.Name(), u.Name)
 			if ok {
 				sum += d
 				known++
@@ -288,7 +288,7 @@ func Split(suites []runners.Suite, t Timings, n int) Assignment {
 		return a.unit < b.unit
 	})
 	load := make([]time.Duration, n)
-	a := Assignment{}
+	a := assignment{}
 	for _, s := range suites {
 		a[s.Name()] = map[string]int{}
 	}

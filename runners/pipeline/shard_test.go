@@ -154,20 +154,20 @@ func TestShardsMergeEqualsWhole(t *testing.T) {
 		}
 	})
 	t.Run("different runs", func(t *testing.T) {
-		for field, change := range map[string]func(*ShardInfo){
-			"megabinary":       func(in *ShardInfo) { in.Megabinary = "0123456789abcdef0123" },
-			"baselines digest": func(in *ShardInfo) { in.Baselines = "other" },
-			"shard count":      func(in *ShardInfo) { in.Shard.Count = 4 },
-			"split of units":   func(in *ShardInfo) { in.Split["fake"]["unit_pass"] = 3 - in.Split["fake"]["unit_pass"]%3 },
+		for field, change := range map[string]func(*shardInfo){
+			"megabinary":       func(in *shardInfo) { in.Megabinary = "0123456789abcdef0123" },
+			"baselines digest": func(in *shardInfo) { in.Baselines = "other" },
+			"shard count":      func(in *shardInfo) { in.Shard.Count = 4 },
+			"split of units":   func(in *shardInfo) { in.Split["fake"]["unit_pass"] = 3 - in.Split["fake"]["unit_pass"]%3 },
 		} {
 			odd := t.TempDir()
 			copyDir(t, dirs[1], odd)
-			var in ShardInfo
-			data, _ := os.ReadFile(filepath.Join(odd, ShardFile))
+			var in shardInfo
+			data, _ := os.ReadFile(filepath.Join(odd, shardFile))
 			json.Unmarshal(data, &in)
 			change(&in)
 			data, _ = json.Marshal(in)
-			os.WriteFile(filepath.Join(odd, ShardFile), data, 0o644)
+			os.WriteFile(filepath.Join(odd, shardFile), data, 0o644)
 			out := t.TempDir()
 			_, err := Merge(MergeConfig{Shards: []string{dirs[0], odd, dirs[2]}, Out: out, Baselines: base})
 			if err == nil || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), odd) {
@@ -207,7 +207,7 @@ func copyDir(t *testing.T, from, to string) {
 func TestSplit(t *testing.T) {
 	s := &fakeSuite{units: []runners.Unit{{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "d"}, {Name: "e"}, {Name: "f"}, {Name: "g"}}}
 	count := map[int]int{}
-	for _, i := range Split([]runners.Suite{s}, nil, 3)["fake"] {
+	for _, i := range splitUnits([]runners.Suite{s}, nil, 3)["fake"] {
 		count[i]++
 	}
 	if !reflect.DeepEqual(count, map[int]int{1: 3, 2: 2, 3: 2}) {
@@ -215,15 +215,15 @@ func TestSplit(t *testing.T) {
 	}
 	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
 	// Times on two targets, summed; g has none: it counts as the mean, 5 s.
-	tm := Timings{"fake": {"vkernel": {"a": sec(8), "b": sec(5), "c": sec(5), "d": sec(2), "e": sec(1), "f": sec(1)},
+	tm := unitTimes{"fake": {"vkernel": {"a": sec(8), "b": sec(5), "c": sec(5), "d": sec(2), "e": sec(1), "f": sec(1)},
 		"reference": {"a": sec(2), "b": sec(2), "c": sec(1), "d": sec(1), "e": sec(1), "f": sec(1)}}}
-	got := Split([]runners.Suite{s}, tm, 2)["fake"]
+	got := splitUnits([]runners.Suite{s}, tm, 2)["fake"]
 	// a 10 → 1; b 7 → 2; c 6 → 2 (13); g 5 → 1 (15); d 3 → 2 (16); e 2 → 1 (17); f 2 → 2 (18).
 	want := map[string]int{"a": 1, "b": 2, "c": 2, "g": 1, "d": 2, "e": 1, "f": 2}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("by time: %v, want %v", got, want)
 	}
-	if again := Split([]runners.Suite{s}, tm, 2)["fake"]; !reflect.DeepEqual(again, got) {
+	if again := splitUnits([]runners.Suite{s}, tm, 2)["fake"]; !reflect.DeepEqual(again, got) {
 		t.Error("the split is not deterministic")
 	}
 	for _, bad := range []string{"0/3", "4/3", "1", "a/b", "1/0"} {
@@ -247,7 +247,7 @@ func TestTimingsRecorded(t *testing.T) {
 	if err != nil || len(o.Runs) != 1 {
 		t.Fatal(err)
 	}
-	tm, err := ReadTimings(file)
+	tm, err := readTimings(file)
 	// The units' wall-clock times, not their tests' (20 ms for unit_pass).
 	want := o.Runs[0].UnitTimes["unit_pass"].Round(time.Millisecond)
 	if err != nil || len(tm["fake"]["reference"]) != 6 || tm["fake"]["reference"]["unit_pass"] != want {
