@@ -74,6 +74,12 @@ compat_image_build "$image" "$recipe" "$ctx" "$tmp/docker-build.log" \
 	--build-arg "RUNNER_IMAGE=$image"
 
 docker run --rm "$image" compat help >/dev/null || compat_die "'compat help' does not run in $image"
+# The vkernel works in the image: the megabinary is built, signed and
+# loaded from the image's builds and one Python module runs in it.
+if ! docker run --rm "$image" sh -c 'compat run -suite python -target vkernel -modules test_bool -quiet -out /tmp/out -baselines /nonexistent && grep -q "^| vkernel | [1-9]" /tmp/out/summary.md' >"$tmp/smoke.log" 2>&1; then
+	tail -n 30 "$tmp/smoke.log" >&2
+	compat_die "compat run of test_bool on the vkernel failed in $image (log above)"
+fi
 docker run --rm "$image" sh -c 'test "$COMPAT_RUNNER_IMAGE" = '"'$image'" || compat_die "$image does not know its own name"
 compat_image_drop_replaced "$image"
 compat_log "built $image in $(($(date +%s) - start)) s, $(($(docker image inspect -f '{{.Size}}' "$image") / 1000000)) MB"

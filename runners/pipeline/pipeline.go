@@ -63,7 +63,8 @@ type Config struct {
 	// shards are then balanced by unit count.
 	Timings string
 	// History, if set, is a directory keeping each run's totals:
-	// summary.md and report.html show the trend over the last runs.
+	// summary.md and report.html show the trend over the last runs. A
+	// shard ignores it: its merge keeps the run's.
 	History string
 	// Options say how each suite's units run.
 	Options
@@ -140,6 +141,11 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			}
 		}
 		logf("shard %s: %s", cfg.Shard, split.describe(cfg.Shard.Index, timings))
+		if cfg.History != "" {
+			// A shard's totals are not a run's: the merge keeps them.
+			logf("shard %s: -history is for compat merge; this shard adds nothing to %s", cfg.Shard, cfg.History)
+			cfg.History = ""
+		}
 	}
 
 	var mb *megabinaryFiles

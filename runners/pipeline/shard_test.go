@@ -257,11 +257,16 @@ func TestTimingsRecorded(t *testing.T) {
 		t.Error(err)
 	}
 	before, _ := os.ReadFile(file)
+	hist := t.TempDir()
 	Run(context.Background(), Config{Suites: []runners.Suite{goldenSuite()}, Targets: []string{runners.Reference}, Reference: runners.Local,
-		Out: t.TempDir(), Baselines: base, Timings: file, Shard: Shard{1, 2}})
+		Out: t.TempDir(), Baselines: base, Timings: file, Shard: Shard{1, 2}, History: hist})
 	after, _ := os.ReadFile(file)
 	if string(before) != string(after) {
 		t.Error("a shard rewrote the timings file")
+	}
+	// Nor does a shard join the history: its merge does.
+	if files, _ := filepath.Glob(filepath.Join(hist, "*")); len(files) != 0 {
+		t.Errorf("a shard wrote history %v", files)
 	}
 }
 

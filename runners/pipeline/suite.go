@@ -201,6 +201,11 @@ func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat
 	case cut != "":
 		line += ": " + cut
 	}
+	if unitErr == nil && cut != "" {
+		// Stopped: no ETA for what will not run.
+		l.opts.Progress(line)
+		return
+	}
 	l.opts.Progress(line + l.status(time.Now()))
 }
 
