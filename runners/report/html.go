@@ -58,7 +58,7 @@ type htmlSuite struct {
 	Unexpected     []htmlChange
 	Flaky          []htmlChange
 	NotRun         []htmlChange
-	NotRunMore     int
+	NotRunTotal    int
 	Known          []htmlGroup
 	RatioChart     template.HTML
 	SlowChart      template.HTML
@@ -136,8 +136,8 @@ func buildPage(page Page) htmlPage {
 				hs.NotRun = append(hs.NotRun, hc)
 			}
 		}
+		hs.NotRunTotal = len(hs.NotRun)
 		if len(hs.NotRun) > maxHTMLRows {
-			hs.NotRunMore = len(hs.NotRun) - maxHTMLRows
 			hs.NotRun = hs.NotRun[:maxHTMLRows]
 		}
 		hs.Known = knownGroups(s.Diff.Of(compat.KnownFailure))
@@ -445,7 +445,7 @@ svg .tr { fill: none; stroke: #d9534f; stroke-width: 2; }
 <table><tr><th>unit</th><th>why</th></tr>
 {{range .Incomplete}}<tr><td><code>{{.Unit}}</code></td><td>{{.Reason}}</td></tr>
 {{end}}</table>
-{{if .NotRun}}<details><summary>Tests not run ({{len .NotRun}}{{if .NotRunMore}} of more{{end}})</summary><ul>{{range .NotRun}}<li><code>{{.Test}}</code> (expected {{.Want}})</li>{{end}}</ul></details>{{end}}
+{{if .NotRun}}<details><summary>Tests not run: {{.NotRunTotal}}{{if ne .NotRunTotal (len .NotRun)}} (the first {{len .NotRun}} listed){{end}}</summary><ul>{{range .NotRun}}<li><code>{{.Test}}</code> (expected {{.Want}})</li>{{end}}</ul></details>{{end}}
 {{end}}
 {{if .Unexpected}}
 <h2>Unexpected passes: {{.Suite}} on {{.Target}} ({{len .Unexpected}})</h2>
