@@ -20,11 +20,11 @@ import (
 )
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-out DIR]", stderr)
+	fs := newFlags("run", "run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-shard i/n] [-quiet] [-history DIR] [-out DIR]", stderr)
 	suites := fs.String("suite", "python", "suites to run, comma-separated (python, redis, nginx)")
 	targets := fs.String("target", "vkernel,reference", "targets, comma-separated: vkernel, reference")
 	reference := fs.String("reference", "docker", "how the reference runs: docker (a dockertest container) or local (the host's own build)")
-	out := fs.String("out", "out", "directory for JUnit files, run JSON and summary.md")
+	out := fs.String("out", "out", "directory for JUnit files, run JSON, summary.md and report.html")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
 	key := fs.String("key", "", "private key to sign the run's megabinary (default: one generated for the run)")
 	var (
@@ -107,7 +107,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 func mergeCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("merge", "merge [-out DIR] [-baselines DIR] [-history DIR] SHARD_DIR...", stderr)
-	out := fs.String("out", "out", "directory for the merged JUnit files, run JSON and summary.md")
+	out := fs.String("out", "out", "directory for the merged JUnit files, run JSON, summary.md and report.html")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
 	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times, updated from the merged run")
 	history := fs.String("history", "", "directory that keeps each run's totals (as compat run -history): the merged run joins it")
