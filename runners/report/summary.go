@@ -189,6 +189,14 @@ func writeVersus(p func(string, ...any), run, ref compat.Run, open bool) {
 		r, ok := m[unit]
 		return ok && r.Status == compat.Skip
 	}
+	cut := func(run compat.Run) map[string]bool {
+		m := map[string]bool{}
+		for _, in := range run.Incomplete {
+			m[in.Unit] = true
+		}
+		return m
+	}
+	cutHere, cutThere := cut(run), cut(ref)
 	var rows []row
 	add := func(test string) {
 		a, inRun := ours[test]
@@ -197,6 +205,10 @@ func writeVersus(p func(string, ...any), run, ref compat.Run, open bool) {
 		case inRun && inRef && a.Status == b.Status:
 			return
 		case !inRun && wholeSkip(ours, b.Unit), !inRef && wholeSkip(theirs, a.Unit):
+			return
+		case !inRun && cutHere[b.Unit], !inRef && cutThere[a.Unit]:
+			// Not run on one side (a partial run): listed as such
+			// in the diff, not as a difference.
 			return
 		}
 		msg := a.Message
