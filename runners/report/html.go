@@ -46,6 +46,7 @@ type htmlPage struct {
 	Verdict, VerdictClass string
 	Suites                []htmlSuite
 	Regressions           []htmlChange
+	RegressionsTotal      int
 	History               []Point
 	Trend                 template.HTML
 }
@@ -157,6 +158,7 @@ func buildPage(page Page) htmlPage {
 		}
 		hp.Suites = append(hp.Suites, hs)
 	}
+	hp.RegressionsTotal = len(hp.Regressions)
 	if len(hp.Regressions) > maxHTMLRows {
 		hp.Regressions = hp.Regressions[:maxHTMLRows]
 	}
@@ -421,8 +423,9 @@ svg .tr { fill: none; stroke: #d9534f; stroke-width: 2; }
 <p class="muted">{{range $i, $c := .Classes}}{{if $i}}, {{end}}{{$c.Name}}: {{$c.N}}{{end}}</p>
 {{end}}
 
-<h2 id="regressions">Regressions ({{len .Regressions}})</h2>
+<h2 id="regressions">Regressions ({{.RegressionsTotal}})</h2>
 {{if not .Regressions}}<p>None.</p>{{end}}
+{{if ne .RegressionsTotal (len .Regressions)}}<p>The first {{len .Regressions}} are shown; the JUnit files and summary.md have them all.</p>{{end}}
 {{range .Regressions}}
 <div class="regression">
 <p><code>{{.Test}}</code> — {{.Suite}} on {{.Target}}: expected {{.Want}}, got <strong>{{.Got}}</strong>{{if .Why}}: {{.Why}}{{end}}</p>
