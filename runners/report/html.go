@@ -425,7 +425,7 @@ svg .tr { fill: none; stroke: #d9534f; stroke-width: 2; }
 
 <h2 id="regressions">Regressions ({{.RegressionsTotal}})</h2>
 {{if not .Regressions}}<p>None.</p>{{end}}
-{{if ne .RegressionsTotal (len .Regressions)}}<p>The first {{len .Regressions}} are shown; the JUnit files and summary.md have them all.</p>{{end}}
+{{if ne .RegressionsTotal (len .Regressions)}}<p>The first {{len .Regressions}} are shown; the JUnit files have them all.</p>{{end}}
 {{range .Regressions}}
 <div class="regression">
 <p><code>{{.Test}}</code> — {{.Suite}} on {{.Target}}: expected {{.Want}}, got <strong>{{.Got}}</strong>{{if .Why}}: {{.Why}}{{end}}</p>
