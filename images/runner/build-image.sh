@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the runner image compat/runner:<recipe hash> (see Dockerfile): the
 # one image a CI job needs, with the host's Docker socket for the reference
-# containers. It holds compat built from this checkout and the newest
-# complete wasm builds and Test::Nginx of the cache (make images builds
-# them), and is rebuilt when any of them, the recipe or the base image
-# changes.
+# containers. It holds compat built from this checkout, the wasm builds of
+# this checkout's recipes and Test::Nginx (make runner-image builds them),
+# and is rebuilt when any of them, the recipe or the base image changes.
 #
 # Usage: images/runner/build-image.sh [--force]
-#   DEPS_SETS="runner wasm" adds the wasm toolchains.
+#   DEPS_SETS="runner wasm" adds the wasm toolchains;
+#   COMPAT_RUNNER_PYTHON_BUILD, _REDIS_BUILD, _NGINX_BUILD pin build directories.
 # Last line of stdout: the image name.
 set -euo pipefail
 
@@ -37,21 +37,25 @@ mkdir -p "$ctx/cache" "$ctx/images/lib"
 (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$ctx/compat" ./cmd/compat) ||
 	compat_die "go build ./cmd/compat failed"
 
-# The newest complete build of each recipe, as compat run picks it
-# (the newest .done stamp), and the newest Test::Nginx.
-for b in python-wasm redis-wasm nginx-wasm; do
-	# shellcheck disable=SC2012
-	done_stamp=$(ls -t "$cache/$b"/*/.done 2>/dev/null | head -n 1)
-	[ -n "$done_stamp" ] || compat_die "no complete $b build under $cache/$b (build it: make images)"
-	dir=$(dirname "$done_stamp")
-	mkdir -p "$ctx/cache/$b"
-	cp -a "$dir" "$ctx/cache/$b/"
+# The builds of this checkout's recipes: each build-wasm.sh prints its
+# output at once when it is in the cache (make runner-image builds them
+# first). Not the newest in the cache, which another checkout may have
+# built with host calls this compat lacks. COMPAT_RUNNER_<NAME>_BUILD
+# (PYTHON, REDIS, NGINX) names a build directory instead.
+for b in python redis nginx; do
+	var=COMPAT_RUNNER_${b^^}_BUILD
+	dir=${!var:-}
+	if [ -z "$dir" ]; then
+		dir=$("$here/../$b/build-wasm.sh" | tail -n 1)
+	fi
+	[ -f "$dir/.done" ] || compat_die "$dir is not a complete $b-wasm build (no .done)"
+	mkdir -p "$ctx/cache/$b-wasm"
+	cp -a "$dir" "$ctx/cache/$b-wasm/"
 done
-# shellcheck disable=SC2012
-tn=$(ls -td "$cache/test-nginx"/*/ 2>/dev/null | head -n 1)
-[ -n "$tn" ] || compat_die "no Test::Nginx under $cache/test-nginx (fetch it: images/nginx/fetch-test-nginx.sh)"
+tn=$("$here/../nginx/fetch-test-nginx.sh" | tail -n 1)
+[ -f "$tn/Test/Nginx.pm" ] || compat_die "no Test::Nginx in $tn (images/nginx/fetch-test-nginx.sh)"
 mkdir -p "$ctx/cache/test-nginx"
-cp -a "${tn%/}" "$ctx/cache/test-nginx/"
+cp -a "$(dirname "$tn")" "$ctx/cache/test-nginx/"
 
 cp "$here/../install-deps.sh" "$ctx/images/"
 cp "$here/../lib/common.sh" "$ctx/images/lib/"
