@@ -313,10 +313,12 @@ func barChart(title string, bars []bar, mark float64, markLabel string) template
 	if top1 <= 0 {
 		top1 = 1
 	}
-	h := top + rowH*float64(len(bars)) + 8
+	// Room below the bars for the mark's label, right of them for values.
+	h := top + rowH*float64(len(bars)) + 22
+	const right = 200.0
 	var b strings.Builder
 	esc := template.HTMLEscapeString
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f">`, labelW+barW+90, h, labelW+barW+90, h)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f">`, labelW+barW+right, h, labelW+barW+right, h)
 	fmt.Fprintf(&b, `<title>%s</title><text x="0" y="14" class="ct">%s</text>`, esc(title), esc(title))
 	for i, br := range bars {
 		y := top + rowH*float64(i)
@@ -330,8 +332,8 @@ func barChart(title string, bars []bar, mark float64, markLabel string) template
 	}
 	if mark > 0 {
 		x := labelW + barW*mark/top1
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" class="cm"/><text x="%.1f" y="%.0f" class="cv">%s</text>`,
-			x, top-4, x, h-4, x+3, top-6, esc(markLabel))
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" class="cm"/><text x="%.1f" y="%.0f" class="cv" text-anchor="middle">%s</text>`,
+			x, top-2, x, h-16, x, h-4, esc(markLabel))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
