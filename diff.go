@@ -51,12 +51,18 @@ const (
 	// RemovedTest: in the baseline, and its unit ran without error, but it
 	// reported nothing: the test was removed or renamed upstream.
 	RemovedTest Class = "removed"
+	// NotRun: expected (by the baseline, or by the reference's result)
+	// but not reached: its unit did not run to its end because the run
+	// was stopped, the unit's time ran out or its shard is missing (see
+	// Run.Incomplete). Never a regression; a unit that timed out is one
+	// itself, by its own error result.
+	NotRun Class = "not-run"
 	// KnownFailure: failed as the baseline says it does.
 	KnownFailure Class = "known-failure"
 )
 
 // Classes lists every Class in report order.
-var Classes = []Class{Regression, UnexpectedPass, Flaky, NewTest, RemovedTest, KnownFailure}
+var Classes = []Class{Regression, UnexpectedPass, Flaky, NewTest, RemovedTest, NotRun, KnownFailure}
 
 func (c Class) rank() int {
 	for i, k := range Classes {

@@ -106,6 +106,9 @@ const (
 	PropModuleDigest = "module.digest"
 	// PropImageID is the id of the Docker image of a reference target.
 	PropImageID = "image.id"
+	// PropRunnerImage names the runner image compat ran in
+	// (images/runner), from $COMPAT_RUNNER_IMAGE.
+	PropRunnerImage = "runner.image"
 	// PropVersionPrefix starts the keys of component versions, such as
 	// "version.python" or "version.wazero".
 	PropVersionPrefix = "version."
@@ -127,7 +130,31 @@ type Run struct {
 	// Properties describes what ran: digests, image id, versions (see the
 	// Prop constants).
 	Properties map[string]string
+	// UnitTimes holds the wall-clock time of each unit the run started,
+	// its reruns included: what the next run's shards are balanced by
+	// and its ETA estimated from. (A unit's tests' own times leave out
+	// its start-up.)
+	UnitTimes map[string]time.Duration `json:",omitempty"`
+	// Incomplete lists the units of the run's plan that did not run to
+	// their end for a reason outside their tests: the run was stopped,
+	// the unit's time ran out, its shard is missing from a merge. Empty
+	// for a complete run. Their tests that reported nothing were not
+	// run: reports say so and never count them as regressions.
+	Incomplete []Incomplete `json:",omitempty"`
 }
+
+// Incomplete is a unit that a run did not run to its end.
+type Incomplete struct {
+	// Unit names the unit.
+	Unit string
+	// Reason says why in a line, such as "the run was stopped before the
+	// unit finished (interrupt)" or "timed out after 20m0s".
+	Reason string
+}
+
+// Partial reports whether some unit of the run did not run to its end
+// (see Run.Incomplete).
+func (r Run) Partial() bool { return len(r.Incomplete) > 0 }
 
 // Counts counts results by status. Flaky results are counted as passes and
 // also in Flaky.

@@ -11,20 +11,26 @@ import (
 // scope answers, for a baseline entry, whether the run covered its unit and
 // whether that unit failed as a whole. A run that covers only some units
 // (a --tests list, a quick profile) is compared only on those units, so a
-// partial run never shows the rest of the baseline as removed.
+// partial run never shows the rest of the baseline as removed. Units the
+// run lists as incomplete (compat.Run.Incomplete) are covered, and cut.
 type scope struct {
 	units   map[string]bool // unit -> the unit has a failed unit-level result
 	results map[string]compat.Result
+	cut     map[string]string // incomplete unit -> why
 }
 
 func newScope(run compat.Run) scope {
-	s := scope{units: map[string]bool{}, results: map[string]compat.Result{}}
+	s := scope{units: map[string]bool{}, results: map[string]compat.Result{}, cut: map[string]string{}}
 	for _, r := range run.Results {
 		if r.Unit != "" {
 			crashed := r.Test == r.Unit && r.Status.Failed()
 			s.units[r.Unit] = s.units[r.Unit] || crashed
 		}
 		s.results[r.Test] = r
+	}
+	for _, in := range run.Incomplete {
+		s.cut[in.Unit] = in.Reason
+		s.units[in.Unit] = s.units[in.Unit] || false
 	}
 	return s
 }
@@ -59,6 +65,13 @@ func (s scope) unitOf(test string) (unit string, crashed, ok bool) {
 // A result that failed and then passed on a rerun (compat.Result.Flaky) is
 // classed flaky whatever the baseline says. A nil b compares against an
 // empty baseline: every test is new.
+//
+// In a unit the run did not run to its end (compat.Run.Incomplete: the run
+// was stopped, the unit timed out, its shard is missing) a listed test
+// that reported nothing is not-run, whatever the baseline expects: it was
+// never reached. The unit's own error result (a timeout) is a regression
+// when it has no entry and some test not reached was expected to pass:
+// one regression for the unit, not one per test it did not reach.
 func Diff(run compat.Run, b *Baseline) compat.Diff {
 	return DiffWithReference(run, b, nil)
 }
@@ -103,7 +116,7 @@ func DiffWithReference(run compat.Run, b *Baseline, ref *compat.Run) compat.Diff
 	for _, e := range entries {
 		inBaseline[e.Test] = true
 		r, ran := s.results[e.Test]
-		_, crashed, covered := s.unitOf(e.Test)
+		unit, crashed, covered := s.unitOf(e.Test)
 		if !ran && !covered {
 			continue
 		}
@@ -118,6 +131,10 @@ func DiffWithReference(run compat.Run, b *Baseline, ref *compat.Run) compat.Diff
 			d.Expected.Flaky++
 		}
 		if !ran {
+			if _, cut := s.cut[unit]; cut {
+				add(compat.NotRun, e, r)
+				continue
+			}
 			switch {
 			case !crashed:
 				add(compat.RemovedTest, e, r)
@@ -149,6 +166,31 @@ func DiffWithReference(run compat.Run, b *Baseline, ref *compat.Run) compat.Diff
 		d.Changes = append(d.Changes, compat.Change{Class: compat.Regression, Test: r.Test, Want: want, Got: r.Status,
 			Reason: reason, Message: r.Message, FromReference: true})
 	}
+	// Tests of incomplete units that the baseline does not list and that
+	// reported nothing here: the reference's results say what was not
+	// reached.
+	notReached := map[string]int{} // unit -> tests expected to pass, not reached
+	for _, c := range d.Changes {
+		if c.Class == compat.NotRun && c.Want == compat.ExpectPass {
+			if u, _, ok := s.unitOf(c.Test); ok {
+				notReached[u]++
+			}
+		}
+	}
+	for _, t := range sortedKeys(rs.results) {
+		rr := rs.results[t]
+		if _, cut := s.cut[rr.Unit]; !cut || t == rr.Unit || inBaseline[t] {
+			continue
+		}
+		if _, ok := s.results[t]; ok {
+			continue
+		}
+		d.Changes = append(d.Changes, compat.Change{Class: compat.NotRun, Test: t, Want: expectationOf(rr.Status),
+			Reason: refReason, FromReference: true})
+		if rr.Status == compat.Pass {
+			notReached[rr.Unit]++
+		}
+	}
 	for _, r := range run.Results {
 		if inBaseline[r.Test] {
 			continue
@@ -162,13 +204,22 @@ func DiffWithReference(run compat.Run, b *Baseline, ref *compat.Run) compat.Diff
 			continue
 		}
 		if crashedHere := r.Test == r.Unit && r.Status.Failed(); crashedHere {
+			_, cut := s.cut[r.Unit]
 			if crashedThere, ran := rs.units[r.Unit]; ran && !crashedThere {
 				fromRef(r, compat.ExpectPass, refUnitReason)
-				for _, t := range rs.missingPasses(r.Unit, s) {
-					if !inBaseline[t] {
-						fromRef(compat.Result{Test: t}, compat.ExpectPass, refCrashReason)
+				if !cut {
+					for _, t := range rs.missingPasses(r.Unit, s) {
+						if !inBaseline[t] {
+							fromRef(compat.Result{Test: t}, compat.ExpectPass, refCrashReason)
+						}
 					}
 				}
+				continue
+			}
+			if n := notReached[r.Unit]; cut && n > 0 {
+				d.Changes = append(d.Changes, compat.Change{Class: compat.Regression, Test: r.Test, Want: compat.ExpectPass, Got: r.Status,
+					Reason:  fmt.Sprintf("no baseline entry: the unit did not run to its end, and %d test(s) of it expected to pass were not reached", n),
+					Message: r.Message})
 				continue
 			}
 		}
@@ -176,6 +227,17 @@ func DiffWithReference(run compat.Run, b *Baseline, ref *compat.Run) compat.Diff
 	}
 	d.Sort()
 	return d
+}
+
+// sortedKeys returns m's keys in order, for output that does not depend on
+// map order.
+func sortedKeys(m map[string]compat.Result) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // expectationOf is the expectation that a result of status st meets.
@@ -248,8 +310,9 @@ func classify(want compat.Expectation, got compat.Status) compat.Class {
 // "TODO: " and its failure message, so that the file stays valid and the
 // reviewer sees what to explain. A test expected flaky stays flaky, since
 // one run cannot show it has stopped being flaky. Tests whose unit crashed
-// keep their entries, and units the run did not cover are untouched. A nil
-// b is an empty baseline.
+// keep their entries, as do the tests a partial run did not reach
+// (compat.Run.Incomplete), and units the run did not cover are untouched.
+// A nil b is an empty baseline.
 func Update(b *Baseline, run compat.Run) (*Baseline, []string) {
 	if b == nil {
 		b = &Baseline{}
@@ -261,9 +324,10 @@ func Update(b *Baseline, run compat.Run) (*Baseline, []string) {
 	for _, e := range b.Entries {
 		old[e.Test] = true
 		r, ran := s.results[e.Test]
-		_, crashed, covered := s.unitOf(e.Test)
+		unit, crashed, covered := s.unitOf(e.Test)
+		_, cut := s.cut[unit]
 		switch {
-		case !ran && (!covered || crashed):
+		case !ran && (!covered || crashed || cut):
 			out.Entries = append(out.Entries, e)
 		case !ran:
 			changes = append(changes, change{e.Test, "removed " + formatEntry(e)})

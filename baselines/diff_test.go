@@ -318,3 +318,89 @@ func TestDiffWithReference(t *testing.T) {
 		t.Errorf("a reference changed the diff of listed tests:\n%+v\nwant\n%+v", listed(withRef), listed(plain))
 	}
 }
+
+// TestDiffPartial: tests a partial run did not reach are not-run, never
+// regressions: those of a unit the run was stopped in, of a unit never
+// started and of a unit whose time ran out. The timed-out unit itself is one
+// regression, since tests of it that should pass were not reached; and
+// Update keeps the entries of every unreached test.
+func TestDiffPartial(t *testing.T) {
+	b := mustParse(t, `pass  a.t 1
+pass  a.t 2
+fail  a.t 3  # known
+pass  b.t 1
+pass  b.t 2
+pass  c.t 1
+pass  c.t 2
+skip  c.t 3  # no ssl
+pass  d.t 1
+`)
+	run := compat.Run{Suite: "nginx", Target: "vkernel", Results: []compat.Result{
+		res("a.t", "a.t 1", compat.Pass, ""),
+		// b.t timed out after its first test.
+		res("b.t", "b.t 1", compat.Pass, ""),
+		res("b.t", "b.t", compat.Error, "timed out after 20m0s with 1 tests reported; the rest did not run"),
+		// d.t ran to its end, on another unit's side of the stop.
+		res("d.t", "d.t 1", compat.Pass, ""),
+	}, Incomplete: []compat.Incomplete{
+		{Unit: "a.t", Reason: "the run was stopped before the unit finished (interrupt)"},
+		{Unit: "b.t", Reason: "timed out after 20m0s"},
+		{Unit: "c.t", Reason: "not started: the run was stopped"},
+	}}
+	ref := compat.Run{Suite: "nginx", Target: "reference", Results: []compat.Result{
+		res("a.t", "a.t 1", compat.Pass, ""),
+		res("a.t", "a.t 4", compat.Pass, ""),
+		res("b.t", "b.t 1", compat.Pass, ""),
+	}}
+	for _, tc := range []struct {
+		name string
+		ref  *compat.Run
+		want []string
+	}{
+		{"baseline only", nil, []string{
+			"regression b.t pass->error",
+			"not-run a.t 2 pass->",
+			"not-run a.t 3 fail->",
+			"not-run b.t 2 pass->",
+			"not-run c.t 1 pass->",
+			"not-run c.t 2 pass->",
+			"not-run c.t 3 skip->",
+		}},
+		{"with the reference", &ref, []string{
+			"regression b.t pass->error (reference)",
+			"not-run a.t 2 pass->",
+			"not-run a.t 3 fail->",
+			"not-run a.t 4 pass-> (reference)",
+			"not-run b.t 2 pass->",
+			"not-run c.t 1 pass->",
+			"not-run c.t 2 pass->",
+			"not-run c.t 3 skip->",
+		}},
+	} {
+		d := DiffWithReference(run, b, tc.ref)
+		var got []string
+		for _, c := range d.Changes {
+			line := string(c.Class) + " " + c.Test + " " + string(c.Want) + "->" + string(c.Got)
+			if c.FromReference {
+				line += " (reference)"
+			}
+			got = append(got, line)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: changes:\n%s\nwant:\n%s", tc.name, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+		}
+	}
+	nb, changes := Update(b, run)
+	var buf bytes.Buffer
+	nb.WriteTo(&buf)
+	for _, keep := range []string{"pass  a.t 2\n", "fail  a.t 3  # known\n", "pass  b.t 2\n", "skip  c.t 3  # no ssl\n"} {
+		if !strings.Contains(buf.String(), keep) {
+			t.Errorf("Update dropped %q of an unreached test:\n%s", keep, buf.String())
+		}
+	}
+	for _, c := range changes {
+		if strings.HasPrefix(c, "removed") {
+			t.Errorf("Update removed an unreached test: %s", c)
+		}
+	}
+}

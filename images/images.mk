@@ -1,6 +1,7 @@
 # Image recipes. Include from the top-level Makefile:
 #     include images/images.mk
 # Targets: images-base, python-wasm, python-image, redis-wasm, redis-image,
+# runner-image (not in images),
 # images (all of them);
 # deps (alias images-deps) installs the Debian packages they need (root).
 # Each prints where its output went (an image name or a cache directory).
@@ -64,3 +65,11 @@ nginx-test-deps:
 	  echo "nginx-test-deps: Test::Nginx in $$lib"
 
 images-deps: deps
+
+.PHONY: runner-image
+
+# The runner image for CI (images/runner): compat and the builds above in
+# one image; not part of "images", since make run and make test need it not.
+runner-image: images-base python-wasm redis-wasm nginx-wasm nginx-test-deps
+	@img=$$($(IMAGES_DIR)/runner/build-image.sh | tail -n 1) && \
+	  echo "runner-image: docker image $$img"

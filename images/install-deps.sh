@@ -4,7 +4,8 @@
 # fresh Debian 12 machine with Go and Docker needs nothing else.
 #
 # Usage: images/install-deps.sh [--check] [SET...]
-#   SET: base, wasm, test, nginx-test, all (default all)
+#   SET: base, wasm, test, nginx-test, runner, all (default all; runner is
+#        not in all: it is what images/runner installs)
 #   --check  install nothing: list what is missing and exit 1 if anything is
 #
 # Every package is named here and nowhere else; `make deps` reruns this
@@ -27,13 +28,19 @@ wasm_pkgs="clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 wabt bina
 # schema check, Debian's own python3.11 with its regrtest, redis-server for
 # the differential check, ps for runtest; the native servers and load
 # generators of compat bench redis and nginx (redis-benchmark is in
-# redis-tools).
+# redis-tools); chromium renders report.html headless in its test.
 test_pkgs="libxml2-utils python3.11 libpython3.11-testsuite redis-server redis-tools procps perl
-  nginx-light wrk"
+  nginx-light wrk chromium"
 # nginx-test: Test::Nginx's Perl dependencies (Test::Nginx itself comes from
 # images/nginx/fetch-test-nginx.sh).
 nginx_test_pkgs="libtest-base-perl libtest-longstring-perl liblist-moreutils-perl libwww-perl
   libtext-diff-perl liburi-perl"
+
+# runner: the host side of compat run in the runner image (images/runner):
+# Tcl for Redis' runtest, Perl and Test::Nginx's modules for the NGINX
+# harnesses, ps, the JUnit schema check; the reference runs in containers of
+# the host's Docker, so no docker package.
+runner_pkgs="tcl perl procps libxml2-utils ca-certificates $nginx_test_pkgs"
 
 check=no
 if [ "${1:-}" = --check ]; then
@@ -48,8 +55,9 @@ for set in "$@"; do
 	wasm) pkgs="$pkgs $wasm_pkgs" ;;
 	test) pkgs="$pkgs $test_pkgs" ;;
 	nginx-test) pkgs="$pkgs $nginx_test_pkgs" ;;
+	runner) pkgs="$pkgs $runner_pkgs" ;;
 	all) pkgs="$pkgs $base_pkgs $wasm_pkgs $test_pkgs $nginx_test_pkgs" ;;
-	*) compat_die "unknown set '$set' (base, wasm, test, nginx-test or all)" ;;
+	*) compat_die "unknown set '$set' (base, wasm, test, nginx-test, runner or all)" ;;
 	esac
 done
 
@@ -59,8 +67,12 @@ for p in $pkgs; do
 	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
 # Docker is started before a session and may come from another package than
-# docker.io: any docker client that answers will do.
-command -v docker >/dev/null 2>&1 || missing="$missing docker.io"
+# docker.io: any docker client that answers will do. The runner image talks
+# to the host's Docker through its socket and needs no client.
+case " $* " in
+*" runner "*) ;;
+*) command -v docker >/dev/null 2>&1 || missing="$missing docker.io" ;;
+esac
 
 if [ -z "$missing" ]; then
 	compat_log "all present"

@@ -17,7 +17,7 @@ import (
 // Exit codes.
 const (
 	exitOK          = 0
-	exitRegressions = 1   // compat run: regressions against the baseline
+	exitRegressions = 1   // compat run, merge: regressions against the baseline
 	exitUsage       = 2   // usage, bad input or infrastructure failure
 	exitTrap        = 125 // compat exec: the guest trapped or was stopped
 	exitDenied      = 126 // compat exec: the vkernel refused the exec
@@ -29,8 +29,15 @@ Usage:
   compat run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local]
              [-profile quick|full] [-modules M,...] [-suite-dir DIR] [-out DIR] [-baselines DIR] [FLAG...]
                                               run the suites on the vkernel and the native reference,
-                                              diff against baselines, write JUnit and summary.md
-                                              (compat run -h lists every flag)
+                                              diff against baselines, write JUnit, summary.md and
+                                              report.html (compat run -h lists every flag; -shard i/n
+                                              runs one shard of the units, balanced by recorded unit
+                                              times; -history DIR keeps the trend over runs)
+  compat merge [-out DIR] [-baselines DIR] [-history DIR] SHARD_DIR...
+                                              merge the out/ directories of every shard of a run into
+                                              one run, diffed against the baselines as one; refuses
+                                              shards of different runs (exit 2, naming a missing or
+                                              duplicated shard)
   compat baseline update [-out DIR] [-baselines DIR] [-suite S,...] [-target T,...]
                                               rewrite the baselines of every suite the run in -out
                                               wrote (or of -suite's); prints the changes
@@ -76,8 +83,9 @@ Exit codes:
   0    success (compat exec: the guest exited 0)
   1-124, 127-255
        compat exec: the guest's own exit status
-  1    compat run: regressions against the baseline
-  2    usage, bad input (corrupt or unsigned megabinary, bad spec) or infrastructure failure
+  1    compat run, compat merge: regressions against the baseline
+  2    usage, bad input (corrupt or unsigned megabinary, bad spec, shards of different runs, a
+       missing shard) or infrastructure failure; an interrupted run (its results are partial)
   125  compat exec: the guest trapped or was stopped (timeout, interrupt); with -via a
        guest that trapped dies of SIGABRT (134), as a vkernel child process does
   126  compat exec: denied by the vkernel (hash not in the signed manifest, path not pinned,
@@ -89,7 +97,11 @@ Policies (compat exec -policy):
 
 Environment:
   COMPAT_CACHE   cache root (default $XDG_CACHE_HOME/compat or ~/.cache/compat): AOT-compiled
-                 code, built guests and images, and the default audit log (audit.jsonl)
+                 code, built guests and images, the default audit log (audit.jsonl) and
+                 the recorded unit times (timings.json)
+  COMPAT_RUNNER_IMAGE
+                 the runner image compat runs in (images/runner sets it): every run's
+                 runner.image property
 
 The megabinary format is documented in vkernel/megabinary/FORMAT.md, the guests' host ABI in
 vkernel/ABI.md.
@@ -115,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"bench":      benchCmd,
 		"run":        runCmd,
 		"baseline":   baselineCmd,
+		"merge":      mergeCmd,
 		"nginx-shim": nginxShim,
 		"redis-shim": redisShim,
 	}

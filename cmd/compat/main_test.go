@@ -298,3 +298,19 @@ func TestRunUnknownModules(t *testing.T) {
 		t.Errorf("%s was written: nothing should run", out)
 	}
 }
+
+// TestMergeUsage: compat merge wants shard directories, and says which
+// directory is not one (exit 2).
+func TestMergeUsage(t *testing.T) {
+	if code, _, errOut := compat(t, "merge"); code != exitUsage || !strings.Contains(errOut, "usage: compat merge") {
+		t.Errorf("merge without directories: exit %d %q", code, errOut)
+	}
+	dir := t.TempDir()
+	code, _, errOut := compat(t, "merge", "-out", filepath.Join(dir, "out"), dir)
+	if code != exitUsage || !strings.Contains(errOut, dir+": no shard.json") {
+		t.Errorf("merge of a directory that is no shard: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := compat(t, "run", "-shard", "4/3"); code != exitUsage || !strings.Contains(errOut, "-shard 4/3") {
+		t.Errorf("run -shard 4/3: exit %d %q", code, errOut)
+	}
+}

@@ -20,11 +20,11 @@ import (
 )
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-out DIR]", stderr)
+	fs := newFlags("run", "run [-suite python,redis,nginx] [-target vkernel,reference] [-reference docker|local] [-profile quick|full] [-shard i/n] [-quiet] [-history DIR] [-out DIR]", stderr)
 	suites := fs.String("suite", "python", "suites to run, comma-separated (python, redis, nginx)")
 	targets := fs.String("target", "vkernel,reference", "targets, comma-separated: vkernel, reference")
 	reference := fs.String("reference", "docker", "how the reference runs: docker (a dockertest container) or local (the host's own build)")
-	out := fs.String("out", "out", "directory for JUnit files, run JSON and summary.md")
+	out := fs.String("out", "out", "directory for JUnit files, run JSON, summary.md and report.html")
 	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
 	key := fs.String("key", "", "private key to sign the run's megabinary (default: one generated for the run)")
 	var (
@@ -41,8 +41,19 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&opts.Parallel, "parallel", 2, "test modules run at once per target")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "limit for one test module (default: 20m, the suite's own where it needs longer)")
 	fs.BoolVar(&opts.Rerun, "rerun", true, "rerun failed tests once to tell flaky ones")
+	shardFlag := fs.String("shard", "", "run shard i of n (i/n, such as 2/3) of every suite's units, balanced by -timings; merge the shards' -out directories with compat merge")
+	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times: read to balance -shard, updated by every run that is not a shard (give every shard of a run the same file)")
+	quiet := fs.Bool("quiet", false, "no progress line per unit, no heartbeat: only what each suite and target ran and found (CI logs)")
+	history := fs.String("history", "", "directory that keeps each run's totals: summary.md and report.html show the trend over the last runs")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return usageError(fs, err)
+	}
+	var shard pipeline.Shard
+	if *shardFlag != "" {
+		var err error
+		if shard, err = pipeline.ParseShard(*shardFlag); err != nil {
+			return fail(stderr, err)
+		}
 	}
 	if *reference != "docker" && *reference != "local" {
 		return fail(stderr, fmt.Errorf("-reference %q: want docker or local", *reference))
@@ -58,7 +69,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("finding the compat executable for the vkernel's processes: %w", err))
 	}
 	cfg := pipeline.Config{Targets: kinds, Reference: *reference, Out: *out, Baselines: *baselineDir, Cache: root.CacheRoot(), Key: *key,
-		Exec: []string{self, "exec"}, Options: opts, Log: stdout}
+		Exec: []string{self, "exec"}, Options: opts, Log: stdout, Shard: shard, Timings: *timings, History: *history, Quiet: *quiet}
+	if img := os.Getenv("COMPAT_RUNNER_IMAGE"); img != "" {
+		cfg.Properties = map[string]string{root.PropRunnerImage: img}
+	}
+	if !*quiet {
+		// Long units (a Redis unit takes minutes) say they are alive.
+		cfg.Options.Heartbeat = time.Minute
+	}
 	for _, name := range split(*suites) {
 		s, err := newSuite(name, sf)
 		if err != nil {
@@ -80,11 +98,50 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	n := outcome.Regressions()
-	fmt.Fprintf(stdout, "compat run: %d regression(s) in %s\n", n, time.Since(start).Round(time.Second))
+	fmt.Fprintf(stdout, "compat run: %d regression(s) in %s%s\n", n, time.Since(start).Round(time.Second), partialNote(outcome))
 	if n > 0 {
 		return exitRegressions
 	}
 	return exitOK
+}
+
+func mergeCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("merge", "merge [-out DIR] [-baselines DIR] [-history DIR] SHARD_DIR...", stderr)
+	out := fs.String("out", "out", "directory for the merged JUnit files, run JSON, summary.md and report.html")
+	baselineDir := fs.String("baselines", "baselines", "directory of the baseline files")
+	timings := fs.String("timings", filepath.Join(root.CacheRoot(), "timings.json"), "recorded unit times, updated from the merged run")
+	history := fs.String("history", "", "directory that keeps each run's totals (as compat run -history): the merged run joins it")
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
+		return usageError(fs, err)
+	}
+	start := time.Now()
+	outcome, err := pipeline.Merge(pipeline.MergeConfig{Shards: fs.Args(), Out: *out, Baselines: *baselineDir, Timings: *timings, History: *history, Log: stdout})
+	for _, f := range outcome.Files {
+		fmt.Fprintf(stdout, "wrote %s\n", f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "compat merge: %v\n", err)
+		return exitUsage
+	}
+	n := outcome.Regressions()
+	fmt.Fprintf(stdout, "compat merge: %d shard(s), %d regression(s) in %s%s\n", fs.NArg(), n, time.Since(start).Round(time.Millisecond), partialNote(outcome))
+	if n > 0 {
+		return exitRegressions
+	}
+	return exitOK
+}
+
+// partialNote says, after the verdict, that the run is partial: how many
+// units did not run to their end ("" for a complete run).
+func partialNote(o *pipeline.Outcome) string {
+	n := 0
+	for _, r := range o.Runs {
+		n += len(r.Incomplete)
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (partial: %d unit(s) did not run to their end; see summary.md)", n)
 }
 
 func split(s string) []string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -130,7 +131,8 @@ func normalise(name string, data []byte) []byte {
 		s = regexp.MustCompile(`(time|timestamp)="[^"]*"`).ReplaceAllString(s, `$1="T"`)
 	case ".json":
 		s = regexp.MustCompile(`"Start": "[^"]*"`).ReplaceAllString(s, `"Start": "T"`)
-		s = regexp.MustCompile(`"Duration": \d+`).ReplaceAllString(s, `"Duration": 0`)
+		// Durations, and the unit times (the only other numbers).
+		s = regexp.MustCompile(`"(\w+)": \d+`).ReplaceAllString(s, `"$1": 0`)
 	case ".md":
 		s = regexp.MustCompile(`(?m)^(\| (?:vkernel|reference) \|(?: [^|]* \|){6}) [^|]* \|$`).ReplaceAllString(s, "$1 T |")
 		s = normaliseTimes(s)
@@ -305,8 +307,8 @@ func TestTimeoutOverridesKinds(t *testing.T) {
 	}
 }
 
-// TestStoppedRun: a run stopped from outside says so in the running unit's
-// result and in the error, and starts no more units.
+// TestStoppedRun: a run stopped from outside says so in the run's
+// incomplete units and in the error, and starts no more units.
 func TestStoppedRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
@@ -326,8 +328,13 @@ func TestStoppedRun(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stopped after 1 of 2 units") {
 		t.Errorf("err = %v", err)
 	}
-	if started != 1 || len(run.Results) != 1 || !strings.HasPrefix(run.Results[0].Message, "run stopped before the unit finished") {
-		t.Errorf("started %d, results %+v", started, run.Results)
+	// Neither unit is a result: the one stopped did nothing wrong, the
+	// other never started. Both are incomplete, so that their tests count
+	// as not run.
+	if started != 1 || len(run.Results) != 0 || len(run.Incomplete) != 2 ||
+		!strings.HasPrefix(run.Incomplete[0].Reason, "the run was stopped before the unit finished") ||
+		!strings.HasPrefix(run.Incomplete[1].Reason, "not started: the run was stopped") {
+		t.Errorf("started %d, results %+v, incomplete %+v", started, run.Results, run.Incomplete)
 	}
 }
 
@@ -483,5 +490,168 @@ func TestNoBaselineComparesWithReference(t *testing.T) {
 		if d.Target == runners.Reference && d.Count(compat.Regression) != 0 {
 			t.Errorf("reference diff has regressions: %+v", d.Changes)
 		}
+	}
+}
+
+// TestInterruptedRunIsPartial is the issue's quick run stopped after 4 s:
+// the tests never reached were reported as regressions ("missing"). Now
+// the run is partial: no regressions, the summary's verdict, the JUnit
+// files (vkernel's and the reference's, which never began) and the run
+// JSON say so, and the unreached tests are listed as not run.
+func TestInterruptedRunIsPartial(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	s := &fakeSuite{
+		units: []runners.Unit{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		run: func(uctx context.Context, spec runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			rep := runners.Report{Command: "fake " + u.Name}
+			switch u.Name {
+			case "a":
+				rep.Results = []compat.Result{pass(u.Name, "x"), pass(u.Name, "y")}
+			case "b":
+				// The interrupt arrives in b's second test, which
+				// the format reports as an error.
+				cancel(errors.New("interrupt"))
+				<-uctx.Done()
+				rep.Results = []compat.Result{pass(u.Name, "x"),
+					{Unit: u.Name, Test: u.Name + ".y", Status: compat.Error, Message: "did not finish: the process died or was stopped while it ran"}}
+				rep.Err = uctx.Err()
+			default:
+				t.Errorf("unit %s started after the interrupt", u.Name)
+			}
+			return rep
+		},
+	}
+	base := t.TempDir()
+	os.WriteFile(filepath.Join(base, "fake-vkernel.txt"), []byte("pass a.x\npass a.y\npass b.x\npass b.y\npass c.x\npass c.y\n"), 0o644)
+	out := t.TempDir()
+	o, err := Run(ctx, Config{Suites: []runners.Suite{s}, Targets: []string{runners.Vkernel, runners.Reference}, Reference: runners.Local,
+		Out: out, Baselines: base, Options: Options{Parallel: 1}})
+	if err == nil || !strings.Contains(err.Error(), "stopped: interrupt") {
+		t.Errorf("err = %v, want the stop", err)
+	}
+	if n := o.Regressions(); n != 0 {
+		t.Errorf("%d regressions, want 0: %+v", n, o.Diffs)
+	}
+	var vk compat.Diff
+	for _, d := range o.Diffs {
+		if d.Target == runners.Vkernel {
+			vk = d
+		}
+	}
+	var notRun []string
+	for _, c := range vk.Of(compat.NotRun) {
+		notRun = append(notRun, c.Test)
+	}
+	if strings.Join(notRun, " ") != "b.y c.x c.y" {
+		t.Errorf("not run: %q, want b.y c.x c.y", notRun)
+	}
+	summary, _ := os.ReadFile(filepath.Join(out, "summary.md"))
+	for _, want := range []string{
+		"**Partial run**: 5 unit(s) in 2 run(s) did not run to their end",
+		"Among the tests that ran: no regressions",
+		"| `b` | the run was stopped before the unit finished (interrupt) |",
+		"| `c` | not started: the run was stopped (interrupt) |",
+		"| `b.y` | pass | not run |",
+	} {
+		if !strings.Contains(string(summary), want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, summary)
+		}
+	}
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil || !strings.Contains(string(page), `<p id="verdict" class="partial">Partial run: 5 unit(s)`) {
+		t.Errorf("report.html does not say the run is partial (%v):\n%s", err, page)
+	}
+	for _, name := range []string{"fake-vkernel.xml", "fake-reference.xml"} {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), `<property name="partial" value="`) {
+			t.Errorf("%s has no partial property:\n%s", name, data)
+		}
+		xmllint(t, filepath.Join(out, name))
+	}
+	run, err := ReadRun(filepath.Join(out, "fake-vkernel.json"))
+	if err != nil || len(run.Incomplete) != 2 {
+		t.Errorf("run JSON: %v, incomplete %+v", err, run.Incomplete)
+	}
+}
+
+// xmllint validates a JUnit file against the schema CI dashboards use.
+func xmllint(t *testing.T, path string) {
+	t.Helper()
+	testenv.Command(t, "xmllint", "libxml2-utils")
+	// The schema lives beside the module root (see runners/report's tests).
+	schema, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "schemas", "junit-10.xsd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(schema); err != nil {
+		testenv.Missing(t, "JUnit schema: %v", err)
+	}
+	if out, err := exec.Command("xmllint", "--noout", "--schema", schema, path).CombinedOutput(); err != nil {
+		t.Errorf("xmllint %s: %v\n%s", path, err, out)
+	}
+}
+
+// TestProgress: each line says the units done of the total and an ETA from
+// the recorded times; a heartbeat names the running unit while it runs
+// long; a quiet run logs no line per unit.
+func TestProgress(t *testing.T) {
+	quick := &fakeSuite{
+		units: []runners.Unit{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		run: func(_ context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			return runners.Report{Results: []compat.Result{pass(u.Name, "t")}}
+		},
+	}
+	var lines []string
+	est := map[string]time.Duration{"a": 10 * time.Second, "b": 20 * time.Second, "c": 30 * time.Second}
+	if _, err := RunSuite(context.Background(), quick, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local},
+		Options{Estimates: est, Progress: func(l string) { lines = append(lines, l) }}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`^a 1/3: pass 1, fail 0, error 0, skip 0 \(\S+\); ETA 50s$`, `^b 2/3: .*; ETA 30s$`, `^c 3/3: pass 1, fail 0, error 0, skip 0 \(\S+\)$`}
+	for i, re := range want {
+		if i >= len(lines) || !regexp.MustCompile(re).MatchString(lines[i]) {
+			t.Errorf("line %d: %q, want %s (all: %q)", i, lines, re, lines)
+		}
+	}
+
+	beat := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var beats []string
+	slow := &fakeSuite{
+		units: []runners.Unit{{Name: "slow"}},
+		run: func(ctx context.Context, _ runners.TargetSpec, u runners.Unit, _ []string) runners.Report {
+			select {
+			case <-beat:
+			case <-ctx.Done():
+			}
+			return runners.Report{Results: []compat.Result{pass(u.Name, "t")}}
+		},
+	}
+	RunSuite(context.Background(), slow, runners.TargetSpec{Kind: runners.Reference, Reference: runners.Local},
+		Options{Heartbeat: 10 * time.Millisecond, Timeout: 10 * time.Second, Estimates: map[string]time.Duration{"slow": time.Hour},
+			Progress: func(l string) {
+				mu.Lock()
+				beats = append(beats, l)
+				mu.Unlock()
+				if strings.HasPrefix(l, "0/1 done; running: slow (") {
+					once.Do(func() { close(beat) })
+				}
+			}})
+	if len(beats) < 2 || !regexp.MustCompile(`^0/1 done; running: slow \(0s\); ETA (59m59s|1h0m0s)$`).MatchString(beats[0]) {
+		t.Errorf("heartbeat lines %q", beats)
+	}
+
+	var log strings.Builder
+	if _, err := Run(context.Background(), Config{Suites: []runners.Suite{quick}, Targets: []string{runners.Reference}, Reference: runners.Local,
+		Out: t.TempDir(), Baselines: t.TempDir(), Log: &log, Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "1/3") || !strings.Contains(log.String(), "fake-reference: pass 3") {
+		t.Errorf("quiet log:\n%s", log.String())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +24,17 @@ type Options struct {
 	// Rerun runs the failed tests of each unit once more, for the kinds
 	// that can (runners.Kind.Rerun): a test that then passes is flaky.
 	Rerun bool
-	// Progress, if set, receives one line per finished unit. Calls do not
-	// overlap.
+	// Progress, if set, receives one line per finished unit: the units
+	// done of the total, the unit's counts and time, the units still
+	// running and an ETA. Calls do not overlap.
 	Progress func(line string)
+	// Heartbeat, if not zero, is how often Progress also gets a line
+	// naming the running units and the ETA, for units that run long.
+	Heartbeat time.Duration
+	// Estimates are the units' recorded times on this target (Timings),
+	// for the ETA; without them the ETA is the mean time of the units
+	// done so far.
+	Estimates map[string]time.Duration
 }
 
 // Output kept in a unit's error result: the last lines, at most so many
@@ -37,10 +46,16 @@ const (
 
 // RunSuite opens s on the target spec describes, runs every unit of its
 // plan and returns the run, its results sorted by test id. A unit that did
-// not run to its end (its Report.Err, a timeout, a stopped run) gets one
-// error result (Test == Unit) beside the tests it did report, with the
-// command that reproduces it and the tail of its output; the other units
-// still run.
+// not run to its end (its Report.Err, a timeout) gets one error result
+// (Test == Unit) beside the tests it did report, with the command that
+// reproduces it and the tail of its output; the other units still run.
+//
+// A run stopped from outside (ctx ends) and a unit stopped by its timeout
+// make the run partial: such units, and those never started, are listed
+// in compat.Run.Incomplete, so that the tests they did not reach count as
+// not run, never as regressions. A unit the run was stopped in gets no
+// error result, and keeps only its passes and skips: whether a failure
+// was the stop's doing cannot be told.
 //
 // The run is nil when s could not be opened on the target. The error is
 // not nil when ctx ended before every unit ran (the results so far are
@@ -56,11 +71,21 @@ func RunSuite(ctx context.Context, s runners.Suite, spec runners.TargetSpec, opt
 		return nil, fmt.Errorf("starting %s on the %s target: %w", s.Name(), spec.Kind, err)
 	}
 	defer sess.Close()
-	l := &loop{suite: s.Name(), target: spec.Kind, sess: sess, plan: plan, opts: opts, total: len(plan.Units)}
+	l := &loop{suite: s.Name(), target: spec.Kind, sess: sess, plan: plan, opts: opts, total: len(plan.Units),
+		cut: map[string]string{}}
 	l.run(ctx)
 	compat.SortResults(l.results)
 	run := &compat.Run{Suite: s.Name(), Target: spec.Kind, Start: start, Duration: time.Since(start),
-		Results: l.results, Properties: sess.Properties()}
+		Results: l.results, Properties: sess.Properties(), UnitTimes: l.times}
+	for _, u := range plan.Units {
+		why, ok := l.cut[u.Name]
+		if !ok && !l.started[u.Name] {
+			why, ok = "not started: the run was stopped ("+fmt.Sprint(context.Cause(ctx))+")", true
+		}
+		if ok {
+			run.Incomplete = append(run.Incomplete, compat.Incomplete{Unit: u.Name, Reason: why})
+		}
+	}
 	var errs []error
 	if n := len(l.targetErrs); n > 0 {
 		errs = append(errs, fmt.Errorf("%s: %d unit(s) could not run on the %s target (their error results say why); the first: %w",
@@ -84,11 +109,22 @@ type loop struct {
 	targetErrs []error
 	done       int
 	total      int
+	started    map[string]bool
+	cut        map[string]string    // unit -> why it did not run to its end
+	running    map[string]time.Time // unit -> when it started
+	ended      map[string]bool
+	took       []time.Duration          // the finished units' times
+	times      map[string]time.Duration // unit -> its time
 }
 
 // run runs the plan's units batch by batch: a batch is a run of
 // consecutive units of one kind.
 func (l *loop) run(ctx context.Context) {
+	if l.opts.Heartbeat > 0 && l.opts.Progress != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go l.heartbeat(stop)
+	}
 	units := l.plan.Units
 	for len(units) > 0 && ctx.Err() == nil {
 		n := 1
@@ -113,21 +149,38 @@ func (l *loop) batch(ctx context.Context, units []runners.Unit, kind runners.Kin
 		if ctx.Err() != nil {
 			break
 		}
+		l.mu.Lock()
+		if l.started == nil {
+			l.started, l.running, l.ended = map[string]bool{}, map[string]time.Time{}, map[string]bool{}
+		}
+		l.started[u.Name] = true
+		l.running[u.Name] = time.Now()
+		l.mu.Unlock()
 		wg.Go(func() {
 			defer func() { <-slots }()
 			start := time.Now()
-			results, unitErr, targetErr := l.unit(ctx, u, kind)
-			l.finished(u, results, unitErr, targetErr, time.Since(start))
+			results, unitErr, targetErr, cut := l.unit(ctx, u, kind)
+			l.finished(u, results, unitErr, targetErr, cut, time.Since(start))
 		})
 	}
 	wg.Wait()
 }
 
 // finished records a unit's results and reports its progress line.
-func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat.Result, targetErr error, elapsed time.Duration) {
+func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat.Result, targetErr error, cut string, elapsed time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.results = append(l.results, results...)
+	if cut != "" {
+		l.cut[u.Name] = cut
+	}
+	delete(l.running, u.Name)
+	l.ended[u.Name] = true
+	l.took = append(l.took, elapsed)
+	if l.times == nil {
+		l.times = map[string]time.Duration{}
+	}
+	l.times[u.Name] = elapsed
 	if targetErr != nil {
 		l.targetErrs = append(l.targetErrs, fmt.Errorf("unit %s: %w", u.Name, targetErr))
 	}
@@ -141,11 +194,106 @@ func (l *loop) finished(u runners.Unit, results []compat.Result, unitErr *compat
 	}
 	line := fmt.Sprintf("%s %d/%d: pass %d, fail %d, error %d, skip %d (%s)", u.Name, l.done, l.total,
 		c.Pass, c.Fail, c.Error, c.Skip, elapsed.Round(10*time.Millisecond))
-	if unitErr != nil {
+	switch {
+	case unitErr != nil:
 		msg, _, _ := strings.Cut(unitErr.Message, "\n")
 		line += ": " + msg
+	case cut != "":
+		line += ": " + cut
 	}
-	l.opts.Progress(line)
+	if unitErr == nil && cut != "" {
+		// Stopped: no ETA for what will not run.
+		l.opts.Progress(line)
+		return
+	}
+	l.opts.Progress(line + l.status(time.Now()))
+}
+
+// heartbeat reports the running units every opts.Heartbeat until stop.
+func (l *loop) heartbeat(stop <-chan struct{}) {
+	t := time.NewTicker(l.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			if len(l.running) > 0 {
+				l.opts.Progress(fmt.Sprintf("%d/%d done", l.done, l.total) + l.status(time.Now()))
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// status is the end of a progress line: the running units, longest
+// running first, with their times so far, and the ETA. l.mu is held.
+func (l *loop) status(now time.Time) string {
+	var b strings.Builder
+	if len(l.running) > 0 {
+		names := make([]string, 0, len(l.running))
+		for u := range l.running {
+			names = append(names, u)
+		}
+		sort.Slice(names, func(i, j int) bool {
+			a, c := l.running[names[i]], l.running[names[j]]
+			if !a.Equal(c) {
+				return a.Before(c)
+			}
+			return names[i] < names[j]
+		})
+		b.WriteString("; running: ")
+		for i, u := range names {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s (%s)", u, now.Sub(l.running[u]).Round(time.Second))
+		}
+	}
+	if eta, ok := l.eta(now); ok && l.done < l.total {
+		fmt.Fprintf(&b, "; ETA %s", eta.Round(time.Second))
+	}
+	return b.String()
+}
+
+// eta estimates the time left: each unit not finished takes its recorded
+// time (Estimates), or the mean of the recorded ones, or else the mean
+// time of the units done so far, less the time it has run; the sum is
+// shared by the units that run at once. l.mu is held.
+func (l *loop) eta(now time.Time) (time.Duration, bool) {
+	var mean time.Duration
+	switch {
+	case len(l.opts.Estimates) > 0:
+		var sum time.Duration
+		for _, d := range l.opts.Estimates {
+			sum += d
+		}
+		mean = sum / time.Duration(len(l.opts.Estimates))
+	case len(l.took) > 0:
+		var sum time.Duration
+		for _, d := range l.took {
+			sum += d
+		}
+		mean = sum / time.Duration(len(l.took))
+	default:
+		return 0, false
+	}
+	var left time.Duration
+	for _, u := range l.plan.Units {
+		if l.ended[u.Name] {
+			continue
+		}
+		d, ok := l.opts.Estimates[u.Name]
+		if !ok {
+			d = mean
+		}
+		if start, ok := l.running[u.Name]; ok {
+			d = max(d-now.Sub(start), 0)
+		}
+		left += d
+	}
+	return left / time.Duration(max(l.opts.Parallel, 1)), true
 }
 
 // timeout is how long one unit of kind may take.
@@ -161,8 +309,10 @@ func (l *loop) timeout(kind runners.Kind) time.Duration {
 
 // unit runs one unit, and its failed tests once more when the kind can,
 // and returns its results: with its error result, if any, which it also
-// returns alone. targetErr is the unit's error when it was the target's.
-func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, targetErr error) {
+// returns alone. targetErr is the unit's error when it was the target's;
+// cut, when not empty, says why the unit did not run to its end (the run
+// was stopped, its time ran out): its unreached tests were not run.
+func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, targetErr error, cut string) {
 	timeout := l.timeout(kind)
 	start := time.Now()
 	rep, timedOut := l.attempt(ctx, u, nil, timeout)
@@ -171,11 +321,21 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 	switch {
 	case ctx.Err() != nil:
 		// The whole run was stopped (^C, a CI deadline): say so rather
-		// than blame the unit, but keep an error result, so that its
-		// missing tests count as missing, not as removed.
-		msg = fmt.Sprintf("run stopped before the unit finished (%v)", context.Cause(ctx))
+		// than blame the unit. Its passes and skips stand; a failure
+		// may be the stop's doing (the test running when it came is
+		// reported as one that did not finish), so failures count as
+		// not run, with the tests it did not reach
+		// (compat.Run.Incomplete).
+		kept := results[:0]
+		for _, r := range results {
+			if r.Test != u.Name && !r.Status.Failed() {
+				kept = append(kept, r)
+			}
+		}
+		return kept, nil, nil, fmt.Sprintf("the run was stopped before the unit finished (%v)", context.Cause(ctx))
 	case timedOut:
 		msg = fmt.Sprintf("timed out after %v with %d tests reported; the rest did not run", timeout, countTests(results, u.Name))
+		cut = fmt.Sprintf("timed out after %v", timeout)
 	case rep.Err != nil:
 		msg = rep.Err.Error()
 		if errors.Is(rep.Err, runners.ErrTarget) {
@@ -189,7 +349,7 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 		results = l.rerun(ctx, u, results, timeout)
 	}
 	if msg == "" {
-		return results, nil, nil
+		return results, nil, nil, ""
 	}
 	command := rep.Command
 	if command == "" {
@@ -203,7 +363,7 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 			kept = append(kept, r)
 		}
 	}
-	return append(kept, ue), &ue, targetErr
+	return append(kept, ue), &ue, targetErr, cut
 }
 
 // attempt runs the unit (or the named tests of it) under its timeout.

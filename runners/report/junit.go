@@ -26,7 +26,11 @@ import (
 // per run, named SUITE/TARGET. Testcases are named by test id, with the
 // part after the unit as the name and SUITE.TARGET.UNIT as the classname, so
 // that dashboards that merge testcases by classname keep the targets apart.
-// Properties of each testsuite: suite, target and the run's Properties.
+// Properties of each testsuite: suite, target and the run's Properties, and
+// for a partial run (compat.Run.Partial) "partial", saying how many units
+// did not run to their end and why. Such a unit that has no result of its
+// own is a skipped testcase named for the unit, its message "not run: "
+// and the reason, so that dashboards show what was not run.
 func WriteJUnit(w io.Writer, runs ...compat.Run) error {
 	doc := build(runs)
 	if _, err := io.WriteString(w, xml.Header); err != nil {
@@ -96,7 +100,22 @@ func build(runs []compat.Run) document {
 		for _, k := range keys {
 			ts.AddProperty(clean(k), clean(run.Properties[k]))
 		}
+		if run.Partial() {
+			ts.AddProperty("partial", clean(PartialLine(run)))
+		}
 		results := append([]compat.Result(nil), run.Results...)
+		own := map[string]bool{}
+		for _, r := range results {
+			if r.Test == r.Unit {
+				own[r.Unit] = true
+			}
+		}
+		for _, in := range run.Incomplete {
+			if !own[in.Unit] {
+				results = append(results, compat.Result{Suite: run.Suite, Unit: in.Unit, Test: in.Unit, Status: compat.Skip,
+					Message: "not run: " + in.Reason})
+			}
+		}
 		compat.SortResults(results)
 		var sum time.Duration
 		s := suite{}
@@ -173,6 +192,37 @@ func testcaseFor(run compat.Run, r compat.Result) testcase {
 		}
 	}
 	return tc
+}
+
+// PartialLine says in a line why run is partial: how many units did not run
+// to their end, and the reasons, most frequent first ("" for a complete
+// run).
+func PartialLine(run compat.Run) string {
+	if !run.Partial() {
+		return ""
+	}
+	count := map[string]int{}
+	var reasons []string
+	for _, in := range run.Incomplete {
+		why := reasonKind(in.Reason)
+		if count[why] == 0 {
+			reasons = append(reasons, why)
+		}
+		count[why]++
+	}
+	sort.SliceStable(reasons, func(i, j int) bool { return count[reasons[i]] > count[reasons[j]] })
+	var parts []string
+	for _, r := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", count[r], r))
+	}
+	return fmt.Sprintf("%d unit(s) did not run to their end: %s", len(run.Incomplete), strings.Join(parts, ", "))
+}
+
+// reasonKind shortens an Incomplete reason to what it has in common with
+// others: the part before a parenthesis or a colon's detail.
+func reasonKind(reason string) string {
+	r, _, _ := strings.Cut(reason, " (")
+	return strings.TrimSpace(r)
 }
 
 // seconds formats d as Surefire's time: seconds with a dot, no exponent.

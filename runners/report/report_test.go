@@ -250,7 +250,7 @@ func TestSummary(t *testing.T) {
 		"| vkernel | 2 | 2 | 1 | 1 | 1 | 6 | 1m30s |",
 		"| reference | 2 | 0 | 0 | 0 | 0 | 2 |  |",
 		"| baseline | 3 | 1 | | 1 | 0 | 5 | |",
-		"regressions: 2, unexpected passes: 1, flaky: 1, new tests: 1, removed tests: 1, known failures: 1; as expected: 1.",
+		"regressions: 2, unexpected passes: 1, flaky: 1, new tests: 1, removed tests: 1, not run: 0, known failures: 1; as expected: 1.",
 		"| `test_os.FileTests.test_blocking` | pass | fail | OSError: [Errno 58] \\| pipe |",
 		"| `test_crash.T.test_gone` | pass | missing |",
 		"| `test_x.A.test_fixed` | fail | pass | baseline: known bug |",
@@ -277,5 +277,44 @@ func TestSummary(t *testing.T) {
 	WriteSummary(&buf, Section{Run: runs[1], Diff: compat.Diff{Matched: 2}})
 	if !strings.Contains(buf.String(), "No regressions in 1 suite(s).") || strings.Contains(buf.String(), "###") {
 		t.Errorf("clean summary:\n%s", buf.String())
+	}
+}
+
+// TestJUnitPartial: a partial run carries a "partial" property, and each
+// incomplete unit with no result of its own is a skipped testcase saying it
+// was not run; the document still validates.
+func TestJUnitPartial(t *testing.T) {
+	run := compat.Run{Suite: "redis", Target: "vkernel", Results: []compat.Result{
+		{Unit: "unit/a", Test: "unit/a: first", Status: compat.Pass},
+		{Unit: "unit/b", Test: "unit/b", Status: compat.Error, Message: "timed out after 1s"},
+	}, Incomplete: []compat.Incomplete{
+		{Unit: "unit/a", Reason: "the run was stopped before the unit finished (interrupt)"},
+		{Unit: "unit/b", Reason: "timed out after 1s"},
+		{Unit: "unit/c", Reason: "not started: the run was stopped (interrupt)"},
+	}}
+	var buf bytes.Buffer
+	if err := WriteJUnit(&buf, run); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "partial.xml")
+	os.WriteFile(path, buf.Bytes(), 0o644)
+	xmllint(t, path)
+	var doc parsed
+	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	s := doc.Suites[0]
+	var partial string
+	for _, p := range s.Props {
+		if p.Name == "partial" {
+			partial = p.Value
+		}
+	}
+	want := "3 unit(s) did not run to their end: 1 the run was stopped before the unit finished, 1 timed out after 1s, 1 not started: the run was stopped"
+	if partial != want {
+		t.Errorf("partial property %q, want %q", partial, want)
+	}
+	if s.Tests != 4 || s.Skipped != 2 || s.Errors != 1 {
+		t.Errorf("tests %d skipped %d errors %d, want 4, 2 (units a and c not run), 1 (b's timeout)", s.Tests, s.Skipped, s.Errors)
 	}
 }

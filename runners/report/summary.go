@@ -31,16 +31,8 @@ type Section struct {
 func WriteSummary(w io.Writer, sections ...Section) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
-	regressions := 0
-	for _, s := range sections {
-		regressions += s.Diff.Count(compat.Regression)
-	}
 	p("# Compatibility summary\n\n")
-	if regressions == 0 {
-		p("No regressions in %d suite(s).\n", len(sections))
-	} else {
-		p("**%d regression(s)** in %d suite(s).\n", regressions, len(sections))
-	}
+	p("%s\n", Verdict(sections...))
 	for _, s := range sections {
 		writeSection(p, s)
 	}
@@ -50,12 +42,40 @@ func WriteSummary(w io.Writer, sections ...Section) error {
 	return nil
 }
 
+// Verdict is the summary's first line: the regressions over all sections,
+// and for a partial run (a unit stopped, timed out or in a missing shard)
+// that it is partial, so that "no regressions" is never read as a full
+// pass.
+func Verdict(sections ...Section) string {
+	regressions, units, runs := 0, 0, 0
+	for _, s := range sections {
+		regressions += s.Diff.Count(compat.Regression)
+		if s.Run.Partial() {
+			units += len(s.Run.Incomplete)
+			runs++
+		}
+	}
+	found := "no regressions"
+	if regressions > 0 {
+		found = fmt.Sprintf("**%d regression(s)**", regressions)
+	}
+	if units > 0 {
+		return fmt.Sprintf("**Partial run**: %d unit(s) in %d run(s) did not run to their end; the tests they did not reach "+
+			"were not run (not regressions). Among the tests that ran: %s in %d suite(s).", units, runs, found, len(sections))
+	}
+	if regressions > 0 {
+		return fmt.Sprintf("%s in %d suite(s).", found, len(sections))
+	}
+	return fmt.Sprintf("No regressions in %d suite(s).", len(sections))
+}
+
 var classTitles = map[compat.Class]string{
 	compat.Regression:     "Regressions",
 	compat.UnexpectedPass: "Unexpected passes",
 	compat.Flaky:          "Flaky",
 	compat.NewTest:        "New tests",
 	compat.RemovedTest:    "Removed tests",
+	compat.NotRun:         "Not run",
 	compat.KnownFailure:   "Known failures",
 }
 
@@ -88,6 +108,7 @@ func writeSection(p func(string, ...any), s Section) {
 	if s.Reference != nil {
 		writeProperties(p, *s.Reference)
 	}
+	writeIncomplete(p, s.Run)
 	for _, c := range compat.Classes {
 		changes := s.Diff.Of(c)
 		if len(changes) == 0 {
@@ -114,7 +135,10 @@ func writeSection(p func(string, ...any), s Section) {
 				// is the expectation (baselines.DiffWithReference).
 				want += " (reference)"
 			}
-			if got == "" {
+			switch {
+			case ch.Class == compat.NotRun:
+				got = "not run"
+			case got == "":
 				got = "missing"
 			}
 			if ch.Class == compat.Flaky {
@@ -165,6 +189,14 @@ func writeVersus(p func(string, ...any), run, ref compat.Run, open bool) {
 		r, ok := m[unit]
 		return ok && r.Status == compat.Skip
 	}
+	cut := func(run compat.Run) map[string]bool {
+		m := map[string]bool{}
+		for _, in := range run.Incomplete {
+			m[in.Unit] = true
+		}
+		return m
+	}
+	cutHere, cutThere := cut(run), cut(ref)
 	var rows []row
 	add := func(test string) {
 		a, inRun := ours[test]
@@ -173,6 +205,10 @@ func writeVersus(p func(string, ...any), run, ref compat.Run, open bool) {
 		case inRun && inRef && a.Status == b.Status:
 			return
 		case !inRun && wholeSkip(ours, b.Unit), !inRef && wholeSkip(theirs, a.Unit):
+			return
+		case !inRun && cutHere[b.Unit], !inRef && cutThere[a.Unit]:
+			// Not run on one side (a partial run): listed as such
+			// in the diff, not as a difference.
 			return
 		}
 		msg := a.Message
@@ -227,6 +263,24 @@ func writeVersus(p func(string, ...any), run, ref compat.Run, open bool) {
 	}
 	if !open {
 		p("\n</details>\n")
+	}
+}
+
+// writeIncomplete lists the units a partial run did not run to their end.
+func writeIncomplete(p func(string, ...any), run compat.Run) {
+	if !run.Partial() {
+		return
+	}
+	p("\n### Partial: %s\n\n| unit | why |\n| --- | --- |\n", cell(PartialLine(run)))
+	shown := run.Incomplete
+	if len(shown) > maxRows {
+		shown = shown[:maxRows]
+	}
+	for _, in := range shown {
+		p("| `%s` | %s |\n", code(in.Unit), cell(in.Reason))
+	}
+	if len(shown) < len(run.Incomplete) {
+		p("\n… and %d more.\n", len(run.Incomplete)-len(shown))
 	}
 }
 
