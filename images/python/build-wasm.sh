@@ -307,9 +307,10 @@ t0=$(date +%s)
 run_logged "make -j$jobs${pgo_make_args:+ (profile-guided)}" "$logs/make.log" \
 	compat_heavy make -C "$src" -j"$jobs" "${pgo_make_args[@]}"
 t_make=$(($(date +%s) - t0))
-# clang's warnings about the profile (functions it has no or stale data
-# for): 0 when the training's build and this one compile the same code.
-pgo_warnings=$(grep -c 'warning: .*-Wprofile-instr' "$logs/make.log" || true)
+# clang's warnings about the profile (stale or mismatched data: "hash
+# mismatch", -Wprofile-instr-*): 0 when the training's build and this one
+# compile the same code.
+pgo_warnings=$(grep -ciE 'warning: .*(profil|hash mismatch)' "$logs/make.log" || true)
 
 t0=$(date +%s)
 stage=$work/stage
