@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds python.wasm (wasm32-wasi) and its installed standard library,
 # tests included, from Debian bookworm's own python3.11 source package,
-# with Debian's clang-19/lld-19/wasi-libc, pymalloc on and thin LTO (each
-# measured: the README's "python.wasm build options"). zlib, bzip2,
+# with Debian's clang-19/lld-19/wasi-libc, pymalloc on, thin LTO and PGO
+# trained on CPython's own PGO task in the vkernel (pgo.sh; each measured:
+# the README's "python.wasm build options"). zlib, bzip2,
 # xz-utils (liblzma) and sqlite3 are cross-built from Debian's sources so
 # that the zlib, _bz2, _lzma and _sqlite3 modules exist. Our patches live
 # in patches/<source package>/. Processes, pipes and signals (subprocess,
@@ -16,6 +17,7 @@
 #     python.wasm            stripped of DWARF (the name section is kept)
 #     lib/python3.11/...     stdlib incl. test/ (prefix /usr: mount lib/ at /usr/lib)
 #     build-info.json        versions, toolchain, sizes, modules, wasm imports
+#     python.profdata        COMPAT_PY_PGO=yes: the merged training profile
 #     .done                  written when everything else is in place
 # <key> = first 16 hex digits of sha256 over this recipe's files (names and
 # contents) and the pinned versions. If the output exists this is instant.
@@ -32,6 +34,19 @@
 #      COMPAT_PY_WASM_OPT  binaryen wasm-opt flags after linking (default
 #                          none: -O3 made the LTO build slower under wazero)
 #      COMPAT_PY_CFLAGS    extra C flags for CPython (e.g. -mbulk-memory)
+#      COMPAT_PY_PGO       yes|no: profile-guided optimisation (default
+#                          yes: 14% faster, README). yes builds
+#                          CPython instrumented (clang -fprofile-generate,
+#                          with images/lib/clang-rt-profile), runs the
+#                          training below on it in the vkernel, merges the
+#                          profiles with llvm-profdata and builds again
+#                          with -fprofile-use
+#      COMPAT_PY_PGO_TESTS the training: regrtest modules, space-separated
+#                          (default: CPython's own PGO task, the PGO_TESTS
+#                          of Lib/test/libregrtest/pgo.py, i.e. what
+#                          "-m test --pgo" runs), one interpreter each
+# PGO only: COMPAT_BIN, the compat binary that runs the training (default:
+#      built from this checkout with go).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -57,8 +72,20 @@ py_pymalloc=${COMPAT_PY_PYMALLOC:-yes}
 py_lto=${COMPAT_PY_LTO:-thin}
 py_wasm_opt=${COMPAT_PY_WASM_OPT-}
 py_cflags=${COMPAT_PY_CFLAGS-}
-compat_wasm_begin python-wasm "$recipe_files" \
-	"python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION llvm=$py_llvm opt=$py_opt pymalloc=$py_pymalloc lto=$py_lto wasm-opt=$py_wasm_opt cflags=$py_cflags"
+py_pgo=${COMPAT_PY_PGO:-yes}
+py_pgo_tests=${COMPAT_PY_PGO_TESTS-}
+py_pins="python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION llvm=$py_llvm opt=$py_opt pymalloc=$py_pymalloc lto=$py_lto wasm-opt=$py_wasm_opt cflags=$py_cflags"
+case $py_pgo in
+no) ;;
+yes)
+	# The profile runtime's recipe and the training (the list, or the
+	# pinned source's own) are inputs of a PGO build.
+	recipe_files="$recipe_files python/pgo.sh $(cd "$images" && find lib/clang-rt-profile -type f | LC_ALL=C sort | tr '\n' ' ')"
+	py_pins="$py_pins pgo=$py_pgo pgo-tests=${py_pgo_tests:-libregrtest/pgo.py}"
+	;;
+*) compat_die "COMPAT_PY_PGO=$py_pgo: no or yes" ;;
+esac
+compat_wasm_begin python-wasm "$recipe_files" "$py_pins"
 
 # ------------------------------------------------------------- tool checks
 compat_wasm_need_toolchain
@@ -78,6 +105,14 @@ compat_need "wasm-ld-$py_llvm" "lld-$py_llvm"
 py_rt=$("clang-$py_llvm" --target=wasm32-wasi -print-libgcc-file-name)
 [ -f "$py_rt" ] || compat_die "compiler-rt for wasm32 missing ($py_rt); install it with: apt-get install -y libclang-rt-$py_llvm-dev-wasm32"
 if [ -n "$py_wasm_opt" ]; then compat_need wasm-opt binaryen; fi
+if [ "$py_pgo" = yes ]; then
+	compat_need "llvm-profdata-$py_llvm" "llvm-$py_llvm"
+	compat_need timeout coreutils
+	compat_need mknod coreutils
+	if [ -z "${COMPAT_BIN:-}" ]; then
+		compat_need go "Go (the version go.mod names), or set COMPAT_BIN to a compat binary"
+	fi
+fi
 compat_wasm_work
 # compat_wasm_work set CC_WASI for clang-14; CPython and its deps use
 # clang-$py_llvm with the same sysroot.
@@ -261,9 +296,23 @@ run_logged "configure" "$logs/configure.log" env -C "$src" \
 	nice flock "$COMPAT_HEAVY_LOCK" ./configure "${configure_args[@]}"
 t_configure=$(($(date +%s) - t0))
 
+t_pgo_gen=0 t_pgo_train=0
+pgo_make_args=()
+if [ "$py_pgo" = yes ]; then
+	# shellcheck source=pgo.sh
+	. "$here/pgo.sh"
+	pgo_profile
+	pgo_make_args=(CFLAGS_NODIST="-fprofile-use=$pgo_profdata")
+fi
+
 t0=$(date +%s)
-run_logged "make -j$jobs" "$logs/make.log" compat_heavy make -C "$src" -j"$jobs"
+run_logged "make -j$jobs${pgo_make_args:+ (profile-guided)}" "$logs/make.log" \
+	compat_heavy make -C "$src" -j"$jobs" "${pgo_make_args[@]}"
 t_make=$(($(date +%s) - t0))
+# clang's warnings about the profile (stale or mismatched data: "hash
+# mismatch", -Wprofile-instr-*): 0 when the training's build and this one
+# compile the same code.
+pgo_warnings=$(grep -ciE 'warning: .*(profil|hash mismatch)' "$logs/make.log" || true)
 
 t0=$(date +%s)
 stage=$work/stage
@@ -292,6 +341,10 @@ else
 	mv "$work/python-stripped.wasm" "$new/python.wasm"
 fi
 mv "$stage/usr/lib/python3.11" "$new/lib/python3.11"
+if [ "$py_pgo" = yes ]; then
+	# The profile the build used (llvm-profdata show reads it).
+	cp "$pgo_profdata" "$new/python.profdata"
+fi
 lib=$new/lib/python3.11
 # The static libpython archive is only for embedding; nothing runs it.
 rm -f "$lib"/config-3.11-*/*.a
@@ -325,7 +378,7 @@ INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_REFERENCE_IMAGE=$(compat_refere
 	INFO_LLVM=$(pkgver "llvm-$py_llvm") INFO_RT=$(pkgver "libclang-rt-$py_llvm-dev-wasm32") \
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_BINARYEN=$(pkgver binaryen) \
 	INFO_OPT=$py_opt INFO_PYMALLOC=$py_pymalloc INFO_LTO=$py_lto INFO_WASM_OPT=$py_wasm_opt \
-	INFO_CFLAGS=$py_cflags INFO_T_WASM_OPT=$t_wasm_opt \
+	INFO_CFLAGS=$py_cflags INFO_T_WASM_OPT=$t_wasm_opt INFO_PGO=$py_pgo INFO_PGO_JSON=${pgo_info-} INFO_PGO_WARNINGS=$pgo_warnings \
 	INFO_WABT=$(pkgver wabt) INFO_AUTOCONF=$(pkgver autoconf) \
 	INFO_BUILD_PY=$build_python INFO_BUILD_PY_VER=$build_python_version \
 	INFO_PYVER=$(sed -n 's/^#define PY_VERSION[[:space:]]*"\(.*\)"/\1/p' "$src/Include/patchlevel.h") \
@@ -380,6 +433,7 @@ info = {
     "build_options": {
         "opt": e["INFO_OPT"], "pymalloc": e["INFO_PYMALLOC"], "lto": e["INFO_LTO"],
         "wasm_opt": e["INFO_WASM_OPT"], "extra_cflags": e["INFO_CFLAGS"],
+        "pgo": e["INFO_PGO"],
     },
     "toolchain": {
         "clang-" + e["INFO_LLVM_MAJOR"]: e["INFO_CLANG"],
@@ -405,6 +459,12 @@ info = {
     "wasm_imports": imports,
     "modules": modules,
 }
+if e["INFO_PGO_JSON"]:
+    with open(e["INFO_PGO_JSON"]) as f:
+        info["pgo"] = json.load(f)
+    info["pgo"]["profile_use_warnings"] = int(e["INFO_PGO_WARNINGS"])
+    info["timings_s"]["pgo_instrumented_build"] = info["pgo"]["timings_s"]["instrumented_build"]
+    info["timings_s"]["pgo_training"] = info["pgo"]["timings_s"]["training"]
 with open(os.path.join(out, "build-info.json"), "w") as f:
     json.dump(info, f, indent=2, sort_keys=False)
     f.write("\n")
