@@ -35,8 +35,8 @@
 #                          none: -O3 made the LTO build slower under wazero)
 #      COMPAT_PY_CFLAGS    extra C flags for CPython (e.g. -mbulk-memory)
 #      COMPAT_PY_PGO       yes|no: profile-guided optimisation (default
-#                          yes: 14% faster, README). yes builds
-#                          CPython instrumented (clang -fprofile-generate,
+#                          no until the suites have run on it: 14% faster,
+#                          README). yes builds CPython instrumented (clang -fprofile-generate,
 #                          with images/lib/clang-rt-profile), runs the
 #                          training below on it in the vkernel, merges the
 #                          profiles with llvm-profdata and builds again
@@ -72,7 +72,7 @@ py_pymalloc=${COMPAT_PY_PYMALLOC:-yes}
 py_lto=${COMPAT_PY_LTO:-thin}
 py_wasm_opt=${COMPAT_PY_WASM_OPT-}
 py_cflags=${COMPAT_PY_CFLAGS-}
-py_pgo=${COMPAT_PY_PGO:-yes}
+py_pgo=${COMPAT_PY_PGO:-no}
 py_pgo_tests=${COMPAT_PY_PGO_TESTS-}
 py_pins="python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION llvm=$py_llvm opt=$py_opt pymalloc=$py_pymalloc lto=$py_lto wasm-opt=$py_wasm_opt cflags=$py_cflags"
 case $py_pgo in
