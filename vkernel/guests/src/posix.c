@@ -43,6 +43,11 @@
  *   posix fork                     fork: the child sees memory as at the call, shares a pipe
  *   posix fork-loop                fork sleepers until EAGAIN, count them
  *   posix fork-heap MB             fork with MB of heap touched, print the child's checksum
+ *   posix dup SELF                 dup, dup2, dup3, fcntl F_DUPFD share a pipe end; a child gets a copy
+ *   posix spawn-mask SELF          posix_spawn with SETSIGMASK {SIGUSR1}: the child (masked-raise)
+ *                                  survives raising it; then with the parent's own mask inherited
+ *   posix masked-raise             print whether SIGUSR1 is blocked and the environment's mask
+ *                                  variable, raise SIGUSR1, print alive=1
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -463,6 +468,78 @@ int main(int argc, char **argv) {
 		if (pid < 0)
 			return printf("fork errno=%d\n", errno), 3;
 		describe("child", wait_for(pid));
+	} else if (!strcmp(mode, "dup")) {
+		int p[2];
+		pipe(p);
+		int a = dup(p[1]);
+		int b = fcntl(p[1], F_DUPFD, 20);
+		int c = fcntl(p[1], F_DUPFD_CLOEXEC, 30);
+		int d = dup2(p[1], 40);
+		int e = dup3(p[1], 41, O_CLOEXEC);
+		printf("dup_next=%d f_dupfd=%d f_dupfd_cloexec=%d dup2=%d dup3=%d\n", a == p[1] + 1, b, c, d, e);
+		int ws[] = {a, b, c, d, e};
+		for (int i = 0; i < 5; i++)
+			write(ws[i], "x", 1);
+		errno = 0;
+		int bad = dup(99);
+		printf("dup_closed=%d dup_closed_errno=%d", bad, errno);
+		errno = 0;
+		bad = dup3(a, a, 0);
+		printf(" dup3_same=%d dup3_same_errno=%d", bad, errno);
+		printf(" dup2_same=%d\n", dup2(a, a));
+		/* dup2 replaces: 40 now names the read end, and the write end is
+		 * still open through the others. */
+		dup2(p[0], 40);
+		char buf[16] = {0};
+		ssize_t n = read(40, buf, sizeof buf - 1);
+		printf("read_via_dup2=%zd got=%s\n", n, buf);
+		/* A child writes through its copy of a copy (fd 1 <- b). */
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, b, 1);
+		char *args[] = {argv[2], "echo", "child-wrote", NULL};
+		pid_t pid = start(args, &fa);
+		posix_spawn_file_actions_destroy(&fa);
+		describe("child", wait_for(pid));
+		int ends[] = {p[1], a, b, c, e}; /* d (40) is the read end now */
+		for (int i = 0; i < 5; i++)
+			close(ends[i]);
+		size_t got = 0;
+		while ((n = read(40, buf + got, sizeof buf - 1 - got)) > 0)
+			got += n;
+		buf[got] = 0;
+		printf("child_via_copy=%s", buf);
+	} else if (!strcmp(mode, "spawn-mask")) {
+		posix_spawnattr_t at;
+		posix_spawnattr_init(&at);
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		posix_spawnattr_setsigmask(&at, &set);
+		posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+		char *args[] = {argv[2], "masked-raise", NULL};
+		pid_t pid = -1;
+		int e = posix_spawn(&pid, argv[2], NULL, &at, args, environ);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("setsigmask", wait_for(pid));
+		/* Without the attribute the child inherits the caller's mask. */
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		e = posix_spawn(&pid, argv[2], NULL, NULL, args, environ);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("inherited", wait_for(pid));
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		e = posix_spawn(&pid, argv[2], NULL, NULL, args, environ);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("unmasked", wait_for(pid));
+	} else if (!strcmp(mode, "masked-raise")) {
+		sigset_t now;
+		sigprocmask(SIG_BLOCK, NULL, &now);
+		printf("blocked=%d env=%s\n", sigismember(&now, SIGUSR1), getenv("VKPOSIX_SIGMASK") ? "set" : "unset");
+		raise(SIGUSR1);
+		printf("alive=1\n");
 	} else {
 		return 2;
 	}
