@@ -153,6 +153,9 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 		if err := devNull(filepath.Join(root, "dev")); err != nil {
 			return nil, err
 		}
+		if err := noTTY(filepath.Join(root, "dev")); err != nil {
+			return nil, err
+		}
 		exe := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(guestPython, "/")))
 		if err := copyFile(s.build.Wasm(), exe); err != nil {
 			return nil, fmt.Errorf("python: placing python.wasm at %s for the guest: %w", guestPython, err)
@@ -224,6 +227,20 @@ func devNull(dir string) error {
 		return fmt.Errorf("python: making the guest's /dev/null: %w", err)
 	}
 	return os.Chmod(null, 0o666)
+}
+
+// noTTY makes dir/tty a name that cannot be opened as a file. Natively
+// /dev/tty exists, and opening it without a controlling terminal (the
+// reference's case, and the vkernel's: its stdio are never terminals) fails
+// with ENXIO; tests take that as "no terminal" (test_fileio testAbles opens
+// it with mode "a"). In the guest's root, which is writable scratch space,
+// such an open would instead create a regular file /dev/tty. A directory
+// there makes the open fail (EISDIR) as the missing terminal does.
+func noTTY(dir string) error {
+	if err := os.Mkdir(filepath.Join(dir, "tty"), 0o555); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("python: making the guest's /dev/tty: %w", err)
+	}
+	return nil
 }
 
 // copyFile makes dst a copy of src (a hard link would let a guest that
