@@ -114,6 +114,12 @@ func TestPosix(t *testing.T) {
 					t.Errorf("output %q: want one unmasked child, killed before alive=1", out)
 				}
 			})
+			t.Run("eintr-race", func(t *testing.T) {
+				// test_file_eintr's pattern: a signal sent while the child
+				// reads must run its handler, never kill it.
+				out, _ := w.run(t, "eintr-loop", self, "20")
+				wantFields(t, out, "runs", "20", "killed", "0")
+			})
 			t.Run("capture", func(t *testing.T) {
 				out, _ := w.run(t, "capture", self, "echo", "from-child")
 				if !strings.Contains(out, "captured=[from-child\n]") {

@@ -48,6 +48,12 @@
  *                                  survives raising it; then with the parent's own mask inherited
  *   posix masked-raise             print whether SIGUSR1 is blocked and the environment's mask
  *                                  variable, raise SIGUSR1, print alive=1
+ *   posix eintr-reader             test_file_eintr's reader: a SIGINT handler that writes "$\n" to
+ *                                  stderr, "W\n" there once it is set, then read stdin to EOF;
+ *                                  SIGINT back to default before exit, as Python's finalization
+ *   posix eintr-loop SELF N        test_file_eintr's parent, N times: SIGINT the reader every 50 ms
+ *                                  until its stderr is readable, once more, then end its input;
+ *                                  print runs=N killed=K (children that died of a SIGINT)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,7 +108,8 @@ static int wait_for(pid_t pid) {
 	return status;
 }
 
-static volatile sig_atomic_t hits;
+static volatile sig_atomic_t hits, int_hits;
+static void on_int(int sig) { int_hits++, (void)sig; }
 static void on_signal(int sig) { hits++, (void)sig; }
 
 static int sigs_seen[65];
@@ -540,6 +547,62 @@ int main(int argc, char **argv) {
 		printf("blocked=%d env=%s\n", sigismember(&now, SIGUSR1), getenv("VKPOSIX_SIGMASK") ? "set" : "unset");
 		raise(SIGUSR1);
 		printf("alive=1\n");
+	} else if (!strcmp(mode, "eintr-reader")) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_int;
+		sigaction(SIGINT, &sa, NULL);
+		write(2, "W\n", 2);
+		char buf[256];
+		for (;;) {
+			ssize_t n = read(0, buf, sizeof buf);
+			if (n == 0)
+				break;
+			if (n < 0 && errno != EINTR)
+				return 3;
+			if (n < 0 || int_hits) {
+				for (; int_hits > 0; int_hits--)
+					write(2, "$\n", 2);
+			}
+		}
+		signal(SIGINT, SIG_DFL);
+		return 0;
+	} else if (!strcmp(mode, "eintr-loop")) {
+		int runs = atoi(argv[3]), killed = 0;
+		for (int i = 0; i < runs; i++) {
+			int in[2], err[2];
+			pipe(in);
+			pipe(err);
+			posix_spawn_file_actions_t fa;
+			posix_spawn_file_actions_init(&fa);
+			posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+			posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+			char *av[] = {argv[2], "eintr-reader", NULL};
+			pid_t pid = start(av, &fa);
+			posix_spawn_file_actions_destroy(&fa);
+			close(in[0]);
+			close(err[1]);
+			char w[2];
+			read(err[0], w, 2);
+			write(in[1], "data", 4);
+			struct pollfd pfd = {err[0], POLLIN, 0};
+			int ready = 0;
+			while (!ready) {
+				ready = poll(&pfd, 1, 50) > 0;
+				kill(pid, SIGINT);
+			}
+			char line[64];
+			read(err[0], line, sizeof line);
+			write(in[1], "\n", 1);
+			close(in[1]);
+			while (read(err[0], line, sizeof line) > 0)
+				;
+			close(err[0]);
+			int status = wait_for(pid);
+			if (WIFSIGNALED(status) && WTERMSIG(status) == SIGINT)
+				killed++;
+		}
+		printf("runs=%d killed=%d\n", runs, killed);
 	} else {
 		return 2;
 	}
