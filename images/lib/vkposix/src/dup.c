@@ -28,16 +28,21 @@ static int dup_from(int fd, int min) {
 	return e ? fail(e) : (int)got;
 }
 
-int dup(int fd) { return dup_from(fd, 0); }
+/* Weak, as chmod and friends are: a port's own dup2 (Redis keeps an
+ * ENOSYS stub) links without a clash and is the one that runs, although
+ * this file comes in with __wrap_fcntl. */
+#define WEAK __attribute__((weak))
 
-int dup2(int fd, int to) {
+WEAK int dup(int fd) { return dup_from(fd, 0); }
+
+WEAK int dup2(int fd, int to) {
 	if (fd < 0 || to < 0)
 		return fail(EBADF);
 	int e = __vkernel_fd_dup2((uint32_t)fd, (uint32_t)to);
 	return e ? fail(e) : to;
 }
 
-int dup3(int fd, int to, int flags) {
+WEAK int dup3(int fd, int to, int flags) {
 	if (fd == to || (flags & ~O_CLOEXEC))
 		return fail(EINVAL);
 	return dup2(fd, to);

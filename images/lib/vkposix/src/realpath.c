@@ -13,7 +13,8 @@
 
 #define MAX_LINKS 40
 
-char *realpath(const char *restrict path, char *restrict resolved) {
+/* Weak: a port's own realpath (nginx keeps one) links without a clash. */
+__attribute__((weak)) char *realpath(const char *restrict path, char *restrict resolved) {
 	char out[PATH_MAX], rest[PATH_MAX], link[PATH_MAX];
 	if (!path) {
 		errno = EINVAL;
