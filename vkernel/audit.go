@@ -19,6 +19,11 @@ type AuditRecord struct {
 	Path string `json:"path,omitempty"`
 	// GuestPath is the path a guest gave proc_spawn.
 	GuestPath string `json:"guest_path,omitempty"`
+	// Interpreters, for the spawn of a #! script (GuestPath), are the
+	// guest paths of the interpreters its #! line led to, in order; the
+	// last is the program that ran (or was refused), which Path and Hash
+	// describe.
+	Interpreters []string `json:"interpreters,omitempty"`
 	// Parent is the entry whose instance called proc_spawn.
 	Parent string `json:"parent,omitempty"`
 	// Hash is the file's SHA-256, when it was read.

@@ -283,9 +283,50 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 	if err != nil {
 		hostPath = hr.FDPath
 	}
-	req := &Request{Path: hr.FDPath, Args: hr.Args, Env: hr.Env, Mounts: c.mounts,
-		origin: &spawnOrigin{guestPath: hr.GuestPath, hostPath: hostPath, parent: c.entry}}
+	origin := &spawnOrigin{guestPath: hr.GuestPath, hostPath: hostPath, parent: c.entry}
+	req := &Request{Path: hr.FDPath, Args: hr.Args, Env: hr.Env, Mounts: c.mounts, origin: origin, scripts: hr.Open != nil}
 	r, hash, fd, err := c.k.resolveFD(req)
+	// An unlisted #! script runs its interpreter, routed by hash in its
+	// turn (ABI.md, "Processes").
+	current := hr.GuestPath
+	for nested := 0; ; nested++ {
+		var se *scriptError
+		if !errors.As(err, &se) {
+			break
+		}
+		if reason, errno := scriptDenial(se); errno != hostabi.ESUCCESS {
+			c.k.audit.write(req.record(se.hash, "", "deny", reason))
+			return 0, errno
+		}
+		if nested == maxScripts {
+			c.k.audit.write(req.record(se.hash, "", "deny", tooDeep()))
+			return 0, hostabi.ELOOP
+		}
+		cwd := "/"
+		if hr.HasCwd {
+			cwd = hr.Cwd
+		}
+		next := interpret(se, current, req.Args, cwd)
+		origin.interpreters = append(origin.interpreters, next.path)
+		ifd, errno := hr.Open(next.path)
+		if errno != hostabi.ESUCCESS {
+			origin.hostPath = ""
+			why := fmt.Sprintf("cannot open the #! interpreter %s (preview1 errno %d)", next.path, errno)
+			if errno == hostabi.ENOENT || errno == hostabi.ENOTDIR {
+				why = "no such #! interpreter: " + next.path
+			}
+			c.k.audit.write(req.record("", "", "deny", why))
+			return 0, errno
+		}
+		fdPath := "/proc/self/fd/" + strconv.Itoa(ifd)
+		if origin.hostPath, err = os.Readlink(fdPath); err != nil {
+			origin.hostPath = fdPath
+		}
+		req.Path, req.Args = fdPath, next.args
+		r, hash, fd, err = c.k.resolveFD(req)
+		unix.Close(ifd)
+		current = next.path
+	}
 	var denied *DeniedError
 	switch {
 	case errors.As(err, &denied):
@@ -310,8 +351,8 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 		c.k.audit.write(req.record(hash, r.entry.Name, "deny", d.Reason))
 		return 0, hostabi.EACCES
 	}
-	spec := &runSpec{GuestPath: hr.GuestPath, HostPath: hostPath, Parent: c.entry,
-		Args: hr.Args, Env: hr.Env, Mounts: c.mounts, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd}
+	spec := &runSpec{GuestPath: hr.GuestPath, HostPath: origin.hostPath, Parent: c.entry, Interpreters: origin.interpreters,
+		Args: req.Args, Env: hr.Env, Mounts: c.mounts, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd}
 	pid, errno := c.start(r.entry.Name, spec, fd, hr.Files)
 	rec := req.record(hash, r.entry.Name, "allow", "")
 	rec.Pid = pid
@@ -710,7 +751,7 @@ func runChild(fdText string) int {
 			return fail("run spec: exec fd %d of %d", spec.ExecFD, len(fds))
 		}
 		req.Path = "/proc/self/fd/" + strconv.Itoa(fds[spec.ExecFD])
-		req.origin = &spawnOrigin{guestPath: spec.GuestPath, hostPath: spec.HostPath, parent: spec.Parent}
+		req.origin = &spawnOrigin{guestPath: spec.GuestPath, hostPath: spec.HostPath, parent: spec.Parent, interpreters: spec.Interpreters}
 	} else {
 		if spec.Fork.MemoryFD < 0 || spec.Fork.MemoryFD >= len(fds) {
 			return fail("run spec: memory fd %d of %d", spec.Fork.MemoryFD, len(fds))

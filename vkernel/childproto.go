@@ -53,6 +53,9 @@ type runSpec struct {
 	GuestPath string `json:"guest_path,omitempty"`
 	HostPath  string `json:"host_path,omitempty"`
 	Parent    string `json:"parent,omitempty"`
+	// Interpreters are the #! interpreters the spawn of GuestPath went
+	// through (spawnOrigin).
+	Interpreters []string `json:"interpreters,omitempty"`
 
 	Args   rawStrings              `json:"args"`
 	Env    rawStrings              `json:"env"`

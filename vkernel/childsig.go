@@ -39,6 +39,17 @@ type kernelSigaction struct {
 	mask     uint64
 }
 
+// stealPending takes one pending instance of sig off the process's
+// signal queue without delivering it (rt_sigtimedwait with a zero
+// timeout, which dequeues whatever the calling thread's mask) and reports
+// whether there was one.
+func stealPending(sig syscall.Signal) bool {
+	set := uint64(1) << (uint(sig) - 1)
+	var zero unix.Timespec
+	r, _, e := unix.RawSyscall6(unix.SYS_RT_SIGTIMEDWAIT, uintptr(unsafe.Pointer(&set)), 0, uintptr(unsafe.Pointer(&zero)), 8, 0, 0)
+	return e == 0 && int(r) == int(sig)
+}
+
 func rtSigaction(sig syscall.Signal, act, old *kernelSigaction) error {
 	_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(act)), uintptr(unsafe.Pointer(old)), 8, 0, 0)
 	if e != 0 {
@@ -96,6 +107,14 @@ func (r *sigRouter) set(sig syscall.Signal, action int) {
 		return
 	}
 	if action == hostabi.SigDefault {
+		// An instance sent before the guest's change but not yet taken
+		// by a thread of this process would otherwise meet SIG_DFL and
+		// kill it, where a native process would have run its handler
+		// first: take such instances off the process's queue now (they
+		// arrived while caught or ignored, and are dropped, as deliver
+		// drops those os/signal has yet to hand over).
+		for stealPending(sig) {
+		}
 		_ = rtSigaction(sig, &kernelSigaction{}, nil)
 		return
 	}
@@ -103,6 +122,15 @@ func (r *sigRouter) set(sig syscall.Signal, action int) {
 	_ = rtSigaction(sig, &act, nil)
 }
 
+// deliver gives the guest a signal the Go runtime caught. A signal the
+// host can leave to its default action reaches os/signal only while the
+// guest catches or ignores it (set leaves it SIG_DFL otherwise), but it is
+// delivered here a moment later, from another goroutine: if the guest has
+// since set it back to default, it arrived while still caught or ignored,
+// and a native process would have run its handler (or dropped it) before
+// the change. It is dropped rather than made to kill the process (Python
+// resets SIGINT to default as it exits; test_file_eintr's last SIGINT then
+// killed a reader that had handled every other).
 func (r *sigRouter) deliver(sig syscall.Signal) {
 	r.mu.Lock()
 	p := r.proc
@@ -110,9 +138,13 @@ func (r *sigRouter) deliver(sig syscall.Signal) {
 		r.queued = append(r.queued, sig)
 	}
 	r.mu.Unlock()
-	if p != nil {
-		p.Signal(sig)
+	if p == nil {
+		return
 	}
+	if hostDefaultable(sig) && int(sig) < len(p.Dispositions()) && p.Dispositions()[sig] == hostabi.SigDefault {
+		return
+	}
+	p.Signal(sig)
 }
 
 // attach starts delivering to the guest's process, the signals that came

@@ -102,6 +102,9 @@ type Request struct {
 
 	// origin is set for an exec a guest asked for with proc_spawn.
 	origin *spawnOrigin
+	// scripts makes resolveFD answer a *scriptError, unaudited, for an
+	// unlisted #! script instead of denying it (a guest's spawn).
+	scripts bool
 	// child is set for the exec of a child process (ChildMain).
 	child *childSetup
 }
@@ -112,13 +115,17 @@ type Request struct {
 // guest's path, the host file it resolved to and the asking entry.
 type spawnOrigin struct {
 	guestPath, hostPath, parent string
+	// interpreters are the guest paths of the #! interpreters the exec of
+	// guestPath went through, in order: the last is the program hostPath
+	// names.
+	interpreters []string
 }
 
 // record returns an exec audit record for the request.
 func (req *Request) record(hash, entry, decision, reason string) AuditRecord {
 	r := AuditRecord{Action: "exec", Path: req.Path, Hash: hash, Entry: entry, Decision: decision, Reason: reason, Peer: req.Peer}
 	if o := req.origin; o != nil {
-		r.Path, r.GuestPath, r.Parent = o.hostPath, o.guestPath, o.parent
+		r.Path, r.GuestPath, r.Parent, r.Interpreters = o.hostPath, o.guestPath, o.parent, o.interpreters
 	}
 	return r
 }
@@ -539,6 +546,11 @@ func (k *Kernel) resolveFD(req *Request) (_ *route, _ string, _ int, err error) 
 	}
 	r, ok := k.routes[hash]
 	if !ok {
+		if req.scripts {
+			if se, ok := asScript(fd, hash); ok {
+				return nil, hash, -1, se
+			}
+		}
 		return deny(hash, "not in the signed manifest: "+describe(fd))
 	}
 	if !r.startable {
@@ -695,7 +707,7 @@ func describe(fd int) string {
 	case len(head) == 0:
 		return "empty file"
 	case bytes.HasPrefix(head, []byte("#!")):
-		return "a #! script; scripts are not run by path, only listed entries run"
+		return "a #! script; only a guest's spawn runs one, through its listed interpreter"
 	case bytes.HasPrefix(head, []byte("\x7fELF")):
 		return "a native ELF executable; only code AOT-compiled into the signed megabinary runs"
 	case bytes.HasPrefix(head, []byte("\x00asm")):

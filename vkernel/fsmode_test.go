@@ -90,6 +90,12 @@ func TestPosixFiles(t *testing.T) {
 					t.Errorf("cache/a not made on the host: %v", err)
 				}
 			})
+			t.Run("realpath", func(t *testing.T) {
+				dir := t.TempDir()
+				out := exec(t, at(dir), "realpath", dir)
+				wantLines(t, out, "rel=/d/f", "abs=/d/f", "dots=/d/f", "loop=-1 errno=32", "missing=-1 errno=44",
+					"notdir=-1 errno=54", "relative=/d/f", "caller_buf=1")
+			})
 			t.Run("links", func(t *testing.T) {
 				dir := t.TempDir()
 				out := exec(t, at(dir), "links", dir)

@@ -95,6 +95,31 @@ func TestPosix(t *testing.T) {
 				out, _ := w.run(t, "pipe")
 				wantFields(t, out, "read", "5", "got", "hello", "nonblock_read", "-1", "errno", "6", "eof_read", "0")
 			})
+			t.Run("dup", func(t *testing.T) {
+				out, _ := w.run(t, "dup", self)
+				wantFields(t, out, "dup_next", "1", "f_dupfd", "20", "f_dupfd_cloexec", "30", "dup2", "40", "dup3", "41",
+					"dup_closed", "-1", "dup_closed_errno", "8", "dup3_same", "-1", "dup3_same_errno", "28",
+					"read_via_dup2", "5", "got", "xxxxx", "child", "exited", "child_via_copy", "child-wrote")
+			})
+			t.Run("spawn-mask", func(t *testing.T) {
+				out, _ := w.run(t, "spawn-mask", self)
+				// Two children survive SIGUSR1 (the mask asked for, then the
+				// parent's inherited); the third, unmasked, dies of it. None
+				// sees the variable that carried the mask.
+				wantFields(t, out, "setsigmask", "exited", "inherited", "exited", "unmasked", "signaled", "sig", "10")
+				if got := strings.Count(out, "blocked=1 env=unset\n"); got != 2 {
+					t.Errorf("output %q: want two children with SIGUSR1 blocked and no mask variable, got %d", out, got)
+				}
+				if got := strings.Count(out, "blocked=0 env=unset\n"); got != 1 || strings.Count(out, "alive=1") != 2 {
+					t.Errorf("output %q: want one unmasked child, killed before alive=1", out)
+				}
+			})
+			t.Run("eintr-race", func(t *testing.T) {
+				// test_file_eintr's pattern: a signal sent while the child
+				// reads must run its handler, never kill it.
+				out, _ := w.run(t, "eintr-loop", self, "20")
+				wantFields(t, out, "runs", "20", "killed", "0")
+			})
 			t.Run("capture", func(t *testing.T) {
 				out, _ := w.run(t, "capture", self, "echo", "from-child")
 				if !strings.Contains(out, "captured=[from-child\n]") {

@@ -28,7 +28,9 @@ func withTestModule(t *testing.T, build *wasmbuild.Build, src string) *wasmbuild
 // the real python.wasm in the vkernel, through the pipeline as compat run
 // does: child processes of sys.executable with pipes, environment, cwd,
 // fds, /dev/null and argv that is not UTF-8, os.spawnv, exec errors
-// reported as natively, an unlisted file denied, kill and wait statuses,
+// reported as natively, an unlisted file denied, #! scripts run through a
+// listed interpreter only, os.dup and os.dup2, posix_spawn's signal mask,
+// no /dev/tty to open, kill and wait statuses,
 // and signal handlers run on kill (a grandchild's to its parent too), on
 // the itimer and while blocked in a read, and multiprocessing's "spawn"
 // start method (Process, Pipe, exit codes, terminate). Every test must
@@ -58,7 +60,7 @@ func TestProcessesOnTheVkernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const tests = 18
+	const tests = 23
 	c := o.Runs[0].Counts()
 	if c.Pass != tests || c.Fail+c.Error+c.Skip != 0 {
 		for _, r := range o.Runs[0].Results {

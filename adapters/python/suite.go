@@ -122,7 +122,12 @@ const guestPython = "/usr/bin/python3.11"
 const MaxProcesses = 16
 
 // vkernelEnv is the top-level interpreter's environment on the vkernel.
-var vkernelEnv = []string{"PYTHONDONTWRITEBYTECODE=1", "TMPDIR=/tmp", "HOME=/tmp", "LC_ALL=C.UTF-8"}
+// Bytecode is written as on the reference (which sets only LC_ALL): the
+// children the tests start inherit the environment, and with
+// PYTHONDONTWRITEBYTECODE they did not write the .pyc files the tests look
+// for (test_compileall's hardlink dedup). The stdlib mount is read-only,
+// which importlib takes as "cannot cache" and ignores.
+var vkernelEnv = []string{"TMPDIR=/tmp", "HOME=/tmp", "LC_ALL=C.UTF-8"}
 
 // session runs modules on one target.
 type session struct {
@@ -151,6 +156,9 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 			}
 		}
 		if err := devNull(filepath.Join(root, "dev")); err != nil {
+			return nil, err
+		}
+		if err := noTTY(filepath.Join(root, "dev")); err != nil {
 			return nil, err
 		}
 		exe := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(guestPython, "/")))
@@ -224,6 +232,20 @@ func devNull(dir string) error {
 		return fmt.Errorf("python: making the guest's /dev/null: %w", err)
 	}
 	return os.Chmod(null, 0o666)
+}
+
+// noTTY makes dir/tty a name that cannot be opened as a file. Natively
+// /dev/tty exists, and opening it without a controlling terminal (the
+// reference's case, and the vkernel's: its stdio are never terminals) fails
+// with ENXIO; tests take that as "no terminal" (test_fileio testAbles opens
+// it with mode "a"). In the guest's root, which is writable scratch space,
+// such an open would instead create a regular file /dev/tty. A directory
+// there makes the open fail (EISDIR) as the missing terminal does.
+func noTTY(dir string) error {
+	if err := os.Mkdir(filepath.Join(dir, "tty"), 0o555); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("python: making the guest's /dev/tty: %w", err)
+	}
+	return nil
 }
 
 // copyFile makes dst a copy of src (a hard link would let a guest that

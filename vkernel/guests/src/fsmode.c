@@ -9,9 +9,11 @@
  *   fsmode above DIR        mkdir every directory of DIR/cache/a as nginx does; stat and
  *                           access the directories above DIR, from / and relative to DIR
  *   fsmode links DIR        absolute links in DIR to DIR's own names and outside it
+ *   fsmode realpath DIR     realpath through relative and absolute links, "..", a loop, missing names
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +155,39 @@ static void above(const char *dir) {
 	mode_of("outside", "/vkposix/no/such/dir", 1);
 }
 
+/* rp prints key=the path realpath gives, relative to dir ("" for dir
+ * itself), or key=-1 errno=N. */
+static void rp(const char *dir, const char *key, const char *path) {
+	char *r = realpath(path, NULL);
+	if (!r) {
+		say(key, -1);
+		return;
+	}
+	size_t n = strlen(dir);
+	printf("%s=%s\n", key, strncmp(r, dir, n) == 0 ? r + n : r);
+	free(r);
+}
+
+static void real(const char *dir) {
+	char *d = join(dir, "d"), *f = join(dir, "d/f");
+	mkdir(d, 0755);
+	close(open(f, O_CREAT | O_WRONLY, 0644));
+	symlink("d/f", join(dir, "rel"));   /* relative to its directory */
+	symlink(f, join(dir, "abs"));       /* absolute */
+	symlink("../d", join(dir, "d/up")); /* climbs back into d */
+	symlink("loop", join(dir, "loop"));
+	rp(dir, "rel", join(dir, "rel"));
+	rp(dir, "abs", join(dir, "abs"));
+	rp(dir, "dots", join(dir, "d/./up/up/../d/f"));
+	rp(dir, "loop", join(dir, "loop"));
+	rp(dir, "missing", join(dir, "d/nope"));
+	rp(dir, "notdir", join(dir, "d/f/x"));
+	chdir(d);
+	rp(dir, "relative", "up/f");
+	char buf[PATH_MAX];
+	printf("caller_buf=%d\n", realpath(".", buf) == buf && strcmp(buf, d) == 0);
+}
+
 static void links(const char *dir) {
 	char *b = join(dir, "b"), *a = join(dir, "a"), *e = join(dir, "e");
 	FILE *fp = fopen(b, "w");
@@ -187,6 +222,8 @@ int main(int argc, char **argv) {
 		above(dir);
 	else if (!strcmp(mode, "links"))
 		links(dir);
+	else if (!strcmp(mode, "realpath"))
+		real(dir);
 	else
 		return 2;
 	return 0;

@@ -43,6 +43,17 @@
  *   posix fork                     fork: the child sees memory as at the call, shares a pipe
  *   posix fork-loop                fork sleepers until EAGAIN, count them
  *   posix fork-heap MB             fork with MB of heap touched, print the child's checksum
+ *   posix dup SELF                 dup, dup2, dup3, fcntl F_DUPFD share a pipe end; a child gets a copy
+ *   posix spawn-mask SELF          posix_spawn with SETSIGMASK {SIGUSR1}: the child (masked-raise)
+ *                                  survives raising it; then with the parent's own mask inherited
+ *   posix masked-raise             print whether SIGUSR1 is blocked and the environment's mask
+ *                                  variable, raise SIGUSR1, print alive=1
+ *   posix eintr-reader             test_file_eintr's reader: a SIGINT handler that writes "$\n" to
+ *                                  stderr, "W\n" there once it is set, then read stdin to EOF;
+ *                                  SIGINT back to default before exit, as Python's finalization
+ *   posix eintr-loop SELF N        test_file_eintr's parent, N times: SIGINT the reader every 50 ms
+ *                                  until its stderr is readable, once more, then end its input;
+ *                                  print runs=N killed=K (children that died of a SIGINT)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,7 +108,8 @@ static int wait_for(pid_t pid) {
 	return status;
 }
 
-static volatile sig_atomic_t hits;
+static volatile sig_atomic_t hits, int_hits;
+static void on_int(int sig) { int_hits++, (void)sig; }
 static void on_signal(int sig) { hits++, (void)sig; }
 
 static int sigs_seen[65];
@@ -463,6 +475,134 @@ int main(int argc, char **argv) {
 		if (pid < 0)
 			return printf("fork errno=%d\n", errno), 3;
 		describe("child", wait_for(pid));
+	} else if (!strcmp(mode, "dup")) {
+		int p[2];
+		pipe(p);
+		int a = dup(p[1]);
+		int b = fcntl(p[1], F_DUPFD, 20);
+		int c = fcntl(p[1], F_DUPFD_CLOEXEC, 30);
+		int d = dup2(p[1], 40);
+		int e = dup3(p[1], 41, O_CLOEXEC);
+		printf("dup_next=%d f_dupfd=%d f_dupfd_cloexec=%d dup2=%d dup3=%d\n", a == p[1] + 1, b, c, d, e);
+		int ws[] = {a, b, c, d, e};
+		for (int i = 0; i < 5; i++)
+			write(ws[i], "x", 1);
+		errno = 0;
+		int bad = dup(99);
+		printf("dup_closed=%d dup_closed_errno=%d", bad, errno);
+		errno = 0;
+		bad = dup3(a, a, 0);
+		printf(" dup3_same=%d dup3_same_errno=%d", bad, errno);
+		printf(" dup2_same=%d\n", dup2(a, a));
+		/* dup2 replaces: 40 now names the read end, and the write end is
+		 * still open through the others. */
+		dup2(p[0], 40);
+		char buf[16] = {0};
+		ssize_t n = read(40, buf, sizeof buf - 1);
+		printf("read_via_dup2=%zd got=%s\n", n, buf);
+		/* A child writes through its copy of a copy (fd 1 <- b). */
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, b, 1);
+		char *args[] = {argv[2], "echo", "child-wrote", NULL};
+		pid_t pid = start(args, &fa);
+		posix_spawn_file_actions_destroy(&fa);
+		describe("child", wait_for(pid));
+		int ends[] = {p[1], a, b, c, e}; /* d (40) is the read end now */
+		for (int i = 0; i < 5; i++)
+			close(ends[i]);
+		size_t got = 0;
+		while ((n = read(40, buf + got, sizeof buf - 1 - got)) > 0)
+			got += n;
+		buf[got] = 0;
+		printf("child_via_copy=%s", buf);
+	} else if (!strcmp(mode, "spawn-mask")) {
+		posix_spawnattr_t at;
+		posix_spawnattr_init(&at);
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		posix_spawnattr_setsigmask(&at, &set);
+		posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+		char *args[] = {argv[2], "masked-raise", NULL};
+		pid_t pid = -1;
+		int e = posix_spawn(&pid, argv[2], NULL, &at, args, environ);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("setsigmask", wait_for(pid));
+		/* Without the attribute the child inherits the caller's mask. */
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		e = posix_spawn(&pid, argv[2], NULL, NULL, args, environ);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("inherited", wait_for(pid));
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		e = posix_spawn(&pid, argv[2], NULL, NULL, args, environ);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("unmasked", wait_for(pid));
+	} else if (!strcmp(mode, "masked-raise")) {
+		sigset_t now;
+		sigprocmask(SIG_BLOCK, NULL, &now);
+		printf("blocked=%d env=%s\n", sigismember(&now, SIGUSR1), getenv("VKPOSIX_SIGMASK") ? "set" : "unset");
+		raise(SIGUSR1);
+		printf("alive=1\n");
+	} else if (!strcmp(mode, "eintr-reader")) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_int;
+		sigaction(SIGINT, &sa, NULL);
+		write(2, "W\n", 2);
+		char buf[256];
+		for (;;) {
+			ssize_t n = read(0, buf, sizeof buf);
+			if (n == 0)
+				break;
+			if (n < 0 && errno != EINTR)
+				return 3;
+			if (n < 0 || int_hits) {
+				for (; int_hits > 0; int_hits--)
+					write(2, "$\n", 2);
+			}
+		}
+		signal(SIGINT, SIG_DFL);
+		return 0;
+	} else if (!strcmp(mode, "eintr-loop")) {
+		int runs = atoi(argv[3]), killed = 0;
+		for (int i = 0; i < runs; i++) {
+			int in[2], err[2];
+			pipe(in);
+			pipe(err);
+			posix_spawn_file_actions_t fa;
+			posix_spawn_file_actions_init(&fa);
+			posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+			posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+			char *av[] = {argv[2], "eintr-reader", NULL};
+			pid_t pid = start(av, &fa);
+			posix_spawn_file_actions_destroy(&fa);
+			close(in[0]);
+			close(err[1]);
+			char w[2];
+			read(err[0], w, 2);
+			write(in[1], "data", 4);
+			struct pollfd pfd = {err[0], POLLIN, 0};
+			int ready = 0;
+			while (!ready) {
+				ready = poll(&pfd, 1, 50) > 0;
+				kill(pid, SIGINT);
+			}
+			char line[64];
+			read(err[0], line, sizeof line);
+			write(in[1], "\n", 1);
+			close(in[1]);
+			while (read(err[0], line, sizeof line) > 0)
+				;
+			close(err[0]);
+			int status = wait_for(pid);
+			if (WIFSIGNALED(status) && WTERMSIG(status) == SIGINT)
+				killed++;
+		}
+		printf("runs=%d killed=%d\n", runs, killed);
 	} else {
 		return 2;
 	}

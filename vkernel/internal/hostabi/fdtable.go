@@ -177,6 +177,15 @@ func (t *fdTable) insert(f *file) (uint32, Errno) {
 	return uint32(len(t.files) - 1), ESUCCESS
 }
 
+// put places f at fd, which must be below maxFDs, growing the table as
+// needed; whatever was there is dropped (the caller closes it).
+func (t *fdTable) put(fd uint32, f *file) {
+	for uint32(len(t.files)) <= fd {
+		t.files = append(t.files, nil)
+	}
+	t.files[fd] = f
+}
+
 func (t *fdTable) remove(fd uint32) *file {
 	f := t.get(fd)
 	if f != nil {

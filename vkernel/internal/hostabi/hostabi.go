@@ -441,6 +441,7 @@ func functions() []*hostFunc {
 		vkSetjmp, vkLongjmp, vkMemMap, vkMemProtect, vkProcSpawn, vkProcSignals,
 		vkFdPipe, vkProcInitialCwd, vkProcWait, vkProcKill, vkProcSigaction, vkProcID, vkProcSetitimer, vkProcFork,
 		vkFdStat, vkPathStat, vkFdChmod, vkPathChmod, vkPathAccess, vkProcCred,
+		vkFdDup, vkFdDup2,
 	}
 }
 

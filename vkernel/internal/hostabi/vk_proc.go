@@ -27,7 +27,31 @@ type SpawnRequest struct {
 	// Files are the child's fds: the parent's mounts' preopens at their
 	// numbers, then what the guest listed. HostFDs are the parent's.
 	Files []InheritedFile
+	// Open resolves another absolute guest path inside the caller's
+	// mounts as GuestPath was (a #! script's interpreter) and returns an
+	// O_PATH host fd of it, which the caller closes. Valid only during
+	// the Spawn hook.
+	Open func(guestPath string) (int, Errno)
 }
+
+// openGuest resolves an absolute guest path inside the mounts and opens it
+// O_PATH, as proc_spawn opens the file it starts.
+func (p *Process) openGuest(name string) (int, Errno) {
+	t, errno := p.guestPath(name)
+	if errno != ESUCCESS {
+		return -1, errno
+	}
+	fd, err := t.open(unix.O_PATH, 0)
+	if err != nil {
+		return -1, errnoOf(err)
+	}
+	return fd, ESUCCESS
+}
+
+// MayExecute reports whether the mode bits of st let the guest execute the
+// file (the owner's, group's or others' x bit, as path_access checks X_OK;
+// there is no superuser).
+func MayExecute(st *unix.Stat_t) bool { return permits(st, accessX) }
 
 // ForkRequest is a guest's proc_fork (Hooks.Fork).
 type ForkRequest struct {
@@ -362,8 +386,10 @@ var vkProcInitialCwd = &hostFunc{
 //
 // The file is routed by its SHA-256 like any exec: one the guest wrote
 // itself is not in the signed manifest and is refused with EACCES (and an
-// audit record), so a guest cannot run code of its own making. EACCES
-// also when the entry may not start processes; ENOENT, ENOEXEC; EAGAIN at
+// audit record), so a guest cannot run code of its own making. An unlisted
+// #! script runs its interpreter, which must be listed (the vkernel's
+// Spawn hook; ABI.md, "Processes"). EACCES also when the entry may not
+// start processes; ENOENT, ENOEXEC, ELOOP; EAGAIN at
 // the process limit or nesting depth; EBADF for a parent_fd that is not
 // open or a child_fd that is a preopen's or above the fd limit; ENOSYS
 // when the vkernel cannot start child processes; EINVAL for a relative
@@ -428,15 +454,12 @@ var vkProcSpawn = &hostFunc{
 			taken[childFD] = true
 			req.Files = append(req.Files, in)
 		}
-		t, errno := p.guestPath(name)
+		fd, errno := p.openGuest(name)
 		if errno != ESUCCESS {
 			return errno
 		}
-		fd, err := t.open(unix.O_PATH, 0)
-		if err != nil {
-			return errnoOf(err)
-		}
 		defer unix.Close(fd)
+		req.Open = p.openGuest
 		// The fd was resolved inside the mount; the vkernel opens and
 		// hashes that same inode through its /proc link.
 		req.FDPath = "/proc/self/fd/" + strconv.Itoa(fd)

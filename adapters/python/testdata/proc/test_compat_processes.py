@@ -92,16 +92,70 @@ class ProcessTests(unittest.TestCase):
             subprocess.run([sys.executable, "-c", "pass"], cwd="/nonexistent/dir")
         self.assertEqual(c.exception.filename, "/nonexistent/dir")
 
+    def _file(self, name, text, mode=0o755):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        self.addCleanup(os.unlink, path)
+        return path
+
     def test_unlisted_file_is_denied(self):
         # A file the guest wrote is not in the signed megabinary: the
-        # vkernel refuses to run it, whatever its content.
-        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "compat-not-listed")
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\necho natively this runs\n")
-        self.addCleanup(os.unlink, path)
+        # vkernel refuses to run it.
+        path = self._file("compat-not-listed", "not a program\n")
         with self.assertRaises(PermissionError) as c:
             subprocess.run([path, "-c", "pass"])
         self.assertEqual(c.exception.errno, errno.EACCES)
+
+    def test_script_runs_its_listed_interpreter(self):
+        # As natively: argv is [interpreter, script, args...], and Python
+        # makes the script's path sys.argv[0].
+        path = self._file("compat-script", "#!" + sys.executable + " -S\n"
+                          "import sys; print(sys.argv, sys.flags.no_site)\n")
+        out = subprocess.check_output([path, "x y"])
+        self.assertEqual(out.decode(), "%r 1\n" % [path, "x y"])
+
+    def test_script_interpreter_must_be_listed(self):
+        interp = self._file("compat-not-listed-interp", "not a program\n")
+        path = self._file("compat-script-unlisted", "#!" + interp + "\n")
+        with self.assertRaises(PermissionError) as c:
+            subprocess.run([path])
+        self.assertEqual(c.exception.errno, errno.EACCES)
+        # No shell is built for wasm: a /bin/sh script finds no /bin/sh.
+        path = self._file("compat-script-sh", "#!/bin/sh\necho natively this runs\n")
+        with self.assertRaises(FileNotFoundError):
+            subprocess.run([path])
+
+    def test_dup_and_dup2(self):
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        d = os.dup(w)
+        self.assertFalse(os.get_inheritable(d))
+        os.write(d, b"a")
+        os.close(d)
+        d2 = os.dup2(w, 60)
+        self.assertEqual(d2, 60)
+        self.assertTrue(os.get_inheritable(60))
+        os.dup2(w, 60, inheritable=False)
+        self.assertFalse(os.get_inheritable(60))
+        os.write(60, b"b")
+        os.close(60)
+        self.assertEqual(os.read(r, 10), b"ab")
+
+    def test_posix_spawn_setsigmask(self):
+        code = "import signal; signal.raise_signal(signal.SIGUSR1)"
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-c", code], os.environ,
+                             setsigmask=[signal.SIGUSR1])
+        self.assertEqual(os.waitpid(pid, 0)[1], 0)
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-c", code], os.environ)
+        self.assertEqual(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), -signal.SIGUSR1)
+
+    def test_no_terminal(self):
+        # As without a controlling terminal: /dev/tty cannot be opened.
+        with self.assertRaises(OSError):
+            open("/dev/tty", "a")
 
     def test_kill_and_wait_status(self):
         p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

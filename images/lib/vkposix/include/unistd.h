@@ -1,5 +1,5 @@
 /* vkposix: wasi-libc's <unistd.h> with getpid, plus the process calls it
- * hides because preview1 has no processes: pipe, getppid, alarm, pause;
+ * hides because preview1 has no processes: pipe, dup, getppid, alarm, pause;
  * and the identity calls it hides: getuid and friends, chown. */
 #ifndef VKPOSIX_UNISTD_H
 #define VKPOSIX_UNISTD_H
@@ -14,6 +14,10 @@ extern "C" {
 #endif
 
 int pipe(int[2]);
+/* Copies of an fd sharing its open file description (vkernel fd_dup). */
+int dup(int);
+int dup2(int, int);
+int dup3(int, int, int);
 int pipe2(int[2], int);
 pid_t getppid(void);
 pid_t getpgrp(void);

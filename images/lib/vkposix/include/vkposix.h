@@ -24,6 +24,10 @@ extern "C" {
 
 VKPOSIX_IMPORT(fd_pipe)
 int32_t __vkernel_fd_pipe(uint32_t *fds /* [2]: read end, write end */);
+VKPOSIX_IMPORT(fd_dup)
+int32_t __vkernel_fd_dup(uint32_t fd, uint32_t min, uint32_t *newfd);
+VKPOSIX_IMPORT(fd_dup2)
+int32_t __vkernel_fd_dup2(uint32_t fd, uint32_t to);
 VKPOSIX_IMPORT(proc_spawn)
 int32_t __vkernel_proc_spawn(const char *path, uint32_t path_len, const char *argv, uint32_t argv_len,
                              const char *env, uint32_t env_len, const char *cwd, uint32_t cwd_len,

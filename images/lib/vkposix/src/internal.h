@@ -32,6 +32,10 @@ void __vkposix_default_action(int sig);
  * wasi-libc's own. */
 __wasi_errno_t __real___wasi_poll_oneoff(const __wasi_subscription_t *, __wasi_event_t *, __wasi_size_t, __wasi_size_t *);
 
+/* VKPOSIX_SIGMASK_ENV carries a spawned child's signal mask (spawn.c),
+ * applied and removed at the child's start (wrap.c). */
+#define VKPOSIX_SIGMASK_ENV "VKPOSIX_SIGMASK"
+
 /* __vkposix_forked resets a forked child's pending signals. */
 void __vkposix_forked(void);
 

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -255,26 +257,51 @@ static int play(struct table *t, const posix_spawn_file_actions_t *fa, char *cwd
 	return 0;
 }
 
-/* pack lays out NUL-terminated strings one after another. */
-static char *pack(char *const *v, size_t *len) {
-	size_t n = 0;
+/* pack lays out NUL-terminated strings one after another, then extra if
+ * it is not NULL. Strings that begin with skip (when not NULL) are left
+ * out. */
+static char *pack(char *const *v, const char *skip, const char *extra, size_t *len) {
+	size_t n = extra ? strlen(extra) + 1 : 0, sl = skip ? strlen(skip) : 0;
 	for (int i = 0; v && v[i]; i++)
-		n += strlen(v[i]) + 1;
+		if (!skip || strncmp(v[i], skip, sl))
+			n += strlen(v[i]) + 1;
 	char *b = malloc(n ? n : 1);
 	if (!b)
 		return NULL;
 	size_t off = 0;
 	for (int i = 0; v && v[i]; i++) {
+		if (skip && !strncmp(v[i], skip, sl))
+			continue;
 		size_t l = strlen(v[i]) + 1;
 		memcpy(b + off, v[i], l);
 		off += l;
 	}
+	if (extra)
+		memcpy(b + off, extra, strlen(extra) + 1);
 	*len = n;
 	return b;
 }
 
-static int spawn(pid_t *restrict pid, const char *path, const posix_spawn_file_actions_t *fa, char *const argv[],
-                 char *const envp[]) {
+/* The child's signal mask travels in the environment (proc_spawn has no
+ * argument for it): the parent's mask, or the attributes' with
+ * POSIX_SPAWN_SETSIGMASK, as VKPOSIX_SIGMASK_ENV=hex, which the child's
+ * start-up applies and removes (wrap.c) before main runs. Nothing is added
+ * for an empty mask; a variable of that name the caller passes is dropped. */
+static void mask_var(const posix_spawnattr_t *attr, char *out, size_t n) {
+	sigset_t mask;
+	if (attr && (attr->__flags & POSIX_SPAWN_SETSIGMASK))
+		mask = attr->__sigmask;
+	else
+		sigprocmask(SIG_BLOCK, NULL, &mask);
+	out[0] = 0;
+	if (mask)
+		snprintf(out, n, "%s=%llx", VKPOSIX_SIGMASK_ENV, (unsigned long long)mask);
+}
+
+static int spawn(pid_t *restrict pid, const char *path, const posix_spawn_file_actions_t *fa,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+	char maskvar[64];
+	mask_var(attr, maskvar, sizeof maskvar);
 	char cwd[PATH_MAX], abs[PATH_MAX];
 	if (!getcwd(cwd, sizeof cwd))
 		strcpy(cwd, "/");
@@ -287,8 +314,8 @@ static int spawn(pid_t *restrict pid, const char *path, const posix_spawn_file_a
 	if ((e = play(&t, fa, cwd)))
 		goto out;
 	size_t alen, elen;
-	args = pack(argv, &alen);
-	env = pack(envp ? envp : environ, &elen);
+	args = pack(argv, NULL, NULL, &alen);
+	env = pack(envp ? envp : environ, VKPOSIX_SIGMASK_ENV "=", maskvar[0] ? maskvar : NULL, &elen);
 	pairs = malloc((t.n ? t.n : 1) * 2 * sizeof *pairs);
 	if (!args || !env || !pairs) {
 		e = ENOMEM;
@@ -317,15 +344,15 @@ out:
 
 int posix_spawn(pid_t *restrict pid, const char *restrict path, const posix_spawn_file_actions_t *fa,
                 const posix_spawnattr_t *restrict attr, char *const argv[restrict], char *const envp[restrict]) {
-	(void)attr; /* the child starts with default dispositions and no mask */
-	return spawn(pid, path, fa, argv, envp);
+	/* The child starts with default dispositions, as after exec (ignored
+	 * signals are not kept ignored), and the mask (mask_var). */
+	return spawn(pid, path, fa, attr, argv, envp);
 }
 
 int posix_spawnp(pid_t *restrict pid, const char *restrict file, const posix_spawn_file_actions_t *fa,
                  const posix_spawnattr_t *restrict attr, char *const argv[restrict], char *const envp[restrict]) {
-	(void)attr;
 	if (strchr(file, '/'))
-		return spawn(pid, file, fa, argv, envp);
+		return spawn(pid, file, fa, attr, argv, envp);
 	const char *dirs = getenv("PATH");
 	if (!dirs)
 		dirs = "/usr/local/bin:/bin:/usr/bin";
@@ -343,7 +370,7 @@ int posix_spawnp(pid_t *restrict pid, const char *restrict file, const posix_spa
 			strcat(cand, file);
 			struct stat st;
 			if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
-				int e = spawn(pid, cand, fa, argv, envp);
+				int e = spawn(pid, cand, fa, attr, argv, envp);
 				if (e != ENOENT && e != EACCES)
 					return e;
 				last = e;

@@ -6,6 +6,7 @@
  * main) and the start-up constructor, since every program that links the
  * library pulls it in through the wrappers. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <wasi/api.h>
@@ -73,14 +74,23 @@ __wasi_errno_t __wrap___wasi_sock_accept(__wasi_fd_t fd, __wasi_fdflags_t flags,
 	}
 }
 
-/* A spawned child starts in the directory its parent asked for. After
- * wasi-libc's own constructors (the preopens). */
+/* A spawned child starts in the directory its parent asked for, with the
+ * signal mask its parent gave it (VKPOSIX_SIGMASK_ENV, which main does not
+ * see). After wasi-libc's own constructors (the preopens). */
 __attribute__((constructor(101))) static void vkposix_start(void) {
 	char dir[4096];
 	uint32_t n = 0;
 	if (__vkernel_proc_initial_cwd(dir, sizeof dir - 1, &n) == 0 && n < sizeof dir) {
 		dir[n] = 0;
 		(void)chdir(dir);
+	}
+	const char *mask = getenv(VKPOSIX_SIGMASK_ENV);
+	if (mask) {
+		char *end;
+		sigset_t set = (sigset_t)strtoull(mask, &end, 16);
+		if (*mask && !*end)
+			sigprocmask(SIG_SETMASK, &set, NULL);
+		unsetenv(VKPOSIX_SIGMASK_ENV);
 	}
 }
 
