@@ -4,7 +4,10 @@
 # PCRE2 are cross-built from Debian's sources (gzip, rewrite and regex
 # locations work); the third-party modules whose test suites compat runs
 # (ngx_devel_kit, echo, headers-more, set-misc) are compiled in statically
-# from Debian's source packages.
+# from Debian's source packages. The file part of images/lib/vkposix
+# (libvkposix-fs.a: real stat modes, chmod, umask, the directories above
+# the mounts) is linked in; the port keeps its own users, processes and
+# signals.
 #
 # The port: port/ (ngx_wasi.c, ngx_wasi.h, auto/os/wasi: copied into the
 # tree) and patches/<source package>/*.patch (applied after Debian's own).
@@ -50,6 +53,8 @@ recipe_files="nginx/build-wasm.sh nginx/versions.env nginx/wasi-cc nginx/wasi-ru
 for p in "$here"/port/* "$here"/patches/*/*.patch; do
 	if [ -e "$p" ]; then recipe_files="$recipe_files nginx/${p#"$here"/}"; fi
 done
+# vkposix is built here from its sources: they are part of the recipe.
+recipe_files="$recipe_files $(cd "$images" && find lib/vkposix/build.sh lib/vkposix/ldflags lib/vkposix/src lib/vkposix/include -type f | LC_ALL=C sort | tr '\n' ' ')"
 pins="nginx=$NGINX_DEB_VERSION zlib=$ZLIB_DEB_VERSION pcre2=$PCRE2_DEB_VERSION ndk=$NDK_DEB_VERSION echo=$ECHO_DEB_VERSION headers-more=$HEADERS_MORE_DEB_VERSION set-misc=$SET_MISC_DEB_VERSION"
 compat_wasm_begin nginx-wasm "$recipe_files" "$pins"
 
@@ -71,6 +76,21 @@ run_logged "go build compat CLI" "$logs/go-build.log" \
 	env -C "$repo" "$go" build -o "$run_dir/compat" ./cmd/compat
 run_logged "compat keygen" "$logs/keygen.log" "$run_dir/compat" keygen -out "$run_dir/key"
 export WASI_SYSROOT=$sysroot WASI_RUN=$here/wasi-run COMPAT_BIN=$run_dir/compat WASI_RUN_DIR=$run_dir
+
+# ---------------------------------------------------------- vkposix (files)
+# Only the file part (libvkposix-fs.a, ldflags-fs): stat/lstat/fstat/access
+# report and check the host's mode bits (nginx's "if (-x ...)", "-f",
+# open_file_cache), chmod and umask are real, open/mkdir apply the mode
+# asked for, and mkdir of a directory above the mounts ("/tmp" when
+# /tmp/x is mounted) is EEXIST, so ngx_create_full_path (proxy_cache
+# levels, dav's create_full_put_path) can make every directory of a path.
+# The port's getuid/geteuid (1: never root) win over the library's weak
+# ones. Its headers are not used: they would bring the process and signal
+# layer along, which the port replaces itself.
+vkposix=$work/vkposix
+run_logged "vkposix" "$logs/vkposix.log" compat_heavy "$images/lib/vkposix/build.sh" "$vkposix" clang-14
+compat_need_output "vkposix" "$logs/vkposix.log" "$vkposix/libvkposix-fs.a" "$vkposix/ldflags-fs"
+vkposix_ld="$vkposix/libvkposix-fs.a $(tr '\n' ' ' <"$vkposix/ldflags-fs")"
 
 # --------------------------------------------------------------------- zlib
 t0=$(date +%s)
@@ -124,7 +144,7 @@ configure_args=(
 	--crossbuild=wasi
 	--with-cc="$here/wasi-cc"
 	--with-cc-opt="-O2 -g -I$deps/include"
-	--with-ld-opt="-L$deps/lib -Wl,-z,stack-size=1048576"
+	--with-ld-opt="-L$deps/lib -Wl,-z,stack-size=1048576 $vkposix_ld"
 	--prefix=/usr/share/nginx
 	--conf-path=/etc/nginx/nginx.conf
 	--http-log-path=/var/log/nginx/access.log
