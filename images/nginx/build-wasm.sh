@@ -137,9 +137,25 @@ cp "$here/port/ngx_wasi.c" "$here/port/ngx_wasi.h" "$src/src/os/unix/"
 cp "$here/port/auto-os-wasi" "$src/auto/os/wasi"
 
 # Paths as Debian's nginx has them, so configurations written for the
-# reference work unchanged. Modules: Debian's nginx-core set where WASI
-# allows (no SSL: no OpenSSL for wasm32; no threads, no mail/stream: these
-# need sockets the guest cannot create).
+# reference work unchanged. Modules: those of Debian's nginx (debian/rules:
+# built in there or as libnginx-mod-* dynamic modules) that need no
+# library wasm32 lacks, all built in statically, plus the degradation
+# module (no library either). Left out, and why:
+#   --with-http_ssl_module, --with-mail_ssl_module, --with-stream_ssl_module:
+#       OpenSSL, which is not cross-built for wasm32 yet (so no HTTPS and no
+#       STARTTLS; secure_link's MD5 and SHA-1 are nginx's own code);
+#   --with-threads: wasi-libc 2022-05 has no pthreads (no wasm32-wasi-threads);
+#   --with-pcre-jit: no executable memory in the vkernel (PCRE2 interprets);
+#   --with-http_perl_module: embeds libperl, which is not cross-built;
+#   --with-http_xslt_module: libxml2 and libxslt, not cross-built yet;
+#   --with-http_image_filter_module: libgd (and libpng, libjpeg...);
+#   --with-http_geoip_module, --with-stream_geoip_module: libGeoIP;
+#   --with-compat: only pads structures for dynamic modules built apart,
+#       and nginx.wasm loads none (every module is built in).
+# Stream and mail listeners are handed over like http ones (TCP only): the
+# vkernel has no UDP sockets yet, so "listen ... udp" (stream) fails at
+# start with a message that says so, and "resolver" (stream, mail, http)
+# cannot query.
 configure_args=(
 	--crossbuild=wasi
 	--with-cc="$here/wasi-cc"
@@ -169,6 +185,16 @@ configure_args=(
 	--with-http_gunzip_module
 	--with-http_gzip_static_module
 	--with-http_sub_module
+	--with-http_v2_module
+	--with-http_flv_module
+	--with-http_mp4_module
+	--with-http_random_index_module
+	--with-http_secure_link_module
+	--with-http_degradation_module
+	--with-mail
+	--with-stream
+	--with-stream_realip_module
+	--with-stream_ssl_preread_module
 	--add-module="$mods/ndk"
 	--add-module="$mods/echo"
 	--add-module="$mods/headers-more"
