@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -144,7 +145,7 @@ func readServerConf(conf, globals, dir string) (*serverConf, error) {
 				sc.Daemon = d.args[0] == "on"
 			case d.name == "pid" && main && len(d.args) == 1:
 				sc.Pid, sc.PidIn = d.args[0], where
-			case d.name == "listen" && len(d.args) > 0:
+			case d.name == "listen" && len(d.args) > 0 && !listenUDP(d.args[1:]):
 				addr, err := listenAddr(d.args[0])
 				if err != nil {
 					return err
@@ -236,8 +237,17 @@ func listenAddr(arg string) (string, error) {
 	return net.JoinHostPort(ip.String(), port), nil
 }
 
+// listenUDP reports whether the parameters of a "listen" directive (after
+// its address) make it a UDP listener (stream "listen 53 udp"). The shim
+// binds none for it: the vkernel hands over TCP listeners only and has no
+// UDP sockets yet, and nginx.wasm refuses such a directive at start with a
+// message that says so (images/nginx/patches/nginx/wasi-port.patch).
+func listenUDP(params []string) bool {
+	return slices.Contains(params, "udp")
+}
+
 var (
-	scanListen = regexp.MustCompile(`(?m)(?:^|[;{}])\s*listen\s+([^\s;]+)`)
+	scanListen = regexp.MustCompile(`(?m)(?:^|[;{}])\s*listen\s+([^\s;]+)([^;]*)`)
 	scanDaemon = regexp.MustCompile(`(?m)(?:^|[;{}])\s*daemon\s+(on|off)\s*;`)
 	scanPid    = regexp.MustCompile(`(?m)(?:^|[;{}])\s*pid\s+([^\s;]+)\s*;`)
 )
@@ -257,6 +267,9 @@ func scanServerConf(conf, globals string) *serverConf {
 			sc.Pid, sc.PidIn = m[1], []string{pidInConf, pidInGlobals}[i]
 		}
 		for _, m := range scanListen.FindAllStringSubmatch(text, -1) {
+			if listenUDP(strings.Fields(m[2])) {
+				continue
+			}
 			if addr, err := listenAddr(m[1]); err == nil && addr != "" && !seen[addr] {
 				seen[addr] = true
 				sc.Listen = append(sc.Listen, addr)

@@ -128,3 +128,31 @@ func TestReadServerConfIncludes(t *testing.T) {
 		t.Fatalf("a self-including file: %v, want an error about nesting", err)
 	}
 }
+
+// TestReadServerConfStreamMail: the "listen" directives of stream and mail
+// servers get listeners as http ones do, and UDP ones ("listen ... udp")
+// get none, in both readers: the vkernel has no UDP sockets, and nginx.wasm
+// refuses them itself.
+func TestReadServerConfStreamMail(t *testing.T) {
+	conf := `
+events {}
+stream {
+    server { listen 127.0.0.1:8081; proxy_pass 127.0.0.1:8090; }
+    server { listen 127.0.0.1:8082 udp; listen 127.0.0.1:8083 udp reuseport; proxy_pass 127.0.0.1:8091; }
+}
+mail {
+    server { listen 127.0.0.1:8025; protocol smtp; }
+}
+`
+	want := []string{"127.0.0.1:8081", "127.0.0.1:8025"}
+	sc, err := readServerConf(conf, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sc.Listen, want) {
+		t.Errorf("readServerConf: listeners %q, want %q", sc.Listen, want)
+	}
+	if got := scanServerConf(conf, "").Listen; !reflect.DeepEqual(got, want) {
+		t.Errorf("scanServerConf: listeners %q, want %q", got, want)
+	}
+}

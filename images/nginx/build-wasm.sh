@@ -4,7 +4,10 @@
 # PCRE2 are cross-built from Debian's sources (gzip, rewrite and regex
 # locations work); the third-party modules whose test suites compat runs
 # (ngx_devel_kit, echo, headers-more, set-misc) are compiled in statically
-# from Debian's source packages.
+# from Debian's source packages. The file part of images/lib/vkposix
+# (libvkposix-fs.a: real stat modes, chmod, umask, the directories above
+# the mounts) is linked in; the port keeps its own users, processes and
+# signals.
 #
 # The port: port/ (ngx_wasi.c, ngx_wasi.h, auto/os/wasi: copied into the
 # tree) and patches/<source package>/*.patch (applied after Debian's own).
@@ -50,6 +53,8 @@ recipe_files="nginx/build-wasm.sh nginx/versions.env nginx/wasi-cc nginx/wasi-ru
 for p in "$here"/port/* "$here"/patches/*/*.patch; do
 	if [ -e "$p" ]; then recipe_files="$recipe_files nginx/${p#"$here"/}"; fi
 done
+# vkposix is built here from its sources: they are part of the recipe.
+recipe_files="$recipe_files $(cd "$images" && find lib/vkposix/build.sh lib/vkposix/ldflags lib/vkposix/src lib/vkposix/include -type f | LC_ALL=C sort | tr '\n' ' ')"
 pins="nginx=$NGINX_DEB_VERSION zlib=$ZLIB_DEB_VERSION pcre2=$PCRE2_DEB_VERSION ndk=$NDK_DEB_VERSION echo=$ECHO_DEB_VERSION headers-more=$HEADERS_MORE_DEB_VERSION set-misc=$SET_MISC_DEB_VERSION"
 compat_wasm_begin nginx-wasm "$recipe_files" "$pins"
 
@@ -71,6 +76,21 @@ run_logged "go build compat CLI" "$logs/go-build.log" \
 	env -C "$repo" "$go" build -o "$run_dir/compat" ./cmd/compat
 run_logged "compat keygen" "$logs/keygen.log" "$run_dir/compat" keygen -out "$run_dir/key"
 export WASI_SYSROOT=$sysroot WASI_RUN=$here/wasi-run COMPAT_BIN=$run_dir/compat WASI_RUN_DIR=$run_dir
+
+# ---------------------------------------------------------- vkposix (files)
+# Only the file part (libvkposix-fs.a, ldflags-fs): stat/lstat/fstat/access
+# report and check the host's mode bits (nginx's "if (-x ...)", "-f",
+# open_file_cache), chmod and umask are real, open/mkdir apply the mode
+# asked for, and mkdir of a directory above the mounts ("/tmp" when
+# /tmp/x is mounted) is EEXIST, so ngx_create_full_path (proxy_cache
+# levels, dav's create_full_put_path) can make every directory of a path.
+# The port's getuid/geteuid (1: never root) win over the library's weak
+# ones. Its headers are not used: they would bring the process and signal
+# layer along, which the port replaces itself.
+vkposix=$work/vkposix
+run_logged "vkposix" "$logs/vkposix.log" compat_heavy "$images/lib/vkposix/build.sh" "$vkposix" clang-14
+compat_need_output "vkposix" "$logs/vkposix.log" "$vkposix/libvkposix-fs.a" "$vkposix/ldflags-fs"
+vkposix_ld="$vkposix/libvkposix-fs.a $(tr '\n' ' ' <"$vkposix/ldflags-fs")"
 
 # --------------------------------------------------------------------- zlib
 t0=$(date +%s)
@@ -117,14 +137,30 @@ cp "$here/port/ngx_wasi.c" "$here/port/ngx_wasi.h" "$src/src/os/unix/"
 cp "$here/port/auto-os-wasi" "$src/auto/os/wasi"
 
 # Paths as Debian's nginx has them, so configurations written for the
-# reference work unchanged. Modules: Debian's nginx-core set where WASI
-# allows (no SSL: no OpenSSL for wasm32; no threads, no mail/stream: these
-# need sockets the guest cannot create).
+# reference work unchanged. Modules: those of Debian's nginx (debian/rules:
+# built in there or as libnginx-mod-* dynamic modules) that need no
+# library wasm32 lacks, all built in statically, plus the degradation
+# module (no library either). Left out, and why:
+#   --with-http_ssl_module, --with-mail_ssl_module, --with-stream_ssl_module:
+#       OpenSSL, which is not cross-built for wasm32 yet (so no HTTPS and no
+#       STARTTLS; secure_link's MD5 and SHA-1 are nginx's own code);
+#   --with-threads: wasi-libc 2022-05 has no pthreads (no wasm32-wasi-threads);
+#   --with-pcre-jit: no executable memory in the vkernel (PCRE2 interprets);
+#   --with-http_perl_module: embeds libperl, which is not cross-built;
+#   --with-http_xslt_module: libxml2 and libxslt, not cross-built yet;
+#   --with-http_image_filter_module: libgd (and libpng, libjpeg...);
+#   --with-http_geoip_module, --with-stream_geoip_module: libGeoIP;
+#   --with-compat: only pads structures for dynamic modules built apart,
+#       and nginx.wasm loads none (every module is built in).
+# Stream and mail listeners are handed over like http ones (TCP only): the
+# vkernel has no UDP sockets yet, so "listen ... udp" (stream) fails at
+# start with a message that says so, and "resolver" (stream, mail, http)
+# cannot query.
 configure_args=(
 	--crossbuild=wasi
 	--with-cc="$here/wasi-cc"
 	--with-cc-opt="-O2 -g -I$deps/include"
-	--with-ld-opt="-L$deps/lib -Wl,-z,stack-size=1048576"
+	--with-ld-opt="-L$deps/lib -Wl,-z,stack-size=1048576 $vkposix_ld"
 	--prefix=/usr/share/nginx
 	--conf-path=/etc/nginx/nginx.conf
 	--http-log-path=/var/log/nginx/access.log
@@ -149,6 +185,16 @@ configure_args=(
 	--with-http_gunzip_module
 	--with-http_gzip_static_module
 	--with-http_sub_module
+	--with-http_v2_module
+	--with-http_flv_module
+	--with-http_mp4_module
+	--with-http_random_index_module
+	--with-http_secure_link_module
+	--with-http_degradation_module
+	--with-mail
+	--with-stream
+	--with-stream_realip_module
+	--with-stream_ssl_preread_module
 	--add-module="$mods/ndk"
 	--add-module="$mods/echo"
 	--add-module="$mods/headers-more"

@@ -116,7 +116,13 @@ int setuid(uid_t uid) { return 0; }
 int setgid(gid_t gid) { return 0; }
 int chown(const char *path, uid_t owner, gid_t group) { return 0; }
 int fchown(int fd, uid_t owner, gid_t group) { return 0; }
-mode_t umask(mode_t mask) { return 022; }
+
+/*
+ * umask, chmod, and the modes stat() reports come from vkposix's file part
+ * (images/lib/vkposix, libvkposix-fs.a): real host modes. Its getuid and
+ * geteuid are weak: the ones above win, so nginx, which would try to
+ * switch users as root, sees an unprivileged user.
+ */
 
 
 /* processes and signals */
@@ -768,9 +774,6 @@ dup2(int oldfd, int newfd)
      */
     return newfd;
 }
-
-
-int chmod(const char *path, mode_t mode) { return 0; }
 
 
 char *

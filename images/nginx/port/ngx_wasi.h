@@ -59,6 +59,7 @@ int setuid(uid_t uid);
 int setgid(gid_t gid);
 int chown(const char *path, uid_t owner, gid_t group);
 int fchown(int fd, uid_t owner, gid_t group);
+/* vkposix's file part (libvkposix-fs.a): the mask its open and mkdir apply */
 mode_t umask(mode_t mask);
 
 
@@ -271,6 +272,7 @@ int setpriority(int which, id_t who, int prio);
 /* files */
 
 int dup2(int oldfd, int newfd);
+/* vkposix's file part: the host file's mode */
 int chmod(const char *path, mode_t mode);
 char *realpath(const char *path, char *resolved);
 
