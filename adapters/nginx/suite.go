@@ -681,10 +681,26 @@ busy() {
 	done
 	return 1
 }
+ppid() {
+	read -r pst 2>/dev/null < "/proc/$1/stat" || return 1
+	pst=${pst##*) }
+	set -- $pst
+	echo "$2"
+}
+under() {
+	up=$1
+	while [ -n "$up" ] && [ "$up" -gt 1 ]; do
+		[ "$up" = "$2" ] && return 0
+		up=$(ppid "$up") || return 1
+	done
+	return 1
+}
 sweep() {
 	pids=$(grep -lzx "` + envUnit + `=$1" /proc/[0-9]*/environ 2>/dev/null | sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p')
 	for p in $pids; do
-		[ "$p" = "$2" ] || kill -KILL "$p" 2>/dev/null
+		# Not main, nor what main started since busy looked: only what
+		# has left its tree (a daemon) is swept.
+		under "$p" "$2" || kill -KILL "$p" 2>/dev/null
 	done
 }
 tok=$1 tmp=$2

@@ -224,7 +224,7 @@ esac
 	bad := find(r, "echo/bad.t")
 	if bad == nil || bad.Status != compat.Error || !strings.Contains(bad.Message, "does not parse as TAP") ||
 		!strings.HasPrefix(bad.Output, "$ cd "+filepath.Join(work, "echo")+" && env TEST_NGINX_NO_SHUFFLE=1 prove -v --formatter TAP::Formatter::Console t/bad.t\n") {
-		t.Errorf("TAP error: %v", bad)
+		t.Errorf("TAP error: %v; results %+v", bad, r)
 	}
 	if ok := find(r, "echo/bad.t before the long line"); ok == nil || ok.Status != compat.Pass {
 		t.Errorf("the test before the bad line: %+v", ok)
