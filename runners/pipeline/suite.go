@@ -159,7 +159,7 @@ func (l *loop) batch(ctx context.Context, units []runners.Unit, kind runners.Kin
 		wg.Go(func() {
 			defer func() { <-slots }()
 			start := time.Now()
-			results, unitErr, targetErr, cut := l.unit(ctx, u, kind)
+			results, unitErr, cut, targetErr := l.unit(ctx, u, kind)
 			l.finished(u, results, unitErr, targetErr, cut, time.Since(start))
 		})
 	}
@@ -312,7 +312,7 @@ func (l *loop) timeout(kind runners.Kind) time.Duration {
 // returns alone. targetErr is the unit's error when it was the target's;
 // cut, when not empty, says why the unit did not run to its end (the run
 // was stopped, its time ran out): its unreached tests were not run.
-func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, targetErr error, cut string) {
+func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, cut string, targetErr error) {
 	timeout := l.timeout(kind)
 	start := time.Now()
 	rep, timedOut := l.attempt(ctx, u, nil, timeout)
@@ -332,7 +332,7 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 				kept = append(kept, r)
 			}
 		}
-		return kept, nil, nil, fmt.Sprintf("the run was stopped before the unit finished (%v)", context.Cause(ctx))
+		return kept, nil, fmt.Sprintf("the run was stopped before the unit finished (%v)", context.Cause(ctx)), nil
 	case timedOut:
 		msg = fmt.Sprintf("timed out after %v with %d tests reported; the rest did not run", timeout, countTests(results, u.Name))
 		cut = fmt.Sprintf("timed out after %v", timeout)
@@ -349,7 +349,7 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 		results = l.rerun(ctx, u, results, timeout)
 	}
 	if msg == "" {
-		return results, nil, nil, ""
+		return results, nil, "", nil
 	}
 	command := rep.Command
 	if command == "" {
@@ -363,7 +363,7 @@ func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (res
 			kept = append(kept, r)
 		}
 	}
-	return append(kept, ue), &ue, targetErr, cut
+	return append(kept, ue), &ue, cut, targetErr
 }
 
 // attempt runs the unit (or the named tests of it) under its timeout.
