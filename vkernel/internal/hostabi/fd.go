@@ -197,26 +197,40 @@ var fdFilestatGet = &hostFunc{
 		if !ok {
 			return EFAULT
 		}
-		if !f.can(rightFDFilestatGet) {
-			return ENOTCAPABLE
+		st, errno := p.statOf(uint32(s[0]), f)
+		if errno != ESUCCESS {
+			return errno
 		}
-		fd := f.statFD()
-		if fd < 0 {
+		if st == nil {
 			clear(b)
 			b[16] = f.filetype
 			return ESUCCESS
 		}
-		if st := p.openedStat(uint32(s[0]), f); st != nil {
-			putFilestat(b, st)
-			return ESUCCESS
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return errnoOf(err)
-		}
-		putFilestat(b, &st)
+		putFilestat(b, st)
 		return ESUCCESS
 	},
+}
+
+// statOf is the host's stat of the guest's fd, for the calls that report
+// it: the one path_open kept, else an fstat. nil, ESUCCESS for an fd the
+// host holds no file for (stdio given as Go streams). ENOTCAPABLE without
+// FD_FILESTAT_GET.
+func (p *Process) statOf(fdnum uint32, f *file) (*unix.Stat_t, Errno) {
+	if !f.can(rightFDFilestatGet) {
+		return nil, ENOTCAPABLE
+	}
+	fd := f.statFD()
+	if fd < 0 {
+		return nil, ESUCCESS
+	}
+	if st := p.openedStat(fdnum, f); st != nil {
+		return st, ESUCCESS
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, errnoOf(err)
+	}
+	return &st, ESUCCESS
 }
 
 // fdFilestatSetSize is preview1 fd_filestat_set_size(fd, size) -> errno:

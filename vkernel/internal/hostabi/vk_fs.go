@@ -102,24 +102,15 @@ var vkFdStat = &hostFunc{
 		if !ok {
 			return EFAULT
 		}
-		if !f.can(rightFDFilestatGet) {
-			return ENOTCAPABLE
+		st, errno := p.statOf(uint32(s[0]), f)
+		if errno != ESUCCESS {
+			return errno
 		}
-		fd := f.statFD()
-		if fd < 0 {
+		if st == nil {
 			uid, gid := guestIdentity()
-			putStatExt(b, &unix.Stat_t{Mode: unix.S_IFCHR | 0o666, Uid: uid, Gid: gid, Blksize: 4096, Nlink: 1})
-			return ESUCCESS
+			st = &unix.Stat_t{Mode: unix.S_IFCHR | 0o666, Uid: uid, Gid: gid, Blksize: 4096, Nlink: 1}
 		}
-		if st := p.openedStat(uint32(s[0]), f); st != nil {
-			putStatExt(b, st)
-			return ESUCCESS
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return errnoOf(err)
-		}
-		putStatExt(b, &st)
+		putStatExt(b, st)
 		return ESUCCESS
 	},
 }

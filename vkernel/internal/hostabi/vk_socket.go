@@ -546,21 +546,7 @@ var vkSockConnectTo = &hostFunc{
 var vkSockGetsockname = &hostFunc{
 	module: ModuleVkernel, name: "sock_getsockname",
 	params: []string{"fd", "buf", "buf_len", "result.len"}, types: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32},
-	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		f, errno := p.anySocket(uint32(s[0]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		sa, err := unix.Getsockname(f.hostFD)
-		if err != nil {
-			return errnoOf(err)
-		}
-		a := hostSockAddr(sa)
-		if a.family == afUnix {
-			a.path = f.local
-		}
-		return putSockAddr(mod.Memory(), a, uint32(s[1]), uint32(s[2]), uint32(s[3]))
-	},
+	call: sockName(unix.Getsockname, func(f *file) string { return f.local }),
 }
 
 // vkSockGetpeername is vkernel.sock_getpeername(fd, buf, buf_len,
@@ -572,21 +558,28 @@ var vkSockGetsockname = &hostFunc{
 var vkSockGetpeername = &hostFunc{
 	module: ModuleVkernel, name: "sock_getpeername",
 	params: []string{"fd", "buf", "buf_len", "result.len"}, types: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32},
-	call: func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
+	call: sockName(unix.Getpeername, func(f *file) string { return f.peerPath }),
+}
+
+// sockName is sock_getsockname and sock_getpeername: the address get
+// answers for the socket's host fd, as a vkaddr; a unix socket's path is
+// the guest path unixPath keeps for it (the host's is not the guest's).
+func sockName(get func(int) (unix.Sockaddr, error), unixPath func(*file) string) func(context.Context, *Process, api.Module, []uint64) Errno {
+	return func(_ context.Context, p *Process, mod api.Module, s []uint64) Errno {
 		f, errno := p.anySocket(uint32(s[0]))
 		if errno != ESUCCESS {
 			return errno
 		}
-		sa, err := unix.Getpeername(f.hostFD)
+		sa, err := get(f.hostFD)
 		if err != nil {
 			return errnoOf(err)
 		}
 		a := hostSockAddr(sa)
 		if a.family == afUnix {
-			a.path = f.peerPath
+			a.path = unixPath(f)
 		}
 		return putSockAddr(mod.Memory(), a, uint32(s[1]), uint32(s[2]), uint32(s[3]))
-	},
+	}
 }
 
 // sendFlags are the MSG_* flags sock_sendto takes.
