@@ -42,6 +42,9 @@ type bootSpec struct {
 	Entry       string   `json:"entry"`
 	Depth       int      `json:"depth"`
 	TableSlots  int      `json:"table_slots"`
+	// HostCallsDir is the parent's Options.HostCallsDir: the child's
+	// counts go there too.
+	HostCallsDir string `json:"hostcalls_dir,omitempty"`
 }
 
 // runSpec is what a started child runs. Fd fields are indices into the

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -274,6 +275,15 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Duration = time.Since(start)
 	res.HostTime, res.HostCalls = proc.HostTime()
+	if k.hostCallsDir != "" {
+		// The coverage map is a report's, not the guest's: a file that
+		// cannot be written is said on stderr, and the exec's outcome
+		// stands. A directory that is gone belongs to a unit that has
+		// ended (a straggler of it is ending): nothing to say.
+		if werr := WriteHostCalls(k.hostCallsDir, r.entry.Name, proc.CallCounts()); werr != nil && !errors.Is(werr, fs.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "vkernel: host call counts of %s: %v\n", r.entry.Name, werr)
+		}
+	}
 	if err != nil {
 		return res, &TrapError{Entry: r.entry.Name, Err: err}
 	}
@@ -430,6 +440,7 @@ func (k *Kernel) processConfig(r *route, req *Request, ctl *procCtl, cancel cont
 		Listeners:   req.Listeners,
 		Signals:     req.Signals != nil,
 		MaxChildren: r.entry.Resources.Processes,
+		CountCalls:  k.hostCallsDir != "",
 		Hooks: hostabi.Hooks{
 			Audit: func(action, detail, decision, reason string) {
 				k.audit.write(AuditRecord{Action: action, Entry: r.entry.Name, Detail: detail, Decision: decision, Reason: reason})

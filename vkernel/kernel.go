@@ -96,6 +96,13 @@ type Options struct {
 	// (0: StartWarmDefault), and ends those the load no longer needs
 	// after 30 s idle. Each runs one request and ends.
 	StartWarm int
+	// HostCallsDir, when set, makes every exec count its guest's calls of
+	// each host function and write them, as it ends, to a file of its own
+	// in this directory (WriteHostCalls's format; ReadHostCalls sums
+	// them): the polyfill coverage map. The kernel's child processes
+	// write there too. Empty: $COMPAT_HOSTCALLS_DIR (EnvHostCallsDir),
+	// and when that is empty too nothing is counted.
+	HostCallsDir string
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -123,6 +130,8 @@ type Kernel struct {
 	childCmd  []string
 	interrupt bool
 	startOnly bool
+	// hostCallsDir receives each exec's host call counts (Options.HostCallsDir).
+	hostCallsDir string
 
 	// pool holds Start's child processes started ahead of need.
 	pool startPool
@@ -243,6 +252,11 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		childCmd:  opts.ChildCommand,
 		interrupt: opts.Interruptible,
 		startOnly: opts.StartOnly,
+
+		hostCallsDir: opts.HostCallsDir,
+	}
+	if k.hostCallsDir == "" {
+		k.hostCallsDir = os.Getenv(EnvHostCallsDir)
 	}
 	k.pool.max = opts.StartWarm
 	if k.pool.max <= 0 {

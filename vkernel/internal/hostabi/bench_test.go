@@ -72,8 +72,10 @@ const hotGuest = `(module
 
 // hotBench runs fn of hotGuest in a process holding both ends of a
 // stream socketpair (guest fds a and b); the first pair holds 8 unread
-// bytes in b, so b always polls readable.
-func hotBench(b *testing.B, fn string, args func(a, b uint64) []uint64) {
+// bytes in b, so b always polls readable. With count, the process counts
+// its calls per host function (Config.CountCalls), and the counts are
+// checked.
+func hotBench(b *testing.B, fn string, count bool, args func(a, b uint64) []uint64) {
 	wasm, err := guests.WAT(hotGuest)
 	if errors.Is(err, guests.ErrToolMissing) {
 		testenv.Missing(b, "cannot build the benchmark guest: %v", err)
@@ -87,7 +89,7 @@ func hotBench(b *testing.B, fn string, args func(a, b uint64) []uint64) {
 	if err := Instantiate(ctx, r); err != nil {
 		b.Fatal(err)
 	}
-	p, err := NewProcess(Config{})
+	p, err := NewProcess(Config{CountCalls: count})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -120,23 +122,45 @@ func hotBench(b *testing.B, fn string, args func(a, b uint64) []uint64) {
 	if err != nil || res[0] != 0 {
 		b.Fatalf("%s: %v, errno %v", fn, err, res)
 	}
+	if counts := p.CallCounts(); count != (counts != nil) {
+		b.Fatalf("counting %v, but CallCounts gave %v", count, counts)
+	} else if count {
+		var sum uint64
+		for _, n := range counts {
+			sum += n
+		}
+		if _, calls := p.HostTime(); sum != uint64(calls) {
+			b.Fatalf("the counts per function add up to %d, the process made %d calls", sum, calls)
+		}
+	}
 }
 
 // The host calls of a network server's request, each from a guest loop
 // (ns/op is per iteration). Kernel time is part of every figure but
 // clock's (read through the vDSO).
 func BenchmarkClockTimeGet(b *testing.B) {
-	hotBench(b, "clock", func(_, _ uint64) []uint64 { return []uint64{uint64(b.N)} })
+	hotBench(b, "clock", false, func(_, _ uint64) []uint64 { return []uint64{uint64(b.N)} })
 }
 
 func BenchmarkFdWriteRead(b *testing.B) {
-	hotBench(b, "rw", func(x, y uint64) []uint64 { return []uint64{x, y, uint64(b.N)} })
+	hotBench(b, "rw", false, func(x, y uint64) []uint64 { return []uint64{x, y, uint64(b.N)} })
 }
 
 func BenchmarkSockSendRecv(b *testing.B) {
-	hotBench(b, "sendrecv", func(x, y uint64) []uint64 { return []uint64{x, y, uint64(b.N)} })
+	hotBench(b, "sendrecv", false, func(x, y uint64) []uint64 { return []uint64{x, y, uint64(b.N)} })
 }
 
 func BenchmarkPollOneoffReady(b *testing.B) {
-	hotBench(b, "poll", func(_, y uint64) []uint64 { return []uint64{y, uint64(b.N)} })
+	hotBench(b, "poll", false, func(_, y uint64) []uint64 { return []uint64{y, uint64(b.N)} })
+}
+
+// The same with the calls counted per host function (the polyfill
+// coverage map, Config.CountCalls): the counting's cost per call is the
+// difference.
+func BenchmarkClockTimeGetCounted(b *testing.B) {
+	hotBench(b, "clock", true, func(_, _ uint64) []uint64 { return []uint64{uint64(b.N)} })
+}
+
+func BenchmarkFdWriteReadCounted(b *testing.B) {
+	hotBench(b, "rw", true, func(x, y uint64) []uint64 { return []uint64{x, y, uint64(b.N)} })
 }

@@ -119,6 +119,9 @@ type Config struct {
 	// MaxChildren bounds the children not yet waited for (0: no bound
 	// here; the vkernel's hooks may bound them too).
 	MaxChildren int
+	// CountCalls makes the process count its calls of each host function
+	// (CallCounts). Off, the only cost is a nil check per call.
+	CountCalls bool
 }
 
 // Process is the host-side state of one guest instance: its fd table,
@@ -158,6 +161,10 @@ type Process struct {
 	// the sampled estimate (timeSampling), hostCalls exact.
 	hostNanos int64
 	hostCalls int64
+	// calls counts the calls of each host function, indexed as
+	// Functions lists them; nil unless Config.CountCalls. A plain
+	// increment: the process is used by one goroutine at a time.
+	calls []uint64
 	// sampler picks the calls that are timed (xorshift64).
 	sampler uint64
 	// lastYield is when the guest's goroutine last yielded (nanotime).
@@ -192,6 +199,9 @@ func NewProcess(cfg Config) (*Process, error) {
 	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, sampler: uint64(time.Now().UnixNano()) | 1,
 		cwd: cfg.Cwd, hasCwd: cfg.HasCwd, maxChildren: cfg.MaxChildren}
 	p.kids.stop = -1
+	if cfg.CountCalls {
+		p.calls = make([]uint64, len(functions()))
+	}
 	s, err := newSignals(cfg.Signals)
 	if err != nil {
 		return nil, fmt.Errorf("signal queue: %w", err)
@@ -390,6 +400,37 @@ func (p *Process) HostTime() (time.Duration, int64) {
 	return time.Duration(p.hostNanos), p.hostCalls
 }
 
+// CallCounts returns how many times the guest called each host function,
+// indexed as Functions lists them, once the guest has ended; nil when the
+// process was not counting (Config.CountCalls).
+func (p *Process) CallCounts() []uint64 {
+	if p.calls == nil {
+		return nil
+	}
+	return append([]uint64(nil), p.calls...)
+}
+
+// Function names one host function of the ABI.
+type Function struct {
+	// Module is the module it is imported from: ModulePreview1 or
+	// ModuleVkernel.
+	Module string
+	// Name is its export name, such as "fd_write".
+	Name string
+}
+
+// Functions lists every host function Instantiate defines, in the order
+// Process.CallCounts counts them: the ABI's whole surface, read from the
+// definitions themselves.
+func Functions() []Function {
+	fs := functions()
+	out := make([]Function, len(fs))
+	for i, f := range fs {
+		out[i] = Function{Module: f.module, Name: f.name}
+	}
+	return out
+}
+
 type processKey struct{}
 
 // WithProcess returns a context that host functions called under it act on p.
@@ -449,14 +490,14 @@ func functions() []*hostFunc {
 // runtime, before any guest is instantiated.
 func Instantiate(ctx context.Context, r wazero.Runtime) error {
 	builders := map[string]wazero.HostModuleBuilder{}
-	for _, f := range functions() {
+	for i, f := range functions() {
 		b := builders[f.module]
 		if b == nil {
 			b = r.NewHostModuleBuilder(f.module)
 			builders[f.module] = b
 		}
 		b.NewFunctionBuilder().
-			WithGoModuleFunction(f.goFunc(), f.types, f.results).
+			WithGoModuleFunction(f.goFunc(i), f.types, f.results).
 			WithParameterNames(f.params...).
 			Export(f.name)
 	}
@@ -468,7 +509,9 @@ func Instantiate(ctx context.Context, r wazero.Runtime) error {
 	return nil
 }
 
-func (f *hostFunc) goFunc() api.GoModuleFunc {
+// goFunc is f as wazero calls it; index is f's place in functions(), where
+// the process counts its calls.
+func (f *hostFunc) goFunc(index int) api.GoModuleFunc {
 	call, hasResult, untimed := f.call, len(f.results) > 0, f.untimed
 	return func(ctx context.Context, mod api.Module, stack []uint64) {
 		p := processFrom(ctx)
@@ -480,6 +523,9 @@ func (f *hostFunc) goFunc() api.GoModuleFunc {
 		}
 		p.stopIfDone(ctx, mod)
 		p.hostCalls++
+		if p.calls != nil {
+			p.calls[index]++
+		}
 		if untimed {
 			errno := call(ctx, p, mod, stack)
 			if hasResult {
