@@ -141,6 +141,11 @@ type Run struct {
 	// for a complete run. Their tests that reported nothing were not
 	// run: reports say so and never count them as regressions.
 	Incomplete []Incomplete `json:",omitempty"`
+	// HostCalls is the run's polyfill coverage map, on the vkernel: how
+	// often its units' guests called each host function of the vkernel
+	// and how many units did. Nil for other targets, and when no unit
+	// reported host calls.
+	HostCalls *HostCalls `json:",omitempty"`
 }
 
 // Incomplete is a unit that a run did not run to its end.

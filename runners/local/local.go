@@ -162,6 +162,9 @@ func (t *Target) Run(ctx context.Context, p runners.Process) (runners.Exit, erro
 	for _, e := range append(append([]string(nil), t.opts.Env...), p.Env...) {
 		cmd.Env = append(cmd.Env, t.mapValue(e))
 	}
+	// A unit's harness starts the shims that run its guests: they write
+	// their host call counts where the unit's context says.
+	cmd.Env = runners.HostCallsEnv(ctx, cmd.Env)
 	if p.Dir != "" {
 		cmd.Dir = t.mapValue(p.Dir)
 	}

@@ -206,6 +206,13 @@ func mergeRuns(dirs []string, infos []shardInfo, suite, target string, missing [
 		for _, in := range run.Incomplete {
 			cut[in.Unit] = in.Reason
 		}
+		if run.HostCalls != nil {
+			// Each shard ran units of its own: calls and units add up.
+			if merged.HostCalls == nil {
+				merged.HostCalls = &compat.HostCalls{}
+			}
+			merged.HostCalls.Merge(*run.HostCalls)
+		}
 	}
 	for _, m := range missing {
 		for u, s := range split {

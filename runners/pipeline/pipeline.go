@@ -353,8 +353,22 @@ func finish(dir, historyDir string, start time.Time, targets []string, all []map
 		return err
 	}
 	out.Files = append(out.Files, summary, page)
+	// The polyfill coverage map for tools: every suite's map and the
+	// blind spots. A map an earlier run left in dir is not this run's.
+	hostCalls := filepath.Join(dir, HostCallsFile)
+	if cov := report.CoverageOf(sections...); len(cov.Suites) > 0 {
+		return writeJSON(hostCalls, cov, out)
+	}
+	if err := os.Remove(hostCalls); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return nil
 }
+
+// HostCallsFile is the file in out/ holding the run's polyfill coverage
+// map (report.Coverage): each suite's calls per host function of the
+// vkernel, and the functions no suite called.
+const HostCallsFile = "hostcalls.json"
 
 // HistoryRuns is how many runs the trend shows, the latest last.
 const HistoryRuns = 20

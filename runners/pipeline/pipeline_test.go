@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/testenv"
+	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -77,18 +79,26 @@ func goldenSuite() *fakeSuite {
 				rep.Results = []compat.Result{pass(u.Name, "a"), pass(u.Name, "b")}
 				return rep
 			}
+			// The vkernel processes of the units write their host calls
+			// as real ones do (goldenHostCalls).
 			switch u.Name {
 			case "unit_pass":
 				rep.Results = []compat.Result{pass(u.Name, "a"), pass(u.Name, "b"), pass(u.Name, "c")}
+				writeHostCalls(ctx, map[string]uint64{"wasi_snapshot_preview1.fd_write": 3, "wasi_snapshot_preview1.clock_time_get": 2})
 			case "unit_flaky":
 				if len(tests) == 0 {
 					rep.Results = []compat.Result{pass(u.Name, "a"), fail(u.Name, "b", "first run fails"), fail(u.Name, "c", "always fails")}
+					// A process and its child.
+					writeHostCalls(ctx, map[string]uint64{"wasi_snapshot_preview1.fd_write": 1, "vkernel.proc_spawn": 1})
+					writeHostCalls(ctx, map[string]uint64{"wasi_snapshot_preview1.fd_write": 1})
 				} else {
 					// The rerun: b passes now, c fails again.
 					rep.Command += " --only " + strings.Join(tests, ",")
 					rep.Results = []compat.Result{pass(u.Name, "b"), fail(u.Name, "c", "always fails")}
+					writeHostCalls(ctx, map[string]uint64{"wasi_snapshot_preview1.fd_write": 1})
 				}
 			case "unit_crash":
+				writeHostCalls(ctx, map[string]uint64{"wasi_snapshot_preview1.fd_write": 5, "vkernel.proc_spawn": 2})
 				rep.Results = []compat.Result{pass(u.Name, "a")}
 				rep.Output = "running a ... ok\nrunning b ...\nFatal error: Segmentation fault\n"
 				rep.Err = errors.New("signal: segmentation fault, but no test failed")
@@ -105,6 +115,36 @@ func goldenSuite() *fakeSuite {
 			return rep
 		},
 	}
+}
+
+// writeHostCalls writes calls as one vkernel process of the unit whose
+// context ctx is would (vkernel.WriteHostCalls, to the directory the
+// pipeline gives the unit).
+func writeHostCalls(ctx context.Context, calls map[string]uint64) {
+	dir := runners.HostCallsDir(ctx)
+	if dir == "" {
+		panic("a unit on the vkernel has no host calls directory")
+	}
+	names := vkernel.HostFunctions()
+	counts := make([]uint64, len(names))
+	for i, name := range names {
+		counts[i] = calls[name]
+		delete(calls, name)
+	}
+	if len(calls) > 0 {
+		panic(fmt.Sprintf("no such host functions: %v", calls))
+	}
+	if err := vkernel.WriteHostCalls(dir, "fake", counts); err != nil {
+		panic(err)
+	}
+}
+
+// goldenHostCalls is the coverage map of goldenSuite's units on the
+// vkernel: the flaky unit's rerun adds calls, not a unit.
+var goldenHostCalls = map[string]compat.HostCall{
+	"wasi_snapshot_preview1.fd_write":       {Calls: 3 + 1 + 1 + 1 + 5, Units: 3},
+	"wasi_snapshot_preview1.clock_time_get": {Calls: 2, Units: 1},
+	"vkernel.proc_spawn":                    {Calls: 1 + 2, Units: 2},
 }
 
 // The baseline the vkernel run is compared with: a regression, a known
@@ -175,6 +215,14 @@ func normaliseTimes(s string) string {
 // targets and compares every file it writes with testdata/golden (go test
 // ./runners/pipeline -update rewrites them).
 func TestGolden(t *testing.T) {
+	// The coverage map of a short ABI of the functions goldenSuite calls
+	// and two it does not: the golden files stay as they are when host
+	// functions are added.
+	defer func(f func() []string) { hostFunctions = f }(hostFunctions)
+	hostFunctions = func() []string {
+		return []string{"wasi_snapshot_preview1.fd_write", "wasi_snapshot_preview1.clock_time_get", "wasi_snapshot_preview1.path_open",
+			"vkernel.proc_spawn", "vkernel.proc_fork"}
+	}
 	out, base := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(base, "fake-vkernel.txt"), []byte(goldenBaseline), 0o644); err != nil {
 		t.Fatal(err)
@@ -192,7 +240,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("runs %d, regressions %d", len(o.Runs), o.Regressions())
 	}
 	golden := filepath.Join("testdata", "golden")
-	for _, name := range []string{"fake-vkernel.xml", "fake-vkernel.json", "fake-reference.xml", "fake-reference.json", "summary.md"} {
+	for _, name := range []string{"fake-vkernel.xml", "fake-vkernel.json", "fake-reference.xml", "fake-reference.json", "summary.md", HostCallsFile} {
 		got, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -279,6 +327,8 @@ func TestUnitResults(t *testing.T) {
 			t.Errorf("progress line %q is not in the one format", l)
 		}
 	}
+
+	checkHostCalls(t, run)
 
 	// Without Rerun, the failed tests stay failed.
 	run, _ = RunSuite(context.Background(), goldenSuite(), runners.TargetSpec{Kind: runners.Vkernel}, Options{})
@@ -653,5 +703,35 @@ func TestProgress(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "1/3") || !strings.Contains(log.String(), "fake-reference: pass 3") {
 		t.Errorf("quiet log:\n%s", log.String())
+	}
+}
+
+// checkHostCalls checks a run of goldenSuite on the vkernel has the
+// coverage map of its units: every host function the vkernel exports,
+// in the ABI's order, with the calls and units of goldenHostCalls.
+func checkHostCalls(t *testing.T, run *compat.Run) {
+	t.Helper()
+	h := run.HostCalls
+	if h == nil {
+		t.Fatal("the run on the vkernel has no host calls")
+	}
+	if h.Units != 3 {
+		t.Errorf("%d units reported host calls, want 3", h.Units)
+	}
+	names := vkernel.HostFunctions()
+	if len(h.Functions) != len(names) {
+		t.Fatalf("%d host functions in the map, the vkernel exports %d", len(h.Functions), len(names))
+	}
+	for i, c := range h.Functions {
+		if c.Function != names[i] {
+			t.Errorf("function %d is %s, want %s", i, c.Function, names[i])
+		}
+		want := goldenHostCalls[c.Function]
+		if c.Calls != want.Calls || c.Units != want.Units {
+			t.Errorf("%s: %d calls by %d units, want %d by %d", c.Function, c.Calls, c.Units, want.Calls, want.Units)
+		}
+	}
+	if n := h.Exercised(); n != len(goldenHostCalls) {
+		t.Errorf("%d functions exercised, want %d", n, len(goldenHostCalls))
 	}
 }

@@ -89,6 +89,26 @@ func TestShardsMergeEqualsWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The coverage map: the shards' units add up to the whole run's.
+	units := 0
+	for _, d := range dirs {
+		if r, err := ReadRun(filepath.Join(d, "fake-vkernel.json")); err == nil && r.HostCalls != nil {
+			units += r.HostCalls.Units
+		}
+	}
+	if units != 3 {
+		t.Errorf("the shards' maps hold %d units, want the whole run's 3", units)
+	}
+	for _, d := range []string{whole, merged} {
+		r, err := ReadRun(filepath.Join(d, "fake-vkernel.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkHostCalls(t, &r)
+		if r, _ := ReadRun(filepath.Join(d, "fake-reference.json")); r.HostCalls != nil {
+			t.Errorf("%s: the reference has a coverage map: %+v", d, r.HostCalls)
+		}
+	}
 	if mo.Regressions() != wo.Regressions() || mo.Regressions() == 0 {
 		t.Errorf("merged: %d regressions, whole run %d", mo.Regressions(), wo.Regressions())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/vkernel"
 )
 
 // Options say how RunSuite runs a suite's units.
@@ -73,10 +75,23 @@ func RunSuite(ctx context.Context, s runners.Suite, spec runners.TargetSpec, opt
 	defer sess.Close()
 	l := &loop{suite: s.Name(), target: spec.Kind, sess: sess, plan: plan, opts: opts, total: len(plan.Units),
 		cut: map[string]string{}}
+	if spec.Kind == runners.Vkernel {
+		// The polyfill coverage map: each unit's vkernel processes write
+		// their host call counts to a directory of the unit's own.
+		root, err := os.MkdirTemp(spec.Scratch, "hostcalls-")
+		if err != nil {
+			return nil, fmt.Errorf("%s: host calls directory: %w", s.Name(), err)
+		}
+		defer os.RemoveAll(root)
+		l.hostCallsRoot, l.hostCalls = root, compat.NewHostCalls(hostFunctions())
+	}
 	l.run(ctx)
 	compat.SortResults(l.results)
 	run := &compat.Run{Suite: s.Name(), Target: spec.Kind, Start: start, Duration: time.Since(start),
 		Results: l.results, Properties: sess.Properties(), UnitTimes: l.times}
+	if l.hostCalls != nil && l.hostCalls.Units > 0 {
+		run.HostCalls = l.hostCalls
+	}
 	for _, u := range plan.Units {
 		why, ok := l.cut[u.Name]
 		if !ok && !l.started[u.Name] {
@@ -115,6 +130,12 @@ type loop struct {
 	ended      map[string]bool
 	took       []time.Duration          // the finished units' times
 	times      map[string]time.Duration // unit -> its time
+
+	// hostCallsRoot holds a directory per running unit where its vkernel
+	// processes write their host call counts (vkernel target only);
+	// hostCalls adds them up as each unit ends.
+	hostCallsRoot string
+	hostCalls     *compat.HostCalls
 }
 
 // run runs the plan's units batch by batch: a batch is a run of
@@ -313,6 +334,13 @@ func (l *loop) timeout(kind runners.Kind) time.Duration {
 // cut, when not empty, says why the unit did not run to its end (the run
 // was stopped, its time ran out): its unreached tests were not run.
 func (l *loop) unit(ctx context.Context, u runners.Unit, kind runners.Kind) (results []compat.Result, unitErr *compat.Result, cut string, targetErr error) {
+	if l.hostCallsRoot != "" {
+		if dir, err := os.MkdirTemp(l.hostCallsRoot, "unit-"); err == nil {
+			// Its reruns too: the unit counts once in the map.
+			ctx = runners.WithHostCallsDir(ctx, dir)
+			defer l.countHostCalls(dir)
+		}
+	}
 	timeout := l.timeout(kind)
 	start := time.Now()
 	rep, timedOut := l.attempt(ctx, u, nil, timeout)
@@ -434,4 +462,31 @@ func transcript(command, output string) string {
 	}
 	b.WriteString(runners.Tail(output, tailLines, tailBytes))
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// hostFunctions lists the host functions a coverage map covers: the
+// vkernel's. The golden tests pin a short list of their own, so that a
+// host function added to the ABI does not change their files.
+var hostFunctions = vkernel.HostFunctions
+
+// countHostCalls adds the host calls a unit's vkernel processes wrote to
+// dir to the run's map, once the unit has ended, and removes dir. A
+// process that did not get to write (killed with its unit) is not
+// counted.
+func (l *loop) countHostCalls(dir string) {
+	defer os.RemoveAll(dir)
+	// A file that cannot be read is left out; the others still count.
+	files, _ := vkernel.ReadHostCalls(dir)
+	if len(files) == 0 {
+		return
+	}
+	calls := map[string]uint64{}
+	for _, f := range files {
+		for fn, n := range f.Calls {
+			calls[fn] += n
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hostCalls.AddUnit(calls)
 }

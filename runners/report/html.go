@@ -49,6 +49,16 @@ type htmlPage struct {
 	RegressionsTotal      int
 	History               []Point
 	Trend                 template.HTML
+	Coverage              []htmlCoverage
+	BlindSpots            []string
+	HostFunctions         int
+}
+
+// htmlCoverage is one suite's row of the polyfill coverage table.
+type htmlCoverage struct {
+	Suite, Target           string
+	Units, Exercised, Total int
+	Top                     []string
 }
 
 type htmlSuite struct {
@@ -163,6 +173,18 @@ func buildPage(page Page) htmlPage {
 		hp.Regressions = hp.Regressions[:maxHTMLRows]
 	}
 	hp.Trend = trendChart(page.History)
+	cov := CoverageOf(page.Sections...)
+	for _, sc := range cov.Suites {
+		hc := htmlCoverage{Suite: sc.Suite, Target: sc.Target, Units: sc.Units, Exercised: sc.Exercised(), Total: len(sc.Functions)}
+		for _, f := range sc.Top(TopHostCalls) {
+			hc.Top = append(hc.Top, fmt.Sprintf("%s %s (%d)", shortFunction(f.Function), grouped(f.Calls), f.Units))
+		}
+		hp.Coverage = append(hp.Coverage, hc)
+	}
+	for _, f := range cov.BlindSpots {
+		hp.BlindSpots = append(hp.BlindSpots, shortFunction(f))
+	}
+	hp.HostFunctions = len(cov.Functions)
 	return hp
 }
 
@@ -471,6 +493,16 @@ svg .tr { fill: none; stroke: #d9534f; stroke-width: 2; }
 {{end}}</table>
 {{end}}
 {{end}}
+
+{{if .Coverage}}
+<h2 id="coverage">Polyfill coverage</h2>
+<p>The vkernel's host functions (WASI preview1 and the <code>vkernel</code> module) the suites' guests called, counted per exec; <code>hostcalls.json</code> has every function's calls and units.</p>
+<table><tr><th>suite</th><th>target</th><th>units</th><th>functions called</th><th>most called: calls (units)</th></tr>
+{{range .Coverage}}<tr><td>{{.Suite}}</td><td>{{.Target}}</td><td class="n">{{.Units}}</td><td class="n">{{.Exercised}} of {{.Total}}</td><td>{{range $i, $t := .Top}}{{if $i}}, {{end}}<code>{{$t}}</code>{{end}}</td></tr>
+{{end}}</table>
+{{if .BlindSpots}}<p><strong>Blind spots</strong>: {{len .BlindSpots}} of {{.HostFunctions}} host functions no suite called: {{range $i, $f := .BlindSpots}}{{if $i}}, {{end}}<code>{{$f}}</code>{{end}}.</p>{{else}}<p>Blind spots: none; every host function was called by some suite.</p>{{end}}
+
+{{end -}}
 
 {{if .History}}
 <h2 id="history">Trend over the last {{len .History}} runs</h2>

@@ -27,7 +27,8 @@ type Section struct {
 // regressions first, then unexpected passes, flaky tests, new and removed
 // tests, and the known failures folded away; last, when the section has a
 // reference, the time ratios of its units against the reference's
-// (CompareTimes).
+// (CompareTimes). Last comes the polyfill coverage map of the runs that
+// have one (CoverageOf).
 func WriteSummary(w io.Writer, sections ...Section) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
@@ -36,6 +37,7 @@ func WriteSummary(w io.Writer, sections ...Section) error {
 	for _, s := range sections {
 		writeSection(p, s)
 	}
+	writeCoverage(p, CoverageOf(sections...))
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing summary: %w", err)
 	}

@@ -227,6 +227,11 @@ func (t *Target) run(ctx context.Context, p runners.Process, listeners []*os.Fil
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.Stdin, p.Stdout, p.Stderr
 	cmd.ExtraFiles = files
+	// The unit's host calls directory, if any: compat exec's kernel and
+	// its child processes write their counts there.
+	if runners.HostCallsDir(ctx) != "" {
+		cmd.Env = runners.HostCallsEnv(ctx, os.Environ())
+	}
 	// A process whose caller died does not run on: the kernel kills it
 	// (the run was ended with SIGKILL, or crashed). It leads a process
 	// group that its whole tree of vkernel processes joins (group.go).
