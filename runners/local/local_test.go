@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/compat-project/compat/runners"
+	"github.com/compat-project/compat/vkernel"
 )
 
 var _ runners.Target = (*Target)(nil)
@@ -137,5 +138,23 @@ func TestInfrastructureErrors(t *testing.T) {
 	}
 	if p := tg.Properties(); p["host.os"] == "" {
 		t.Errorf("Properties() = %v, want host.os", p)
+	}
+}
+
+// TestHostCallsDir: a process run under a context naming a host calls
+// directory (a unit's harness, which starts shims) has it in
+// COMPAT_HOSTCALLS_DIR, over an inherited value and the process's own;
+// otherwise it keeps what it inherits.
+func TestHostCallsDir(t *testing.T) {
+	t.Setenv(vkernel.EnvHostCallsDir, "/inherited")
+	tg := newTarget(t)
+	p := runners.Process{Args: []string{"sh", "-c", `echo "dir=$` + vkernel.EnvHostCallsDir + `"`}, Env: []string{vkernel.EnvHostCallsDir + "=/own"}}
+	dir := t.TempDir()
+	if _, out, err := run(t, tg, runners.WithHostCallsDir(context.Background(), dir), p); err != nil || out != "dir="+dir+"\n" {
+		t.Errorf("under the unit's context: %q, %v; want dir=%s", out, err, dir)
+	}
+	p.Env = nil
+	if _, out, err := run(t, tg, context.Background(), p); err != nil || out != "dir=/inherited\n" {
+		t.Errorf("without one: %q, %v; want the inherited dir=/inherited", out, err)
 	}
 }
