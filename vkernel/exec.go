@@ -229,7 +229,24 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	defer cancel(nil)
 	ctl := k.newProcCtl(r, &req)
 	defer ctl.close()
-	proc, perr := hostabi.NewProcess(k.processConfig(r, &req, ctl, cancel))
+	pcfg := k.processConfig(r, &req, ctl, cancel)
+	if k.hostCallsDir != "" {
+		// The counts live in a file of the host calls directory, mapped
+		// shared: they are there however the process ends, killed too.
+		// The coverage map is a report's, not the guest's: a file that
+		// cannot be made is said on stderr, and the guest runs
+		// uncounted. A directory that is gone belongs to a unit that
+		// has ended (a straggler of it is starting): nothing to say.
+		hc, herr := mapHostCalls(k.hostCallsDir, r.entry.Name)
+		switch {
+		case herr == nil:
+			defer hc.close()
+			pcfg.Counts = hc.counts
+		case !errors.Is(herr, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "vkernel: host call counts of %s: %v\n", r.entry.Name, herr)
+		}
+	}
+	proc, perr := hostabi.NewProcess(pcfg)
 	if perr != nil {
 		return nil, fmt.Errorf("exec %s: %w", req.shownPath(), perr)
 	}
@@ -275,15 +292,6 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Duration = time.Since(start)
 	res.HostTime, res.HostCalls = proc.HostTime()
-	if k.hostCallsDir != "" {
-		// The coverage map is a report's, not the guest's: a file that
-		// cannot be written is said on stderr, and the exec's outcome
-		// stands. A directory that is gone belongs to a unit that has
-		// ended (a straggler of it is ending): nothing to say.
-		if werr := WriteHostCalls(k.hostCallsDir, r.entry.Name, proc.CallCounts()); werr != nil && !errors.Is(werr, fs.ErrNotExist) {
-			fmt.Fprintf(os.Stderr, "vkernel: host call counts of %s: %v\n", r.entry.Name, werr)
-		}
-	}
 	if err != nil {
 		return res, &TrapError{Entry: r.entry.Name, Err: err}
 	}
@@ -440,7 +448,6 @@ func (k *Kernel) processConfig(r *route, req *Request, ctl *procCtl, cancel cont
 		Listeners:   req.Listeners,
 		Signals:     req.Signals != nil,
 		MaxChildren: r.entry.Resources.Processes,
-		CountCalls:  k.hostCallsDir != "",
 		Hooks: hostabi.Hooks{
 			Audit: func(action, detail, decision, reason string) {
 				k.audit.write(AuditRecord{Action: action, Entry: r.entry.Name, Detail: detail, Decision: decision, Reason: reason})

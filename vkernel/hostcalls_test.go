@@ -86,7 +86,7 @@ func testHostCalls(t *testing.T, dir string, opts Options) {
 	}
 	entries, _ = os.ReadDir(dir)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".writing-") {
+		if strings.HasPrefix(e.Name(), ".making-") {
 			t.Errorf("%s left behind", e.Name())
 		}
 	}

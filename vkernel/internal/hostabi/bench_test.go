@@ -73,7 +73,7 @@ const hotGuest = `(module
 // hotBench runs fn of hotGuest in a process holding both ends of a
 // stream socketpair (guest fds a and b); the first pair holds 8 unread
 // bytes in b, so b always polls readable. With count, the process counts
-// its calls per host function (Config.CountCalls), and the counts are
+// its calls per host function (Config.Counts), and the counts are
 // checked.
 func hotBench(b *testing.B, fn string, count bool, args func(a, b uint64) []uint64) {
 	wasm, err := guests.WAT(hotGuest)
@@ -89,7 +89,7 @@ func hotBench(b *testing.B, fn string, count bool, args func(a, b uint64) []uint
 	if err := Instantiate(ctx, r); err != nil {
 		b.Fatal(err)
 	}
-	p, err := NewProcess(Config{CountCalls: count})
+	p, err := NewProcess(Config{Counts: counters(count)})
 	if err != nil {
 		b.Fatal(err)
 	}

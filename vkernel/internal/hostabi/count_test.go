@@ -47,7 +47,7 @@ func TestCallCounts(t *testing.T) {
 	}
 	for _, count := range []bool{true, false} {
 		t.Run(fmt.Sprint("count=", count), func(t *testing.T) {
-			p, err := NewProcess(Config{Args: []string{"count"}, CountCalls: count})
+			p, err := NewProcess(Config{Args: []string{"count"}, Counts: counters(count)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,5 +96,22 @@ func TestCallCounts(t *testing.T) {
 				t.Errorf("counts add up to %d, HostTime counted %d calls", sum, total)
 			}
 		})
+	}
+}
+
+// counters returns memory to count every host function's calls in, or nil.
+func counters(count bool) []uint64 {
+	if !count {
+		return nil
+	}
+	return make([]uint64, len(Functions()))
+}
+
+// TestCountersLength: counters of another length than the surface's are
+// refused, naming both.
+func TestCountersLength(t *testing.T) {
+	_, err := NewProcess(Config{Counts: make([]uint64, 3)})
+	if err == nil || err.Error() != fmt.Sprintf("3 call counters for %d host functions", len(Functions())) {
+		t.Fatalf("3 counters: %v", err)
 	}
 }

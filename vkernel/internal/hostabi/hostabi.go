@@ -119,9 +119,12 @@ type Config struct {
 	// MaxChildren bounds the children not yet waited for (0: no bound
 	// here; the vkernel's hooks may bound them too).
 	MaxChildren int
-	// CountCalls makes the process count its calls of each host function
-	// (CallCounts). Off, the only cost is a nil check per call.
-	CountCalls bool
+	// Counts, when not nil, are where the process counts its calls of
+	// each host function, indexed as Functions lists them (it must have
+	// that length): memory of the caller's, which may be a shared mapping
+	// of a file that outlives the process (CallCounts). Nil: nothing is
+	// counted, at the cost of a nil check per call.
+	Counts []uint64
 }
 
 // Process is the host-side state of one guest instance: its fd table,
@@ -162,8 +165,8 @@ type Process struct {
 	hostNanos int64
 	hostCalls int64
 	// calls counts the calls of each host function, indexed as
-	// Functions lists them; nil unless Config.CountCalls. A plain
-	// increment: the process is used by one goroutine at a time.
+	// Functions lists them; nil unless Config.Counts. A plain increment:
+	// the process is used by one goroutine at a time.
 	calls []uint64
 	// sampler picks the calls that are timed (xorshift64).
 	sampler uint64
@@ -199,8 +202,11 @@ func NewProcess(cfg Config) (*Process, error) {
 	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, sampler: uint64(time.Now().UnixNano()) | 1,
 		cwd: cfg.Cwd, hasCwd: cfg.HasCwd, maxChildren: cfg.MaxChildren}
 	p.kids.stop = -1
-	if cfg.CountCalls {
-		p.calls = make([]uint64, len(functions()))
+	if cfg.Counts != nil {
+		if len(cfg.Counts) != len(functions()) {
+			return nil, fmt.Errorf("%d call counters for %d host functions", len(cfg.Counts), len(functions()))
+		}
+		p.calls = cfg.Counts
 	}
 	s, err := newSignals(cfg.Signals)
 	if err != nil {
@@ -402,7 +408,7 @@ func (p *Process) HostTime() (time.Duration, int64) {
 
 // CallCounts returns how many times the guest called each host function,
 // indexed as Functions lists them, once the guest has ended; nil when the
-// process was not counting (Config.CountCalls).
+// process was not counting (Config.Counts).
 func (p *Process) CallCounts() []uint64 {
 	if p.calls == nil {
 		return nil
