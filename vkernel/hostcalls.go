@@ -69,6 +69,7 @@ type hostCallsMeta struct {
 
 // hostCalls is an exec's host calls file, mapped.
 type hostCalls struct {
+	name   string
 	mapped []byte
 	// counts are the counters within mapped, one per host function in
 	// hostabi.Functions' order.
@@ -115,7 +116,7 @@ func mapHostCalls(dir, entry string) (*hostCalls, error) {
 	// The mapping is page-aligned, so the counters at offset 16 are
 	// aligned for uint64.
 	counts := unsafe.Slice((*uint64)(unsafe.Pointer(&mapped[16])), len(names))
-	return &hostCalls{mapped: mapped, counts: counts}, nil
+	return &hostCalls{name: final, mapped: mapped, counts: counts}, nil
 }
 
 // close unmaps the counters; the file keeps them.

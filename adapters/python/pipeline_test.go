@@ -80,6 +80,27 @@ func TestRegressionsFromABrokenBuild(t *testing.T) {
 	if c := o.Runs[0].Counts(); c.Pass < 50 || c.Fail+c.Error > 0 {
 		t.Fatalf("healthy build: %+v", c)
 	}
+	// The polyfill coverage map: both units' interpreters, each in a
+	// compat exec process of its own, counted their host calls.
+	if h := o.Runs[0].HostCalls; h == nil || h.Units != len(modules) {
+		t.Errorf("coverage map %+v: want both units", h)
+	} else {
+		byName := map[string]compat.HostCall{}
+		for _, c := range h.Functions {
+			byName[c.Function] = c
+		}
+		// Every interpreter opens its stdlib's files and writes its
+		// output.
+		for _, f := range []string{"wasi_snapshot_preview1.path_open", "wasi_snapshot_preview1.fd_write", "wasi_snapshot_preview1.args_get"} {
+			if c := byName[f]; c.Units != len(modules) || c.Calls < uint64(len(modules)) {
+				t.Errorf("%s: %d calls by %d units, want calls by each unit", f, c.Calls, c.Units)
+			}
+		}
+		t.Logf("coverage: %d of %d host functions called", h.Exercised(), len(h.Functions))
+	}
+	if _, err := os.Stat(filepath.Join(first, pipeline.HostCallsFile)); err != nil {
+		t.Errorf("no coverage map for tools: %v", err)
+	}
 	if _, _, err := pipeline.UpdateBaseline(first, base, "python", "vkernel"); err != nil {
 		t.Fatal(err)
 	}
