@@ -102,6 +102,10 @@ Environment:
   COMPAT_RUNNER_IMAGE
                  the runner image compat runs in (images/runner sets it): every run's
                  runner.image property
+  COMPAT_HOSTCALLS_DIR
+                 directory where every vkernel (compat exec, the shims, their children)
+                 leaves its guests' host call counts, one file per exec; compat run sets
+                 it per unit for the polyfill coverage map (hostcalls.json)
 
 The megabinary format is documented in vkernel/megabinary/FORMAT.md, the guests' host ABI in
 vkernel/ABI.md.
