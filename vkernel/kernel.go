@@ -258,6 +258,12 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	if k.hostCallsDir == "" {
 		k.hostCallsDir = os.Getenv(EnvHostCallsDir)
 	}
+	if k.hostCallsDir != "" {
+		// Child processes get it too, wherever they start.
+		if k.hostCallsDir, err = filepath.Abs(k.hostCallsDir); err != nil {
+			return nil, fmt.Errorf("host calls directory: %w", err)
+		}
+	}
 	k.pool.max = opts.StartWarm
 	if k.pool.max <= 0 {
 		k.pool.max = StartWarmDefault
