@@ -469,10 +469,10 @@ func transcript(command, output string) string {
 // host function added to the ABI does not change their files.
 var hostFunctions = vkernel.HostFunctions
 
-// countHostCalls adds the host calls a unit's vkernel processes wrote to
+// countHostCalls adds the host calls a unit's vkernel processes left in
 // dir to the run's map, once the unit has ended, and removes dir. A
-// process that did not get to write (killed with its unit) is not
-// counted.
+// process killed with its unit (its server, a timeout) counts the calls
+// it made until then: the counters are in its file all along.
 func (l *loop) countHostCalls(dir string) {
 	defer os.RemoveAll(dir)
 	// A file that cannot be read is left out; the others still count.
