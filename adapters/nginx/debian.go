@@ -15,6 +15,7 @@ import (
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
+	"github.com/compat-project/compat/vkernel"
 )
 
 // Debian's autopkgtests of nginx (debian/tests in its source, copied into
@@ -183,10 +184,13 @@ const (
 
 // vkernelSystem turns a reference container into the vkernel's system:
 // /usr/sbin/nginx runs the shim script, with the container's whole file
-// system mounted (the comment at the top of this file says why).
+// system mounted (the comment at the top of this file says why). Its
+// arguments: the shim script, and the directory for host call counts
+// ("" for none).
 const vkernelSystem = `set -eu
 ln -sf ` + shimExe + ` ` + shimAsNginx + `
 printf '#!/bin/sh\n# nginx.wasm in the vkernel (compat adapters/nginx)\n` + shim.EnvMounts + `=/=/\nexport ` + shim.EnvMounts + `\nexec %s "$@"\n' "$1" >/usr/sbin/nginx
+[ -z "${2:-}" ] || sed -i "/^exec /i export ` + vkernel.EnvHostCallsDir + `=$2" /usr/sbin/nginx
 chmod 755 /usr/sbin/nginx
 rm -f /etc/nginx/modules-enabled/*.conf
 sed -i 's/^\([[:space:]]*ssl_\)/#\1/' /etc/nginx/nginx.conf
@@ -225,6 +229,11 @@ func (ss *session) runDebianTest(ctx context.Context, test DebianTest) runners.R
 			runners.Mount{Host: ss.debianShim.PublicKey, Guest: ss.debianShim.PublicKey, ReadOnly: true},
 		)
 		// No AOT cache: see where debianShim is prepared.
+		// The unit's host call counts (the polyfill coverage map): the
+		// shim's kernels write them where the pipeline reads them.
+		if dir := runners.HostCallsDir(ctx); dir != "" {
+			mounts = append(mounts, runners.Mount{Host: dir, Guest: dir})
+		}
 	}
 	t, err := docker.New(ctx, docker.Options{Name: kind, Image: s.build.ReferenceImage(), Mounts: mounts})
 	if err != nil {
@@ -260,7 +269,7 @@ func (ss *session) runDebianTest(ctx context.Context, test DebianTest) runners.R
 		return failed(runners.TargetError(fmt.Errorf("writing policy-rc.d failed (%v, %s)", err, exit)))
 	}
 	if kind == runners.Vkernel {
-		if exit, _, _, err := step("vkernel system", "sh", "-c", vkernelSystem, "setup", ss.debianShim.Binary); err != nil || !exit.OK() {
+		if exit, _, _, err := step("vkernel system", "sh", "-c", vkernelSystem, "setup", ss.debianShim.Binary, runners.HostCallsDir(ctx)); err != nil || !exit.OK() {
 			return failed(runners.TargetError(fmt.Errorf("preparing the vkernel system failed (%v, %s)", err, exit)))
 		}
 	}

@@ -88,7 +88,7 @@ func TestInterpreter(t *testing.T) {
 // pass on both, the TLS test must pass on the reference and be skipped on
 // the vkernel, and the reboot test is skipped everywhere. The vkernel side
 // runs a real compat binary, built here, as /usr/sbin/nginx, on the
-// target's own megabinary.
+// target's own megabinary, and counts its host calls for the coverage map.
 func TestDebianTests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts containers; skipped with -short")
@@ -126,6 +126,20 @@ func TestDebianTests(t *testing.T) {
 				name := strings.TrimPrefix(r.Test, DebianTestsUnit+"/")
 				if r.Status != statuses[name] || r.Unit != r.Test {
 					t.Errorf("%s (unit %s): %s (%s), want %s\n%s", r.Test, r.Unit, r.Status, r.Message, statuses[name], r.Output)
+				}
+			}
+			if kind == runners.Vkernel {
+				// The shim's kernels in the container count host calls
+				// into the unit's directory: the one unit that ran counts.
+				if run.HostCalls == nil || run.HostCalls.Units != 1 {
+					t.Fatalf("host calls %+v, want the ssi-module-test unit's", run.HostCalls)
+				}
+				var calls uint64
+				for _, f := range run.HostCalls.Functions {
+					calls += f.Calls
+				}
+				if calls == 0 {
+					t.Errorf("the unit's map has no calls: %+v", run.HostCalls)
 				}
 			}
 		})
