@@ -6,12 +6,14 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,6 +147,28 @@ func TestThreadsStoppedByTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the exec took %v to stop", d)
+	}
+	goroutinesSettle(t, base)
+}
+
+func TestThreadsKilledBySignal(t *testing.T) {
+	// Neither the spinning threads nor the waiting main thread make a
+	// host call: SIGKILL ends them all the same. (An exec given Signals
+	// starts with the others caught, for proc_signals.)
+	k, f, _ := threadKernel(t, threadGuest(t, threadSpin, 3, 1, false), 4, true)
+	base := runtime.NumGoroutine()
+	sigs := make(chan os.Signal, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		sigs <- syscall.SIGKILL
+	}()
+	start := time.Now()
+	res, err := k.Exec(context.Background(), Request{Path: f.wasm("threads"), Signals: sigs})
+	if err != nil || res.Signal != syscall.SIGKILL || res.ExitCode != 137 {
+		t.Fatalf("exec: %v, %+v; want killed by SIGKILL, status 137", err, res)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the exec took %v to end after SIGKILL", d)
 	}
 	goroutinesSettle(t, base)
 }
