@@ -341,7 +341,13 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		if shared {
 			// The memory module is compiled now, with the guest's: nothing
 			// is compiled after the load.
-			mc, err := k.runtime.CompileModule(ctx, memoryModule(mem))
+			mb := memoryModule(mem)
+			if k.aot != nil {
+				// Its code is sealed to its own digest: modules with the
+				// same limits share it.
+				k.aot.Expect(megabinary.SHA256(mb))
+			}
+			mc, err := k.runtime.CompileModule(ctx, mb)
 			if err != nil {
 				return nil, fmt.Errorf("module %s: shared memory of %d..%d pages: %w", m.Digest[:12], mem.min, mem.max, err)
 			}

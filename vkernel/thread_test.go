@@ -173,6 +173,27 @@ func TestThreadsKilledBySignal(t *testing.T) {
 	goroutinesSettle(t, base)
 }
 
+// TestThreadsWithAOTCache: two threaded modules with the same memory
+// limits load, run, and load again from the AOT cache (their memory
+// module's code is sealed once, to its own digest).
+func TestThreadsWithAOTCache(t *testing.T) {
+	f := newFixture(t,
+		entry("a", threadGuest(t, threadSum, 2, 100, false), megabinary.Resources{Threads: 2}),
+		entry("b", threadGuest(t, threadSum, 3, 100, false), megabinary.Resources{Threads: 3}))
+	cache := t.TempDir()
+	for round := 0; round < 2; round++ {
+		k, _ := f.open(t, Options{CacheDir: cache})
+		for _, name := range []string{"a", "b"} {
+			if out, res := run(t, k, Request{Path: f.wasm(name)}); res.ExitCode != 0 || out != "ok\n" {
+				t.Fatalf("round %d, %s: exit %d, stdout %q", round, name, res.ExitCode, out)
+			}
+		}
+		if st := k.Stats(); round == 1 && (st.AOTLoaded == 0 || st.AOTCompiled != 0) {
+			t.Errorf("second load: %d modules from the AOT cache, %d compiled; want all from the cache", st.AOTLoaded, st.AOTCompiled)
+		}
+	}
+}
+
 func TestThreadImportsChecked(t *testing.T) {
 	src := func(mem string, spawn, start bool) string {
 		s := "(module "
