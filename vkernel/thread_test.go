@@ -174,8 +174,9 @@ func TestThreadsKilledBySignal(t *testing.T) {
 }
 
 // TestThreadsWithAOTCache: two threaded modules with the same memory
-// limits load, run, and load again from the AOT cache (their memory
-// module's code is sealed once, to its own digest).
+// limits load, run, and load again from the AOT cache, together and the
+// second alone (their memory module's code is sealed once, to its own
+// digest, not to the module loaded first).
 func TestThreadsWithAOTCache(t *testing.T) {
 	f := newFixture(t,
 		entry("a", threadGuest(t, threadSum, 2, 100, false), megabinary.Resources{Threads: 2}),
@@ -191,6 +192,10 @@ func TestThreadsWithAOTCache(t *testing.T) {
 		if st := k.Stats(); round == 1 && (st.AOTLoaded == 0 || st.AOTCompiled != 0) {
 			t.Errorf("second load: %d modules from the AOT cache, %d compiled; want all from the cache", st.AOTLoaded, st.AOTCompiled)
 		}
+	}	// b alone: its memory module's code was sealed when a's was.
+	k, _ := f.open(t, Options{CacheDir: cache, Entries: []string{"b"}})
+	if out, res := run(t, k, Request{Path: f.wasm("b")}); res.ExitCode != 0 || out != "ok\n" {
+		t.Fatalf("b alone: exit %d, stdout %q", res.ExitCode, out)
 	}
 }
 
