@@ -192,7 +192,8 @@ func TestThreadsWithAOTCache(t *testing.T) {
 		if st := k.Stats(); round == 1 && (st.AOTLoaded == 0 || st.AOTCompiled != 0) {
 			t.Errorf("second load: %d modules from the AOT cache, %d compiled; want all from the cache", st.AOTLoaded, st.AOTCompiled)
 		}
-	} // b alone: its memory module's code was sealed when a's was.
+	}
+	// b alone: its memory module's code was sealed when a's was.
 	k, _ := f.open(t, Options{CacheDir: cache, Entries: []string{"b"}})
 	if out, res := run(t, k, Request{Path: f.wasm("b")}); res.ExitCode != 0 || out != "ok\n" {
 		t.Fatalf("b alone: exit %d, stdout %q", res.ExitCode, out)
