@@ -5,19 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/compat-project/compat/runners/testenv"
 	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
 )
@@ -233,86 +228,4 @@ func TestThreadImportsChecked(t *testing.T) {
 			t.Errorf("%s: Open: %v; want an error saying %q", c.name, err, c.want)
 		}
 	}
-}
-
-var threadsSysroot struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-// cThreadGuest builds guests/src/threads.c with the wasm32-wasi-threads
-// sysroot of images/lib/wasi-libc-threads (built once, cached by the
-// recipe), or stops t through testenv.Missing without clang-19.
-func cThreadGuest(t *testing.T) []byte {
-	t.Helper()
-	testenv.Command(t, "clang-19", "clang-19")
-	testenv.Command(t, "wasm-ld-19", "lld-19")
-	threadsSysroot.once.Do(func() {
-		cmd := exec.Command("bash", filepath.Join("..", "images", "lib", "wasi-libc-threads", "build.sh"), "19")
-		var errOut bytes.Buffer
-		cmd.Stderr = &errOut
-		out, err := cmd.Output()
-		if err != nil {
-			threadsSysroot.err = fmt.Errorf("images/lib/wasi-libc-threads/build.sh: %v\n%s", err, errOut.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		threadsSysroot.dir = filepath.Join(lines[len(lines)-1], "sysroot")
-	})
-	if threadsSysroot.err != nil {
-		t.Fatal(threadsSysroot.err)
-	}
-	return guest(t, func() ([]byte, error) { return guests.CThreads("threads.c", threadsSysroot.dir) })
-}
-
-// TestCThreads runs the C guest's modes: the sum over shared memory with
-// atomics, a futex mutex and condition, per-thread TLS and errno; a
-// thread's exit(3); a thread's trap; the thread limit's EAGAIN; a deadline
-// stopping spinning threads. No goroutine is left after any of them.
-func TestCThreads(t *testing.T) {
-	wasm := cThreadGuest(t)
-	f := newFixture(t, entry("threads", wasm, megabinary.Resources{Threads: 6}))
-	k, audit := f.open(t, Options{Interruptible: true})
-	spawn := func(ctx context.Context, args ...string) (string, *Result, error) {
-		var out, errOut bytes.Buffer
-		res, err := k.Exec(ctx, Request{Path: f.wasm("threads"), Args: append([]string{"threads"}, args...), Stdout: &out, Stderr: &errOut})
-		return out.String() + errOut.String(), res, err
-	}
-	base := runtime.NumGoroutine()
-
-	out, res, err := spawn(context.Background(), "sum", "6", "20000")
-	if err != nil || res.ExitCode != 0 || out != "sum=120000 locked=120000 errno=ok mine=7\n" {
-		t.Fatalf("sum: %v, %+v, output %q; want sum=120000 locked=120000 errno=ok mine=7", err, res, out)
-	}
-	goroutinesSettle(t, base)
-
-	_, res, err = spawn(context.Background(), "exit", "2")
-	if err != nil || res.ExitCode != 3 {
-		t.Fatalf("exit: %v, %+v; want status 3 from the thread's exit(3)", err, res)
-	}
-	goroutinesSettle(t, base)
-
-	_, _, err = spawn(context.Background(), "trap", "1")
-	var trap *TrapError
-	if !errors.As(err, &trap) || !strings.Contains(err.Error(), "unreachable") {
-		t.Fatalf("trap: %v; want a TrapError with the thread's unreachable", err)
-	}
-	goroutinesSettle(t, base)
-
-	out, res, err = spawn(context.Background(), "limit")
-	if err != nil || res.ExitCode != 0 || out != "started=6 err=6\n" {
-		t.Fatalf("limit: %v, %+v, output %q; want started=6 err=6 (EAGAIN past resources.threads)", err, res, out)
-	}
-	if !strings.Contains(audit.String(), "resources.threads allows 6") {
-		t.Errorf("no audit record of the refused thread:\n%s", audit.String())
-	}
-	goroutinesSettle(t, base)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, _, err = spawn(ctx, "spin", "3"); err == nil || !strings.Contains(err.Error(), "stopped") {
-		t.Fatalf("spin: %v; want stopped by the deadline", err)
-	}
-	goroutinesSettle(t, base)
 }

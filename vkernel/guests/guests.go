@@ -85,31 +85,6 @@ func C(name string) ([]byte, error) {
 	})
 }
 
-// CThreads compiles one C source from src/ for wasm32-wasi-threads with
-// clang-19 and the sysroot that images/lib/wasi-libc-threads/build.sh
-// made (sysroot: its output's sysroot directory), linked with a shared
-// memory of at most 64 MiB and exporting wasi_thread_start (vkernel/ABI.md,
-// "Threads").
-func CThreads(name, sysroot string) ([]byte, error) {
-	src, err := Source(name)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(filepath.Join(sysroot, "lib", "wasm32-wasi-threads", "libc.a")); err != nil {
-		return nil, fmt.Errorf("%w: no wasm32-wasi-threads libc in %s (images/lib/wasi-libc-threads/build.sh makes it)", ErrToolMissing, sysroot)
-	}
-	return cached("c-threads", sysroot+"\x00"+string(src), func(dir, out string) error {
-		in := filepath.Join(dir, name)
-		if err := os.WriteFile(in, src, 0o644); err != nil {
-			return err
-		}
-		return run("clang-19", "clang-19 lld-19 libclang-rt-19-dev-wasm32",
-			"--target=wasm32-wasi-threads", "-pthread", "--sysroot="+sysroot, "-O2", "-Wall",
-			"-Wl,--import-memory,--shared-memory,--max-memory=67108864",
-			"-Wl,--export=wasi_thread_start", "-o", out, in)
-	})
-}
-
 // Compilers the guests build with: clang-14, the default, and clang-19,
 // which python.wasm uses.
 const (
