@@ -246,8 +246,18 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 			fmt.Fprintf(os.Stderr, "vkernel: host call counts of %s: %v\n", r.entry.Name, herr)
 		}
 	}
+	var tp *threadedProcess
+	if r.threads != nil {
+		var terr error
+		if tp, pcfg.Threads, terr = k.newThreadedProcess(ctx, r); terr != nil {
+			return nil, fmt.Errorf("exec %s: %w", req.shownPath(), terr)
+		}
+	}
 	proc, perr := hostabi.NewProcess(pcfg)
 	if perr != nil {
+		if tp != nil {
+			tp.memory.Close(context.Background())
+		}
 		return nil, fmt.Errorf("exec %s: %w", req.shownPath(), perr)
 	}
 	defer proc.Close()
@@ -281,9 +291,12 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	if req.child != nil && req.child.instance != nil && req.child.instance.route == r {
 		pre = req.child.instance
 	}
-	if req.child != nil && req.child.fork != nil {
+	switch {
+	case tp != nil:
+		code, err = k.runThreaded(pctx, r, proc, tp)
+	case req.child != nil && req.child.fork != nil:
 		code, err = k.runFork(pctx, r, req.child.fork, pre)
-	} else {
+	default:
 		code, err = k.run(pctx, r, pre)
 	}
 	res.ExitCode = code
@@ -344,6 +357,11 @@ func (k *Kernel) prepare(ctx context.Context, entry string) (*instance, error) {
 	r := k.entryRoute(entry)
 	if r == nil {
 		return nil, fmt.Errorf("entry %q is not loaded", entry)
+	}
+	if r.threads != nil {
+		// Its instances import the process's shared memory, made by
+		// the exec (runThreaded).
+		return nil, fmt.Errorf("entry %q has threads: instantiated by its exec", entry)
 	}
 	mem := &forkMemory{}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()

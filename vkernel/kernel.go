@@ -31,6 +31,7 @@ import (
 	"github.com/compat-project/compat/vkernel/megabinary"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // Options configure a Kernel.
@@ -150,9 +151,12 @@ type route struct {
 	// with Start (in a child, which loads its module) or, when module is
 	// loaded, in-process too.
 	startable bool
-	connect   []netip.Prefix
-	bind      []netip.Prefix
-	paths     map[string]bool
+	// threads is set for a module that imports a shared memory (ABI.md,
+	// "Threads").
+	threads *threadSpec
+	connect []netip.Prefix
+	bind    []netip.Prefix
+	paths   map[string]bool
 }
 
 // loopback is what resources.connect and resources.bind allow when empty.
@@ -268,7 +272,10 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	if k.pool.max <= 0 {
 		k.pool.max = StartWarmDefault
 	}
-	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(opts.Interruptible)
+	// Threads: shared memories and the atomic instructions (ABI.md,
+	// "Threads"); modules without a shared memory run as before.
+	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(opts.Interruptible).
+		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesThreads)
 	if opts.CacheDir != "" {
 		aotRoot := filepath.Join(opts.CacheDir, "aot")
 		hostKey, err := aotcache.LoadKey(filepath.Join(aotRoot, "host.key"))
@@ -304,6 +311,7 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		return nil, err
 	}
 	compiled := map[string]wazero.CompiledModule{}
+	threaded := map[string]*threadSpec{}
 	for _, m := range f.Manifest.Modules {
 		if !loaded.module[m.Digest] || opts.StartOnly {
 			continue
@@ -321,14 +329,34 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 			}
 			return nil, fmt.Errorf("module %s does not compile: %w", m.Digest[:12], err)
 		}
-		if err := checkImports(cm); err != nil {
+		mem, shared, err := memoryImport(f.Module(m.Digest))
+		if err == nil {
+			err = checkImports(cm, shared)
+		}
+		if err != nil {
+			cm.Close(ctx)
 			return nil, fmt.Errorf("module %s: %w", m.Digest[:12], err)
 		}
 		compiled[m.Digest] = cm
+		if shared {
+			// The memory module is compiled now, with the guest's: nothing
+			// is compiled after the load.
+			mb := memoryModule(mem)
+			if k.aot != nil {
+				// Its code is sealed to its own digest: modules with the
+				// same limits share it.
+				k.aot.Expect(megabinary.SHA256(mb))
+			}
+			mc, err := k.runtime.CompileModule(ctx, mb)
+			if err != nil {
+				return nil, fmt.Errorf("module %s: shared memory of %d..%d pages: %w", m.Digest[:12], mem.min, mem.max, err)
+			}
+			threaded[m.Digest] = &threadSpec{mem: mem, memory: mc}
+		}
 	}
 	for i := range f.Manifest.Entries {
 		e := &f.Manifest.Entries[i]
-		r := &route{entry: e, module: compiled[e.Module], paths: map[string]bool{}, startable: loaded.entry[e.Name]}
+		r := &route{entry: e, module: compiled[e.Module], threads: threaded[e.Module], paths: map[string]bool{}, startable: loaded.entry[e.Name]}
 		if !loaded.entry[e.Name] || opts.StartOnly {
 			r.module = nil
 			for _, p := range e.Paths {
@@ -415,12 +443,17 @@ func entriesOf(f *megabinary.File, module string) []string {
 }
 
 // checkImports refuses a module that imports anything but functions of the
-// host surface with their exact signatures. In particular no import can
-// hand the host bytes to compile.
-func checkImports(cm wazero.CompiledModule) error {
-	if mems := cm.ImportedMemories(); len(mems) > 0 {
+// host surface with their exact signatures, and, when shared (memoryImport
+// found env.memory imported shared, with a maximum: the one exception,
+// ABI.md "Threads"), memory. In particular no import can hand the host
+// bytes to compile.
+func checkImports(cm wazero.CompiledModule, shared bool) error {
+	if mems := cm.ImportedMemories(); len(mems) > 0 && !shared {
 		mod, name, _ := mems[0].Import()
 		return fmt.Errorf("imports memory %s.%s; guests must define their own", mod, name)
+	}
+	if err := checkThreadImports(cm, shared); err != nil {
+		return err
 	}
 	for _, def := range cm.ImportedFunctions() {
 		mod, name, _ := def.Import()

@@ -199,8 +199,8 @@ func mbInspect(args []string, stdout, stderr io.Writer) int {
 			}
 			mounts = append(mounts, s)
 		}
-		fmt.Fprintf(stdout, "    resources: mounts [%s], listeners %d, connect [%s], bind [%s], processes %d\n",
-			strings.Join(mounts, ", "), r.Listeners, orLoopback(r.Connect), orLoopback(r.Bind), r.Processes)
+		fmt.Fprintf(stdout, "    resources: mounts [%s], listeners %d, connect [%s], bind [%s], processes %d, threads %d\n",
+			strings.Join(mounts, ", "), r.Listeners, orLoopback(r.Connect), orLoopback(r.Bind), r.Processes, r.Threads)
 	}
 	return exitOK
 }

@@ -51,6 +51,18 @@ func WAT(text string) ([]byte, error) {
 	})
 }
 
+// WATThreads assembles WebAssembly text that uses the threads proposal
+// (shared memory, atomics) with wat2wasm --enable-threads.
+func WATThreads(text string) ([]byte, error) {
+	return cached("wat-threads", text, func(dir, out string) error {
+		in := filepath.Join(dir, "in.wat")
+		if err := os.WriteFile(in, []byte(text), 0o644); err != nil {
+			return err
+		}
+		return run("wat2wasm", "wabt", "--enable-threads", in, "-o", out)
+	})
+}
+
 // C compiles one C source from src/ for wasm32-wasi with clang-14 and
 // wasi-libc, exporting __stack_pointer (vkernel.setjmp needs it).
 func C(name string) ([]byte, error) {

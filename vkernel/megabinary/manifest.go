@@ -76,6 +76,11 @@ type Resources struct {
 	// of. Every child exec is still routed by hash (vkernel/ABI.md,
 	// "Processes").
 	Processes int `json:"processes,omitempty"`
+	// Threads is how many threads (wasi.thread-spawn) the instance may
+	// have running at once besides its main one; 0 allows none. Only a
+	// module that imports a shared memory can start threads
+	// (vkernel/ABI.md, "Threads").
+	Threads int `json:"threads,omitempty"`
 }
 
 // MountRule allows a mount at a guest path.
@@ -156,6 +161,9 @@ func (m *Manifest) Validate() error {
 		}
 		if e.Resources.Listeners < 0 {
 			return fmt.Errorf("entry %q: negative listener count", e.Name)
+		}
+		if e.Resources.Threads < 0 {
+			return fmt.Errorf("entry %q: negative thread count", e.Name)
 		}
 		for _, env := range e.Env {
 			if !strings.Contains(env, "=") {

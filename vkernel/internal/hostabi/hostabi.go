@@ -119,6 +119,11 @@ type Config struct {
 	// MaxChildren bounds the children not yet waited for (0: no bound
 	// here; the vkernel's hooks may bound them too).
 	MaxChildren int
+	// Threads, when not nil, lets the process run threads: its module
+	// imports a shared memory, and wasi.thread-spawn starts another
+	// instance of it (ABI.md, "Threads"). Nil: thread-spawn answers
+	// -ENOSYS.
+	Threads *Threads
 	// Counts, when not nil, are where the process counts its calls of
 	// each host function, indexed as Functions lists them (it must have
 	// that length): memory of the caller's, which may be a shared mapping
@@ -129,7 +134,9 @@ type Config struct {
 
 // Process is the host-side state of one guest instance: its fd table,
 // arguments, environment and accounting. It is used by one goroutine at a
-// time: the one running the guest.
+// time: the one running the guest or, in a process with threads
+// (Config.Threads), whichever of its threads holds the process's lock,
+// which every host call takes.
 type Process struct {
 	args, env [][]byte
 	fds       fdTable
@@ -174,6 +181,13 @@ type Process struct {
 	lastYield int64
 	// opened is what the last path_open read of the file it opened.
 	opened openedFile
+
+	// thr is the process's threads (Config.Threads); nil without. With
+	// threads every host call holds big, so the state above stays one
+	// goroutine's at a time; blocking calls hold it too (ABI.md,
+	// "Threads").
+	thr *threadGroup
+	big sync.Mutex
 }
 
 // yieldNanos is how often a guest's goroutine yields to the Go scheduler
@@ -202,6 +216,12 @@ func NewProcess(cfg Config) (*Process, error) {
 	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, sampler: uint64(time.Now().UnixNano()) | 1,
 		cwd: cfg.Cwd, hasCwd: cfg.HasCwd, maxChildren: cfg.MaxChildren}
 	p.kids.stop = -1
+	if cfg.Threads != nil {
+		if cfg.Threads.Runtime == nil || cfg.Threads.Module == nil || cfg.Threads.Memory == nil {
+			return nil, errors.New("threads: runtime, module and shared memory are all needed")
+		}
+		p.thr = &threadGroup{cfg: *cfg.Threads, live: map[uint32]api.Module{}, endCh: make(chan struct{})}
+	}
 	if cfg.Counts != nil {
 		if len(cfg.Counts) != len(functions()) {
 			return nil, fmt.Errorf("%d call counters for %d host functions", len(cfg.Counts), len(functions()))
@@ -489,6 +509,7 @@ func functions() []*hostFunc {
 		vkFdPipe, vkProcInitialCwd, vkProcWait, vkProcKill, vkProcSigaction, vkProcID, vkProcSetitimer, vkProcFork,
 		vkFdStat, vkPathStat, vkFdChmod, vkPathChmod, vkPathAccess, vkProcCred,
 		vkFdDup, vkFdDup2,
+		threadSpawn,
 	}
 }
 
@@ -507,7 +528,7 @@ func Instantiate(ctx context.Context, r wazero.Runtime) error {
 			WithParameterNames(f.params...).
 			Export(f.name)
 	}
-	for _, name := range []string{ModulePreview1, ModuleVkernel} {
+	for _, name := range []string{ModulePreview1, ModuleVkernel, ModuleWasi} {
 		if _, err := builders[name].Instantiate(ctx); err != nil {
 			return fmt.Errorf("instantiate host module %s: %w", name, err)
 		}
@@ -526,6 +547,11 @@ func (f *hostFunc) goFunc(index int) api.GoModuleFunc {
 				stack[0] = uint64(ENOSYS)
 			}
 			return
+		}
+		if p.thr != nil {
+			// Threads share the process: one host call at a time.
+			p.big.Lock()
+			defer p.big.Unlock()
 		}
 		p.stopIfDone(ctx, mod)
 		p.hostCalls++
@@ -590,6 +616,12 @@ func (p *Process) stopIfDone(ctx context.Context, mod api.Module) {
 		// Killed by a signal's default action: the exit status a shell
 		// shows for it; the exec reports the signal (KilledBy).
 		code := uint32(128 + sig)
+		_ = mod.CloseWithExitCode(ctx, code)
+		panic(sys.NewExitError(code))
+	}
+	if p.thr != nil && p.thr.ended.Load() {
+		// Another thread ended the process (proc_exit, a trap).
+		code := p.thr.code
 		_ = mod.CloseWithExitCode(ctx, code)
 		panic(sys.NewExitError(code))
 	}

@@ -509,7 +509,9 @@ var vkProcFork = &hostFunc{
 			return EFAULT
 		}
 		sp, ok := mod.ExportedGlobal("__stack_pointer").(api.MutableGlobal)
-		if !ok || mod.ExportedFunction(ForkChildExport) == nil || p.hooks.Fork == nil {
+		if !ok || mod.ExportedFunction(ForkChildExport) == nil || p.hooks.Fork == nil || p.thr != nil {
+			// A process with a shared memory is not forked (ABI.md,
+			// "Threads").
 			return ENOSYS
 		}
 		if limit := p.maxChildren; limit > 0 && p.kids.count() >= limit {

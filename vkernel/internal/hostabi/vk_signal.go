@@ -147,6 +147,10 @@ func (p *Process) Signal(sig syscall.Signal) {
 // host call, which the wake-up hurries along.
 func (p *Process) kill(sig syscall.Signal) {
 	p.sigs.killedBy.CompareAndSwap(0, int32(sig))
+	if p.thr != nil {
+		// Every thread ends with it, waiting on the shared memory too.
+		p.endThreads(128+uint32(sig), nil)
+	}
 	if p.hooks.Killed != nil {
 		p.hooks.Killed(sig)
 	}
