@@ -114,6 +114,25 @@ func TestPosix(t *testing.T) {
 					t.Errorf("output %q: want one unmasked child, killed before alive=1", out)
 				}
 			})
+			t.Run("spawn-umask", func(t *testing.T) {
+				// A spawned child has its parent's umask, applied to what it
+				// creates; a variable of the carrier's name the caller passes
+				// does not set it, and no child sees the variable.
+				out, _ := w.run(t, "spawn-umask", self)
+				wantFields(t, out, "u027", "exited", "u022", "exited", "passed", "exited")
+				want := "umask=27 env=unset\nmkdir_mode=750\nu027=exited code=0\n" +
+					"umask=22 env=unset\nmkdir_mode=755\nu022=exited code=0\n" +
+					"umask=22 env=unset\nmkdir_mode=755\npassed=exited code=0\n"
+				if out != want {
+					t.Errorf("output:\n%s\nwant:\n%s", out, want)
+				}
+			})
+			t.Run("sendfile", func(t *testing.T) {
+				out, _ := w.run(t, "sendfile")
+				wantFields(t, out, "offset_sent", "6", "offset_after", "10", "in_pos", "0", "nooff_sent", "6",
+					"nooff_in_pos", "16", "eof_sent", "0", "out", "456789abcdef", "to_pipe", "3", "pipe_got", "012",
+					"from_pipe", "-1", "from_pipe_errno", "28", "bad_fd", "-1", "bad_fd_errno", "8")
+			})
 			t.Run("eintr-race", func(t *testing.T) {
 				// test_file_eintr's pattern: a signal sent while the child
 				// reads must run its handler, never kill it.
