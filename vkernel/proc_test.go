@@ -133,6 +133,17 @@ func TestPosix(t *testing.T) {
 					"nooff_in_pos", "16", "eof_sent", "0", "out", "456789abcdef", "to_pipe", "3", "pipe_got", "012",
 					"from_pipe", "-1", "from_pipe_errno", "28", "bad_fd", "-1", "bad_fd_errno", "8")
 			})
+			t.Run("copy", func(t *testing.T) {
+				out, _ := w.run(t, "copy")
+				// out: "\0" then "23456" at 1, then "89" at its own offset 0;
+				// splice writes "abcd" at 2.
+				wantFields(t, out, "cfr", "5", "cfr_oi", "7", "cfr_oo", "6", "cfr_in_pos", "10",
+					"cfr_nooff", "2", "cfr_out_pos", "2", "cfr_out", "893456",
+					"cfr_flags", "-1", "cfr_flags_errno", "28", "cfr_pipe", "-1", "cfr_pipe_errno", "28",
+					"splice_in", "6", "splice_si", "9", "splice_got", "345678",
+					"splice_out", "4", "splice_so", "6", "splice_file", "89abcd",
+					"splice_files", "-1", "splice_files_errno", "28", "splice_pipe_off", "-1", "splice_pipe_off_errno", "70")
+			})
 			t.Run("eintr-race", func(t *testing.T) {
 				// test_file_eintr's pattern: a signal sent while the child
 				// reads must run its handler, never kill it.

@@ -53,6 +53,8 @@
  *   posix show-umask               print the umask and whether the umask variable is set
  *   posix sendfile                 sendfile between files (with and without an offset), to a
  *                                  pipe, from a pipe, past the end
+ *   posix copy                     copy_file_range between files; splice file to pipe and pipe to
+ *                                  file, with offsets; the errors of both
  *   posix eintr-reader             test_file_eintr's reader: a SIGINT handler that writes "$\n" to
  *                                  stderr, "W\n" there once it is set, then read stdin to EOF;
  *                                  SIGINT back to default before exit, as Python's finalization
@@ -610,6 +612,45 @@ int main(int argc, char **argv) {
 		close(out);
 		unlink("/sub/sf-in");
 		unlink("/sub/sf-out");
+	} else if (!strcmp(mode, "copy")) {
+		int in = open("/sub/cp-in", O_RDWR | O_CREAT | O_TRUNC, 0644);
+		write(in, "0123456789", 10);
+		int out = open("/sub/cp-out", O_RDWR | O_CREAT | O_TRUNC, 0644);
+		off_t oi = 2, oo = 1;
+		ssize_t r = copy_file_range(in, &oi, out, &oo, 5, 0);
+		printf("cfr=%zd cfr_oi=%lld cfr_oo=%lld cfr_in_pos=%lld\n", r, (long long)oi, (long long)oo,
+		       (long long)lseek(in, 0, SEEK_CUR));
+		lseek(in, 8, SEEK_SET);
+		r = copy_file_range(in, NULL, out, NULL, 10, 0);
+		printf("cfr_nooff=%zd cfr_out_pos=%lld\n", r, (long long)lseek(out, 0, SEEK_CUR));
+		char buf[32] = {0};
+		pread(out, buf, sizeof buf - 1, 0);
+		printf("cfr_out=%c%s\n", buf[0] ? buf[0] : '_', buf + 1);
+		r = copy_file_range(in, NULL, out, NULL, 1, 1);
+		printf("cfr_flags=%zd cfr_flags_errno=%d\n", r, errno);
+		int p[2];
+		pipe(p);
+		r = copy_file_range(in, NULL, p[1], NULL, 1, 0);
+		printf("cfr_pipe=%zd cfr_pipe_errno=%d\n", r, errno);
+		off_t si = 3;
+		r = splice(in, &si, p[1], NULL, 6, 0);
+		memset(buf, 0, sizeof buf);
+		read(p[0], buf, sizeof buf - 1);
+		printf("splice_in=%zd splice_si=%lld splice_got=%s\n", r, (long long)si, buf);
+		write(p[1], "abcdef", 6);
+		off_t so = 2;
+		r = splice(p[0], NULL, out, &so, 4, 0);
+		memset(buf, 0, sizeof buf);
+		pread(out, buf, 6, 0);
+		printf("splice_out=%zd splice_so=%lld splice_file=%c%s\n", r, (long long)so, buf[0] ? buf[0] : '_', buf + 1);
+		r = splice(in, NULL, out, NULL, 1, 0);
+		printf("splice_files=%zd splice_files_errno=%d\n", r, errno);
+		r = splice(p[0], &so, out, NULL, 1, 0);
+		printf("splice_pipe_off=%zd splice_pipe_off_errno=%d\n", r, errno);
+		close(in);
+		close(out);
+		unlink("/sub/cp-in");
+		unlink("/sub/cp-out");
 	} else if (!strcmp(mode, "eintr-reader")) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof sa);
