@@ -57,9 +57,9 @@ func TestProcessesOnTheVkernel(t *testing.T) {
 // TestFilesOnTheVkernel runs testdata/files/test_compat_files.py on the
 // real python.wasm in the vkernel: the umask masks what is created and
 // reaches child processes (inherited, and subprocess's umask=), os.chown
-// for the owner, os.sendfile between files, os.fwalk, fd listings and
-// shutil.rmtree's fd-based path, EBADF for a closed fd, and the host's
-// time zone data. Every test must pass.
+// for the owner, os.sendfile, os.copy_file_range and os.splice, os.fwalk,
+// fd listings and shutil.rmtree's fd-based path, EBADF for a closed fd,
+// and the host's time zone data. Every test must pass.
 func TestFilesOnTheVkernel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs python.wasm; skipped with -short")
@@ -68,12 +68,12 @@ func TestFilesOnTheVkernel(t *testing.T) {
 	if err != nil {
 		testenv.Missing(t, "needs a python.wasm build (make images): %v", err)
 	}
-	for _, have := range []string{"HAVE_SENDFILE", "HAVE_FDOPENDIR"} {
+	for _, have := range []string{"HAVE_SENDFILE", "HAVE_COPY_FILE_RANGE", "HAVE_SPLICE", "HAVE_FDOPENDIR"} {
 		if !configHas(t, build, have) {
 			testenv.Missing(t, "python.wasm in %s was configured without %s: rebuild it (make images)", build.Dir, have)
 		}
 	}
-	runCompatModule(t, build, filepath.Join("testdata", "files", "test_compat_files.py"), 6)
+	runCompatModule(t, build, filepath.Join("testdata", "files", "test_compat_files.py"), 7)
 }
 
 // configHas says whether the build's sysconfig data defines name as 1.

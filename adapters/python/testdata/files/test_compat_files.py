@@ -63,6 +63,23 @@ class FileTests(unittest.TestCase):
                 os.sendfile(fout.fileno(), r, 0, 1)
             self.assertEqual(cm.exception.errno, errno.EINVAL)
 
+    def test_copy_file_range_and_splice(self):
+        src, dst = os.path.join(self.dir, "src"), os.path.join(self.dir, "dst")
+        with open(src, "wb") as f:
+            f.write(b"0123456789")
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        with open(src, "rb") as fin, open(dst, "w+b") as fout:
+            self.assertEqual(os.copy_file_range(fin.fileno(), fout.fileno(), 4, 3, 0), 4)
+            self.assertEqual(os.splice(fin.fileno(), w, 2, offset_src=8), 2)
+            self.assertEqual(os.read(r, 10), b"89")
+            with self.assertRaises(OSError) as cm:
+                os.splice(fin.fileno(), fout.fileno(), 1)
+            self.assertEqual(cm.exception.errno, errno.EINVAL)
+        with open(dst, "rb") as f:
+            self.assertEqual(f.read(), b"\0\0\0\0" + b"3456")
+
     def test_fwalk_and_fd_listing(self):
         os.makedirs(os.path.join(self.dir, "a", "b"))
         open(os.path.join(self.dir, "a", "f"), "wb").close()
