@@ -131,7 +131,7 @@ func TestPosix(t *testing.T) {
 				out, _ := w.run(t, "sendfile")
 				wantFields(t, out, "offset_sent", "6", "offset_after", "10", "in_pos", "0", "nooff_sent", "6",
 					"nooff_in_pos", "16", "eof_sent", "0", "out", "456789abcdef", "to_pipe", "3", "pipe_got", "012",
-					"from_pipe", "-1", "from_pipe_errno", "28", "bad_fd", "-1", "bad_fd_errno", "8")
+					"from_pipe", "-1", "from_pipe_errno", "28", "from_pipe_off", "-1", "from_pipe_off_errno", "70", "bad_fd", "-1", "bad_fd_errno", "8")
 			})
 			t.Run("copy", func(t *testing.T) {
 				out, _ := w.run(t, "copy")

@@ -606,6 +606,9 @@ int main(int argc, char **argv) {
 		printf("pipe_got=%s\n", buf);
 		ssize_t r = sendfile(out, p[0], NULL, 3);
 		printf("from_pipe=%zd from_pipe_errno=%d\n", r, errno);
+		off = 0;
+		r = sendfile(out, p[0], &off, 3);
+		printf("from_pipe_off=%zd from_pipe_off_errno=%d\n", r, errno);
 		r = sendfile(out, 99, NULL, 3);
 		printf("bad_fd=%zd bad_fd_errno=%d\n", r, errno);
 		close(in);

@@ -83,11 +83,16 @@ static ssize_t pump(int in, off_t *in_off, int out, off_t *out_off, size_t count
 }
 
 /* sendfile: in_fd must be a regular file (Linux: one that supports mmap;
- * a pipe or socket is EINVAL), out_fd anything write takes. */
+ * a pipe or socket is EINVAL, or ESPIPE with an offset, which Linux checks
+ * first), out_fd anything write takes. */
 VKPOSIX_WEAK ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
 	struct stat st;
 	if (fstat(in_fd, &st) != 0)
 		return -1;
+	if (offset && S_ISFIFO(st.st_mode)) {
+		errno = ESPIPE;
+		return -1;
+	}
 	if (!S_ISREG(st.st_mode)) {
 		errno = EINVAL;
 		return -1;
