@@ -106,6 +106,19 @@ func TestPosixFiles(t *testing.T) {
 					t.Errorf("host link %q %v, want the guest path as written", text, err)
 				}
 			})
+			t.Run("fdwalk", func(t *testing.T) {
+				// CPython's os.fwalk and shutil.rmtree (python.wasm is
+				// configured with fdopendir) list and remove through fds.
+				dir := t.TempDir()
+				out := exec(t, at(dir), "fdwalk", dir)
+				wantLines(t, out, "open_top=0", "fdopendir=0", "top=f,sub", "again=f,sub",
+					"fstat_top_after_closedir=0", "fstatat_sub=0", "sub_is_dir=1", "openat_sub=0", "same_file=1",
+					"sub=g", "fdopendir_file=-1 errno=54", "unlinkat_g=0", "unlinkat_sub=0", "unlinkat_f=0",
+					"empty=", "rmdir_top=0")
+				if _, err := os.Stat(filepath.Join(dir, "walk")); !os.IsNotExist(err) {
+					t.Errorf("walk still on the host: %v", err)
+				}
+			})
 		})
 	}
 }

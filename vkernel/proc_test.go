@@ -114,6 +114,36 @@ func TestPosix(t *testing.T) {
 					t.Errorf("output %q: want one unmasked child, killed before alive=1", out)
 				}
 			})
+			t.Run("spawn-umask", func(t *testing.T) {
+				// A spawned child has its parent's umask, applied to what it
+				// creates; a variable of the carrier's name the caller passes
+				// does not set it, and no child sees the variable.
+				out, _ := w.run(t, "spawn-umask", self)
+				wantFields(t, out, "u027", "exited", "u022", "exited", "passed", "exited")
+				want := "umask=27 env=unset\nmkdir_mode=750\nu027=exited code=0\n" +
+					"umask=22 env=unset\nmkdir_mode=755\nu022=exited code=0\n" +
+					"umask=22 env=unset\nmkdir_mode=755\npassed=exited code=0\n"
+				if out != want {
+					t.Errorf("output:\n%s\nwant:\n%s", out, want)
+				}
+			})
+			t.Run("sendfile", func(t *testing.T) {
+				out, _ := w.run(t, "sendfile")
+				wantFields(t, out, "offset_sent", "6", "offset_after", "10", "in_pos", "0", "nooff_sent", "6",
+					"nooff_in_pos", "16", "eof_sent", "0", "out", "456789abcdef", "to_pipe", "3", "pipe_got", "012",
+					"from_pipe", "-1", "from_pipe_errno", "28", "from_pipe_off", "-1", "from_pipe_off_errno", "70", "bad_fd", "-1", "bad_fd_errno", "8")
+			})
+			t.Run("copy", func(t *testing.T) {
+				out, _ := w.run(t, "copy")
+				// out: "\0" then "23456" at 1, then "89" at its own offset 0;
+				// splice writes "abcd" at 2.
+				wantFields(t, out, "cfr", "5", "cfr_oi", "7", "cfr_oo", "6", "cfr_in_pos", "10",
+					"cfr_nooff", "2", "cfr_out_pos", "2", "cfr_out", "893456",
+					"cfr_flags", "-1", "cfr_flags_errno", "28", "cfr_pipe", "-1", "cfr_pipe_errno", "28",
+					"splice_in", "6", "splice_si", "9", "splice_got", "345678",
+					"splice_out", "4", "splice_so", "6", "splice_file", "89abcd",
+					"splice_files", "-1", "splice_files_errno", "28", "splice_pipe_off", "-1", "splice_pipe_off_errno", "70")
+			})
 			t.Run("eintr-race", func(t *testing.T) {
 				// test_file_eintr's pattern: a signal sent while the child
 				// reads must run its handler, never kill it.

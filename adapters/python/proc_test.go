@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/compat-project/compat"
@@ -50,9 +51,54 @@ func TestProcessesOnTheVkernel(t *testing.T) {
 	if !slices.Contains(imports["vkernel"], "proc_spawn") {
 		testenv.Missing(t, "python.wasm in %s predates processes (no vkernel.proc_spawn import): rebuild it (make images)", build.Dir)
 	}
-	b := withTestModule(t, build, filepath.Join("testdata", "proc", "test_compat_processes.py"))
+	runCompatModule(t, build, filepath.Join("testdata", "proc", "test_compat_processes.py"), 23)
+}
+
+// TestFilesOnTheVkernel runs testdata/files/test_compat_files.py on the
+// real python.wasm in the vkernel: the umask masks what is created and
+// reaches child processes (inherited, and subprocess's umask=), os.chown
+// for the owner, os.sendfile, os.copy_file_range and os.splice, os.fwalk,
+// fd listings and shutil.rmtree's fd-based path, EBADF for a closed fd,
+// and the host's time zone data. Every test must pass.
+func TestFilesOnTheVkernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs python.wasm; skipped with -short")
+	}
+	build, err := wasmbuild.Latest(compat.CacheRoot(), wasmbuild.Python)
+	if err != nil {
+		testenv.Missing(t, "needs a python.wasm build (make images): %v", err)
+	}
+	for _, have := range []string{"HAVE_SENDFILE", "HAVE_COPY_FILE_RANGE", "HAVE_SPLICE", "HAVE_FDOPENDIR"} {
+		if !configHas(t, build, have) {
+			testenv.Missing(t, "python.wasm in %s was configured without %s: rebuild it (make images)", build.Dir, have)
+		}
+	}
+	runCompatModule(t, build, filepath.Join("testdata", "files", "test_compat_files.py"), 7)
+}
+
+// configHas says whether the build's sysconfig data defines name as 1.
+func configHas(t *testing.T, build *wasmbuild.Build, name string) bool {
+	t.Helper()
+	files, err := filepath.Glob(build.Path("lib", "python3.11", "_sysconfigdata_*.py"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no _sysconfigdata_*.py in %s: %v", build.Path("lib", "python3.11"), err)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(data), "'"+name+"': 1,")
+}
+
+// runCompatModule runs the test module src, copied into a copy of build's
+// Lib/test, on the vkernel through the pipeline as compat run does, and
+// fails unless its tests all pass.
+func runCompatModule(t *testing.T, build *wasmbuild.Build, src string, tests int) {
+	t.Helper()
+	b := withTestModule(t, build, src)
+	name := strings.TrimSuffix(filepath.Base(src), ".py")
 	cfg := pipeline.Config{
-		Suites:  []runners.Suite{&Suite{build: b, modules: []string{"test_compat_processes"}}},
+		Suites:  []runners.Suite{&Suite{build: b, modules: []string{name}}},
 		Targets: []string{runners.Vkernel}, Out: t.TempDir(), Baselines: t.TempDir(),
 		Cache: compat.CacheRoot(), Exec: testenv.CompatExec(t), Options: pipeline.Options{Parallel: 1},
 	}
@@ -60,7 +106,6 @@ func TestProcessesOnTheVkernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const tests = 23
 	c := o.Runs[0].Counts()
 	if c.Pass != tests || c.Fail+c.Error+c.Skip != 0 {
 		for _, r := range o.Runs[0].Results {

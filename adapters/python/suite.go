@@ -67,7 +67,8 @@ func (s *Suite) Name() string { return Name }
 
 // Entries implements runners.Suite: python.wasm, reached also through the
 // hash of the host's native /usr/bin/python3.11 when present, with the
-// stdlib read-only at /usr/lib and a writable root holding a copy of
+// stdlib read-only at /usr/lib, the host's time zone data read-only at
+// /usr/share/zoneinfo (zoneInfo) and a writable root holding a copy of
 // itself at /usr/bin/python3.11 (sys.executable, which the tests run as
 // child processes: the vkernel routes it back to this entry by hash). The
 // entry sets no environment: a child gets the one its parent passes, as
@@ -79,7 +80,7 @@ func (s *Suite) Entries() []megabinary.SpecEntry {
 		Paths: []string{guestPython},
 		Resources: megabinary.Resources{
 			Mounts: []megabinary.MountRule{
-				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true},
+				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true}, {Guest: zoneInfo, ReadOnly: true},
 			},
 			Connect:   []string{"127.0.0.0/8"},
 			Processes: MaxProcesses,
@@ -114,6 +115,13 @@ const workGuest = "/compat-work"
 // name, so that sys.executable is a file the guest can run again and the
 // prefix (/usr) is found from it without PYTHONHOME, as natively.
 const guestPython = "/usr/bin/python3.11"
+
+// zoneInfo is where the guest finds the time zone database, the host's
+// own (Debian's tzdata), read-only when the host has it: the reference
+// image has tzdata there, and zoneinfo and datetime's ZoneInfoTest read
+// it by name (without it they skip: "No such file or directory:
+// '/usr/share/zoneinfo/America/New_York'").
+const zoneInfo = "/usr/share/zoneinfo"
 
 // MaxProcesses bounds the live child processes of one interpreter on the
 // vkernel, and of the tree below it (the entry's resources.processes):
@@ -166,12 +174,19 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 			return nil, fmt.Errorf("python: placing python.wasm at %s for the guest: %w", guestPython, err)
 		}
 		ss.python = []string{guestPython}
+		mounts := []runners.Mount{
+			{Host: root, Guest: "/"},
+			{Host: s.build.Path("lib"), Guest: "/usr/lib", ReadOnly: true},
+		}
+		if st, err := os.Stat(zoneInfo); err == nil && st.IsDir() {
+			if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(zoneInfo, "/"))), 0o755); err != nil {
+				return nil, err
+			}
+			mounts = append(mounts, runners.Mount{Host: zoneInfo, Guest: zoneInfo, ReadOnly: true})
+		}
 		ss.target, err = vktarget.New(vktarget.Options{
-			Kernel: spec.Kernel,
-			Mounts: []runners.Mount{
-				{Host: root, Guest: "/"},
-				{Host: s.build.Path("lib"), Guest: "/usr/lib", ReadOnly: true},
-			},
+			Kernel:     spec.Kernel,
+			Mounts:     mounts,
 			Programs:   map[string]string{guestPython: exe},
 			Env:        vkernelEnv,
 			Properties: props,

@@ -10,7 +10,11 @@
  *                           access the directories above DIR, from / and relative to DIR
  *   fsmode links DIR        absolute links in DIR to DIR's own names and outside it
  *   fsmode realpath DIR     realpath through relative and absolute links, "..", a loop, missing names
+ *   fsmode fdwalk DIR       what CPython's os.fwalk and shutil.rmtree do with fds: openat a
+ *                           directory, fdopendir a dup of it, readdir, rewinddir, fstatat and
+ *                           unlinkat relative to it
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -209,6 +213,68 @@ static void links(const char *dir) {
 	say("open_escape", open(e, O_RDONLY));
 }
 
+/* names lists the entries of dirp but "." and "..", in order, as a,b,c. */
+static void names(const char *key, DIR *dirp) {
+	char list[256] = "";
+	struct dirent *de;
+	int n = 0;
+	char seen[8][32];
+	while ((de = readdir(dirp)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || n == 8)
+			continue;
+		snprintf(seen[n++], sizeof seen[0], "%s", de->d_name);
+	}
+	qsort(seen, n, sizeof seen[0], (int (*)(const void *, const void *))strcmp);
+	for (int i = 0; i < n; i++) {
+		strcat(list, i ? "," : "");
+		strcat(list, seen[i]);
+	}
+	printf("%s=%s\n", key, list);
+}
+
+static void fdwalk(const char *dir) {
+	char *top = join(dir, "walk");
+	mkdir(top, 0755);
+	char *sub = join(top, "sub");
+	mkdir(sub, 0755);
+	close(open(join(top, "f"), O_WRONLY | O_CREAT, 0644));
+	close(open(join(sub, "g"), O_WRONLY | O_CREAT, 0644));
+	int topfd = open(top, O_RDONLY | O_DIRECTORY);
+	say("open_top", topfd >= 0 ? 0 : -1);
+	/* os.scandir(fd) dups the fd and hands the copy to fdopendir. */
+	int copy = dup(topfd);
+	DIR *d = fdopendir(copy);
+	say("fdopendir", d ? 0 : -1);
+	if (!d)
+		return;
+	names("top", d);
+	rewinddir(d);
+	names("again", d);
+	closedir(d);
+	struct stat st, st2;
+	say("fstat_top_after_closedir", fstat(topfd, &st));
+	say("fstatat_sub", fstatat(topfd, "sub", &st, AT_SYMLINK_NOFOLLOW));
+	printf("sub_is_dir=%d\n", S_ISDIR(st.st_mode));
+	int subfd = openat(topfd, "sub", O_RDONLY);
+	say("openat_sub", subfd >= 0 ? 0 : -1);
+	/* os.fwalk checks that what it opened is what it stat'ed. */
+	fstat(subfd, &st2);
+	printf("same_file=%d\n", st.st_dev == st2.st_dev && st.st_ino == st2.st_ino);
+	d = fdopendir(dup(subfd));
+	names("sub", d);
+	closedir(d);
+	say("fdopendir_file", fdopendir(openat(topfd, "f", O_RDONLY)) ? 0 : -1);
+	say("unlinkat_g", unlinkat(subfd, "g", 0));
+	say("unlinkat_sub", unlinkat(topfd, "sub", AT_REMOVEDIR));
+	say("unlinkat_f", unlinkat(topfd, "f", 0));
+	close(subfd);
+	d = fdopendir(dup(topfd));
+	names("empty", d);
+	closedir(d);
+	close(topfd);
+	say("rmdir_top", rmdir(top));
+}
+
 int main(int argc, char **argv) {
 	if (argc < 3)
 		return 2;
@@ -224,6 +290,8 @@ int main(int argc, char **argv) {
 		links(dir);
 	else if (!strcmp(mode, "realpath"))
 		real(dir);
+	else if (!strcmp(mode, "fdwalk"))
+		fdwalk(dir);
 	else
 		return 2;
 	return 0;

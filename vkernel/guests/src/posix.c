@@ -48,6 +48,13 @@
  *                                  survives raising it; then with the parent's own mask inherited
  *   posix masked-raise             print whether SIGUSR1 is blocked and the environment's mask
  *                                  variable, raise SIGUSR1, print alive=1
+ *   posix spawn-umask SELF         spawn SELF show-umask under umask 027, under 022, and under 022
+ *                                  with VKPOSIX_UMASK=0777 in the environment passed
+ *   posix show-umask               print the umask and whether the umask variable is set
+ *   posix sendfile                 sendfile between files (with and without an offset), to a
+ *                                  pipe, from a pipe, past the end
+ *   posix copy                     copy_file_range between files; splice file to pipe and pipe to
+ *                                  file, with offsets; the errors of both
  *   posix eintr-reader             test_file_eintr's reader: a SIGINT handler that writes "$\n" to
  *                                  stderr, "W\n" there once it is set, then read stdin to EOF;
  *                                  SIGINT back to default before exit, as Python's finalization
@@ -63,6 +70,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -547,6 +556,104 @@ int main(int argc, char **argv) {
 		printf("blocked=%d env=%s\n", sigismember(&now, SIGUSR1), getenv("VKPOSIX_SIGMASK") ? "set" : "unset");
 		raise(SIGUSR1);
 		printf("alive=1\n");
+	} else if (!strcmp(mode, "spawn-umask")) {
+		char *args[] = {argv[2], "show-umask", NULL};
+		umask(027);
+		describe("u027", wait_for(start(args, NULL)));
+		umask(022);
+		describe("u022", wait_for(start(args, NULL)));
+		/* A variable of that name the caller passes is not the child's umask. */
+		char *env[] = {"VKPOSIX_UMASK=0777", NULL};
+		pid_t pid = -1;
+		int e = posix_spawn(&pid, argv[2], NULL, NULL, args, env);
+		if (e)
+			return printf("spawn_errno=%d\n", e), 3;
+		describe("passed", wait_for(pid));
+	} else if (!strcmp(mode, "show-umask")) {
+		mode_t m = umask(0);
+		printf("umask=%o env=%s\n", (unsigned)m, getenv("VKPOSIX_UMASK") ? "set" : "unset");
+		/* Applied, not only reported: a new directory gets 0777 less it. */
+		char dir[64];
+		snprintf(dir, sizeof dir, "/sub/um%d", (int)getpid());
+		umask(m);
+		mkdir(dir, 0777);
+		struct stat st;
+		stat(dir, &st);
+		printf("mkdir_mode=%o\n", (unsigned)(st.st_mode & 0777));
+		rmdir(dir);
+	} else if (!strcmp(mode, "sendfile")) {
+		int in = open("/sub/sf-in", O_RDWR | O_CREAT | O_TRUNC, 0644);
+		write(in, "0123456789abcdef", 16);
+		lseek(in, 0, SEEK_SET);
+		int out = open("/sub/sf-out", O_RDWR | O_CREAT | O_TRUNC, 0644);
+		off_t off = 4;
+		printf("offset_sent=%zd\n", sendfile(out, in, &off, 6));
+		printf("offset_after=%lld in_pos=%lld\n", (long long)off, (long long)lseek(in, 0, SEEK_CUR));
+		lseek(in, 10, SEEK_SET);
+		printf("nooff_sent=%zd\n", sendfile(out, in, NULL, 100));
+		printf("nooff_in_pos=%lld\n", (long long)lseek(in, 0, SEEK_CUR));
+		off = 16;
+		printf("eof_sent=%zd\n", sendfile(out, in, &off, 10));
+		char buf[32] = {0};
+		pread(out, buf, sizeof buf - 1, 0);
+		printf("out=%s\n", buf);
+		int p[2];
+		pipe(p);
+		off = 0;
+		printf("to_pipe=%zd\n", sendfile(p[1], in, &off, 3));
+		memset(buf, 0, sizeof buf);
+		read(p[0], buf, 3);
+		printf("pipe_got=%s\n", buf);
+		ssize_t r = sendfile(out, p[0], NULL, 3);
+		printf("from_pipe=%zd from_pipe_errno=%d\n", r, errno);
+		off = 0;
+		r = sendfile(out, p[0], &off, 3);
+		printf("from_pipe_off=%zd from_pipe_off_errno=%d\n", r, errno);
+		r = sendfile(out, 99, NULL, 3);
+		printf("bad_fd=%zd bad_fd_errno=%d\n", r, errno);
+		close(in);
+		close(out);
+		unlink("/sub/sf-in");
+		unlink("/sub/sf-out");
+	} else if (!strcmp(mode, "copy")) {
+		int in = open("/sub/cp-in", O_RDWR | O_CREAT | O_TRUNC, 0644);
+		write(in, "0123456789", 10);
+		int out = open("/sub/cp-out", O_RDWR | O_CREAT | O_TRUNC, 0644);
+		off_t oi = 2, oo = 1;
+		ssize_t r = copy_file_range(in, &oi, out, &oo, 5, 0);
+		printf("cfr=%zd cfr_oi=%lld cfr_oo=%lld cfr_in_pos=%lld\n", r, (long long)oi, (long long)oo,
+		       (long long)lseek(in, 0, SEEK_CUR));
+		lseek(in, 8, SEEK_SET);
+		r = copy_file_range(in, NULL, out, NULL, 10, 0);
+		printf("cfr_nooff=%zd cfr_out_pos=%lld\n", r, (long long)lseek(out, 0, SEEK_CUR));
+		char buf[32] = {0};
+		pread(out, buf, sizeof buf - 1, 0);
+		printf("cfr_out=%c%s\n", buf[0] ? buf[0] : '_', buf + 1);
+		r = copy_file_range(in, NULL, out, NULL, 1, 1);
+		printf("cfr_flags=%zd cfr_flags_errno=%d\n", r, errno);
+		int p[2];
+		pipe(p);
+		r = copy_file_range(in, NULL, p[1], NULL, 1, 0);
+		printf("cfr_pipe=%zd cfr_pipe_errno=%d\n", r, errno);
+		off_t si = 3;
+		r = splice(in, &si, p[1], NULL, 6, 0);
+		memset(buf, 0, sizeof buf);
+		read(p[0], buf, sizeof buf - 1);
+		printf("splice_in=%zd splice_si=%lld splice_got=%s\n", r, (long long)si, buf);
+		write(p[1], "abcdef", 6);
+		off_t so = 2;
+		r = splice(p[0], NULL, out, &so, 4, 0);
+		memset(buf, 0, sizeof buf);
+		pread(out, buf, 6, 0);
+		printf("splice_out=%zd splice_so=%lld splice_file=%c%s\n", r, (long long)so, buf[0] ? buf[0] : '_', buf + 1);
+		r = splice(in, NULL, out, NULL, 1, 0);
+		printf("splice_files=%zd splice_files_errno=%d\n", r, errno);
+		r = splice(p[0], &so, out, NULL, 1, 0);
+		printf("splice_pipe_off=%zd splice_pipe_off_errno=%d\n", r, errno);
+		close(in);
+		close(out);
+		unlink("/sub/cp-in");
+		unlink("/sub/cp-out");
 	} else if (!strcmp(mode, "eintr-reader")) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof sa);

@@ -1,6 +1,7 @@
 /* vkposix: wasi-libc's <unistd.h> with getpid, plus the process calls it
  * hides because preview1 has no processes: pipe, dup, getppid, alarm, pause;
- * and the identity calls it hides: getuid and friends, chown. */
+ * and the identity calls it hides: getuid and friends, chown; and Linux's
+ * copy_file_range. */
 #ifndef VKPOSIX_UNISTD_H
 #define VKPOSIX_UNISTD_H
 
@@ -37,6 +38,9 @@ int chown(const char *, uid_t, gid_t);
 int fchown(int, uid_t, gid_t);
 int lchown(const char *, uid_t, gid_t);
 int fchownat(int, const char *, uid_t, gid_t, int);
+
+/* Linux's copy between regular files, through the guest's memory. */
+ssize_t copy_file_range(int, off_t *, int, off_t *, size_t, unsigned);
 
 #ifdef __cplusplus
 }

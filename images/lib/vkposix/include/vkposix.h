@@ -79,6 +79,15 @@ int32_t __vkernel_sock_getsockopt(uint32_t fd, int32_t level, int32_t name, void
 VKPOSIX_IMPORT(sock_setsockopt)
 int32_t __vkernel_sock_setsockopt(uint32_t fd, int32_t level, int32_t name, const void *buf, uint32_t buf_len);
 
+/* VKPOSIX_UMASK_ENV carries a spawned child's file mode creation mask:
+ * proc_spawn has no argument for it, so posix_spawn adds
+ * VKPOSIX_UMASK=<octal> to the child's environment when the caller's
+ * umask is not the default 022, and the child's start-up applies it and
+ * removes the variable before main runs. A program that calls
+ * __vkernel_proc_spawn itself (CPython's _posixsubprocess) adds it the same
+ * way to give its child a umask. */
+#define VKPOSIX_UMASK_ENV "VKPOSIX_UMASK"
+
 /* proc_sigaction's actions. */
 #define VKPOSIX_SIG_DEFAULT 0
 #define VKPOSIX_SIG_IGNORE 1

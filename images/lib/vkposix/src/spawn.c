@@ -260,24 +260,43 @@ static int play(struct table *t, const posix_spawn_file_actions_t *fa, char *cwd
 /* pack lays out NUL-terminated strings one after another, then extra if
  * it is not NULL. Strings that begin with skip (when not NULL) are left
  * out. */
-static char *pack(char *const *v, const char *skip, const char *extra, size_t *len) {
-	size_t n = extra ? strlen(extra) + 1 : 0, sl = skip ? strlen(skip) : 0;
+/* skipped says whether s starts with one of the n prefixes in skip. */
+static int skipped(const char *s, const char *const *skip, int n) {
+	for (int j = 0; j < n; j++)
+		if (!strncmp(s, skip[j], strlen(skip[j])))
+			return 1;
+	return 0;
+}
+
+/* pack joins the strings of v, NUL-terminated, into one buffer, leaving
+ * out those that start with one of the nskip prefixes in skip, and adds the
+ * nonempty strings of extra[0..nextra) at the end. */
+static char *pack(char *const *v, const char *const *skip, int nskip, const char *const *extra, int nextra,
+                  size_t *len) {
+	size_t n = 0;
+	for (int j = 0; j < nextra; j++)
+		if (extra[j] && extra[j][0])
+			n += strlen(extra[j]) + 1;
 	for (int i = 0; v && v[i]; i++)
-		if (!skip || strncmp(v[i], skip, sl))
+		if (!skipped(v[i], skip, nskip))
 			n += strlen(v[i]) + 1;
 	char *b = malloc(n ? n : 1);
 	if (!b)
 		return NULL;
 	size_t off = 0;
 	for (int i = 0; v && v[i]; i++) {
-		if (skip && !strncmp(v[i], skip, sl))
+		if (skipped(v[i], skip, nskip))
 			continue;
 		size_t l = strlen(v[i]) + 1;
 		memcpy(b + off, v[i], l);
 		off += l;
 	}
-	if (extra)
-		memcpy(b + off, extra, strlen(extra) + 1);
+	for (int j = 0; j < nextra; j++)
+		if (extra[j] && extra[j][0]) {
+			size_t l = strlen(extra[j]) + 1;
+			memcpy(b + off, extra[j], l);
+			off += l;
+		}
 	*len = n;
 	return b;
 }
@@ -298,10 +317,25 @@ static void mask_var(const posix_spawnattr_t *attr, char *out, size_t n) {
 		snprintf(out, n, "%s=%llx", VKPOSIX_SIGMASK_ENV, (unsigned long long)mask);
 }
 
+/* __vkposix_umask is the file part's mask (fsmode.c), weak so that a
+ * program linking only the process part does not pull the file part in:
+ * without it the child keeps the 022 it starts with. */
+extern mode_t __vkposix_umask __attribute__((weak));
+
+/* The caller's umask travels like the mask (VKPOSIX_UMASK_ENV=octal), as a
+ * native child inherits it across fork and exec; nothing is added for the
+ * 022 every process starts with. */
+static void umask_var(char *out, size_t n) {
+	out[0] = 0;
+	if (&__vkposix_umask && __vkposix_umask != 022)
+		snprintf(out, n, "%s=%o", VKPOSIX_UMASK_ENV, (unsigned)__vkposix_umask);
+}
+
 static int spawn(pid_t *restrict pid, const char *path, const posix_spawn_file_actions_t *fa,
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
-	char maskvar[64];
+	char maskvar[64], umaskvar[32];
 	mask_var(attr, maskvar, sizeof maskvar);
+	umask_var(umaskvar, sizeof umaskvar);
 	char cwd[PATH_MAX], abs[PATH_MAX];
 	if (!getcwd(cwd, sizeof cwd))
 		strcpy(cwd, "/");
@@ -314,8 +348,10 @@ static int spawn(pid_t *restrict pid, const char *path, const posix_spawn_file_a
 	if ((e = play(&t, fa, cwd)))
 		goto out;
 	size_t alen, elen;
-	args = pack(argv, NULL, NULL, &alen);
-	env = pack(envp ? envp : environ, VKPOSIX_SIGMASK_ENV "=", maskvar[0] ? maskvar : NULL, &elen);
+	args = pack(argv, NULL, 0, NULL, 0, &alen);
+	static const char *const ours[] = {VKPOSIX_SIGMASK_ENV "=", VKPOSIX_UMASK_ENV "="};
+	const char *const extra[] = {maskvar, umaskvar};
+	env = pack(envp ? envp : environ, ours, 2, extra, 2, &elen);
 	pairs = malloc((t.n ? t.n : 1) * 2 * sizeof *pairs);
 	if (!args || !env || !pairs) {
 		e = ENOMEM;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <wasi/api.h>
 
@@ -74,9 +75,14 @@ __wasi_errno_t __wrap___wasi_sock_accept(__wasi_fd_t fd, __wasi_fdflags_t flags,
 	}
 }
 
+/* The file part's umask (fsmode.c): weak, so that a program linking only
+ * the process part does not pull the file part in for it. */
+extern mode_t __vkposix_umask __attribute__((weak));
+
 /* A spawned child starts in the directory its parent asked for, with the
- * signal mask its parent gave it (VKPOSIX_SIGMASK_ENV, which main does not
- * see). After wasi-libc's own constructors (the preopens). */
+ * signal mask and umask its parent gave it (VKPOSIX_SIGMASK_ENV and
+ * VKPOSIX_UMASK_ENV, which main does not see). After wasi-libc's own
+ * constructors (the preopens). */
 __attribute__((constructor(101))) static void vkposix_start(void) {
 	char dir[4096];
 	uint32_t n = 0;
@@ -91,6 +97,14 @@ __attribute__((constructor(101))) static void vkposix_start(void) {
 		if (*mask && !*end)
 			sigprocmask(SIG_SETMASK, &set, NULL);
 		unsetenv(VKPOSIX_SIGMASK_ENV);
+	}
+	const char *um = getenv(VKPOSIX_UMASK_ENV);
+	if (um) {
+		char *end;
+		unsigned long m = strtoul(um, &end, 8);
+		if (*um && !*end && m <= 0777 && &__vkposix_umask)
+			__vkposix_umask = (mode_t)m;
+		unsetenv(VKPOSIX_UMASK_ENV);
 	}
 }
 
