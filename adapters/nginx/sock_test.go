@@ -410,3 +410,79 @@ stream {
 	in.stop(t, syscall.SIGQUIT)
 	noAlerts(t, dir)
 }
+
+// TestReloadOwnSockets: on HUP the shim quits the instance and starts a
+// new one; the sockets nginx bound itself (a unix listener, a UDP
+// listener) are closed by the old instance (the unix path removed) and
+// bound again by the new one, which serves the new configuration on both.
+func TestReloadOwnSockets(t *testing.T) {
+	s := testShim(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uport := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	conf := strings.ReplaceAll(sockConf, "EXTRA", fmt.Sprintf(`
+http {
+    access_log off;
+    client_body_temp_path DIR/tmp_body;
+    server { listen unix:DIR/nginx.sock; location / { return 200 "v1\n"; } }
+}
+stream {
+    server { listen 127.0.0.1:%d udp; return "v1"; }
+}
+`, uport))
+	dir, _ := servroot(t, conf)
+	in := startForeground(t, s, dir)
+	sock := filepath.Join(dir, "nginx.sock")
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+		DisableKeepAlives: true,
+	}, Timeout: 5 * time.Second}
+	both := func() (string, string) {
+		var overUnix, overUDP string
+		if resp, err := client.Get("http://localhost/"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			overUnix = string(b)
+		}
+		if c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", uport)); err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			c.Write([]byte("?"))
+			b := make([]byte, 64)
+			n, _ := c.Read(b)
+			c.Close()
+			overUDP = string(b[:n])
+		}
+		return overUnix, overUDP
+	}
+	if u, d := both(); u != "v1\n" || d != "v1" {
+		t.Fatalf("before HUP: unix %q, UDP %q; want v1 on both", u, d)
+	}
+	confFile := filepath.Join(dir, "conf", "nginx.conf")
+	data, _ := os.ReadFile(confFile)
+	if err := os.WriteFile(confFile, []byte(strings.ReplaceAll(string(data), "v1", "v2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	hup := time.Now()
+	deadline := hup.Add(10 * time.Second)
+	for {
+		u, d := both()
+		if u == "v2\n" && d == "v2" {
+			t.Logf("v2 on both %v after HUP", time.Since(hup).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after HUP: unix %q, UDP %q; want v2 on both", u, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in.stop(t, syscall.SIGQUIT)
+	noAlerts(t, dir)
+}
