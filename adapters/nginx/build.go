@@ -34,9 +34,11 @@ const Name = "nginx"
 const MaxListeners = 16
 
 // entry is the megabinary entry for b: nginx.wasm with any mount (the shim
-// mounts the test's own directories), up to MaxListeners listeners, and
-// outgoing connections to loopback only (proxy_pass and subrequests to the
-// test's own servers).
+// mounts the test's own directories, where nginx may bind and connect unix
+// sockets), up to MaxListeners handed-over TCP listeners, sockets of its
+// own bound to loopback only (UDP and TCP listeners the shim did not hand
+// over, proxy_bind) and connections and datagrams to loopback only
+// (proxy_pass, the resolver, syslog: the test's own servers).
 func entry(b *wasmbuild.Build) megabinary.SpecEntry {
 	return megabinary.SpecEntry{
 		Name: "nginx",
@@ -45,6 +47,7 @@ func entry(b *wasmbuild.Build) megabinary.SpecEntry {
 			Mounts:    []megabinary.MountRule{{Guest: "/"}},
 			Listeners: MaxListeners,
 			Connect:   []string{"127.0.0.0/8", "::1/128"},
+			Bind:      []string{"127.0.0.0/8", "::1/128"},
 		},
 	}
 }

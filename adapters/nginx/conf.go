@@ -195,7 +195,7 @@ const maxIncludeNesting = 16
 // 127.0.0.1 (the port's nginx matches a wildcard listen to a handed-over
 // socket by port), "localhost" is 127.0.0.1, and an address that is not
 // loopback is refused: test instances listen on loopback only. UNIX
-// sockets give "" (the wasm build has none).
+// sockets give "": nginx.wasm binds them itself, inside its mounts.
 func listenAddr(arg string) (string, error) {
 	if strings.HasPrefix(arg, "unix:") {
 		return "", nil
@@ -239,9 +239,9 @@ func listenAddr(arg string) (string, error) {
 
 // listenUDP reports whether the parameters of a "listen" directive (after
 // its address) make it a UDP listener (stream "listen 53 udp"). The shim
-// binds none for it: the vkernel hands over TCP listeners only and has no
-// UDP sockets yet, and nginx.wasm refuses such a directive at start with a
-// message that says so (images/nginx/patches/nginx/wasi-port.patch).
+// binds none for it: nginx.wasm binds its UDP sockets itself, where the
+// entry's resources.bind allows (loopback), and the shim hands over TCP
+// listeners only (images/nginx/patches/nginx/wasi-port.patch).
 func listenUDP(params []string) bool {
 	return slices.Contains(params, "udp")
 }

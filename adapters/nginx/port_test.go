@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -218,41 +217,6 @@ mail {
 	}
 	in.stop(t, syscall.SIGQUIT)
 	noAlerts(t, dir)
-}
-
-// TestStreamUDPRefused: a UDP stream listener cannot be served yet (the
-// vkernel has no UDP sockets): nginx.wasm fails to start and says why.
-func TestStreamUDPRefused(t *testing.T) {
-	s := testShim(t)
-	conf := fmt.Sprintf(`
-daemon off;
-error_log logs/error.log info;
-pid logs/nginx.pid;
-events { use poll; }
-stream { server { listen 127.0.0.1:%d udp; return "x"; } }
-`, shimtest.FreePort(t))
-	dir, _ := servroot(t, conf)
-	cmd := exec.Command(s.Binary, "-p", dir+"/", "-c", "conf/nginx.conf")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatalf("nginx with a UDP listener exited 0:\n%s", out.String())
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("nginx with a UDP listener is still running after 20s")
-	}
-	errlog, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
-	if !strings.Contains(out.String()+string(errlog), "the vkernel has no UDP sockets yet") {
-		t.Errorf("no message saying why; output:\n%s\nerror.log:\n%s", out.String(), errlog)
-	}
 }
 
 // slowBackend is an HTTP backend whose /slow answers after delay (or when

@@ -101,7 +101,7 @@ func TestSuiteVkernel(t *testing.T) {
 		t.Errorf("counts %+v: want 106 passes and the 6 image_filter skips", c)
 	}
 	if r := find(r, "echo/echo.t TEST 21: proxy - status code ok"); r == nil || r.Status != compat.Pass {
-		t.Errorf("TEST 21 (proxy_pass to the instance itself, through vkernel.sock_connect): %+v", r)
+		t.Errorf("TEST 21 (proxy_pass to the instance itself, through its own connect()): %+v", r)
 	}
 	if r := find(r, "echo/echo.t TEST 1: sanity - response_body - response is expected (repeated req 0, req 0)"); r == nil || r.Status != compat.Pass {
 		t.Errorf("TEST 1: %+v", r)

@@ -6,8 +6,8 @@
 # (ngx_devel_kit, echo, headers-more, set-misc) are compiled in statically
 # from Debian's source packages. The file part of images/lib/vkposix
 # (libvkposix-fs.a: real stat modes, chmod, umask, the directories above
-# the mounts) is linked in; the port keeps its own users, processes and
-# signals.
+# the mounts) and its net part (libvkposix-net.a: BSD sockets, getaddrinfo)
+# are linked in; the port keeps its own users, processes and signals.
 #
 # The port: port/ (ngx_wasi.c, ngx_wasi.h, auto/os/wasi: copied into the
 # tree) and patches/<source package>/*.patch (applied after Debian's own).
@@ -77,7 +77,7 @@ run_logged "go build compat CLI" "$logs/go-build.log" \
 run_logged "compat keygen" "$logs/keygen.log" "$run_dir/compat" keygen -out "$run_dir/key"
 export WASI_SYSROOT=$sysroot WASI_RUN=$here/wasi-run COMPAT_BIN=$run_dir/compat WASI_RUN_DIR=$run_dir
 
-# ---------------------------------------------------------- vkposix (files)
+# ------------------------------------------------- vkposix (files, sockets)
 # Only the file part (libvkposix-fs.a, ldflags-fs): stat/lstat/fstat/access
 # report and check the host's mode bits (nginx's "if (-x ...)", "-f",
 # open_file_cache), chmod and umask are real, open/mkdir apply the mode
@@ -85,12 +85,21 @@ export WASI_SYSROOT=$sysroot WASI_RUN=$here/wasi-run COMPAT_BIN=$run_dir/compat 
 # /tmp/x is mounted) is EEXIST, so ngx_create_full_path (proxy_cache
 # levels, dav's create_full_put_path) can make every directory of a path.
 # The port's getuid/geteuid (1: never root) win over the library's weak
-# ones. Its headers are not used: they would bring the process and signal
-# layer along, which the port replaces itself.
+# ones.
+# And the net part (libvkposix-net.a, headers in include-net/, first on the
+# include path so configure sees them too): socket, bind, listen, accept,
+# connect, sendto/recvfrom, sendmsg/recvmsg, socket options, getaddrinfo,
+# with Linux's constants and a sockaddr_un with sun_path. nginx binds its
+# UDP and unix-domain listeners itself, the resolver and syslog send UDP,
+# proxy_pass reaches unix: upstreams, proxy_bind binds before connect.
+# The full include/ is not used: it would bring the process and signal
+# layer along, which the port replaces itself (the port defines the two
+# signal hooks of vkposix_net.h).
 vkposix=$work/vkposix
 run_logged "vkposix" "$logs/vkposix.log" compat_heavy "$images/lib/vkposix/build.sh" "$vkposix" clang-14
-compat_need_output "vkposix" "$logs/vkposix.log" "$vkposix/libvkposix-fs.a" "$vkposix/ldflags-fs"
-vkposix_ld="$vkposix/libvkposix-fs.a $(tr '\n' ' ' <"$vkposix/ldflags-fs")"
+compat_need_output "vkposix" "$logs/vkposix.log" "$vkposix/libvkposix-fs.a" "$vkposix/ldflags-fs" \
+	"$vkposix/libvkposix-net.a" "$vkposix/include-net/sys/socket.h"
+vkposix_ld="$vkposix/libvkposix-fs.a $vkposix/libvkposix-net.a $(tr '\n' ' ' <"$vkposix/ldflags-fs")"
 
 # --------------------------------------------------------------------- zlib
 t0=$(date +%s)
@@ -152,14 +161,12 @@ cp "$here/port/auto-os-wasi" "$src/auto/os/wasi"
 #   --with-http_geoip_module, --with-stream_geoip_module: libGeoIP;
 #   --with-compat: only pads structures for dynamic modules built apart,
 #       and nginx.wasm loads none (every module is built in).
-# Stream and mail listeners are handed over like http ones (TCP only): the
-# vkernel has no UDP sockets yet, so "listen ... udp" (stream) fails at
-# start with a message that says so, and "resolver" (stream, mail, http)
-# cannot query.
+# Stream and mail TCP listeners are handed over like http ones; UDP
+# ("listen ... udp") and unix-domain listeners nginx binds itself.
 configure_args=(
 	--crossbuild=wasi
 	--with-cc="$here/wasi-cc"
-	--with-cc-opt="-O2 -g -I$deps/include"
+	--with-cc-opt="-O2 -g -I$vkposix/include-net -I$deps/include"
 	--with-ld-opt="-L$deps/lib -Wl,-z,stack-size=1048576 $vkposix_ld"
 	--prefix=/usr/share/nginx
 	--conf-path=/etc/nginx/nginx.conf

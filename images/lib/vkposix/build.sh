@@ -4,7 +4,9 @@
 # wasi-libc, into OUT: libvkposix.a, include/ (to put first on the include
 # path) and ldflags (every flag a program linking it needs: ldflags here
 # and src/*.ldflags). Also the file part alone, for a port that takes
-# nothing else: libvkposix-fs.a and ldflags-fs. See README.md.
+# nothing else: libvkposix-fs.a and ldflags-fs; and the net part (sockets
+# and names) for a port that keeps its own signal layer: libvkposix-net.a
+# and include-net/, which needs no link flags. See README.md.
 set -euo pipefail
 out=${1:?usage: build.sh OUT [CC]}
 cc=${2:-clang-14}
@@ -23,12 +25,25 @@ rm -rf "$out/include"
 cp -r "$here/include" "$out/include"
 objs=()
 for src in "$here"/src/*.c; do
+	case $src in */net_signals.c) continue ;; esac
 	obj=$out/obj/$(basename "${src%.c}").o
 	"$cc" --target=wasm32-wasi --sysroot="$out/sysroot" -O2 -Wall -Werror -I"$out/include" -c "$src" -o "$obj"
 	objs+=("$obj")
 done
-rm -f "$out/libvkposix.a" "$out/libvkposix-fs.a"
+# The net part's weak signal hooks (src/net_signals.c) stay out of
+# libvkposix.a, where signal.c defines them.
+"$cc" --target=wasm32-wasi --sysroot="$out/sysroot" -O2 -Wall -Werror -I"$out/include" -c "$here/src/net_signals.c" -o "$out/obj/net_signals.o"
+rm -f "$out/libvkposix.a" "$out/libvkposix-fs.a" "$out/libvkposix-net.a"
 "$ar" rcs "$out/libvkposix.a" "${objs[@]}"
 "$ar" rcs "$out/libvkposix-fs.a" "$out/obj/fsmode.o" "$out/obj/chmod.o" "$out/obj/ids.o"
+"$ar" rcs "$out/libvkposix-net.a" "$out/obj/socket.o" "$out/obj/netdb.o" "$out/obj/net_signals.o"
+# The socket headers alone, with Linux's constants, for the net part: no
+# signal.h or unistd.h of the process layer.
+rm -rf "$out/include-net"
+mkdir -p "$out/include-net/sys" "$out/include-net/netinet" "$out/include-net/arpa"
+for h in sys/socket.h netinet/in.h arpa/inet.h netdb.h vkposix_net.h \
+	__struct_sockaddr_in.h __struct_sockaddr_un.h __struct_sockaddr_storage.h; do
+	cp "$here/include/$h" "$out/include-net/$h"
+done
 cat "$here/ldflags" "$here"/src/*.ldflags >"$out/ldflags"
 cp "$here/src/fs.ldflags" "$out/ldflags-fs"

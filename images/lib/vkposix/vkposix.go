@@ -37,10 +37,17 @@ func LDFlags() []string {
 }
 
 // Sources returns the names of the library's C sources, relative to the
-// root of Files.
+// root of Files: those of libvkposix.a, without src/net_signals.c (the
+// weak signal hooks of the net part alone, which signal.c defines).
 func Sources() []string {
 	names, _ := fs.Glob(files, "src/*.c")
-	return names
+	out := names[:0]
+	for _, n := range names {
+		if n != "src/net_signals.c" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // WriteTo copies the headers and sources under dir, as in Files.

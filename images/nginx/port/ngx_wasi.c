@@ -1,8 +1,9 @@
 
 /*
  * nginx on WebAssembly (wasm32-wasi) in compat's vkernel: the POSIX calls
- * wasi-libc lacks, with the behaviour of one unprivileged process that owns
- * the listeners its runner handed over. See ngx_wasi.h.
+ * wasi-libc lacks, with the behaviour of one unprivileged process. Sockets
+ * are vkposix's (its net part); TCP listeners the runner handed over are
+ * taken by address. See ngx_wasi.h.
  *
  * Signals come from the vkernel (vkernel.proc_signals), as they do for
  * redis-server.wasm: sigaction() records nginx's handlers, and poll(),
@@ -19,6 +20,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <vkposix_net.h>
 
 
 /* the vkernel host module (vkernel/ABI.md) */
@@ -26,42 +28,8 @@
 #define NGX_WASI_IMPORT(name)                                                 \
     __attribute__((import_module("vkernel"), import_name(name)))
 
-NGX_WASI_IMPORT("sock_peer_addr")
-uint32_t ngx_wasi_sock_peer_addr(int32_t fd, char *buf, uint32_t buf_len,
-    uint32_t *len, uint32_t *port);
-
-NGX_WASI_IMPORT("sock_local_addr")
-uint32_t ngx_wasi_sock_local_addr(int32_t fd, char *buf, uint32_t buf_len,
-    uint32_t *len, uint32_t *port);
-
-NGX_WASI_IMPORT("sock_connect")
-uint32_t ngx_wasi_sock_connect(const char *addr, uint32_t addr_len,
-    uint32_t port, uint32_t fdflags, int32_t *fd);
-
-NGX_WASI_IMPORT("sock_error")
-uint32_t ngx_wasi_sock_error(int32_t fd, uint32_t *err);
-
-NGX_WASI_IMPORT("sock_setopt")
-uint32_t ngx_wasi_sock_setopt(int32_t fd, uint32_t option, uint32_t value);
-
 NGX_WASI_IMPORT("proc_signals")
 uint32_t ngx_wasi_proc_signals(uint64_t *set);
-
-
-/*
- * Host errno values are WASI preview1 errno values; wasi-libc's errno is the
- * same numbering, so they are stored as they come.
- */
-static int
-ngx_wasi_errno(uint32_t err)
-{
-    if (err != 0) {
-        errno = (int) err;
-        return -1;
-    }
-
-    return 0;
-}
 
 
 /* users and groups */
@@ -273,370 +241,11 @@ getrlimit(int resource, struct rlimit *rlim)
 int setrlimit(int resource, const struct rlimit *rlim) { return 0; }
 
 
-/* names */
-
-struct hostent *
-gethostbyname(const char *name)
-{
-    static struct in_addr   addr;
-    static char            *list[2];
-    static struct hostent   he;
-
-    if (strcmp(name, "localhost") == 0) {
-        addr.s_addr = htonl(INADDR_LOOPBACK);
-
-    } else if (inet_pton(AF_INET, name, &addr) != 1) {
-        return NULL;
-    }
-
-    list[0] = (char *) &addr;
-    list[1] = NULL;
-    he.h_name = (char *) name;
-    he.h_aliases = list + 1;
-    he.h_addrtype = AF_INET;
-    he.h_length = sizeof(struct in_addr);
-    he.h_addr_list = list;
-
-    return &he;
-}
-
-
-/* sockets */
-
-int
-socket(int domain, int type, int protocol)
-{
-    /* only the runner creates sockets: see ngx_wasi_listener() */
-    errno = EACCES;
-    return -1;
-}
-
-
-int
-socketpair(int domain, int type, int protocol, int sv[2])
-{
-    errno = ENOSYS;
-    return -1;
-}
-
-
-int
-bind(int fd, const struct sockaddr *addr, socklen_t len)
-{
-    errno = EACCES;
-    return -1;
-}
-
-
-int
-listen(int fd, int backlog)
-{
-    /* handed-over sockets already listen; nginx calls this to set backlog */
-    return 0;
-}
-
-
 /*
- * Outgoing connections: the vkernel creates and connects a socket in one
- * call, so ngx_event_connect_peer() asks for both at once
- * (ngx_wasi_socket_connect) and the connect() that follows reports the
- * outcome kept here, per fd.
- */
-
-#define NGX_WASI_MAX_FD  4096
-
-static unsigned char  ngx_wasi_connecting[NGX_WASI_MAX_FD];
-static unsigned char  ngx_wasi_connect_err[NGX_WASI_MAX_FD];
-
-
-int
-ngx_wasi_socket_connect(struct sockaddr *sa, socklen_t socklen)
-{
-    char                  text[NGX_SOCKADDR_STRLEN];
-    int32_t               fd;
-    uint32_t              err;
-    in_port_t             port;
-    struct sockaddr_in   *sin;
-    struct sockaddr_in6  *sin6;
-
-    switch (sa->sa_family) {
-    case AF_INET:
-        sin = (struct sockaddr_in *) sa;
-        inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text));
-        port = ntohs(sin->sin_port);
-        break;
-    case AF_INET6:
-        sin6 = (struct sockaddr_in6 *) sa;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
-        port = ntohs(sin6->sin6_port);
-        break;
-    default:
-        errno = EAFNOSUPPORT;
-        return -1;
-    }
-
-    err = ngx_wasi_sock_connect(text, strlen(text), port,
-                                __WASI_FDFLAGS_NONBLOCK, &fd);
-
-    if (err != 0 && err != EINPROGRESS) {
-        errno = (int) err;
-        return -1;
-    }
-
-    if (fd >= 0 && fd < NGX_WASI_MAX_FD) {
-        ngx_wasi_connecting[fd] = 1;
-        ngx_wasi_connect_err[fd] = (unsigned char) err;
-    }
-
-    return fd;
-}
-
-
-int
-connect(int fd, const struct sockaddr *addr, socklen_t len)
-{
-    if (fd >= 0 && fd < NGX_WASI_MAX_FD && ngx_wasi_connecting[fd]) {
-        ngx_wasi_connecting[fd] = 0;
-        return ngx_wasi_errno(ngx_wasi_connect_err[fd]);
-    }
-
-    /* only sockets from ngx_wasi_socket_connect() connect */
-    errno = EACCES;
-    return -1;
-}
-
-
-int
-setsockopt(int fd, int level, int name, const void *val, socklen_t len)
-{
-    int  v;
-
-    if (len < (socklen_t) sizeof(int)) {
-        errno = EINVAL;
-        return -1;
-    }
-
-    v = *(const int *) val;
-
-    if (level == IPPROTO_TCP && name == TCP_NODELAY) {
-        return ngx_wasi_errno(ngx_wasi_sock_setopt(fd, 1, v));
-    }
-
-    if (level == SOL_SOCKET) {
-        switch (name) {
-        case SO_KEEPALIVE:
-            return ngx_wasi_errno(ngx_wasi_sock_setopt(fd, 2, v));
-        case SO_SNDBUF:
-            return ngx_wasi_errno(ngx_wasi_sock_setopt(fd, 3, v));
-        case SO_RCVBUF:
-            return ngx_wasi_errno(ngx_wasi_sock_setopt(fd, 4, v));
-        }
-    }
-
-    /* SO_REUSEADDR, SO_LINGER...: the runner owns the host socket */
-    return 0;
-}
-
-
-int
-ngx_wasi_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
-{
-    if (*len < (socklen_t) sizeof(int)) {
-        errno = EINVAL;
-        return -1;
-    }
-
-    if (level == SOL_SOCKET) {
-        switch (name) {
-        case SO_TYPE:
-            *(int *) val = SOCK_STREAM;
-            *len = sizeof(int);
-            return 0;
-        case SO_ERROR: {
-            uint32_t  err;
-
-            if (ngx_wasi_errno(ngx_wasi_sock_error(fd, &err)) != 0) {
-                return -1;
-            }
-
-            *(int *) val = (int) err;
-            *len = sizeof(int);
-            return 0;
-        }
-        case SO_RCVBUF:
-        case SO_SNDBUF:
-            *(int *) val = 65536;
-            *len = sizeof(int);
-            return 0;
-        }
-    }
-
-    errno = ENOPROTOOPT;
-    return -1;
-}
-
-
-/* text address and port from the vkernel -> sockaddr */
-static int
-ngx_wasi_sockaddr(char *text, uint32_t tlen, uint32_t port,
-    struct sockaddr *addr, socklen_t *len)
-{
-    struct sockaddr_in    sin;
-    struct sockaddr_in6   sin6;
-    void                 *sa;
-    socklen_t             salen;
-
-    text[tlen] = '\0';
-
-    ngx_memzero(&sin, sizeof(sin));
-    ngx_memzero(&sin6, sizeof(sin6));
-
-    if (inet_pton(AF_INET, text, &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((uint16_t) port);
-        sa = &sin;
-        salen = sizeof(sin);
-
-    } else if (inet_pton(AF_INET6, text, &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons((uint16_t) port);
-        sa = &sin6;
-        salen = sizeof(sin6);
-
-    } else {
-        errno = EAFNOSUPPORT;
-        return -1;
-    }
-
-    if (addr && len) {
-        ngx_memcpy(addr, sa, ngx_min(*len, salen));
-        *len = salen;
-    }
-
-    return 0;
-}
-
-
-int
-getsockname(int fd, struct sockaddr *addr, socklen_t *len)
-{
-    char      text[64];
-    uint32_t  tlen, port;
-
-    if (ngx_wasi_errno(ngx_wasi_sock_local_addr(fd, text, sizeof(text) - 1,
-                                                &tlen, &port))
-        != 0)
-    {
-        return -1;
-    }
-
-    return ngx_wasi_sockaddr(text, tlen, port, addr, len);
-}
-
-
-int
-getpeername(int fd, struct sockaddr *addr, socklen_t *len)
-{
-    char      text[64];
-    uint32_t  tlen, port;
-
-    if (ngx_wasi_errno(ngx_wasi_sock_peer_addr(fd, text, sizeof(text) - 1,
-                                               &tlen, &port))
-        != 0)
-    {
-        return -1;
-    }
-
-    return ngx_wasi_sockaddr(text, tlen, port, addr, len);
-}
-
-
-#undef accept4
-
-int
-ngx_wasi_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
-{
-    int        s, err;
-    socklen_t  plen;
-
-    s = accept4(fd, NULL, NULL, flags);
-    if (s == -1) {
-        return -1;
-    }
-
-    if (addr == NULL || len == NULL) {
-        return s;
-    }
-
-    /*
-     * wasi-libc gives no peer address (family AF_UNSPEC), and nginx closes
-     * a connection whose address it cannot print: ask the vkernel.
-     */
-    plen = *len;
-
-    if (getpeername(s, addr, &plen) == -1) {
-        err = errno;
-        close(s);
-        errno = err;
-        return -1;
-    }
-
-    *len = plen;
-    return s;
-}
-
-
-int
-ngx_wasi_accept(int fd, struct sockaddr *addr, socklen_t *len)
-{
-    return ngx_wasi_accept4(fd, addr, len, 0);
-}
-
-
-ssize_t
-sendmsg(int fd, const struct msghdr *msg, int flags)
-{
-    errno = ENOSYS;
-    return -1;
-}
-
-
-ssize_t
-recvmsg(int fd, struct msghdr *msg, int flags)
-{
-    errno = ENOSYS;
-    return -1;
-}
-
-
-ssize_t
-sendto(int fd, const void *buf, size_t n, int flags,
-    const struct sockaddr *addr, socklen_t len)
-{
-    if (addr == NULL) {
-        return send(fd, buf, n, flags);
-    }
-
-    errno = ENOSYS;
-    return -1;
-}
-
-
-ssize_t
-recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
-    socklen_t *len)
-{
-    if (addr == NULL) {
-        return recv(fd, buf, n, flags);
-    }
-
-    errno = ENOSYS;
-    return -1;
-}
-
-
-/*
- * The listeners of VKERNEL_LISTEN_FDS ("fd=addr,fd=addr"), each taken once.
+ * The listeners of VKERNEL_LISTEN_FDS ("fd=addr,fd=addr"), each taken once:
+ * the runner binds every TCP "listen" address on the host and keeps the
+ * sockets across reloads (a new instance takes over the queued
+ * connections). Their addresses come from getsockname() (vkposix).
  */
 
 #define NGX_WASI_MAX_LISTENERS  64
@@ -888,6 +497,31 @@ ngx_wasi_take_signals(void)
             sa.sa_handler(sig);
         }
     }
+}
+
+
+/*
+ * vkposix's socket calls reach the signal layer through these hooks
+ * (vkposix_net.h): after a blocking call's EINTR, and after the EPIPE that
+ * comes with SIGPIPE. nginx's sockets are non-blocking and it ignores
+ * SIGPIPE, so they rarely run; when they do, the handlers run as after
+ * poll(), and the call returns EINTR (nginx's handlers have no
+ * SA_RESTART).
+ */
+
+int
+__vkposix_interrupted(int restartable)
+{
+    ngx_wasi_take_signals();
+    return 0;
+}
+
+
+int
+vkposix_take_signals(void)
+{
+    ngx_wasi_take_signals();
+    return 0;
 }
 
 

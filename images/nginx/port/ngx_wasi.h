@@ -2,11 +2,14 @@
 /*
  * nginx on WebAssembly (wasm32-wasi) in compat's vkernel.
  *
- * wasi-libc has no users or groups, no processes, no signals and no socket
- * creation. This header declares what nginx needs of those with the
- * behaviour of a single, unprivileged process; ngx_wasi.c implements it.
- * Listening sockets are handed over by the vkernel (VKERNEL_LISTEN_FDS) and
- * matched to "listen" directives by address: see ngx_wasi_listener().
+ * wasi-libc has no users or groups, no processes and no signals. This
+ * header declares what nginx needs of those with the behaviour of a single,
+ * unprivileged process; ngx_wasi.c implements it. Sockets are vkposix's
+ * (images/lib/vkposix, its net part: libvkposix-net.a, whose headers come
+ * first on the include path and give Linux's AF_*, SOCK_*, SO_* values, a
+ * sockaddr_un with sun_path, and netdb.h). TCP listeners the runner handed
+ * over (VKERNEL_LISTEN_FDS) are matched to "listen" directives by address
+ * (ngx_wasi_listener()); nginx binds every other socket itself.
  * Signals come from the vkernel too: poll() is ngx_wasi_poll(), which runs
  * the handlers sigaction() recorded after each wait (the runner's old
  * control listener, NGX_WASI_CONTROL, is gone: see ngx_wasi.c).
@@ -22,11 +25,7 @@
 #include <poll.h>
 
 
-/*
- * Trimmed configuration: configure finds these, but they cannot work here.
- * UNIX-domain sockets: wasi-libc's sockaddr_un has no sun_path.
- */
-#undef NGX_HAVE_UNIX_DOMAIN
+/* Trimmed configuration: configure finds this, but it cannot work here. */
 #undef NGX_HAVE_SCHED_YIELD
 
 
@@ -112,44 +111,14 @@ int sigsuspend(const sigset_t *set);
 #endif
 
 
-/* sockets: only handed-over listeners and the connections they accept */
-
-int socket(int domain, int type, int protocol);
-int socketpair(int domain, int type, int protocol, int sv[2]);
-int bind(int fd, const struct sockaddr *addr, socklen_t len);
-int listen(int fd, int backlog);
-int connect(int fd, const struct sockaddr *addr, socklen_t len);
-int setsockopt(int fd, int level, int name, const void *val, socklen_t len);
-int getsockname(int fd, struct sockaddr *addr, socklen_t *len);
-int getpeername(int fd, struct sockaddr *addr, socklen_t *len);
-ssize_t sendmsg(int fd, const struct msghdr *msg, int flags);
-ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
-ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-    const struct sockaddr *addr, socklen_t len);
-ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
-    struct sockaddr *addr, socklen_t *len);
-
-/* accept()ed sockets get their peer's address from the vkernel */
-int ngx_wasi_accept(int fd, struct sockaddr *addr, socklen_t *len);
-int ngx_wasi_accept4(int fd, struct sockaddr *addr, socklen_t *len,
-    int flags);
-#define accept   ngx_wasi_accept
-#define accept4  ngx_wasi_accept4
-
-/* getsockopt() answers for the options nginx reads off listeners */
-int ngx_wasi_getsockopt(int fd, int level, int name, void *val,
-    socklen_t *len);
-#define getsockopt  ngx_wasi_getsockopt
-
 /*
- * A socket connecting to sa (the vkernel's sock_connect, non-blocking);
- * connect() on it then reports 0 or EINPROGRESS, as a POSIX connect would.
+ * sockets: vkposix's (socket, bind, listen, accept, connect, sendto,
+ * recvfrom, sendmsg, recvmsg, getsockopt, setsockopt, getaddrinfo...)
  */
-int ngx_wasi_socket_connect(struct sockaddr *sa, socklen_t socklen);
 
 /*
- * The listener the vkernel handed over for a "listen" address, or -1 with
- * errno set (EADDRNOTAVAIL: none has that address).
+ * The listener the vkernel handed over for a TCP "listen" address, or -1
+ * with errno set (EADDRNOTAVAIL: none has that address).
  */
 int ngx_wasi_listener(struct sockaddr *sa, socklen_t socklen);
 
@@ -169,51 +138,11 @@ int setrlimit(int resource, const struct rlimit *rlim);
 #endif
 
 
-/* names: no resolver; hosts are IP literals or "localhost" */
-
-struct hostent {
-    char   *h_name;
-    char  **h_aliases;
-    int     h_addrtype;
-    int     h_length;
-    char  **h_addr_list;
-};
-#define h_addr  h_addr_list[0]
-
-struct hostent *gethostbyname(const char *name);
-
 /* constants wasi-libc leaves out, with Linux's values */
 
-#ifndef SO_REUSEADDR
-#define SO_REUSEADDR   2
-#endif
-#ifndef SO_ERROR
-#define SO_ERROR       4
-#endif
-#ifndef SO_SNDBUF
-#define SO_SNDBUF      7
-#endif
-#ifndef SO_RCVBUF
-#define SO_RCVBUF      8
-#endif
-#ifndef SO_KEEPALIVE
-#define SO_KEEPALIVE   9
-#endif
-#ifndef SO_LINGER
-#define SO_LINGER      13
-#endif
-#ifndef SO_SNDLOWAT
-#define SO_SNDLOWAT    19
-#endif
 #ifndef EHOSTDOWN
 #define EHOSTDOWN      112     /* never returned: WASI has no such errno */
 #endif
-
-/* wasi-libc maps these to a constant it does not define */
-#undef MSG_CTRUNC
-#define MSG_CTRUNC     0x0008
-#undef MSG_TRUNC
-#define MSG_TRUNC      0x0020
 
 #ifndef F_SETLK
 #define F_SETLK        6
@@ -227,29 +156,6 @@ struct hostent *gethostbyname(const char *name);
 #ifndef FIOASYNC
 #define FIOASYNC       0x5452
 #endif
-
-
-/* ancillary data: only the master/worker channel uses it, and it never runs */
-
-#define SCM_RIGHTS     1
-
-struct cmsghdr {
-    socklen_t  cmsg_len;
-    int        cmsg_level;
-    int        cmsg_type;
-};
-
-#define CMSG_ALIGN(len)  (((len) + sizeof(size_t) - 1)                         \
-                          & (size_t) ~(sizeof(size_t) - 1))
-#define CMSG_SPACE(len)  (CMSG_ALIGN(len) + CMSG_ALIGN(sizeof(struct cmsghdr)))
-#define CMSG_LEN(len)    (CMSG_ALIGN(sizeof(struct cmsghdr)) + (len))
-#define CMSG_DATA(c)     ((unsigned char *) (c)                                \
-                          + CMSG_ALIGN(sizeof(struct cmsghdr)))
-#define CMSG_FIRSTHDR(m) ((size_t) (m)->msg_controllen                         \
-                          >= sizeof(struct cmsghdr)                            \
-                          ? (struct cmsghdr *) (m)->msg_control                \
-                          : (struct cmsghdr *) 0)
-#define CMSG_NXTHDR(m, c)  ((struct cmsghdr *) 0)
 
 
 /* interval timers ("timer_resolution") and priorities: not available */
