@@ -493,7 +493,7 @@ func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error
 // closes it.
 func (k *Kernel) startHost(entry string, depth int, table *procTable) (w *child, auditR *os.File, err error) {
 	spec := bootSpec{ParentPid: os.Getpid(), Command: k.childCmd, Megabinary: k.path, Digest: k.Digest(),
-		CacheDir: k.cacheRoot, Policy: k.policy, Entry: entry, Depth: depth, TableSlots: table.size()}
+		CacheDir: k.cacheRoot, Policy: k.policy, Entry: entry, Depth: depth, TableSlots: table.size(), NoSnapshot: k.noSnapshot}
 	for _, key := range k.trusted {
 		spec.TrustedKeys = append(spec.TrustedKeys, key)
 	}
@@ -680,7 +680,7 @@ func runChild(fdText string) int {
 	}
 	ctx := context.Background()
 	k, err := Open(ctx, boot.Megabinary, Options{TrustedKeys: keys, CacheDir: boot.CacheDir, Policy: boot.Policy,
-		Audit: audit, Entries: []string{boot.Entry}, ChildCommand: boot.Command})
+		Audit: audit, Entries: []string{boot.Entry}, ChildCommand: boot.Command, NoSnapshot: boot.NoSnapshot})
 	if err != nil {
 		return fail("%v", err)
 	}

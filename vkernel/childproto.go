@@ -42,6 +42,7 @@ type bootSpec struct {
 	Entry       string   `json:"entry"`
 	Depth       int      `json:"depth"`
 	TableSlots  int      `json:"table_slots"`
+	NoSnapshot  bool     `json:"no_snapshot,omitempty"`
 }
 
 // runSpec is what a started child runs. Fd fields are indices into the

@@ -76,9 +76,15 @@ func (m *forkMemory) mapSnapshot(fd int, size uint64) error {
 // snapshot and whose __stack_pointer is the parent's, started at
 // vkernel_fork_child(fn, arg) instead of _start.
 func (k *Kernel) runFork(ctx context.Context, r *route, fs *forkSpec, pre *instance) (uint32, error) {
+	if pre != nil && pre.module != r.module {
+		// Made ahead from the entry's snapshot: a fork copies its
+		// parent's memory into an instance of the entry's own module.
+		pre.close()
+		pre = nil
+	}
 	if pre == nil {
 		var err error
-		if pre, err = k.prepare(ctx, r.entry.Name); err != nil {
+		if pre, err = k.instantiate(ctx, r, r.module); err != nil {
 			return exitStatus(ctx, err)
 		}
 	}

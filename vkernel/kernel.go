@@ -96,6 +96,12 @@ type Options struct {
 	// (0: StartWarmDefault), and ends those the load no longer needs
 	// after 30 s idle. Each runs one request and ends.
 	StartWarm int
+	// NoSnapshot makes every exec start its entry's program the usual way
+	// (its start export), even when the entry has a snapshot start
+	// (ABI.md, "Snapshots"): the snapshot modules are neither checked nor
+	// loaded. Child processes started for Start, spawns and forks inherit
+	// it.
+	NoSnapshot bool
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -123,6 +129,8 @@ type Kernel struct {
 	childCmd  []string
 	interrupt bool
 	startOnly bool
+	// noSnapshot is Options.NoSnapshot.
+	noSnapshot bool
 
 	// pool holds Start's child processes started ahead of need.
 	pool startPool
@@ -141,6 +149,9 @@ type route struct {
 	// with Start (in a child, which loads its module) or, when module is
 	// loaded, in-process too.
 	startable bool
+	// snap is the entry's snapshot start, when it has one and this
+	// kernel uses snapshots; its module is nil where r.module is.
+	snap      *snapRoute
 	connect   []netip.Prefix
 	bind      []netip.Prefix
 	paths     map[string]bool
@@ -241,8 +252,9 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		trusted:   opts.TrustedKeys,
 		cacheRoot: opts.CacheDir,
 		childCmd:  opts.ChildCommand,
-		interrupt: opts.Interruptible,
-		startOnly: opts.StartOnly,
+		interrupt:  opts.Interruptible,
+		startOnly:  opts.StartOnly,
+		noSnapshot: opts.NoSnapshot,
 	}
 	k.pool.max = opts.StartWarm
 	if k.pool.max <= 0 {
@@ -279,9 +291,14 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	if err := hostabi.Instantiate(ctx, k.runtime); err != nil {
 		return nil, err
 	}
-	loaded, err := entriesToLoad(f, opts.Entries)
+	loaded, err := entriesToLoad(f, opts.Entries, !opts.NoSnapshot)
 	if err != nil {
 		return nil, err
+	}
+	if !opts.NoSnapshot {
+		if err := checkSnapshots(f, loaded); err != nil {
+			return nil, err
+		}
 	}
 	compiled := map[string]wazero.CompiledModule{}
 	for _, m := range f.Manifest.Modules {
@@ -338,6 +355,11 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		for _, h := range e.Hashes {
 			k.routes[h] = r
 		}
+		if e.Snapshot != nil && !opts.NoSnapshot {
+			if r.snap, err = newSnapRoute(e, compiled[e.Snapshot.Module]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return k, nil
 }
@@ -346,13 +368,17 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 type loadSet struct{ entry, module map[string]bool }
 
 // entriesToLoad returns the entries named (all when names is empty) and
-// their modules, or an error naming an entry the manifest lacks.
-func entriesToLoad(f *megabinary.File, names []string) (loadSet, error) {
+// their modules (their snapshot modules too, with snapshots), or an error
+// naming an entry the manifest lacks.
+func entriesToLoad(f *megabinary.File, names []string, snapshots bool) (loadSet, error) {
 	set := loadSet{entry: map[string]bool{}, module: map[string]bool{}}
 	for _, e := range f.Manifest.Entries {
 		if len(names) == 0 || slices.Contains(names, e.Name) {
 			set.entry[e.Name] = true
 			set.module[e.Module] = true
+			if e.Snapshot != nil && snapshots {
+				set.module[e.Snapshot.Module] = true
+			}
 		}
 	}
 	for _, n := range names {
