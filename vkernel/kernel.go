@@ -151,10 +151,10 @@ type route struct {
 	startable bool
 	// snap is the entry's snapshot start, when it has one and this
 	// kernel uses snapshots; its module is nil where r.module is.
-	snap      *snapRoute
-	connect   []netip.Prefix
-	bind      []netip.Prefix
-	paths     map[string]bool
+	snap    *snapRoute
+	connect []netip.Prefix
+	bind    []netip.Prefix
+	paths   map[string]bool
 }
 
 // loopback is what resources.connect and resources.bind allow when empty.
@@ -249,9 +249,9 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		routes: map[string]*route{},
 		hashes: hashcache.New(4096),
 
-		trusted:   opts.TrustedKeys,
-		cacheRoot: opts.CacheDir,
-		childCmd:  opts.ChildCommand,
+		trusted:    opts.TrustedKeys,
+		cacheRoot:  opts.CacheDir,
+		childCmd:   opts.ChildCommand,
 		interrupt:  opts.Interruptible,
 		startOnly:  opts.StartOnly,
 		noSnapshot: opts.NoSnapshot,
