@@ -102,6 +102,9 @@ Environment:
   COMPAT_RUNNER_IMAGE
                  the runner image compat runs in (images/runner sets it): every run's
                  runner.image property
+  COMPAT_SNAPSHOT
+                 off: compat exec and compat serve start every exec the usual way, never from
+                 an entry's snapshot (as -snapshot=false; vkernel/ABI.md, "Snapshots")
 
 The megabinary format is documented in vkernel/megabinary/FORMAT.md, the guests' host ABI in
 vkernel/ABI.md.
