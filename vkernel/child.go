@@ -352,7 +352,7 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 		return 0, hostabi.EACCES
 	}
 	spec := &runSpec{GuestPath: hr.GuestPath, HostPath: origin.hostPath, Parent: c.entry, Interpreters: origin.interpreters,
-		Args: req.Args, Env: hr.Env, Mounts: c.mounts, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd}
+		Args: req.Args, Env: hr.Env, Mounts: c.mounts, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd, Known: knownFor(fd, hash)}
 	pid, errno := c.start(r.entry.Name, spec, fd, hr.Files)
 	rec := req.record(hash, r.entry.Name, "allow", "")
 	rec.Pid = pid
@@ -751,6 +751,7 @@ func runChild(fdText string) int {
 			return fail("run spec: exec fd %d of %d", spec.ExecFD, len(fds))
 		}
 		req.Path = "/proc/self/fd/" + strconv.Itoa(fds[spec.ExecFD])
+		k.seedHash(fds[spec.ExecFD], spec.Known)
 		req.origin = &spawnOrigin{guestPath: spec.GuestPath, hostPath: spec.HostPath, parent: spec.Parent, interpreters: spec.Interpreters}
 	} else {
 		if spec.Fork.MemoryFD < 0 || spec.Fork.MemoryFD >= len(fds) {

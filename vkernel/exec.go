@@ -661,6 +661,32 @@ func (k *Kernel) hashFD(fd int) (string, string) {
 	return "", "the file kept changing while it was being hashed"
 }
 
+// knownFor returns the digest of the open file for a child process to
+// take without hashing again, when the file qualifies for the hash cache:
+// its content can no longer change (frozen) and its last change is older
+// than RacyWindow. The child checks the same before it takes it
+// (seedHash). Nil otherwise.
+func knownFor(fd int, hash string) *knownDigest {
+	var st unix.Statx_t
+	if statx(fd, &st) != nil || frozen(fd, &st) == "" || !settled(time.Unix(st.Ctime.Sec, int64(st.Ctime.Nsec)), time.Now()) {
+		return nil
+	}
+	return &knownDigest{Hash: hash, Key: hashcache.KeyOfStatx(&st)}
+}
+
+// seedHash puts the parent's digest of the open file into the hash cache
+// when the file is, here and now, what the parent hashed (the same
+// identity) and still qualifies for the cache: a frozen file whose
+// identity is unchanged has the content it had.
+func (k *Kernel) seedHash(fd int, d *knownDigest) {
+	var st unix.Statx_t
+	if d == nil || statx(fd, &st) != nil || frozen(fd, &st) == "" || hashcache.KeyOfStatx(&st) != d.Key ||
+		!settled(time.Unix(st.Ctime.Sec, int64(st.Ctime.Nsec)), time.Now()) {
+		return
+	}
+	k.hashes.Put(d.Key, d.Hash)
+}
+
 // hashBuffers holds read buffers for hashing: 1 MiB reads take a
 // python.wasm-sized file in a few system calls.
 var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
