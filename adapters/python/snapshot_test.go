@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/wasmbuild"
@@ -145,6 +146,16 @@ func TestPythonSnapshot(t *testing.T) {
 		if coldOut, coldRes := exec(cold, c.args...); coldOut != out || coldRes.Snapshot {
 			t.Errorf("%v: the snapshot start said\n%s\nthe cold start\n%s", c.args, out, coldOut)
 		}
+	}
+	// What a start costs in-process (instantiating, copying the data
+	// segments, running), for the record.
+	for _, k := range []*vkernel.Kernel{snap, cold} {
+		var ds []time.Duration
+		for i := 0; i < 5; i++ {
+			_, res := exec(k, "-c", "pass")
+			ds = append(ds, res.Duration)
+		}
+		t.Logf("-c pass in-process, snapshot %v: %v", k == snap, ds)
 	}
 	out, res := exec(snap, "-I", "-c", "import sys; print(sys.flags.isolated, sys.argv)", "y")
 	if res.Snapshot || out != "1 ['-c', 'y']\n" {
