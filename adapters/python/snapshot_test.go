@@ -124,7 +124,7 @@ func TestPythonSnapshot(t *testing.T) {
 		}
 		return out.String(), res
 	}
-	same := "import sys, os; print(sys.argv, sys.orig_argv, os.environ.get('SNAPTEST'), os.getcwd(), sys.path, sys.executable, sys.flags, " +
+	same := "import sys, os, time; print(time.process_time() < 30, time.monotonic() > 0, sys.argv, sys.orig_argv, os.environ.get('SNAPTEST'), os.getcwd(), sys.path, sys.executable, sys.flags, " +
 		"sorted(sys.modules), sys.stdout.line_buffering, sys.stdin.isatty(), sys.stdout.encoding)"
 	for _, c := range []struct {
 		args []string
