@@ -301,7 +301,7 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 // entryRoute returns the loaded route of the named entry, or nil.
 func (k *Kernel) entryRoute(name string) *route {
 	for _, r := range k.routes {
-		if r.entry.Name == name && r.module != nil {
+		if r.entry.Name == name && (r.module != nil || r.lazy) {
 			return r
 		}
 	}
@@ -315,6 +315,11 @@ func (k *Kernel) run(ctx context.Context, r *route, snap *snapRoute, pre *instan
 	module, export := r.module, r.entry.StartExport()
 	if snap != nil {
 		module, export = snap.module, snap.meta.Export
+	} else if r.lazy {
+		var err error
+		if module, err = k.ownModule(ctx, r); err != nil {
+			return 0, err
+		}
 	}
 	if pre != nil && pre.module != module {
 		// Made ahead for the other kind of start.
@@ -364,7 +369,11 @@ func (k *Kernel) prepare(ctx context.Context, entry string) (*instance, error) {
 	if r.snap != nil {
 		return k.instantiate(ctx, r, r.snap.module)
 	}
-	return k.instantiate(ctx, r, r.module)
+	module, err := k.ownModule(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return k.instantiate(ctx, r, module)
 }
 
 // instantiate makes an instance of module, r's or its snapshot's, over a

@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/compat-project/compat/vkernel/internal/aotcache"
@@ -135,6 +136,10 @@ type Kernel struct {
 	// pool holds Start's child processes started ahead of need.
 	pool startPool
 
+	// lazyModules are the modules ownModule loaded, by digest.
+	lazyMu      sync.Mutex
+	lazyModules map[string]wazero.CompiledModule
+
 	hashHits, hashMisses atomic.Int64
 	// Child processes: started for a request (cold), started ahead of
 	// need (warm), and requests a warm one ran.
@@ -151,7 +156,10 @@ type route struct {
 	startable bool
 	// snap is the entry's snapshot start, when it has one and this
 	// kernel uses snapshots; its module is nil where r.module is.
-	snap    *snapRoute
+	snap *snapRoute
+	// lazy: module is nil, the entry's own module is loaded when an exec
+	// first needs it (ownModule).
+	lazy    bool
 	connect []netip.Prefix
 	bind    []netip.Prefix
 	paths   map[string]bool
@@ -300,32 +308,42 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 			return nil, err
 		}
 	}
+	// A kernel for some entries only (a child process, compat exec
+	// -entry) loads the own module of an entry it starts from a snapshot
+	// when an exec first needs it (ownModule): most never do, and each
+	// python.wasm module's code costs a child about 0.2 s of CPU to load.
+	lazy := map[string]bool{}
+	if len(opts.Entries) > 0 && !opts.NoSnapshot {
+		eager := map[string]bool{}
+		for _, e := range f.Manifest.Entries {
+			if loaded.entry[e.Name] {
+				if e.Snapshot == nil {
+					eager[e.Module] = true
+				} else {
+					eager[e.Snapshot.Module] = true
+				}
+			}
+		}
+		for _, e := range f.Manifest.Entries {
+			if loaded.entry[e.Name] && e.Snapshot != nil && !eager[e.Module] {
+				lazy[e.Module] = true
+			}
+		}
+	}
 	compiled := map[string]wazero.CompiledModule{}
 	for _, m := range f.Manifest.Modules {
-		if !loaded.module[m.Digest] || opts.StartOnly {
+		if !loaded.module[m.Digest] || opts.StartOnly || lazy[m.Digest] {
 			continue
 		}
-		if k.aot != nil {
-			k.aot.Expect(m.Digest)
-		}
-		cm, err := k.runtime.CompileModule(ctx, f.Module(m.Digest))
+		cm, err := k.compile(ctx, m.Digest)
 		if err != nil {
-			var bad *aotcache.TamperedError
-			if errors.As(err, &bad) {
-				e := &AOTError{Entry: strings.Join(entriesOf(f, m.Digest), ","), Module: m.Digest, Path: bad.Path, Hash: bad.Hash, Reason: bad.Reason}
-				k.audit.write(AuditRecord{Action: "load", Path: e.Path, Hash: e.Hash, Entry: e.Entry, Decision: "deny", Reason: e.Reason})
-				return nil, e
-			}
-			return nil, fmt.Errorf("module %s does not compile: %w", m.Digest[:12], err)
-		}
-		if err := checkImports(cm); err != nil {
-			return nil, fmt.Errorf("module %s: %w", m.Digest[:12], err)
+			return nil, err
 		}
 		compiled[m.Digest] = cm
 	}
 	for i := range f.Manifest.Entries {
 		e := &f.Manifest.Entries[i]
-		r := &route{entry: e, module: compiled[e.Module], paths: map[string]bool{}, startable: loaded.entry[e.Name]}
+		r := &route{entry: e, module: compiled[e.Module], lazy: lazy[e.Module], paths: map[string]bool{}, startable: loaded.entry[e.Name]}
 		if !loaded.entry[e.Name] || opts.StartOnly {
 			r.module = nil
 			for _, p := range e.Paths {
@@ -336,7 +354,13 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 			}
 			continue
 		}
-		def, ok := r.module.ExportedFunctions()[e.StartExport()]
+		cm := r.module
+		if r.lazy {
+			// The snapshot module has the entry's module's code and
+			// exports (less the initialisation).
+			cm = compiled[e.Snapshot.Module]
+		}
+		def, ok := cm.ExportedFunctions()[e.StartExport()]
 		if !ok {
 			return nil, fmt.Errorf("entry %q: module exports no function %q", e.Name, e.StartExport())
 		}
@@ -362,6 +386,52 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		}
 	}
 	return k, nil
+}
+
+// compile compiles the stored module (or loads and checks its code from
+// the AOT cache) and checks its imports.
+func (k *Kernel) compile(ctx context.Context, digest string) (wazero.CompiledModule, error) {
+	f := k.file
+	if k.aot != nil {
+		k.aot.Expect(digest)
+	}
+	cm, err := k.runtime.CompileModule(ctx, f.Module(digest))
+	if err != nil {
+		var bad *aotcache.TamperedError
+		if errors.As(err, &bad) {
+			e := &AOTError{Entry: strings.Join(entriesOf(f, digest), ","), Module: digest, Path: bad.Path, Hash: bad.Hash, Reason: bad.Reason}
+			k.audit.write(AuditRecord{Action: "load", Path: e.Path, Hash: e.Hash, Entry: e.Entry, Decision: "deny", Reason: e.Reason})
+			return nil, e
+		}
+		return nil, fmt.Errorf("module %s does not compile: %w", digest[:12], err)
+	}
+	if err := checkImports(cm); err != nil {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("module %s: %w", digest[:12], err)
+	}
+	return cm, nil
+}
+
+// ownModule returns the entry's own module, loading it now if the kernel
+// left it for later (route.lazy).
+func (k *Kernel) ownModule(ctx context.Context, r *route) (wazero.CompiledModule, error) {
+	if !r.lazy {
+		return r.module, nil
+	}
+	k.lazyMu.Lock()
+	defer k.lazyMu.Unlock()
+	if cm := k.lazyModules[r.entry.Module]; cm != nil {
+		return cm, nil
+	}
+	cm, err := k.compile(ctx, r.entry.Module)
+	if err != nil {
+		return nil, err
+	}
+	if k.lazyModules == nil {
+		k.lazyModules = map[string]wazero.CompiledModule{}
+	}
+	k.lazyModules[r.entry.Module] = cm
+	return cm, nil
 }
 
 // loadSet is what Open compiles: entries by name, modules by digest.

@@ -151,6 +151,18 @@ func TestSnapshotFallback(t *testing.T) {
 			t.Errorf("%v: snapshot %v, output %q; want a snapshot start", args, res.Snapshot, out)
 		}
 	}
+	// A kernel of this entry alone loads the entry's own module only when
+	// a cold start needs it.
+	one, _ := w.f.open(t, Options{Entries: []string{"snap"}})
+	if r := one.entryRoute("snap"); r == nil || !r.lazy || r.module != nil {
+		t.Fatalf("entry's own module loaded ahead in a kernel of the entry alone")
+	}
+	for _, args := range [][]string{{"-c", "x"}, {"-X"}, {"-X"}} {
+		out, res := run(t, one, w.request(args...))
+		if res.Snapshot != (args[0] == "-c") || res.ExitCode != 0 {
+			t.Errorf("entry alone, %v: snapshot %v, output %q", args, res.Snapshot, out)
+		}
+	}
 	off, _ := w.f.open(t, Options{NoSnapshot: true})
 	out, res := run(t, off, w.request("-c", "code"))
 	if res.Snapshot || field(out, "start") != "cold" {
