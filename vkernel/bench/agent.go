@@ -87,18 +87,13 @@ type AgentReport struct {
 	PythonFileFrozen bool   `json:"python_file_frozen,omitempty"`
 }
 
-// frozenCopy makes dst an immutable copy of src, left in place between
-// runs, and returns it; where the filesystem or the privileges do not
-// allow the attribute, it returns src itself and false.
+// frozenCopy makes dst an immutable copy of src and returns it; where the
+// filesystem or the privileges do not allow the attribute, it returns src
+// itself and false.
 func frozenCopy(src, dst string) (string, bool) {
 	want, err := os.ReadFile(src)
 	if err != nil {
 		return src, false
-	}
-	if have, err := os.ReadFile(dst); err == nil && bytes.Equal(have, want) {
-		if hashcache.SetImmutable(dst, true) == nil {
-			return dst, true
-		}
 	}
 	hashcache.SetImmutable(dst, false)
 	os.Remove(dst)
@@ -288,6 +283,11 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 		// hashed twice per call (6.8 MB: about 5 ms each).
 		exe, frozen := frozenCopy(opts.NativePython, filepath.Join(dir, "python3.11"))
 		rep.PythonFile, rep.PythonFileFrozen = exe, frozen
+		if frozen {
+			// Not left immutable: a cache that cannot be removed with rm
+			// -rf surprises.
+			defer func() { hashcache.SetImmutable(exe, false); os.Remove(exe) }()
+		}
 		via := append(append([]string(nil), via...), "-argv0", opts.NativePython)
 		viaCold := append(append([]string(nil), viaCold...), "-argv0", opts.NativePython)
 		exeArgs := append([]string{exe}, pyArgs[1:]...)
