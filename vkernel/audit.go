@@ -37,6 +37,9 @@ type AuditRecord struct {
 	Decision string `json:"decision"`
 	// Reason says why a request was denied.
 	Reason string `json:"reason,omitempty"`
+	// Snapshot is set on an allowed exec that starts from its entry's
+	// snapshot (ABI.md, "Snapshots").
+	Snapshot bool `json:"snapshot,omitempty"`
 	// Peer names who asked for the exec when it came from another
 	// process through a service (compat serve): "uid=U gid=G pid=P" of
 	// the connecting client, as the kernel reported it (SO_PEERCRED).

@@ -352,7 +352,7 @@ func (c *procCtl) spawn(ctx context.Context, hr *hostabi.SpawnRequest) (int, hos
 		return 0, hostabi.EACCES
 	}
 	spec := &runSpec{GuestPath: hr.GuestPath, HostPath: origin.hostPath, Parent: c.entry, Interpreters: origin.interpreters,
-		Args: req.Args, Env: hr.Env, Mounts: c.mounts, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd}
+		Args: req.Args, Env: hr.Env, Mounts: c.mounts, Cwd: one(hr.Cwd), HasCwd: hr.HasCwd, Known: knownFor(fd, hash)}
 	pid, errno := c.start(r.entry.Name, spec, fd, hr.Files)
 	rec := req.record(hash, r.entry.Name, "allow", "")
 	rec.Pid = pid
@@ -494,7 +494,7 @@ func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error
 func (k *Kernel) startHost(entry string, depth int, table *procTable) (w *child, auditR *os.File, err error) {
 	spec := bootSpec{ParentPid: os.Getpid(), Command: k.childCmd, Megabinary: k.path, Digest: k.Digest(),
 		CacheDir: k.cacheRoot, Policy: k.policy, Entry: entry, Depth: depth, TableSlots: table.size(),
-		HostCallsDir: k.hostCallsDir}
+		HostCallsDir: k.hostCallsDir, NoSnapshot: k.noSnapshot}
 	for _, key := range k.trusted {
 		spec.TrustedKeys = append(spec.TrustedKeys, key)
 	}
@@ -681,7 +681,8 @@ func runChild(fdText string) int {
 	}
 	ctx := context.Background()
 	k, err := Open(ctx, boot.Megabinary, Options{TrustedKeys: keys, CacheDir: boot.CacheDir, Policy: boot.Policy,
-		Audit: audit, Entries: []string{boot.Entry}, ChildCommand: boot.Command, HostCallsDir: boot.HostCallsDir})
+		Audit: audit, Entries: []string{boot.Entry}, ChildCommand: boot.Command, HostCallsDir: boot.HostCallsDir,
+		NoSnapshot: boot.NoSnapshot})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -752,6 +753,7 @@ func runChild(fdText string) int {
 			return fail("run spec: exec fd %d of %d", spec.ExecFD, len(fds))
 		}
 		req.Path = "/proc/self/fd/" + strconv.Itoa(fds[spec.ExecFD])
+		k.seedHash(fds[spec.ExecFD], spec.Known)
 		req.origin = &spawnOrigin{guestPath: spec.GuestPath, hostPath: spec.HostPath, parent: spec.Parent, interpreters: spec.Interpreters}
 	} else {
 		if spec.Fork.MemoryFD < 0 || spec.Fork.MemoryFD >= len(fds) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/compat-project/compat/vkernel/internal/hashcache"
 	"github.com/compat-project/compat/vkernel/internal/hostabi"
 	"golang.org/x/sys/unix"
 )
@@ -45,6 +46,7 @@ type bootSpec struct {
 	// HostCallsDir is the parent's Options.HostCallsDir: the child's
 	// counts go there too.
 	HostCallsDir string `json:"hostcalls_dir,omitempty"`
+	NoSnapshot   bool   `json:"no_snapshot,omitempty"`
 }
 
 // runSpec is what a started child runs. Fd fields are indices into the
@@ -73,6 +75,16 @@ type runSpec struct {
 
 	// FDs is how many fds come with the spec.
 	FDs int `json:"fds"`
+	// Known is the parent's digest of the file to run when its content
+	// can no longer change (frozen): the child takes it instead of
+	// reading the file again, as the parent's own hash cache would.
+	Known *knownDigest `json:"known,omitempty"`
+}
+
+// knownDigest is a file's SHA-256 with the identity it was taken under.
+type knownDigest struct {
+	Hash string        `json:"hash"`
+	Key  hashcache.Key `json:"key"`
 }
 
 type forkSpec struct {

@@ -108,6 +108,10 @@ type Request struct {
 	scripts bool
 	// child is set for the exec of a child process (ChildMain).
 	child *childSetup
+	// capture, when set, is called with the instance and its process
+	// once the start function has returned, before the instance is
+	// closed (AddSnapshot). The exec never starts from a snapshot.
+	capture func(api.Module, *hostabi.Process) error
 }
 
 // spawnOrigin is what the audit log records of an exec a guest asked for:
@@ -158,6 +162,9 @@ type Result struct {
 	// number; the rest of Duration after start-up was guest code.
 	HostTime  time.Duration
 	HostCalls int64
+	// Snapshot is set when the guest started from its entry's snapshot
+	// (ABI.md, "Snapshots").
+	Snapshot bool
 }
 
 // DeniedError reports an exec the policy refused. Nothing ran.
@@ -207,6 +214,7 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	var r *route
 	var hash string
+	var snap *snapRoute
 	if req.child != nil && req.child.fork != nil {
 		// A forked child runs its parent's entry; the parent audited it.
 		r = k.entryRoute(req.child.entry)
@@ -223,7 +231,13 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 			err.Hash = hash
 			return nil, err
 		}
-		k.audit.write(req.record(hash, r.entry.Name, "allow", ""))
+		if req.capture == nil {
+			args, env := k.argsEnv(r, &req)
+			snap = k.snapshotFor(r, &req, args, env)
+		}
+		rec := req.record(hash, r.entry.Name, "allow", "")
+		rec.Snapshot = snap != nil
+		k.audit.write(rec)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -283,7 +297,7 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 		// Before proc.Close: the forwarder delivers to the process.
 		defer func() { close(done); <-forwarded }()
 	}
-	res := &Result{Entry: r.entry.Name, Hash: hash}
+	res := &Result{Entry: r.entry.Name, Hash: hash, Snapshot: snap != nil}
 	pctx := hostabi.WithProcess(ctx, proc)
 	var code uint32
 	var err error
@@ -297,7 +311,11 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	case req.child != nil && req.child.fork != nil:
 		code, err = k.runFork(pctx, r, req.child.fork, pre)
 	default:
-		code, err = k.run(pctx, r, pre)
+		var after func(api.Module) error
+		if req.capture != nil {
+			after = func(mod api.Module) error { return req.capture(mod, proc) }
+		}
+		code, err = k.run(pctx, r, snap, pre, after)
 	}
 	res.ExitCode = code
 	if sig := proc.KilledBy(); sig != 0 {
@@ -314,16 +332,31 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 // entryRoute returns the loaded route of the named entry, or nil.
 func (k *Kernel) entryRoute(name string) *route {
 	for _, r := range k.routes {
-		if r.entry.Name == name && r.module != nil {
+		if r.entry.Name == name && (r.module != nil || r.lazy) {
 			return r
 		}
 	}
 	return nil
 }
 
-// run runs the entry's start function in pre, when not nil, or in a new
-// instance of its module.
-func (k *Kernel) run(ctx context.Context, r *route, pre *instance) (uint32, error) {
+// run runs the entry's start function, or with snap the snapshot's, in
+// pre when it is an instance of that module, or else in a new one. after,
+// when set, is called with the instance once the function has returned.
+func (k *Kernel) run(ctx context.Context, r *route, snap *snapRoute, pre *instance, after func(api.Module) error) (uint32, error) {
+	module, export := r.module, r.entry.StartExport()
+	if snap != nil {
+		module, export = snap.module, snap.meta.Export
+	} else if r.lazy {
+		var err error
+		if module, err = k.ownModule(ctx, r); err != nil {
+			return 0, err
+		}
+	}
+	if pre != nil && pre.module != module {
+		// Made ahead for the other kind of start.
+		pre.close()
+		pre = nil
+	}
 	var mod api.Module
 	if pre != nil {
 		mod = pre.mod
@@ -331,28 +364,34 @@ func (k *Kernel) run(ctx context.Context, r *route, pre *instance) (uint32, erro
 	} else {
 		cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 		var err error
-		if mod, err = k.runtime.InstantiateModule(ctx, r.module, cfg); err != nil {
+		if mod, err = k.runtime.InstantiateModule(ctx, module, cfg); err != nil {
 			return exitStatus(ctx, err)
 		}
 		defer mod.Close(context.Background())
 	}
 	settle()
-	_, err := mod.ExportedFunction(r.entry.StartExport()).Call(ctx)
+	_, err := mod.ExportedFunction(export).Call(ctx)
+	if err == nil && after != nil {
+		return 0, after(mod)
+	}
 	return exitStatus(ctx, err)
 }
 
 // instance is an entry's module instantiated ahead of the exec that runs
 // it: a child process does that before it knows what it will run.
 type instance struct {
-	route *route
-	mod   api.Module
-	mem   *forkMemory
+	route  *route
+	module wazero.CompiledModule // what mod is an instance of
+	mod    api.Module
+	mem    *forkMemory
 }
 
-// prepare instantiates the entry's module ahead of its exec. Its linear
-// memory is a forkMemory, outside the Go heap, over which a fork maps its
-// parent's memory. Instantiating calls no guest code: the module's start
-// section, if any, is not run (it never is, see run).
+// prepare instantiates the entry's module ahead of its exec: its
+// snapshot's, when it has one this kernel uses (most execs of such an
+// entry start from it), else its own. Its linear memory is a forkMemory,
+// outside the Go heap, over which a fork maps its parent's memory.
+// Instantiating calls no guest code: the module's start section, if any,
+// is not run (it never is, see run).
 func (k *Kernel) prepare(ctx context.Context, entry string) (*instance, error) {
 	r := k.entryRoute(entry)
 	if r == nil {
@@ -363,14 +402,27 @@ func (k *Kernel) prepare(ctx context.Context, entry string) (*instance, error) {
 		// the exec (runThreaded).
 		return nil, fmt.Errorf("entry %q has threads: instantiated by its exec", entry)
 	}
+	if r.snap != nil {
+		return k.instantiate(ctx, r, r.snap.module)
+	}
+	module, err := k.ownModule(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return k.instantiate(ctx, r, module)
+}
+
+// instantiate makes an instance of module, r's or its snapshot's, over a
+// forkMemory.
+func (k *Kernel) instantiate(ctx context.Context, r *route, module wazero.CompiledModule) (*instance, error) {
 	mem := &forkMemory{}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
-	mod, err := k.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), r.module, cfg)
+	mod, err := k.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), module, cfg)
 	if err != nil {
 		mem.Free()
 		return nil, err
 	}
-	return &instance{route: r, mod: mod, mem: mem}, nil
+	return &instance{route: r, module: module, mod: mod, mem: mem}, nil
 }
 
 func (in *instance) close() {
@@ -652,6 +704,32 @@ func (k *Kernel) hashFD(fd int) (string, string) {
 		return digest, ""
 	}
 	return "", "the file kept changing while it was being hashed"
+}
+
+// knownFor returns the digest of the open file for a child process to
+// take without hashing again, when the file qualifies for the hash cache:
+// its content can no longer change (frozen) and its last change is older
+// than RacyWindow. The child checks the same before it takes it
+// (seedHash). Nil otherwise.
+func knownFor(fd int, hash string) *knownDigest {
+	var st unix.Statx_t
+	if statx(fd, &st) != nil || frozen(fd, &st) == "" || !settled(time.Unix(st.Ctime.Sec, int64(st.Ctime.Nsec)), time.Now()) {
+		return nil
+	}
+	return &knownDigest{Hash: hash, Key: hashcache.KeyOfStatx(&st)}
+}
+
+// seedHash puts the parent's digest of the open file into the hash cache
+// when the file is, here and now, what the parent hashed (the same
+// identity) and still qualifies for the cache: a frozen file whose
+// identity is unchanged has the content it had.
+func (k *Kernel) seedHash(fd int, d *knownDigest) {
+	var st unix.Statx_t
+	if d == nil || statx(fd, &st) != nil || frozen(fd, &st) == "" || hashcache.KeyOfStatx(&st) != d.Key ||
+		!settled(time.Unix(st.Ctime.Sec, int64(st.Ctime.Nsec)), time.Now()) {
+		return
+	}
+	k.hashes.Put(d.Key, d.Hash)
 }
 
 // hashBuffers holds read buffers for hashing: 1 MiB reads take a

@@ -76,9 +76,18 @@ func (m *forkMemory) mapSnapshot(fd int, size uint64) error {
 // snapshot and whose __stack_pointer is the parent's, started at
 // vkernel_fork_child(fn, arg) instead of _start.
 func (k *Kernel) runFork(ctx context.Context, r *route, fs *forkSpec, pre *instance) (uint32, error) {
+	own, err := k.ownModule(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if pre != nil && pre.module != own {
+		// Made ahead from the entry's snapshot: a fork copies its
+		// parent's memory into an instance of the entry's own module.
+		pre.close()
+		pre = nil
+	}
 	if pre == nil {
-		var err error
-		if pre, err = k.prepare(ctx, r.entry.Name); err != nil {
+		if pre, err = k.instantiate(ctx, r, own); err != nil {
 			return exitStatus(ctx, err)
 		}
 	}
@@ -106,6 +115,6 @@ func (k *Kernel) runFork(ctx context.Context, r *route, fs *forkSpec, pre *insta
 		return 0, fmt.Errorf("fork: the module exports no %s", hostabi.ForkChildExport)
 	}
 	settle()
-	_, err := fn.Call(ctx, uint64(fs.Fn), uint64(fs.Arg))
+	_, err = fn.Call(ctx, uint64(fs.Fn), uint64(fs.Arg))
 	return exitStatus(ctx, err)
 }

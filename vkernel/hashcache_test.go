@@ -12,6 +12,7 @@ import (
 	"github.com/compat-project/compat/runners/testenv"
 	"github.com/compat-project/compat/vkernel/internal/hashcache"
 	"github.com/compat-project/compat/vkernel/megabinary"
+	"golang.org/x/sys/unix"
 )
 
 // immutable makes a file immutable for the rest of the test, or reports the
@@ -198,5 +199,43 @@ func TestSettled(t *testing.T) {
 		if got := settled(now.Add(-c.age), now); got != c.want {
 			t.Errorf("changed %v before hashing: settled=%v, want %v", c.age, got, c.want)
 		}
+	}
+}
+
+// TestSeedHash: a child process takes its parent's digest of the file it
+// is handed (runSpec.Known) only for a file the parent could have cached:
+// immutable, its identity unchanged. It then does not read the file.
+func TestSeedHash(t *testing.T) {
+	f := newFixture(t, entry("a", identGuest(t, "seed-a"), megabinary.Resources{}), entry("b", identGuest(t, "seed-b"), megabinary.Resources{}))
+	k, _ := f.open(t, Options{})
+	frozenPath, writable := f.wasm("a"), f.wasm("b")
+	immutable(t, frozenPath)
+	time.Sleep(RacyWindow + 100*time.Millisecond)
+	open := func(p string) int {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	if knownFor(open(writable), "x") != nil {
+		t.Errorf("a writable file's digest is handed on")
+	}
+	fd := open(frozenPath)
+	known := knownFor(fd, "parent-digest")
+	if known == nil {
+		t.Fatal("an immutable file's digest is not handed on")
+	}
+	other := *known
+	other.Key.Ino++
+	k.seedHash(fd, &other)
+	if d, _ := k.hashFD(fd); d == "parent-digest" {
+		t.Errorf("a digest taken under another identity was used")
+	}
+	k.hashes = hashcache.New(16)
+	k.seedHash(fd, known)
+	if d, _ := k.hashFD(fd); d != "parent-digest" {
+		t.Errorf("digest %q: the parent's was not taken", d)
 	}
 }

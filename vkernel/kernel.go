@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/compat-project/compat/vkernel/internal/aotcache"
@@ -104,6 +105,12 @@ type Options struct {
 	// write there too. Empty: $COMPAT_HOSTCALLS_DIR (EnvHostCallsDir),
 	// and when that is empty too nothing is counted.
 	HostCallsDir string
+	// NoSnapshot makes every exec start its entry's program the usual way
+	// (its start export), even when the entry has a snapshot start
+	// (ABI.md, "Snapshots"): the snapshot modules are neither checked nor
+	// loaded. Child processes started for Start, spawns and forks inherit
+	// it.
+	NoSnapshot bool
 }
 
 // Kernel is one wazero runtime, one verified megabinary with all its modules
@@ -133,9 +140,15 @@ type Kernel struct {
 	startOnly bool
 	// hostCallsDir receives each exec's host call counts (Options.HostCallsDir).
 	hostCallsDir string
+	// noSnapshot is Options.NoSnapshot.
+	noSnapshot bool
 
 	// pool holds Start's child processes started ahead of need.
 	pool startPool
+
+	// lazyModules are the modules ownModule loaded, by digest.
+	lazyMu      sync.Mutex
+	lazyModules map[string]wazero.CompiledModule
 
 	hashHits, hashMisses atomic.Int64
 	// Child processes: started for a request (cold), started ahead of
@@ -154,6 +167,12 @@ type route struct {
 	// threads is set for a module that imports a shared memory (ABI.md,
 	// "Threads").
 	threads *threadSpec
+	// snap is the entry's snapshot start, when it has one and this
+	// kernel uses snapshots; its module is nil where r.module is.
+	snap *snapRoute
+	// lazy: module is nil, the entry's own module is loaded when an exec
+	// first needs it (ownModule).
+	lazy    bool
 	connect []netip.Prefix
 	bind    []netip.Prefix
 	paths   map[string]bool
@@ -251,11 +270,12 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		routes: map[string]*route{},
 		hashes: hashcache.New(4096),
 
-		trusted:   opts.TrustedKeys,
-		cacheRoot: opts.CacheDir,
-		childCmd:  opts.ChildCommand,
-		interrupt: opts.Interruptible,
-		startOnly: opts.StartOnly,
+		trusted:    opts.TrustedKeys,
+		cacheRoot:  opts.CacheDir,
+		childCmd:   opts.ChildCommand,
+		interrupt:  opts.Interruptible,
+		startOnly:  opts.StartOnly,
+		noSnapshot: opts.NoSnapshot,
 
 		hostCallsDir: opts.HostCallsDir,
 	}
@@ -306,35 +326,50 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	if err := hostabi.Instantiate(ctx, k.runtime); err != nil {
 		return nil, err
 	}
-	loaded, err := entriesToLoad(f, opts.Entries)
+	loaded, err := entriesToLoad(f, opts.Entries, !opts.NoSnapshot)
 	if err != nil {
 		return nil, err
+	}
+	if !opts.NoSnapshot {
+		if err := checkSnapshots(f, loaded); err != nil {
+			return nil, err
+		}
+	}
+	// A kernel for some entries only (a child process, compat exec
+	// -entry) loads the own module of an entry it starts from a snapshot
+	// when an exec first needs it (ownModule): most never do, and each
+	// python.wasm module's code costs a child about 0.2 s of CPU to load.
+	lazy := map[string]bool{}
+	if len(opts.Entries) > 0 && !opts.NoSnapshot {
+		eager := map[string]bool{}
+		for _, e := range f.Manifest.Entries {
+			if loaded.entry[e.Name] {
+				if e.Snapshot == nil {
+					eager[e.Module] = true
+				} else {
+					eager[e.Snapshot.Module] = true
+				}
+			}
+		}
+		for _, e := range f.Manifest.Entries {
+			if loaded.entry[e.Name] && e.Snapshot != nil && !eager[e.Module] {
+				lazy[e.Module] = true
+			}
+		}
 	}
 	compiled := map[string]wazero.CompiledModule{}
 	threaded := map[string]*threadSpec{}
 	for _, m := range f.Manifest.Modules {
-		if !loaded.module[m.Digest] || opts.StartOnly {
+		if !loaded.module[m.Digest] || opts.StartOnly || lazy[m.Digest] {
 			continue
 		}
-		if k.aot != nil {
-			k.aot.Expect(m.Digest)
-		}
-		cm, err := k.runtime.CompileModule(ctx, f.Module(m.Digest))
+		cm, err := k.compile(ctx, m.Digest)
 		if err != nil {
-			var bad *aotcache.TamperedError
-			if errors.As(err, &bad) {
-				e := &AOTError{Entry: strings.Join(entriesOf(f, m.Digest), ","), Module: m.Digest, Path: bad.Path, Hash: bad.Hash, Reason: bad.Reason}
-				k.audit.write(AuditRecord{Action: "load", Path: e.Path, Hash: e.Hash, Entry: e.Entry, Decision: "deny", Reason: e.Reason})
-				return nil, e
-			}
-			return nil, fmt.Errorf("module %s does not compile: %w", m.Digest[:12], err)
+			return nil, err
 		}
 		mem, shared, err := memoryImport(f.Module(m.Digest))
-		if err == nil {
-			err = checkImports(cm, shared)
-		}
 		if err != nil {
-			cm.Close(ctx)
+			// compile checked it already.
 			return nil, fmt.Errorf("module %s: %w", m.Digest[:12], err)
 		}
 		compiled[m.Digest] = cm
@@ -356,7 +391,7 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	}
 	for i := range f.Manifest.Entries {
 		e := &f.Manifest.Entries[i]
-		r := &route{entry: e, module: compiled[e.Module], threads: threaded[e.Module], paths: map[string]bool{}, startable: loaded.entry[e.Name]}
+		r := &route{entry: e, module: compiled[e.Module], threads: threaded[e.Module], lazy: lazy[e.Module], paths: map[string]bool{}, startable: loaded.entry[e.Name]}
 		if !loaded.entry[e.Name] || opts.StartOnly {
 			r.module = nil
 			for _, p := range e.Paths {
@@ -367,7 +402,13 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 			}
 			continue
 		}
-		def, ok := r.module.ExportedFunctions()[e.StartExport()]
+		cm := r.module
+		if r.lazy {
+			// The snapshot module has the entry's module's code and
+			// exports (less the initialisation).
+			cm = compiled[e.Snapshot.Module]
+		}
+		def, ok := cm.ExportedFunctions()[e.StartExport()]
 		if !ok {
 			return nil, fmt.Errorf("entry %q: module exports no function %q", e.Name, e.StartExport())
 		}
@@ -386,21 +427,80 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		for _, h := range e.Hashes {
 			k.routes[h] = r
 		}
+		if e.Snapshot != nil && !opts.NoSnapshot {
+			if r.snap, err = newSnapRoute(e, compiled[e.Snapshot.Module]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return k, nil
+}
+
+// compile compiles the stored module (or loads and checks its code from
+// the AOT cache) and checks its imports.
+func (k *Kernel) compile(ctx context.Context, digest string) (wazero.CompiledModule, error) {
+	f := k.file
+	if k.aot != nil {
+		k.aot.Expect(digest)
+	}
+	cm, err := k.runtime.CompileModule(ctx, f.Module(digest))
+	if err != nil {
+		var bad *aotcache.TamperedError
+		if errors.As(err, &bad) {
+			e := &AOTError{Entry: strings.Join(entriesOf(f, digest), ","), Module: digest, Path: bad.Path, Hash: bad.Hash, Reason: bad.Reason}
+			k.audit.write(AuditRecord{Action: "load", Path: e.Path, Hash: e.Hash, Entry: e.Entry, Decision: "deny", Reason: e.Reason})
+			return nil, e
+		}
+		return nil, fmt.Errorf("module %s does not compile: %w", digest[:12], err)
+	}
+	_, shared, err := memoryImport(f.Module(digest))
+	if err == nil {
+		err = checkImports(cm, shared)
+	}
+	if err != nil {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("module %s: %w", digest[:12], err)
+	}
+	return cm, nil
+}
+
+// ownModule returns the entry's own module, loading it now if the kernel
+// left it for later (route.lazy).
+func (k *Kernel) ownModule(ctx context.Context, r *route) (wazero.CompiledModule, error) {
+	if !r.lazy {
+		return r.module, nil
+	}
+	k.lazyMu.Lock()
+	defer k.lazyMu.Unlock()
+	if cm := k.lazyModules[r.entry.Module]; cm != nil {
+		return cm, nil
+	}
+	cm, err := k.compile(ctx, r.entry.Module)
+	if err != nil {
+		return nil, err
+	}
+	if k.lazyModules == nil {
+		k.lazyModules = map[string]wazero.CompiledModule{}
+	}
+	k.lazyModules[r.entry.Module] = cm
+	return cm, nil
 }
 
 // loadSet is what Open compiles: entries by name, modules by digest.
 type loadSet struct{ entry, module map[string]bool }
 
 // entriesToLoad returns the entries named (all when names is empty) and
-// their modules, or an error naming an entry the manifest lacks.
-func entriesToLoad(f *megabinary.File, names []string) (loadSet, error) {
+// their modules (their snapshot modules too, with snapshots), or an error
+// naming an entry the manifest lacks.
+func entriesToLoad(f *megabinary.File, names []string, snapshots bool) (loadSet, error) {
 	set := loadSet{entry: map[string]bool{}, module: map[string]bool{}}
 	for _, e := range f.Manifest.Entries {
 		if len(names) == 0 || slices.Contains(names, e.Name) {
 			set.entry[e.Name] = true
 			set.module[e.Module] = true
+			if e.Snapshot != nil && snapshots {
+				set.module[e.Snapshot.Module] = true
+			}
 		}
 	}
 	for _, n := range names {

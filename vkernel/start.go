@@ -94,7 +94,7 @@ func (k *Kernel) Start(ctx context.Context, req Request) (*Process, error) {
 		args = []string{req.Path}
 	}
 	spec := &runSpec{ExecFD: 0, HostPath: req.Path, Args: args, Env: req.Env, Mounts: req.Mounts,
-		Files: files, Cwd: one(req.Cwd), HasCwd: req.Cwd != ""}
+		Files: files, Cwd: one(req.Cwd), HasCwd: req.Cwd != "", Known: knownFor(fd, hash)}
 	entry := r.entry.Name
 	k.pool.begin(entry)
 	w, warm, err := k.pool.send(k, r, spec, fds)

@@ -27,7 +27,7 @@ import (
 
 func execCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("exec", "exec (-megabinary MB -pubkey PUB | -via SOCKET) [flags] PATH [ARG...]", stderr)
-	via := fs.String("via", "", "send the request to the compat serve listening on SOCKET instead of loading the megabinary here (the file and stdio go as fds; -megabinary, -pubkey, -policy, -audit, -cache, -entry, -listen, -listen-fd and -cpuprofile are the service's business)")
+	via := fs.String("via", "", "send the request to the compat serve listening on SOCKET instead of loading the megabinary here (the file and stdio go as fds; -megabinary, -pubkey, -policy, -audit, -cache, -entry, -listen, -listen-fd, -cpuprofile and -snapshot are the service's business)")
 	retry := fs.Duration("retry", 5*time.Second, "with -via: keep retrying this long while the service is unreachable (restarting) or refuses as stopping or busy")
 	cwd := fs.String("cwd", "", "guest path the guest starts in (proc_initial_cwd; the C layer changes to it)")
 	mb := fs.String("megabinary", "", "signed megabinary")
@@ -38,6 +38,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 0, "stop the guest after this long, wherever it is (0: no limit); its loops then run slower (README, \"Stopping a guest\")")
 	argv0 := fs.String("argv0", "", "argv[0] the guest sees (default PATH)")
 	resultFD := fs.Int("result-fd", -1, "write how the exec ended, as one JSON object, to this inherited fd")
+	snapshot := fs.Bool("snapshot", snapshotDefault(), "start from the entry's snapshot when it has one and the exec qualifies (vkernel/ABI.md, \"Snapshots\"); false, or COMPAT_SNAPSHOT=off, starts the usual way (with -via: the service's -snapshot decides)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of this process (the vkernel and its guest) to FILE; SIGINT, SIGTERM and SIGHUP write it before the process dies of them (Go code then runs first: a guest computing without host calls can hold that up; a second signal then kills at once)")
 	var mounts, listens, listenFDs, env, entries listFlag
 	fs.Var(&mounts, "mount", "GUEST=HOST[:ro]: mount a host directory (repeatable)")
@@ -156,6 +157,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		// The guest's children: this executable again (main calls
 		// vkernel.ChildMain). They die with this process.
 		ChildCommand: []string{self},
+		NoSnapshot:   !*snapshot,
 	})
 	if err != nil {
 		return failed(err)
@@ -183,6 +185,16 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		return 255
 	}
 	return code
+}
+
+// snapshotDefault is the default of -snapshot: on, unless the environment
+// variable COMPAT_SNAPSHOT is "off" (or "0", "false", "no").
+func snapshotDefault() bool {
+	switch strings.ToLower(os.Getenv("COMPAT_SNAPSHOT")) {
+	case "off", "0", "false", "no":
+		return false
+	}
+	return true
 }
 
 // startCPUProfile profiles the process into file until the returned stop

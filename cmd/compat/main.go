@@ -106,6 +106,9 @@ Environment:
                  directory where every vkernel (compat exec, the shims, their children)
                  leaves its guests' host call counts, one file per exec; compat run sets
                  it per unit for the polyfill coverage map (hostcalls.json)
+  COMPAT_SNAPSHOT
+                 off: compat exec and compat serve start every exec the usual way, never from
+                 an entry's snapshot (as -snapshot=false; vkernel/ABI.md, "Snapshots")
 
 The megabinary format is documented in vkernel/megabinary/FORMAT.md, the guests' host ABI in
 vkernel/ABI.md.

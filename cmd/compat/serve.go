@@ -36,6 +36,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	maxWaiting := fs.Int("max-waiting", 0, "requests waiting for a slot (default 64); more are refused as busy")
 	warm := fs.Int("warm", 2, "instances per entry kept started ahead of need, at most (one more than the entry has running)")
 	mode := fs.String("mode", "0600", "permissions of the socket file (octal)")
+	snapshot := fs.Bool("snapshot", snapshotDefault(), "start a request from its entry's snapshot when the entry has one and the request qualifies (vkernel/ABI.md, \"Snapshots\"); false, or COMPAT_SNAPSHOT=off, starts every request the usual way")
 	var entries, prewarm, uids, gids listFlag
 	fs.Var(&entries, "entry", "NAME: load only this manifest entry (repeatable; default all); requests routed to others are denied")
 	fs.Var(&prewarm, "prewarm", "NAME: start an instance of this entry before the first request (repeatable)")
@@ -90,7 +91,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	k, err := vkernel.Open(ctx, *mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: *cache,
 		Policy: policy, Audit: audit, Entries: entries, ChildCommand: []string{self}, StartWarm: *warm,
 		// The instances load their code; the service only routes.
-		StartOnly: true})
+		StartOnly: true, NoSnapshot: !*snapshot})
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -132,7 +133,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 
 // viaFlags are compat exec's flags that have no meaning with -via: the
 // service has its own megabinary, policy, cache and audit log.
-var viaFlags = []string{"megabinary", "pubkey", "policy", "audit", "cache", "entry", "listen", "listen-fd", "cpuprofile"}
+var viaFlags = []string{"megabinary", "pubkey", "policy", "audit", "cache", "entry", "listen", "listen-fd", "cpuprofile", "snapshot"}
 
 // execVia is compat exec -via SOCKET: the request goes to a compat serve.
 func execVia(socket string, req serve.Request, timeout, retry time.Duration, result *resultWriter, stdout, stderr io.Writer) int {

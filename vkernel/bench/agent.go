@@ -17,6 +17,7 @@ import (
 
 	"github.com/compat-project/compat/vkernel"
 	"github.com/compat-project/compat/vkernel/guests"
+	"github.com/compat-project/compat/vkernel/internal/hashcache"
 	"github.com/compat-project/compat/vkernel/megabinary"
 	"github.com/compat-project/compat/vkernel/serve"
 )
@@ -71,8 +72,39 @@ type AgentReport struct {
 	ConcurrentService *Side `json:"concurrent_service,omitempty"`
 	ConcurrentNative  *Side `json:"concurrent_native,omitempty"`
 	// ServiceStats are the service kernel's counters at the end
-	// (instances started on request and ahead of need).
-	ServiceStats vkernel.Stats `json:"service_stats"`
+	// (instances started on request and ahead of need);
+	// ColdServiceStats those of the service without snapshots.
+	ServiceStats     vkernel.Stats `json:"service_stats"`
+	ColdServiceStats vkernel.Stats `json:"cold_service_stats"`
+	// SnapshotMade is how long making python's snapshot start took (the
+	// instrumented module compiled in memory, the capture, the rewrite),
+	// SnapshotBytes the snapshot module's size.
+	SnapshotMade  time.Duration `json:"snapshot_made_ns,omitempty"`
+	SnapshotBytes int           `json:"snapshot_bytes,omitempty"`
+	// PythonFile is the file the python rows ask the service to run;
+	// PythonFileFrozen whether it is immutable (its digest cached).
+	PythonFile       string `json:"python_file,omitempty"`
+	PythonFileFrozen bool   `json:"python_file_frozen,omitempty"`
+}
+
+// frozenCopy makes dst an immutable copy of src and returns it; where the
+// filesystem or the privileges do not allow the attribute, it returns src
+// itself and false.
+func frozenCopy(src, dst string) (string, bool) {
+	want, err := os.ReadFile(src)
+	if err != nil {
+		return src, false
+	}
+	hashcache.SetImmutable(dst, false)
+	os.Remove(dst)
+	if os.WriteFile(dst, want, 0o755) != nil || hashcache.SetImmutable(dst, true) != nil {
+		os.Remove(dst)
+		return src, false
+	}
+	// Only a file whose last change is older than the racy window has
+	// its digest cached.
+	time.Sleep(vkernel.RacyWindow + 100*time.Millisecond)
+	return dst, true
 }
 
 // Agent measures tool calls made as an agent makes them, one call at a
@@ -134,6 +166,22 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if pyMounts != nil {
+		// python's snapshot start: the interpreter initialised once, here,
+		// with the mounts every call has.
+		spec := megabinary.SpecSnapshot{Init: "vk_snapshot_init", Export: "vk_snapshot_main", Form: "python",
+			Argv0: opts.NativePython, Args: []string{"-c", "pass"}}
+		for _, m := range pyMounts {
+			spec.Mounts = append(spec.Mounts, megabinary.SpecMount{Guest: m.Guest, Host: m.Host, ReadOnly: m.ReadOnly})
+		}
+		t0 := time.Now()
+		if f, err = vkernel.AddSnapshot(ctx, f, "python3.11", spec); err != nil {
+			return nil, err
+		}
+		rep.SnapshotMade = time.Since(t0)
+		e := f.Manifest.Entry("python3.11")
+		rep.SnapshotBytes = len(f.Module(e.Snapshot.Module))
+	}
 	key := filepath.Join(dir, "key")
 	pub, err := megabinary.GenerateKey(key)
 	if err != nil {
@@ -149,33 +197,52 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 		return nil, err
 	}
 	cache := filepath.Join(dir, "cache")
-	k, err := vkernel.Open(ctx, mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache,
-		ChildCommand: []string{opts.Compat}, StartOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer k.Close(ctx)
-	sock := filepath.Join(dir, "serve.sock")
-	l, err := serve.Listen(sock, 0)
-	if err != nil {
-		return nil, err
-	}
-	srv := &serve.Server{Kernel: k}
-	go srv.Serve(l)
-	defer srv.Shutdown(ctx)
 	names := []string{"firstinsn"}
 	if pyMounts != nil {
 		names = append(names, "python3.11")
 	}
-	if err := k.Prewarm(names...); err != nil {
+	// Two services over the same megabinary: one starts python from its
+	// snapshot, the other (NoSnapshot) as compat exec always did.
+	service := func(sock string, noSnapshot bool) (*vkernel.Kernel, func(), error) {
+		k, err := vkernel.Open(ctx, mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache,
+			ChildCommand: []string{opts.Compat}, StartOnly: true, NoSnapshot: noSnapshot})
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := serve.Listen(sock, 0)
+		if err != nil {
+			k.Close(ctx)
+			return nil, nil, err
+		}
+		srv := &serve.Server{Kernel: k}
+		go srv.Serve(l)
+		if err := k.Prewarm(names...); err != nil {
+			srv.Shutdown(ctx)
+			k.Close(ctx)
+			return nil, nil, err
+		}
+		waitReady(sock)
+		return k, func() { srv.Shutdown(ctx); k.Close(ctx) }, nil
+	}
+	sock := filepath.Join(dir, "serve.sock")
+	k, stop, err := service(sock, false)
+	if err != nil {
 		return nil, err
 	}
-	waitReady(sock)
+	defer stop()
+	coldSock := filepath.Join(dir, "serve-cold.sock")
+	coldK, stopCold, err := service(coldSock, true)
+	if err != nil {
+		return nil, err
+	}
+	defer stopCold()
 	time.Sleep(time.Second) // the first instances load their code
 
 	exec0 := []string{opts.Compat, "exec", "-megabinary", mb, "-pubkey", key + ".pub", "-cache", cache, "-audit", filepath.Join(dir, "audit.jsonl")}
 	via := []string{opts.Compat, "exec", "-via", sock}
 	client := &serve.Client{Socket: sock}
+	viaCold := []string{opts.Compat, "exec", "-via", coldSock}
+	coldClient := &serve.Client{Socket: coldSock}
 
 	tool := []struct {
 		name string
@@ -209,19 +276,43 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 			mountFlags = append(mountFlags, s)
 		}
 		pyArgs := []string{opts.NativePython, "-c", "pass"}
+		// The file the service is asked to run: an immutable copy of the
+		// native interpreter (same hash, same route), whose digest the
+		// service caches and hands its child (README, "Integrity"), when
+		// the filesystem allows; /usr/bin/python3.11 itself is read and
+		// hashed twice per call (6.8 MB: about 5 ms each).
+		exe, frozen := frozenCopy(opts.NativePython, filepath.Join(dir, "python3.11"))
+		rep.PythonFile, rep.PythonFileFrozen = exe, frozen
+		if frozen {
+			// Not left immutable: a cache that cannot be removed with rm
+			// -rf surprises.
+			defer func() { hashcache.SetImmutable(exe, false); os.Remove(exe) }()
+		}
+		via := append(append([]string(nil), via...), "-argv0", opts.NativePython)
+		viaCold := append(append([]string(nil), viaCold...), "-argv0", opts.NativePython)
+		exeArgs := append([]string{exe}, pyArgs[1:]...)
 		py := []struct {
 			name string
 			call func() (time.Duration, time.Duration, error)
 		}{
 			{"native " + opts.NativePython + " -c pass", func() (time.Duration, time.Duration, error) { return processCall(pyArgs, false) }},
-			{"compat exec -via (client process)", func() (time.Duration, time.Duration, error) {
-				return processCall(append(append(append([]string(nil), via...), mountFlags...), pyArgs...), false)
+			{"compat exec -via (client process), snapshot", func() (time.Duration, time.Duration, error) {
+				return processCall(append(append(via, mountFlags...), exeArgs...), false)
 			}},
-			{"serve.Client.Exec (Go library)", func() (time.Duration, time.Duration, error) {
+			{"serve.Client.Exec (Go library), snapshot", func() (time.Duration, time.Duration, error) {
+				return libraryCall(ctx, client, exe, pyArgs, pyMounts, false)
+			}},
+			{"serve.Client.Exec, snapshot, " + opts.NativePython + " hashed", func() (time.Duration, time.Duration, error) {
 				return libraryCall(ctx, client, opts.NativePython, pyArgs, pyMounts, false)
 			}},
-			{"compat exec (megabinary loaded per call)", func() (time.Duration, time.Duration, error) {
-				return processCall(append(append(append([]string(nil), exec0...), append(mountFlags, "-entry", "python3.11")...), pyArgs...), false)
+			{"compat exec -via (client process), no snapshot", func() (time.Duration, time.Duration, error) {
+				return processCall(append(append(viaCold, mountFlags...), exeArgs...), false)
+			}},
+			{"serve.Client.Exec (Go library), no snapshot", func() (time.Duration, time.Duration, error) {
+				return libraryCall(ctx, coldClient, exe, pyArgs, pyMounts, false)
+			}},
+			{"compat exec (megabinary loaded per call), snapshot", func() (time.Duration, time.Duration, error) {
+				return processCall(append(append(append([]string(nil), exec0...), append(mountFlags, "-entry", "python3.11", "-argv0", opts.NativePython)...), exeArgs...), false)
 			}},
 		}
 		for _, row := range py {
@@ -259,6 +350,7 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 		rep.ConcurrentService, rep.ConcurrentNative = &svc, &nat
 	}
 	rep.ServiceStats = k.Stats()
+	rep.ColdServiceStats = coldK.Stats()
 	return rep, nil
 }
 
@@ -370,7 +462,8 @@ func (r *AgentReport) Write(w io.Writer) {
 	if r.PythonUnavailable != "" {
 		fmt.Fprintf(w, "\npython rows not measured: %s\n", r.PythonUnavailable)
 	} else {
-		fmt.Fprintf(w, "\npython3.11 -c pass: client's exec -> exit\n")
+		fmt.Fprintf(w, "\npython3.11 -c pass: client's exec -> exit (snapshot module %d bytes, made in %s; file run %s, immutable %v)\n",
+			r.SnapshotBytes, r.SnapshotMade.Round(time.Millisecond), r.PythonFile, r.PythonFileFrozen)
 		for _, row := range r.Python {
 			fmt.Fprintf(w, "  %-42s exit  %s\n", row.Name, row.Exit)
 		}
@@ -388,4 +481,6 @@ func (r *AgentReport) Write(w io.Writer) {
 	}
 	s := r.ServiceStats
 	fmt.Fprintf(w, "\nservice: %d instances started on request, %d ahead of need, %d requests ran in one started ahead\n", s.ChildStarts, s.WarmStarts, s.WarmRuns)
+	c := r.ColdServiceStats
+	fmt.Fprintf(w, "service without snapshots: %d on request, %d ahead of need, %d ran in one started ahead\n", c.ChildStarts, c.WarmStarts, c.WarmRuns)
 }

@@ -131,6 +131,9 @@ func ReadEntries(name string, entries []string) (*File, error) {
 			return fail(fmt.Errorf("entry %q is not in the megabinary's manifest", e))
 		}
 		want[entry.Module] = true
+		if entry.Snapshot != nil {
+			want[entry.Snapshot.Module] = true
+		}
 	}
 	pos := int64(off)
 	for _, m := range f.Manifest.Modules {
@@ -346,19 +349,25 @@ func Build(entries []Entry, modules map[string][]byte) (*File, error) {
 	seen := map[string]bool{}
 	f := &File{modules: map[string][]byte{}}
 	for _, e := range entries {
-		if seen[e.Module] {
-			continue
+		names := []string{e.Module}
+		if e.Snapshot != nil {
+			names = append(names, e.Snapshot.Module)
 		}
-		b, ok := modules[e.Module]
-		if !ok {
-			return nil, fmt.Errorf("entry %q names module %s, which was not given", e.Name, short(e.Module))
+		for _, d := range names {
+			if seen[d] {
+				continue
+			}
+			b, ok := modules[d]
+			if !ok {
+				return nil, fmt.Errorf("entry %q names module %s, which was not given", e.Name, short(d))
+			}
+			if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != d {
+				return nil, fmt.Errorf("entry %q: module bytes do not hash to %s", e.Name, short(d))
+			}
+			seen[d] = true
+			m.Modules = append(m.Modules, Module{Digest: d, Size: int64(len(b))})
+			f.modules[d] = b
 		}
-		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != e.Module {
-			return nil, fmt.Errorf("entry %q: module bytes do not hash to %s", e.Name, short(e.Module))
-		}
-		seen[e.Module] = true
-		m.Modules = append(m.Modules, Module{Digest: e.Module, Size: int64(len(b))})
-		f.modules[e.Module] = b
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err

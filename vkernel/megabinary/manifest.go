@@ -3,8 +3,10 @@ package megabinary
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -49,7 +51,49 @@ type Entry struct {
 	Env []string `json:"env,omitempty"`
 	// Resources bounds what an exec request may hand the program.
 	Resources Resources `json:"resources"`
+	// Snapshot, when set, lets an exec of the entry start from a snapshot
+	// of the program already initialised instead of from Export.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
 }
+
+// Snapshot is an entry's snapshot start (vkernel/ABI.md, "Snapshots"): a
+// module made from the entry's own by running its initialisation function
+// once, when the megabinary was built, whose memory and globals start as
+// that run left them. An exec that qualifies (its arguments of the form
+// Form names, the same argv[0], the environment variables that change
+// initialisation and the mounts as the capture's) instantiates it and
+// calls Export; any other runs the entry as usual.
+type Snapshot struct {
+	// Module is the digest of the stored snapshot module.
+	Module string `json:"module"`
+	// Source is the digest of the module it was made from: the entry's.
+	Source string `json:"source"`
+	// Init is the function the capture ran (the snapshot module no longer
+	// exports it); Export the one a start from the snapshot calls. Both
+	// take and return nothing.
+	Init   string `json:"init"`
+	Export string `json:"export"`
+	// Form names the rule an exec's arguments must follow to start from
+	// the snapshot, and which environment variables must be the
+	// capture's: "python" (vkernel/ABI.md, "Snapshots").
+	Form string `json:"form"`
+	// Argv0, Args and Env are what the capture ran with: argv[0], the
+	// arguments after the entry's own, and the environment after the
+	// entry's (the guest saw the entry's merged with these).
+	Argv0 string   `json:"argv0"`
+	Args  []string `json:"args,omitempty"`
+	Env   []string `json:"env,omitempty"`
+	// Mounts are the guest paths of the capture's mounts, in order, and
+	// whether each was read-only: an exec starts from the snapshot only
+	// with the same.
+	Mounts []MountRule `json:"mounts,omitempty"`
+	// Wazero is the wazero version the capture ran on. A vkernel built
+	// with another refuses the megabinary.
+	Wazero string `json:"wazero"`
+}
+
+// SnapshotForms are the values Snapshot.Form may take.
+var SnapshotForms = []string{"python"}
 
 // Resources bounds what an exec request may give an entry's instance.
 type Resources struct {
@@ -169,6 +213,47 @@ func (m *Manifest) Validate() error {
 			if !strings.Contains(env, "=") {
 				return fmt.Errorf("entry %q: env %q is not KEY=VALUE", e.Name, env)
 			}
+		}
+		if err := e.Snapshot.validate(modules, e.Module); err != nil {
+			return fmt.Errorf("entry %q: snapshot: %w", e.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Snapshot) validate(modules map[string]bool, source string) error {
+	if s == nil {
+		return nil
+	}
+	if !modules[s.Module] {
+		return fmt.Errorf("module %q is not stored in the megabinary", s.Module)
+	}
+	if s.Source != source {
+		return fmt.Errorf("made from module %q, not the entry's %q", s.Source, source)
+	}
+	if s.Module == source {
+		return errors.New("the snapshot module is the entry's own")
+	}
+	if s.Init == "" || s.Export == "" || s.Init == s.Export {
+		return fmt.Errorf("init %q and export %q must be two function names", s.Init, s.Export)
+	}
+	if !slices.Contains(SnapshotForms, s.Form) {
+		return fmt.Errorf("form %q is not one of %v", s.Form, SnapshotForms)
+	}
+	if s.Argv0 == "" {
+		return errors.New("no argv0")
+	}
+	if s.Wazero == "" {
+		return errors.New("no wazero version")
+	}
+	for _, env := range s.Env {
+		if !strings.Contains(env, "=") {
+			return fmt.Errorf("env %q is not KEY=VALUE", env)
+		}
+	}
+	for _, r := range s.Mounts {
+		if !path.IsAbs(r.Guest) || path.Clean(r.Guest) != r.Guest {
+			return fmt.Errorf("mount %q must be an absolute clean guest path", r.Guest)
 		}
 	}
 	return nil

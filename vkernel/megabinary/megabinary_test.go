@@ -312,3 +312,41 @@ func TestReadEntriesRefusesChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotManifest: an entry's snapshot module is stored and read
+// back with the entry (ReadEntries reads it too); a snapshot that names
+// a module not given, another source, an unknown form or no wazero
+// version is refused.
+func TestSnapshotManifest(t *testing.T) {
+	mod, snap := []byte("\x00asm\x01\x00\x00\x00 module"), []byte("\x00asm\x01\x00\x00\x00 snapshot")
+	d, s := SHA256(mod), SHA256(snap)
+	good := Snapshot{Module: s, Source: d, Init: "init", Export: "main", Form: "python", Argv0: "/p", Args: []string{"-c", "pass"}, Wazero: "v1.12.0"}
+	entry := func(sn Snapshot) []Entry { return []Entry{{Name: "p", Hashes: []string{d}, Module: d, Snapshot: &sn}} }
+	f, err := Build(entry(good), map[string][]byte{d: mod, s: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "s.vkmb")
+	if err := f.WriteFile(name); err != nil {
+		t.Fatal(err)
+	}
+	g, err := ReadEntries(name, []string{"p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(g.Module(s), snap) || g.Manifest.Entry("p").Snapshot.Argv0 != "/p" || len(g.Manifest.Modules) != 2 {
+		t.Errorf("snapshot not read back: %+v", g.Manifest)
+	}
+	for want, edit := range map[string]func(*Snapshot){
+		"was not given":     func(x *Snapshot) { x.Module = SHA256([]byte("other")) },
+		"not the entry's":   func(x *Snapshot) { x.Source = s },
+		"form":              func(x *Snapshot) { x.Form = "ruby" },
+		"no wazero version": func(x *Snapshot) { x.Wazero = "" },
+	} {
+		bad := good
+		edit(&bad)
+		if _, err := Build(entry(bad), map[string][]byte{d: mod, s: snap}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v", want, err)
+		}
+	}
+}

@@ -36,6 +36,33 @@ type SpecEntry struct {
 	// AliasHashes are SHA-256 digests that route to the entry, for files not
 	// at hand when building.
 	AliasHashes []string `json:"alias_hashes,omitempty"`
+	// Snapshot, when set, asks for a snapshot start of the entry, made
+	// when the megabinary is built (vkernel.AddSnapshot; Build leaves it
+	// to the caller, which runs the module).
+	Snapshot *SpecSnapshot `json:"snapshot,omitempty"`
+}
+
+// SpecSnapshot says how to make an entry's snapshot (Snapshot): the
+// functions, and what the capture runs with. Mounts name host directories
+// (relative to the spec file), which the megabinary does not record.
+type SpecSnapshot struct {
+	Init   string      `json:"init"`
+	Export string      `json:"export"`
+	Form   string      `json:"form"`
+	Argv0  string      `json:"argv0"`
+	Args   []string    `json:"args,omitempty"`
+	Env    []string    `json:"env,omitempty"`
+	Mounts []SpecMount `json:"mounts,omitempty"`
+	// Cwd, when not empty, is the guest directory the capture starts in.
+	Cwd string `json:"cwd,omitempty"`
+}
+
+// SpecMount is a mount of the snapshot's capture: a host directory at a
+// guest path.
+type SpecMount struct {
+	Guest    string `json:"guest"`
+	Host     string `json:"host"`
+	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
 // LoadSpec reads a JSON build spec, rejecting unknown fields and anything
@@ -62,6 +89,11 @@ func LoadSpec(name string) (*Spec, error) {
 		e.Wasm = abs(e.Wasm)
 		for j := range e.AliasFiles {
 			e.AliasFiles[j] = abs(e.AliasFiles[j])
+		}
+		if e.Snapshot != nil {
+			for j := range e.Snapshot.Mounts {
+				e.Snapshot.Mounts[j].Host = abs(e.Snapshot.Mounts[j].Host)
+			}
 		}
 	}
 	return &s, nil
