@@ -67,11 +67,12 @@ func (s *Suite) Name() string { return Name }
 
 // Entries implements runners.Suite: python.wasm, reached also through the
 // hash of the host's native /usr/bin/python3.11 when present, with the
-// stdlib read-only at /usr/lib and a writable root holding a copy of
-// itself at /usr/bin/python3.11 (sys.executable, which the tests run as
-// child processes: the vkernel routes it back to this entry by hash). The
-// entry sets no environment: a child gets the one its parent passes, as
-// natively, and the session gives the top-level interpreter its own.
+// stdlib read-only at /usr/lib, sockets on loopback only, and a writable
+// root holding a copy of itself at /usr/bin/python3.11 (sys.executable,
+// which the tests run as child processes: the vkernel routes it back to
+// this entry by hash). The entry sets no environment: a child gets the one
+// its parent passes, as natively, and the session gives the top-level
+// interpreter its own.
 func (s *Suite) Entries() []megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "python3.11",
@@ -81,7 +82,11 @@ func (s *Suite) Entries() []megabinary.SpecEntry {
 			Mounts: []megabinary.MountRule{
 				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true},
 			},
-			Connect:   []string{"127.0.0.0/8"},
+			// The socket tests bind port 0 and connect on 127.0.0.1 and
+			// ::1 (socket_helper.HOST, HOSTv4, HOSTv6): loopback only,
+			// both families; the wildcard address stays refused.
+			Connect:   []string{"127.0.0.0/8", "::1/128"},
+			Bind:      []string{"127.0.0.0/8", "::1/128"},
 			Processes: MaxProcesses,
 		},
 	}
