@@ -166,6 +166,9 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 		if err := noTTY(filepath.Join(root, "dev")); err != nil {
 			return nil, err
 		}
+		if err := etcServices(filepath.Join(root, "etc")); err != nil {
+			return nil, err
+		}
 		exe := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(guestPython, "/")))
 		if err := copyFile(s.build.Wasm(), exe); err != nil {
 			return nil, fmt.Errorf("python: placing python.wasm at %s for the guest: %w", guestPython, err)
@@ -249,6 +252,28 @@ func devNull(dir string) error {
 func noTTY(dir string) error {
 	if err := os.Mkdir(filepath.Join(dir, "tty"), 0o555); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("python: making the guest's /dev/tty: %w", err)
+	}
+	return nil
+}
+
+// hostServices is the service name database the guest's /etc/services is a
+// copy of.
+const hostServices = "/etc/services"
+
+// etcServices gives the guest the host's /etc/services (Debian's netbase),
+// which the reference image has too: vkposix's getservbyname and
+// getaddrinfo read service names from the guest's /etc/services
+// (test_socket's testGetServBy, getaddrinfo(host, "http")). A host
+// without one leaves the guest without one, as natively.
+func etcServices(dir string) error {
+	if _, err := os.Stat(hostServices); err != nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(hostServices, filepath.Join(dir, "services")); err != nil {
+		return fmt.Errorf("python: copying %s into the guest's /etc: %w", hostServices, err)
 	}
 	return nil
 }
