@@ -59,9 +59,9 @@ func (w *sockWorld) run(t *testing.T, mounts []Mount, args ...string) string {
 
 // TestSockets runs real C programs using vkposix's sockets (built with both
 // compilers the recipes use) on the vkernel: TCP, UDP over IPv4 and IPv6,
-// a unix socket in a mount reached from a spawned child, socketpair, name
-// resolution without DNS, and the policy's refusals with their audit
-// records.
+// a unix socket in a mount reached from a spawned child, socketpair,
+// select with exceptfds, name resolution without DNS, and the policy's
+// refusals with their audit records.
 func TestSockets(t *testing.T) {
 	for _, cc := range compilers {
 		t.Run(cc, func(t *testing.T) {
@@ -106,6 +106,15 @@ func TestSockets(t *testing.T) {
 			t.Run("pair", func(t *testing.T) {
 				out := w.run(t, nil, "pair")
 				wantFields(t, out, "pair1", "abc", "pair2", "abc", "msg1", "def", "msg2", "def", "inet_pair", "-1", "errno", "58")
+			})
+			t.Run("select", func(t *testing.T) {
+				// wasi-libc alone answers ENOSYS (52) as soon as exceptfds
+				// holds a descriptor.
+				out := w.run(t, nil, "select")
+				wantFields(t, out, "idle", "0", "ready", "1", "readable", "1", "exceptional", "0")
+				if !strings.Contains(out, "closed=-1 errno=8\n") {
+					t.Errorf("select of a closed descriptor in exceptfds: want EBADF (8); output:\n%s", out)
+				}
 			})
 			t.Run("gai", func(t *testing.T) {
 				out := w.run(t, nil, "gai")

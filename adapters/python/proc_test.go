@@ -116,3 +116,50 @@ func runCompatModule(t *testing.T, build *wasmbuild.Build, src string, tests int
 		t.Fatalf("want %d passes and nothing else, got %+v", tests, c)
 	}
 }
+
+// TestSocketsOnTheVkernel runs testdata/sock/test_compat_sockets.py on the
+// real python.wasm in the vkernel, through the pipeline as compat run does,
+// with the entry's resources (Entries): TCP over 127.0.0.1 and ::1, UDP
+// over ::1, socketpair's AF_UNIX, a unix socket under /tmp, gethostname and
+// the service names of the guest's /etc/services; binding the wildcard
+// address and connecting outside loopback are refused. Every test must
+// pass.
+func TestSocketsOnTheVkernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs python.wasm; skipped with -short")
+	}
+	build, err := wasmbuild.Latest(compat.CacheRoot(), wasmbuild.Python)
+	if err != nil {
+		testenv.Missing(t, "needs a python.wasm build (make images): %v", err)
+	}
+	info, err := os.ReadFile(build.Path("build-info.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(info), `"--enable-ipv6"`) {
+		testenv.Missing(t, "python.wasm in %s predates its sockets (configured without --enable-ipv6): rebuild it (make images)", build.Dir)
+	}
+	if _, err := os.Stat(hostServices); err != nil {
+		testenv.Missing(t, "needs the host's %s (apt-get install netbase)", hostServices)
+	}
+	b := withTestModule(t, build, filepath.Join("testdata", "sock", "test_compat_sockets.py"))
+	cfg := pipeline.Config{
+		Suites:  []runners.Suite{&Suite{build: b, modules: []string{"test_compat_sockets"}}},
+		Targets: []string{runners.Vkernel}, Out: t.TempDir(), Baselines: t.TempDir(),
+		Cache: compat.CacheRoot(), Exec: testenv.CompatExec(t), Options: pipeline.Options{Parallel: 1},
+	}
+	o, err := pipeline.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tests = 8
+	c := o.Runs[0].Counts()
+	if c.Pass != tests || c.Fail+c.Error+c.Skip != 0 {
+		for _, r := range o.Runs[0].Results {
+			if r.Status != compat.Pass {
+				t.Logf("%s: %s %s\n%s", r.Test, r.Status, r.Message, r.Output)
+			}
+		}
+		t.Fatalf("want %d passes and nothing else, got %+v", tests, c)
+	}
+}

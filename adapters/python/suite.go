@@ -68,11 +68,12 @@ func (s *Suite) Name() string { return Name }
 // Entries implements runners.Suite: python.wasm, reached also through the
 // hash of the host's native /usr/bin/python3.11 when present, with the
 // stdlib read-only at /usr/lib, the host's time zone data read-only at
-// /usr/share/zoneinfo (zoneInfo) and a writable root holding a copy of
-// itself at /usr/bin/python3.11 (sys.executable, which the tests run as
-// child processes: the vkernel routes it back to this entry by hash). The
-// entry sets no environment: a child gets the one its parent passes, as
-// natively, and the session gives the top-level interpreter its own.
+// /usr/share/zoneinfo (zoneInfo), sockets on loopback only, and a writable
+// root holding a copy of itself at /usr/bin/python3.11 (sys.executable,
+// which the tests run as child processes: the vkernel routes it back to
+// this entry by hash). The entry sets no environment: a child gets the one
+// its parent passes, as natively, and the session gives the top-level
+// interpreter its own.
 func (s *Suite) Entries() []megabinary.SpecEntry {
 	e := megabinary.SpecEntry{
 		Name:  "python3.11",
@@ -82,7 +83,11 @@ func (s *Suite) Entries() []megabinary.SpecEntry {
 			Mounts: []megabinary.MountRule{
 				{Guest: "/"}, {Guest: "/usr/lib", ReadOnly: true}, {Guest: zoneInfo, ReadOnly: true},
 			},
-			Connect:   []string{"127.0.0.0/8"},
+			// The socket tests bind port 0 and connect on 127.0.0.1 and
+			// ::1 (socket_helper.HOST, HOSTv4, HOSTv6): loopback only,
+			// both families; the wildcard address stays refused.
+			Connect:   []string{"127.0.0.0/8", "::1/128"},
+			Bind:      []string{"127.0.0.0/8", "::1/128"},
 			Processes: MaxProcesses,
 		},
 	}
@@ -167,6 +172,9 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 			return nil, err
 		}
 		if err := noTTY(filepath.Join(root, "dev")); err != nil {
+			return nil, err
+		}
+		if err := etcServices(filepath.Join(root, "etc")); err != nil {
 			return nil, err
 		}
 		exe := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(guestPython, "/")))
@@ -259,6 +267,28 @@ func devNull(dir string) error {
 func noTTY(dir string) error {
 	if err := os.Mkdir(filepath.Join(dir, "tty"), 0o555); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("python: making the guest's /dev/tty: %w", err)
+	}
+	return nil
+}
+
+// hostServices is the service name database the guest's /etc/services is a
+// copy of.
+const hostServices = "/etc/services"
+
+// etcServices gives the guest the host's /etc/services (Debian's netbase),
+// which the reference image has too: vkposix's getservbyname and
+// getaddrinfo read service names from the guest's /etc/services
+// (test_socket's testGetServBy, getaddrinfo(host, "http")). A host
+// without one leaves the guest without one, as natively.
+func etcServices(dir string) error {
+	if _, err := os.Stat(hostServices); err != nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(hostServices, filepath.Join(dir, "services")); err != nil {
+		return fmt.Errorf("python: copying %s into the guest's /etc: %w", hostServices, err)
 	}
 	return nil
 }

@@ -257,6 +257,9 @@ configure_args=(
 	--prefix=/usr
 	--without-ensurepip
 	--with-pymalloc="$py_pymalloc"
+	# configure turns IPv6 off for WASI unless asked; the vkernel's sockets
+	# (vkposix) have AF_INET6, and regrtest's socket tests expect ::1.
+	--enable-ipv6
 )
 # configure's own OPT for clang (it adds -DNDEBUG), with the chosen level.
 py_configure_env=(OPT="-g -fwrapv $py_opt -Wall")

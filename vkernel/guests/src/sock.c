@@ -8,6 +8,8 @@
  *   sock unix-server SELF P   bind and listen at the unix path P, spawn SELF unix-client P, accept it
  *   sock unix-client P        connect to P, write a line
  *   sock pair                 socketpair, stream and dgram
+ *   sock select               select with the socket in exceptfds too (none is ever reported); a
+ *                             closed descriptor in exceptfds is EBADF
  *   sock gai                  getaddrinfo, getnameinfo, gethostname, inet_pton/inet_ntop
  *   sock deny PATH            binds and connects the policy refuses; a unix bind at PATH
  *   sock eintr                a blocking recvfrom cut short by SIGALRM, then restarted (SA_RESTART) until
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -226,6 +229,33 @@ static void pair(void) {
 	printf("inet_pair=%d errno=%d\n", socketpair(AF_INET, SOCK_STREAM, 0, sv), errno);
 }
 
+static void sel(void) {
+	int sv[2];
+	CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	fd_set r, e;
+	struct timeval tv = {0, 0};
+	FD_ZERO(&r);
+	FD_ZERO(&e);
+	FD_SET(sv[0], &r);
+	FD_SET(sv[0], &e);
+	int n = select(sv[0] + 1, &r, NULL, &e, &tv);
+	printf("idle=%d errno=%d\n", n, n < 0 ? errno : 0);
+	CHECK("send", send(sv[1], "x", 1, 0) == 1);
+	FD_ZERO(&r);
+	FD_ZERO(&e);
+	FD_SET(sv[0], &r);
+	FD_SET(sv[0], &e);
+	tv = (struct timeval){1, 0};
+	n = select(sv[0] + 1, &r, NULL, &e, &tv);
+	printf("ready=%d readable=%d exceptional=%d\n", n, FD_ISSET(sv[0], &r), FD_ISSET(sv[0], &e));
+	CHECK("close", close(sv[1]) == 0);
+	FD_ZERO(&e);
+	FD_SET(sv[1], &e);
+	tv = (struct timeval){0, 0};
+	n = select(sv[1] + 1, NULL, NULL, &e, &tv);
+	printf("closed=%d errno=%d\n", n, errno);
+}
+
 static void gai(void) {
 	char name[64];
 	CHECK("gethostname", gethostname(name, sizeof name) == 0);
@@ -355,6 +385,8 @@ int main(int argc, char **argv) {
 		unix_client(argv[2]);
 	else if (!strcmp(mode, "pair"))
 		pair();
+	else if (!strcmp(mode, "select"))
+		sel();
 	else if (!strcmp(mode, "gai"))
 		gai();
 	else if (!strcmp(mode, "deny") && argc > 2)
