@@ -142,24 +142,5 @@ func TestSocketsOnTheVkernel(t *testing.T) {
 	if _, err := os.Stat(hostServices); err != nil {
 		testenv.Missing(t, "needs the host's %s (apt-get install netbase)", hostServices)
 	}
-	b := withTestModule(t, build, filepath.Join("testdata", "sock", "test_compat_sockets.py"))
-	cfg := pipeline.Config{
-		Suites:  []runners.Suite{&Suite{build: b, modules: []string{"test_compat_sockets"}}},
-		Targets: []string{runners.Vkernel}, Out: t.TempDir(), Baselines: t.TempDir(),
-		Cache: compat.CacheRoot(), Exec: testenv.CompatExec(t), Options: pipeline.Options{Parallel: 1},
-	}
-	o, err := pipeline.Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const tests = 8
-	c := o.Runs[0].Counts()
-	if c.Pass != tests || c.Fail+c.Error+c.Skip != 0 {
-		for _, r := range o.Runs[0].Results {
-			if r.Status != compat.Pass {
-				t.Logf("%s: %s %s\n%s", r.Test, r.Status, r.Message, r.Output)
-			}
-		}
-		t.Fatalf("want %d passes and nothing else, got %+v", tests, c)
-	}
+	runCompatModule(t, build, filepath.Join("testdata", "sock", "test_compat_sockets.py"), 8)
 }
