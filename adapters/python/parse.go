@@ -122,6 +122,8 @@ var (
 	verboseTail  = regexp.MustCompile(`\.\.\. (.*)$`)
 	blockHeader  = regexp.MustCompile(`^(FAIL|ERROR|UNEXPECTED SUCCESS): (\w+) \(([\w.]+)\)( \(.*\))?$`)
 	moduleSkip   = regexp.MustCompile(`^(test_\w+) skipped -- (.*)$`)
+	// The last line of a traceback: "RuntimeError: can't start new thread".
+	exceptionLine = regexp.MustCompile(`^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b(: .*)?$`)
 	// test.support.run_doctest's verdict line: "doctest (test.test_m)
 	// ... 117 tests with zero failures". (A doctest failure raises instead.)
 	doctestPassed = regexp.MustCompile(`^\d+ tests with zero failures$`)
@@ -131,6 +133,11 @@ var (
 type verbose struct {
 	results []compat.Result // in order of appearance, one per test id
 	skipped string          // the reason regrtest gave for skipping the whole module
+	// aborted is set when regrtest says the module "failed (uncaught
+	// exception)": an exception outside any test ended it; the value is
+	// the exception's last line ("RuntimeError: can't start new thread"),
+	// or "uncaught exception" when the output has none.
+	aborted string
 }
 
 // parseVerbose recovers per-test results from regrtest's verbose output, for
@@ -192,6 +199,16 @@ func parseVerbose(output, unit string) verbose {
 			} else {
 				set(id, st, msg)
 				v.results[len(v.results)-1].Output = strings.TrimSpace(strings.Join(block, "\n"))
+			}
+			continue
+		}
+		if line == unit+" failed (uncaught exception)" {
+			v.aborted = "uncaught exception"
+			for k := i - 1; k >= 0; k-- {
+				if exceptionLine.MatchString(lines[k]) {
+					v.aborted = lines[k]
+					break
+				}
 			}
 			continue
 		}

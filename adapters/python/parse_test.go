@@ -180,6 +180,25 @@ func TestMerge(t *testing.T) {
 			want: []string{"test_winreg skip No module named 'winreg'"},
 		},
 		{
+			// An IsolatedAsyncioTestCase's teardown starts a thread
+			// where there are none: regrtest ends the module there.
+			name: "uncaught exception outside the tests",
+			a: func() attempt {
+				out := "test_headers (test.test_os.TestSendfile.test_headers) ... ok\n" +
+					"test test_os crashed -- Traceback (most recent call last):\n" +
+					"  File \"/usr/lib/python3.11/threading.py\", line 957, in start\n" +
+					"    _start_new_thread(self._bootstrap, ())\n" +
+					"RuntimeError: can't start new thread\n\n" +
+					"test_os failed (uncaught exception)\n\n== Tests result: FAILURE ==\n\n1 test failed:\n    test_os\n"
+				return attempt{exit: runners.Exit{Code: 2}, output: out, xml: []compat.Result{{Test: "test_os.TestSendfile.test_headers", Unit: "test_os", Status: compat.Pass}},
+					verbose: parseVerbose(out, "test_os")}
+			}(),
+			want: []string{
+				"test_os error regrtest stopped test_os outside its tests (uncaught exception): RuntimeError: can't start new thread",
+				"test_os.TestSendfile.test_headers pass ",
+			},
+		},
+		{
 			name: "non-zero exit with nothing failed",
 			a:    attempt{exit: runners.Exit{Code: 3}, output: "0:00:00 [1/1] test_x\nWarning -- env changed\n", xml: []compat.Result{{Test: "test_x.A.b", Unit: "test_x", Status: compat.Pass}}},
 			want: []string{

@@ -142,7 +142,7 @@ func (ss *session) runModule(ctx context.Context, mod string, tests []string) ru
 // regrtest run does, with the last line of its output that says something.
 func merge(a attempt, mod string, elapsed time.Duration) ([]compat.Result, error) {
 	results, err := mergeResults(a, mod, elapsed)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	if err != nil && a.verbose.aborted == "" && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		if m := lastMeaningful(a.output); m != "" {
 			err = fmt.Errorf("%w: %s", err, m)
 		}
@@ -194,6 +194,11 @@ func mergeResults(a attempt, mod string, elapsed time.Duration) ([]compat.Result
 		return results, runners.TargetError(fmt.Errorf("could not run: %w", a.err))
 	case a.xmlErr != nil:
 		return results, fmt.Errorf("%v without JUnit XML (%v)", a.exit, a.xmlErr)
+	case a.verbose.aborted != "":
+		// The module stopped outside any test (a tearDown of the whole
+		// case, a test class's asyncio runner): the tests after it
+		// never ran, so the unit did not run to its end.
+		return results, fmt.Errorf("regrtest stopped %s outside its tests (uncaught exception): %s", mod, a.verbose.aborted)
 	case a.exit.Crash != "" || !a.exit.OK() && !failed:
 		// regrtest exits 2 when tests failed; any other ending is the
 		// process's own failure.
