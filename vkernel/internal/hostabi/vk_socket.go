@@ -168,6 +168,26 @@ func putSockAddr(m api.Memory, a sockAddr, buf, bufLen, resultLen uint32) Errno 
 }
 
 // anySocket returns the socket at fd, listening or not, stream or dgram.
+// dataCall is what sock_sendto and sock_recvfrom check first, from their
+// shared leading parameters (fd, iovs, iovs_len, flags): the socket (not a
+// listener: ENOTCONN), the flags within allowed (else ENOTSUP) and the
+// iovecs as slices of the guest's memory.
+func (p *Process) dataCall(mod api.Module, s []uint64, allowed int) (*file, int, [][]byte, Errno) {
+	f, errno := p.anySocket(uint32(s[0]))
+	if errno != ESUCCESS {
+		return nil, 0, nil, errno
+	}
+	if f.listener {
+		return nil, 0, nil, ENOTCONN
+	}
+	flags := int(uint32(s[3]))
+	if flags&^allowed != 0 {
+		return nil, 0, nil, ENOTSUP
+	}
+	bufs, errno := p.iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+	return f, flags, bufs, errno
+}
+
 func (p *Process) anySocket(fd uint32) (*file, Errno) {
 	f := p.fds.get(fd)
 	if f == nil {
@@ -601,18 +621,7 @@ var vkSockSendto = &hostFunc{
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(ctx context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		f, errno := p.anySocket(uint32(s[0]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		if f.listener {
-			return ENOTCONN
-		}
-		flags := int(uint32(s[3]))
-		if flags&^sendFlags != 0 {
-			return ENOTSUP
-		}
-		bufs, errno := p.iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		f, flags, bufs, errno := p.dataCall(mod, s, sendFlags)
 		if errno != ESUCCESS {
 			return errno
 		}
@@ -692,18 +701,7 @@ var vkSockRecvfrom = &hostFunc{
 	types:   []api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32, i32},
 	results: []api.ValueType{i32},
 	call: func(ctx context.Context, p *Process, mod api.Module, s []uint64) Errno {
-		f, errno := p.anySocket(uint32(s[0]))
-		if errno != ESUCCESS {
-			return errno
-		}
-		if f.listener {
-			return ENOTCONN
-		}
-		flags := int(uint32(s[3]))
-		if flags&^recvFlags != 0 {
-			return ENOTSUP
-		}
-		bufs, errno := p.iovecs(mod.Memory(), uint32(s[1]), uint32(s[2]))
+		f, flags, bufs, errno := p.dataCall(mod, s, recvFlags)
 		if errno != ESUCCESS {
 			return errno
 		}
