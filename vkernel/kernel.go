@@ -292,10 +292,7 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	if k.pool.max <= 0 {
 		k.pool.max = StartWarmDefault
 	}
-	// Threads: shared memories and the atomic instructions (ABI.md,
-	// "Threads"); modules without a shared memory run as before.
-	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(opts.Interruptible).
-		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesThreads)
+	cfg := engineConfig(opts.Interruptible)
 	if opts.CacheDir != "" {
 		aotRoot := filepath.Join(opts.CacheDir, "aot")
 		hostKey, err := aotcache.LoadKey(filepath.Join(aotRoot, "host.key"))
@@ -434,6 +431,18 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		}
 	}
 	return k, nil
+}
+
+// engineConfig is the wazero configuration every kernel compiles and runs
+// with. The threads feature (shared memories and the atomic instructions,
+// ABI.md "Threads") is on for every module: it changes nothing in the code
+// compiled for a module without a shared memory (TestThreadsFeatureLeavesCode
+// compares the two), so single-threaded guests pay nothing for it.
+// interruptible adds wazero's per-loop cancellation checks (README,
+// "Stopping a guest").
+func engineConfig(interruptible bool) wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(interruptible).
+		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesThreads)
 }
 
 // compile compiles the stored module (or loads and checks its code from
