@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/compat-project/compat/vkernel/internal/aotcache"
 	"github.com/compat-project/compat/vkernel/internal/hashcache"
@@ -98,6 +99,18 @@ type Options struct {
 	// (0: StartWarmDefault), and ends those the load no longer needs
 	// after 30 s idle. Each runs one request and ends.
 	StartWarm int
+	// StartShare is how many requests one of Start's child processes
+	// runs at once, each in an instance of its own over the one copy of
+	// the entry's code the process loaded (share.go); it keeps taking
+	// requests after each ends. 0: StartShareDefault. 1: a process per
+	// request, which runs one guest and ends (host signals reach the
+	// guest by its dispositions, and end it at once wherever it is).
+	StartShare int
+	// StartDrain bounds how long a shared child process that is draining
+	// (a guest it had to stop did not reach a host call) is let run for
+	// its other requests before it is killed with them (0:
+	// StartDrainDefault).
+	StartDrain time.Duration
 	// HostCallsDir, when set, makes every exec count its guest's calls of
 	// each host function and write them, as it ends, to a file of its own
 	// in this directory (WriteHostCalls's format; ReadHostCalls sums
@@ -291,6 +304,13 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	k.pool.max = opts.StartWarm
 	if k.pool.max <= 0 {
 		k.pool.max = StartWarmDefault
+	}
+	k.pool.share, k.pool.drain = opts.StartShare, opts.StartDrain
+	if k.pool.share <= 0 {
+		k.pool.share = StartShareDefault
+	}
+	if k.pool.drain <= 0 {
+		k.pool.drain = StartDrainDefault
 	}
 	// Threads: shared memories and the atomic instructions (ABI.md,
 	// "Threads"); modules without a shared memory run as before.
