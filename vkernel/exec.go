@@ -362,6 +362,13 @@ func (k *Kernel) run(ctx context.Context, r *route, snap *snapRoute, pre *instan
 		pre.close()
 		pre = nil
 	}
+	if pre == nil && snap != nil && snap.image != nil {
+		// The module has no data of its own: its memory is the image.
+		var err error
+		if pre, err = k.instantiate(ctx, r, module); err != nil {
+			return exitStatus(ctx, err)
+		}
+	}
 	var mod api.Module
 	if pre != nil {
 		mod = pre.mod
@@ -421,6 +428,9 @@ func (k *Kernel) prepare(ctx context.Context, entry string) (*instance, error) {
 // forkMemory.
 func (k *Kernel) instantiate(ctx context.Context, r *route, module wazero.CompiledModule) (*instance, error) {
 	mem := &forkMemory{}
+	if r.snap != nil && module == r.snap.module {
+		mem.image = r.snap.image
+	}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	mod, err := k.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), module, cfg)
 	if err != nil {

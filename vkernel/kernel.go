@@ -159,6 +159,9 @@ type Kernel struct {
 	// pool holds Start's child processes started ahead of need.
 	pool startPool
 
+	// images are the snapshot modules' memory images (memimage.go).
+	images []*memImage
+
 	// lazyModules are the modules ownModule loaded, by digest.
 	lazyMu      sync.Mutex
 	lazyModules map[string]wazero.CompiledModule
@@ -379,12 +382,28 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	}
 	compiled := map[string]wazero.CompiledModule{}
 	threaded := map[string]*threadSpec{}
+	snapModules := map[string]bool{}
+	images := map[string]*memImage{}
+	if !opts.NoSnapshot {
+		for _, e := range f.Manifest.Entries {
+			if e.Snapshot != nil && loaded.entry[e.Name] {
+				snapModules[e.Snapshot.Module] = true
+			}
+		}
+	}
 	for _, m := range f.Manifest.Modules {
 		if !loaded.module[m.Digest] || opts.StartOnly || lazy[m.Digest] {
 			continue
 		}
-		cm, err := k.compile(ctx, m.Digest)
-		if err != nil {
+		var cm wazero.CompiledModule
+		if snapModules[m.Digest] {
+			var img *memImage
+			if cm, img, err = k.compileSnapshot(ctx, m.Digest); err != nil {
+				return nil, err
+			}
+			images[m.Digest] = img
+			k.images = append(k.images, img)
+		} else if cm, err = k.compile(ctx, m.Digest); err != nil {
 			return nil, err
 		}
 		mem, shared, err := memoryImport(f.Module(m.Digest))
@@ -451,6 +470,7 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 			if r.snap, err = newSnapRoute(e, compiled[e.Snapshot.Module]); err != nil {
 				return nil, err
 			}
+			r.snap.image = images[e.Snapshot.Module]
 		}
 	}
 	return k, nil
@@ -459,11 +479,18 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 // compile compiles the stored module (or loads and checks its code from
 // the AOT cache) and checks its imports.
 func (k *Kernel) compile(ctx context.Context, digest string) (wazero.CompiledModule, error) {
+	return k.compileBytes(ctx, digest, k.file.Module(digest), digest)
+}
+
+// compileBytes compiles wasm, the stored module of that digest or one
+// made from it (whose code is sealed to sealed, its own digest), and
+// checks its imports.
+func (k *Kernel) compileBytes(ctx context.Context, digest string, wasm []byte, sealed string) (wazero.CompiledModule, error) {
 	f := k.file
 	if k.aot != nil {
-		k.aot.Expect(digest)
+		k.aot.Expect(sealed)
 	}
-	cm, err := k.runtime.CompileModule(ctx, f.Module(digest))
+	cm, err := k.runtime.CompileModule(ctx, wasm)
 	if err != nil {
 		var bad *aotcache.TamperedError
 		if errors.As(err, &bad) {
@@ -619,6 +646,10 @@ func (k *Kernel) Close(ctx context.Context) error {
 	if k.runtime != nil {
 		k.runtime.Close(ctx)
 	}
+	for _, img := range k.images {
+		img.close()
+	}
+	k.images = nil
 	if k.cache != nil {
 		k.cache.Close(ctx)
 	}
