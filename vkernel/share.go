@@ -538,9 +538,13 @@ type shareHost struct {
 	lifeline *os.File
 	request  *os.File
 	sendMu   sync.Mutex // one runSpec at a time on request
-	copied   chan struct{}
-	exited   chan struct{}
-	ws       unix.WaitStatus
+	// sendClosed, under sendMu: request is shut down (the host has
+	// ended); heard is closed when its reader has returned.
+	sendClosed bool
+	heard      chan struct{}
+	copied     chan struct{}
+	exited     chan struct{}
+	ws         unix.WaitStatus
 
 	// Under the pool's lock.
 	pidfd     int
@@ -582,16 +586,18 @@ func (k *Kernel) bootShareHost(r *route) (*shareHost, error) {
 		return nil, fmt.Errorf("pidfd of child %d: %w", w.pid, err)
 	}
 	h := &shareHost{entry: r.entry.Name, pid: w.pid, pidfd: pidfd, lifeline: w.lifeline, request: w.request,
-		copied: make(chan struct{}), exited: make(chan struct{}), idleSince: time.Now()}
+		copied: make(chan struct{}), exited: make(chan struct{}), heard: make(chan struct{}), idleSince: time.Now()}
 	go func() {
 		defer close(h.copied)
 		defer auditR.Close()
 		k.copyAudit(auditR)
 	}()
+	fd := int(h.request.Fd())
 	go func() {
+		defer close(h.heard)
 		b := make([]byte, 16)
 		for {
-			n, _, err := unix.Recvfrom(int(h.request.Fd()), b, 0)
+			n, _, err := unix.Recvfrom(fd, b, 0)
 			if err == unix.EINTR {
 				continue
 			}
@@ -634,7 +640,13 @@ func (s *startPool) reapHost(h *shareHost) {
 	}
 	s.mu.Unlock()
 	h.lifeline.Close()
-	// Closing the socket ends the readiness reader.
+	// The socket is shut down, which ends its reader, before it is
+	// closed: no one uses its number after.
+	h.sendMu.Lock()
+	h.sendClosed = true
+	_ = unix.Shutdown(int(h.request.Fd()), unix.SHUT_RDWR)
+	h.sendMu.Unlock()
+	<-h.heard
 	h.request.Close()
 	select {
 	case <-h.copied:
@@ -799,7 +811,11 @@ func (k *Kernel) startShared(r *route, spec *runSpec, fds []int) (*shareHost, *o
 		cfd := len(fds)
 		spec.ControlFD = &cfd
 		h.sendMu.Lock()
-		err = sendRun(int(h.request.Fd()), spec, append(fds[:len(fds):len(fds)], socks[1]))
+		if h.sendClosed {
+			err = fmt.Errorf("instance process %d has ended", h.pid)
+		} else {
+			err = sendRun(int(h.request.Fd()), spec, append(fds[:len(fds):len(fds)], socks[1]))
+		}
 		h.sendMu.Unlock()
 		unix.Close(socks[1])
 		if err == nil {
