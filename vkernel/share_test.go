@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -190,4 +191,54 @@ func (w *procWorld) spinning(t *testing.T) *Process {
 		t.Fatalf("spinner: %q, %v", line, err)
 	}
 	return p
+}
+
+// TestShareSnapshot: instances started from a snapshot at once in one
+// shared host each start from the captured memory (mapped copy-on-write
+// from one image): a write of one is seen by no other.
+func TestShareSnapshot(t *testing.T) {
+	w, err := newSnapWorld(t, snapSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := w.f.open(t, Options{StartShare: 4, CacheDir: t.TempDir()})
+	if r := k.entryRoute("snap"); r == nil || r.snap == nil || r.snap.image == nil || r.snap.image.size == 0 {
+		t.Fatalf("the snapshot's memory is not kept as an image")
+	}
+	start := func() (*Process, chan string) {
+		r, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := w.request("-c", "code")
+		req.Stdout = pw
+		p, err := k.Start(context.Background(), req)
+		pw.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make(chan string, 1)
+		go func() { b, _ := io.ReadAll(r); r.Close(); out <- string(b) }()
+		return p, out
+	}
+	first, firstOut := start()
+	if res, err := first.Wait(); err != nil || res.ExitCode != 0 {
+		t.Fatalf("first: %+v, %v: %s", res, err, <-firstOut)
+	}
+	var ps []*Process
+	var outs []chan string
+	for i := 0; i < 4; i++ {
+		p, out := start()
+		ps, outs = append(ps, p), append(outs, out)
+	}
+	for i, p := range ps {
+		res, err := p.Wait()
+		out := <-outs[i]
+		if err != nil || res.ExitCode != 0 || field(out, "start") != "snapshot" || field(out, "counter") != "42" {
+			t.Errorf("instance %d: %+v, %v, output %q; want a snapshot start with counter=42", i, res, err, out)
+		}
+		if p.Pid() != first.Pid() {
+			t.Errorf("instance %d in process %d, not the shared host %d", i, p.Pid(), first.Pid())
+		}
+	}
 }
