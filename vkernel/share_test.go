@@ -242,3 +242,24 @@ func TestShareSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestShareDrainBound: a draining host whose other request outlasts
+// Options.StartDrain is killed with it, which ends as killed.
+func TestShareDrainBound(t *testing.T) {
+	w := newProcWorld(t, guests.Clang14, 2, Options{StartShare: 4, StartDrain: 500 * time.Millisecond})
+	long, _ := w.startPiped(t, Request{Args: []string{"posix", "sleep", "60000"}})
+	spin := w.spinning(t)
+	if long.Pid() != spin.Pid() {
+		t.Fatalf("requests in processes %d and %d, not one shared host", long.Pid(), spin.Pid())
+	}
+	spin.Kill()
+	if res, err := spin.Wait(); err != nil || res.Signal != syscall.SIGKILL {
+		t.Errorf("killed spinner: %+v, %v", res, err)
+	}
+	if res, err := long.Wait(); err != nil || res.Signal != syscall.SIGKILL {
+		t.Errorf("request beside it, past the drain bound: %+v, %v; want killed", res, err)
+	}
+	if !hostGone(long.Pid()) {
+		t.Errorf("host %d still runs past the drain bound", long.Pid())
+	}
+}
