@@ -170,8 +170,11 @@ func runSharedHost(ctx context.Context, k *Kernel, boot *bootSpec) int {
 		}
 		if err != nil {
 			// The parent writes whole specs: a message that is not one
-			// leaves the socket's state unknown. Nothing more is taken.
+			// leaves the socket's state unknown. Nothing more is taken,
+			// and the parent's next send fails (EPIPE): it gives this
+			// process no more requests.
 			fmt.Fprintf(os.Stderr, "vkernel shared host %d: %v\n", os.Getpid(), err)
+			_ = unix.Shutdown(requestFD, unix.SHUT_RD)
 			break
 		}
 		h.start(ctx, spec, fds)
@@ -302,10 +305,23 @@ func (h *sharedHost) start(ctx context.Context, spec *runSpec, fds []int) {
 			unix.Close(fd)
 		}
 	}
-	if spec.ControlFD == nil || *spec.ControlFD < 0 || *spec.ControlFD >= len(fds) || spec.Fork != nil ||
-		spec.ExecFD < 0 || spec.ExecFD >= len(fds) || spec.ExecFD == *spec.ControlFD {
-		fmt.Fprintf(os.Stderr, "vkernel shared host %d: a run spec without its control socket and file\n", os.Getpid())
+	if spec.ControlFD == nil || *spec.ControlFD < 0 || *spec.ControlFD >= len(fds) {
+		// Nowhere to answer: the parent learns of it when this process
+		// ends.
+		fmt.Fprintf(os.Stderr, "vkernel shared host %d: a run spec without its control socket\n", os.Getpid())
 		closeAll()
+		_ = unix.Shutdown(requestFD, unix.SHUT_RD)
+		return
+	}
+	refuse := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "vkernel shared host %d: run spec: %s\n", os.Getpid(), fmt.Sprintf(format, a...))
+		if b, err := json.Marshal(shareResult{Code: exitCannotStart}); err == nil {
+			_ = unix.Sendmsg(fds[*spec.ControlFD], b, nil, nil, unix.MSG_NOSIGNAL)
+		}
+		closeAll()
+	}
+	if spec.Fork != nil || spec.ExecFD < 0 || spec.ExecFD >= len(fds) || spec.ExecFD == *spec.ControlFD {
+		refuse("no file to run")
 		return
 	}
 	r := &hostReq{h: h, control: fds[*spec.ControlFD], watched: make(chan struct{})}
@@ -316,8 +332,7 @@ func (h *sharedHost) start(ctx context.Context, spec *runSpec, fds []int) {
 	for i, f := range spec.Files {
 		if f.HostFD >= 0 {
 			if f.HostFD >= len(fds) || taken[f.HostFD] {
-				fmt.Fprintf(os.Stderr, "vkernel shared host %d: run spec: file %d names fd %d of %d\n", os.Getpid(), f.FD, f.HostFD, len(fds))
-				closeAll()
+				refuse("file %d names fd %d of %d", f.FD, f.HostFD, len(fds))
 				return
 			}
 			taken[f.HostFD] = true
