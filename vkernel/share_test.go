@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -189,6 +190,22 @@ func (w *procWorld) spinning(t *testing.T) *Process {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if line != "spinning\n" {
 		t.Fatalf("spinner: %q, %v", line, err)
+	}
+	// The line is out when its write is, not when the guest has left the
+	// host call (where a stop would still find it): it is computing once
+	// its process has used 300 ms more CPU time.
+	cpu := func() int {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		u, _ := strconv.Atoi(f[11])
+		s, _ := strconv.Atoi(f[12])
+		return u + s // clock ticks, 100 per second
+	}
+	for start := cpu(); cpu() < start+30; {
+		time.Sleep(10 * time.Millisecond)
 	}
 	return p
 }
