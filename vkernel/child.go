@@ -107,6 +107,14 @@ type childSetup struct {
 	started func(*hostabi.Process, *procCtl)
 	// signals routes the child host process's signals (set up by runChild).
 	signals *sigRouter
+	// onKilled, in a shared host (share.go), is told when a signal's
+	// default action ends the guest: it must stop at its next host call.
+	onKilled func(syscall.Signal)
+	// filesTaken is set once files have been handed to the guest's
+	// process, which closes their host fds (hostabi.NewProcess);
+	// instanceUsed once instance has been taken by the exec, which
+	// closes it.
+	filesTaken, instanceUsed bool
 }
 
 // Exit statuses of a child process that did not run its guest.
@@ -460,7 +468,7 @@ func (c *procCtl) forget(w *child) {
 // loads the entry's code and waits for what to run. The child is one of
 // c.kids, or the entry's warm child when warm is set.
 func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error) {
-	w, auditR, err := c.k.startHost(entry, c.depth+1, table)
+	w, auditR, err := c.k.startHost(entry, c.depth+1, table, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -488,13 +496,13 @@ func (c *procCtl) boot(entry string, table *procTable, warm bool) (*child, error
 
 // startHost starts a child host process of entry at depth in the tree
 // whose process table is table: it opens the megabinary, loads the
-// entry's code and waits on its request socket for what to run. The
-// caller copies the child's audit records from auditR (copyAudit) and
-// closes it.
-func (k *Kernel) startHost(entry string, depth int, table *procTable) (w *child, auditR *os.File, err error) {
+// entry's code and waits on its request socket for what to run (with
+// share above 1, a shared host: share.go). The caller copies the child's
+// audit records from auditR (copyAudit) and closes it.
+func (k *Kernel) startHost(entry string, depth int, table *procTable, share int) (w *child, auditR *os.File, err error) {
 	spec := bootSpec{ParentPid: os.Getpid(), Command: k.childCmd, Megabinary: k.path, Digest: k.Digest(),
 		CacheDir: k.cacheRoot, Policy: k.policy, Entry: entry, Depth: depth, TableSlots: table.size(),
-		HostCallsDir: k.hostCallsDir, NoSnapshot: k.noSnapshot}
+		HostCallsDir: k.hostCallsDir, NoSnapshot: k.noSnapshot, Share: share}
 	for _, key := range k.trusted {
 		spec.TrustedKeys = append(spec.TrustedKeys, key)
 	}
@@ -669,10 +677,18 @@ func runChild(fdText string) int {
 	// A guest that dies of SIGABRT or SIGSEGV leaves no core of the Go
 	// process behind.
 	_ = unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
-	router := newSigRouter(nil)
-	table, err := mapProcTable(tableFD, boot.TableSlots)
-	if err != nil {
-		return fail("%v", err)
+	var router *sigRouter
+	var table *procTable
+	if boot.Share > 1 {
+		// Each request of a shared host has a process table of its own,
+		// made when its guest first starts a child; host signals are the
+		// host's, not a guest's.
+		unix.Close(tableFD)
+	} else {
+		router = newSigRouter(nil)
+		if table, err = mapProcTable(tableFD, boot.TableSlots); err != nil {
+			return fail("%v", err)
+		}
 	}
 	audit := os.NewFile(auditFD, "audit")
 	var keys []ed25519.PublicKey
@@ -694,6 +710,9 @@ func runChild(fdText string) int {
 	// reaped before this process ends (nothing else in it starts
 	// processes).
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	if boot.Share > 1 {
+		return runSharedHost(ctx, k, &boot)
+	}
 	// The lifeline's and the signals' goroutines must not be held up by
 	// a guest computing without host calls.
 	settleGC.Store(true)

@@ -47,6 +47,10 @@ type bootSpec struct {
 	// counts go there too.
 	HostCallsDir string `json:"hostcalls_dir,omitempty"`
 	NoSnapshot   bool   `json:"no_snapshot,omitempty"`
+	// Share, when above 1, makes the child a shared host (share.go): it
+	// runs up to Share requests at once, each arriving with a control
+	// socket of its own (runSpec.ControlFD), and keeps taking them.
+	Share int `json:"share,omitempty"`
 }
 
 // runSpec is what a started child runs. Fd fields are indices into the
@@ -72,6 +76,10 @@ type runSpec struct {
 	// A fork: the parent's memory (a memfd) and where to start.
 	Fork         *forkSpec `json:"fork,omitempty"`
 	Dispositions []uint8   `json:"dispositions,omitempty"`
+
+	// ControlFD, for a shared host's request, is the request's control
+	// socket (share.go); -1 or absent otherwise.
+	ControlFD *int `json:"control_fd,omitempty"`
 
 	// FDs is how many fds come with the spec.
 	FDs int `json:"fds"`

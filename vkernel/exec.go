@@ -267,6 +267,10 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 			return nil, fmt.Errorf("exec %s: %w", req.shownPath(), terr)
 		}
 	}
+	if req.child != nil && pcfg.Files != nil {
+		// NewProcess adopts the files' host fds, or closes them.
+		req.child.filesTaken = true
+	}
 	proc, perr := hostabi.NewProcess(pcfg)
 	if perr != nil {
 		if tp != nil {
@@ -304,6 +308,7 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	var pre *instance
 	if req.child != nil && req.child.instance != nil && req.child.instance.route == r {
 		pre = req.child.instance
+		req.child.instanceUsed = true
 	}
 	switch {
 	case tp != nil:
@@ -356,6 +361,13 @@ func (k *Kernel) run(ctx context.Context, r *route, snap *snapRoute, pre *instan
 		// Made ahead for the other kind of start.
 		pre.close()
 		pre = nil
+	}
+	if pre == nil && snap != nil && snap.image != nil {
+		// The module has no data of its own: its memory is the image.
+		var err error
+		if pre, err = k.instantiate(ctx, r, module); err != nil {
+			return exitStatus(ctx, err)
+		}
 	}
 	var mod api.Module
 	if pre != nil {
@@ -416,6 +428,9 @@ func (k *Kernel) prepare(ctx context.Context, entry string) (*instance, error) {
 // forkMemory.
 func (k *Kernel) instantiate(ctx context.Context, r *route, module wazero.CompiledModule) (*instance, error) {
 	mem := &forkMemory{}
+	if r.snap != nil && module == r.snap.module {
+		mem.image = r.snap.image
+	}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	mod, err := k.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem), module, cfg)
 	if err != nil {
@@ -552,6 +567,12 @@ func (k *Kernel) processConfig(r *route, req *Request, ctl *procCtl, cancel cont
 			cfg.Hooks.Killed = dieOf
 			cfg.Hooks.Stop = func(syscall.Signal) { _ = unix.Kill(os.Getpid(), unix.SIGSTOP) }
 			cfg.Hooks.Disposition = rt.set
+		}
+		if told := ch.onKilled; told != nil {
+			// A shared host's guest stops at its next host call; the host
+			// watches that it does.
+			stop := cfg.Hooks.Killed
+			cfg.Hooks.Killed = func(sig syscall.Signal) { stop(sig); told(sig) }
 		}
 	}
 	return cfg

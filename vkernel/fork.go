@@ -19,6 +19,9 @@ import (
 type forkMemory struct {
 	region []byte // the whole reservation
 	size   int    // bytes accessible
+	// image, when set, is mapped over the memory's start when it is
+	// first made accessible (memimage.go).
+	image *memImage
 }
 
 func (m *forkMemory) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
@@ -40,6 +43,12 @@ func (m *forkMemory) Allocate(capacity, maxBytes uint64) experimental.LinearMemo
 func (m *forkMemory) Reallocate(size uint64) []byte {
 	if size > uint64(len(m.region)) {
 		return nil
+	}
+	if m.image != nil && m.size == 0 {
+		if int(size) < m.image.size || m.mapImage() != nil {
+			return nil
+		}
+		m.size = m.image.size
 	}
 	if int(size) > m.size {
 		if err := unix.Mprotect(m.region[m.size:size], unix.PROT_READ|unix.PROT_WRITE); err != nil {

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/compat-project/compat/vkernel/internal/aotcache"
 	"github.com/compat-project/compat/vkernel/internal/hashcache"
@@ -98,6 +99,18 @@ type Options struct {
 	// (0: StartWarmDefault), and ends those the load no longer needs
 	// after 30 s idle. Each runs one request and ends.
 	StartWarm int
+	// StartShare is how many requests one of Start's child processes
+	// runs at once, each in an instance of its own over the one copy of
+	// the entry's code the process loaded (share.go); it keeps taking
+	// requests after each ends. 0: StartShareDefault. 1: a process per
+	// request, which runs one guest and ends (host signals reach the
+	// guest by its dispositions, and end it at once wherever it is).
+	StartShare int
+	// StartDrain bounds how long a shared child process that is draining
+	// (a guest it had to stop did not reach a host call) is let run for
+	// its other requests before it is killed with them (0:
+	// StartDrainDefault).
+	StartDrain time.Duration
 	// HostCallsDir, when set, makes every exec count its guest's calls of
 	// each host function and write them, as it ends, to a file of its own
 	// in this directory (WriteHostCalls's format; ReadHostCalls sums
@@ -145,6 +158,9 @@ type Kernel struct {
 
 	// pool holds Start's child processes started ahead of need.
 	pool startPool
+
+	// images are the snapshot modules' memory images (memimage.go).
+	images []*memImage
 
 	// lazyModules are the modules ownModule loaded, by digest.
 	lazyMu      sync.Mutex
@@ -292,6 +308,13 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	if k.pool.max <= 0 {
 		k.pool.max = StartWarmDefault
 	}
+	k.pool.share, k.pool.drain = opts.StartShare, opts.StartDrain
+	if k.pool.share <= 0 {
+		k.pool.share = StartShareDefault
+	}
+	if k.pool.drain <= 0 {
+		k.pool.drain = StartDrainDefault
+	}
 	cfg := engineConfig(opts.Interruptible)
 	if opts.CacheDir != "" {
 		aotRoot := filepath.Join(opts.CacheDir, "aot")
@@ -356,12 +379,28 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 	}
 	compiled := map[string]wazero.CompiledModule{}
 	threaded := map[string]*threadSpec{}
+	snapModules := map[string]bool{}
+	images := map[string]*memImage{}
+	if !opts.NoSnapshot {
+		for _, e := range f.Manifest.Entries {
+			if e.Snapshot != nil && loaded.entry[e.Name] {
+				snapModules[e.Snapshot.Module] = true
+			}
+		}
+	}
 	for _, m := range f.Manifest.Modules {
 		if !loaded.module[m.Digest] || opts.StartOnly || lazy[m.Digest] {
 			continue
 		}
-		cm, err := k.compile(ctx, m.Digest)
-		if err != nil {
+		var cm wazero.CompiledModule
+		if snapModules[m.Digest] {
+			var img *memImage
+			if cm, img, err = k.compileSnapshot(ctx, m.Digest); err != nil {
+				return nil, err
+			}
+			images[m.Digest] = img
+			k.images = append(k.images, img)
+		} else if cm, err = k.compile(ctx, m.Digest); err != nil {
 			return nil, err
 		}
 		mem, shared, err := memoryImport(f.Module(m.Digest))
@@ -428,6 +467,7 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 			if r.snap, err = newSnapRoute(e, compiled[e.Snapshot.Module]); err != nil {
 				return nil, err
 			}
+			r.snap.image = images[e.Snapshot.Module]
 		}
 	}
 	return k, nil
@@ -448,11 +488,18 @@ func engineConfig(interruptible bool) wazero.RuntimeConfig {
 // compile compiles the stored module (or loads and checks its code from
 // the AOT cache) and checks its imports.
 func (k *Kernel) compile(ctx context.Context, digest string) (wazero.CompiledModule, error) {
+	return k.compileBytes(ctx, digest, k.file.Module(digest), digest)
+}
+
+// compileBytes compiles wasm, the stored module of that digest or one
+// made from it (whose code is sealed to sealed, its own digest), and
+// checks its imports.
+func (k *Kernel) compileBytes(ctx context.Context, digest string, wasm []byte, sealed string) (wazero.CompiledModule, error) {
 	f := k.file
 	if k.aot != nil {
-		k.aot.Expect(digest)
+		k.aot.Expect(sealed)
 	}
-	cm, err := k.runtime.CompileModule(ctx, f.Module(digest))
+	cm, err := k.runtime.CompileModule(ctx, wasm)
 	if err != nil {
 		var bad *aotcache.TamperedError
 		if errors.As(err, &bad) {
@@ -608,6 +655,10 @@ func (k *Kernel) Close(ctx context.Context) error {
 	if k.runtime != nil {
 		k.runtime.Close(ctx)
 	}
+	for _, img := range k.images {
+		img.close()
+	}
+	k.images = nil
 	if k.cache != nil {
 		k.cache.Close(ctx)
 	}

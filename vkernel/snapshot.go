@@ -38,6 +38,9 @@ type snapRoute struct {
 	// (python: the interpreter options, the capture's args without its
 	// trailing -c CODE).
 	options []string
+	// image is the module's memory image: module is compiled without its
+	// data, and every instance maps the image (memimage.go).
+	image *memImage
 }
 
 // SnapshotError reports an entry's snapshot that a kernel refuses to

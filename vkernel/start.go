@@ -97,6 +97,9 @@ func (k *Kernel) Start(ctx context.Context, req Request) (*Process, error) {
 		Files: files, Cwd: one(req.Cwd), HasCwd: req.Cwd != "", Known: knownFor(fd, hash)}
 	entry := r.entry.Name
 	k.pool.begin(entry)
+	if k.pool.share > 1 {
+		return k.startOnShared(ctx, &req, r, hash, spec, fds, start)
+	}
 	w, warm, err := k.pool.send(k, r, spec, fds)
 	rec := req.record(hash, entry, "allow", "")
 	if err != nil {
@@ -116,6 +119,37 @@ func (k *Kernel) Start(ctx context.Context, req Request) (*Process, error) {
 		auditR: w.auditR, copied: w.copied, start: start, done: make(chan struct{})}
 	go p.reap()
 	go k.pool.refill(k, r)
+	p.watchContext(ctx)
+	return p, nil
+}
+
+// startOnShared is Start's end with shared hosts (share.go).
+func (k *Kernel) startOnShared(ctx context.Context, req *Request, r *route, hash string, spec *runSpec, fds []int, start time.Time) (*Process, error) {
+	entry := r.entry.Name
+	h, control, warm, err := k.startShared(r, spec, fds)
+	rec := req.record(hash, entry, "allow", "")
+	if err != nil {
+		k.pool.end(entry)
+		rec.Decision, rec.Reason = "deny", "the child process did not start: "+err.Error()
+		k.audit.write(rec)
+		return nil, fmt.Errorf("start %s: the child process did not start: %w", req.shownPath(), err)
+	}
+	rec.Pid = h.pid
+	k.audit.write(rec)
+	if warm {
+		k.warmRuns.Add(1)
+	} else {
+		k.coldStarts.Add(1)
+	}
+	p := &Process{k: k, entry: entry, hash: hash, pid: h.pid, pidfd: -1, host: h, control: control, start: start, done: make(chan struct{})}
+	go p.reapShared()
+	go k.pool.refillShared(k, r)
+	p.watchContext(ctx)
+	return p, nil
+}
+
+// watchContext kills the process when ctx ends first.
+func (p *Process) watchContext(ctx context.Context) {
 	if ctx.Done() != nil {
 		go func() {
 			select {
@@ -125,11 +159,11 @@ func (k *Kernel) Start(ctx context.Context, req Request) (*Process, error) {
 			}
 		}()
 	}
-	return p, nil
 }
 
-// Process is a vkernel process that Kernel.Start started: a child host
-// process running one guest.
+// Process is a vkernel process that Kernel.Start started: a guest in a
+// child host process of its own, or in an instance of its own in a shared
+// host (Options.StartShare; share.go).
 type Process struct {
 	k           *Kernel
 	entry, hash string
@@ -139,6 +173,10 @@ type Process struct {
 	auditR      *os.File
 	copied      chan struct{}
 	start       time.Time
+	// host and control, for a request a shared host runs: the host and
+	// the request's control socket (nil once the request has ended).
+	host    *shareHost
+	control *os.File
 
 	done     chan struct{}
 	mu       sync.Mutex
@@ -148,7 +186,8 @@ type Process struct {
 	killing  bool
 }
 
-// Pid is the host process's pid: the guest's pid.
+// Pid is the host process's pid: the guest's pid (shared by the guests
+// of one shared host).
 func (p *Process) Pid() int { return p.pid }
 
 // Entry is the manifest entry the process runs.
@@ -159,6 +198,9 @@ func (p *Process) Entry() string { return p.entry }
 // is never reused for it: the signal goes through a pidfd), and
 // os.ErrProcessDone is returned.
 func (p *Process) Signal(sig syscall.Signal) error {
+	if p.host != nil {
+		return p.signalShared(sig)
+	}
 	// Under the lock: reap closes the pidfd, whose number could then
 	// name another process's.
 	p.mu.Lock()
@@ -184,6 +226,10 @@ func (p *Process) Kill() {
 	}
 	p.killing = true
 	p.mu.Unlock()
+	if p.host != nil {
+		p.killShared()
+		return
+	}
 	p.lifeline.Close()
 	go func() {
 		select {
@@ -268,6 +314,14 @@ type startPool struct {
 	// (0: startIdle); trimming is set while a trim is scheduled.
 	idle     time.Duration
 	trimming bool
+
+	// Shared hosts (share.go): requests each runs at once (1: none, a
+	// process per request), the drain bound, the hosts by entry, and
+	// one count per host until it has been reaped.
+	share   int
+	drain   time.Duration
+	hosts   map[string][]*shareHost
+	hostsWG sync.WaitGroup
 }
 
 // startIdle is how long Start keeps a ready child that the load no longer
@@ -409,6 +463,8 @@ func (s *startPool) trim(idle time.Duration) {
 		s.ready[entry] = hs
 		left += len(hs)
 	}
+	dropShared, leftShared := s.trimShared(idle)
+	left += leftShared
 	if left > 0 && !s.closed {
 		s.scheduleTrim()
 	}
@@ -416,18 +472,45 @@ func (s *startPool) trim(idle time.Duration) {
 	for _, h := range drop {
 		h.discard()
 	}
+	for _, h := range dropShared {
+		h.lifeline.Close()
+	}
 }
 
-// close discards the ready children; no more are started.
+// close discards the ready children and ends the shared hosts that run
+// nothing (the others end with their last request); no more are started.
+// It waits a little for the hosts it ended.
 func (s *startPool) close() {
 	s.mu.Lock()
 	s.closed = true
 	ready := s.ready
 	s.ready = nil
+	var idle []*shareHost
+	for _, hs := range s.hosts {
+		for _, h := range hs {
+			if !h.closing {
+				h.closing = true
+				if h.running == 0 {
+					idle = append(idle, h)
+				}
+			}
+		}
+	}
 	s.mu.Unlock()
 	for _, hs := range ready {
 		for _, h := range hs {
 			h.discard()
+		}
+	}
+	for _, h := range idle {
+		h.lifeline.Close()
+	}
+	for _, h := range idle {
+		select {
+		case <-h.exited:
+		case <-time.After(grace(0)):
+			h.kill(s)
+			<-h.exited
 		}
 	}
 }
@@ -446,7 +529,11 @@ func (k *Kernel) Prewarm(entries ...string) error {
 		if r == nil {
 			return fmt.Errorf("prewarm: entry %q is not loaded", e)
 		}
-		go k.pool.refill(k, r)
+		if k.pool.share > 1 {
+			go k.pool.refillShared(k, r)
+		} else {
+			go k.pool.refill(k, r)
+		}
 	}
 	return nil
 }
@@ -461,7 +548,7 @@ func (k *Kernel) bootStartHost(r *route) (*startHost, error) {
 	}
 	// The child maps the table; this process has no use for it.
 	defer table.close()
-	w, auditR, err := k.startHost(r.entry.Name, 0, table)
+	w, auditR, err := k.startHost(r.entry.Name, 0, table, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -179,7 +179,7 @@ func TestStartOnly(t *testing.T) {
 // TestStartPoolShrinks: after a burst, the children started ahead of need
 // beyond what the load needs are ended once idle.
 func TestStartPoolShrinks(t *testing.T) {
-	w := newProcWorld(t, guests.Clang14, 0, Options{StartWarm: 4})
+	w := newProcWorld(t, guests.Clang14, 0, Options{StartWarm: 4, StartShare: 1})
 	w.k.pool.idle = 300 * time.Millisecond
 	ready := func() int {
 		w.k.pool.mu.Lock()

@@ -98,10 +98,11 @@ func writeBenchReport(kind string, report interface{ Write(io.Writer) }, err err
 // benchAgentCmd is compat bench agent: tool calls as an agent makes them,
 // through compat serve, beside plain compat exec and native.
 func benchAgentCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("bench agent", "bench agent [-n N] [-pause D] [-c N] [-python PATH] [-wasm PATH] [-json]", stderr)
+	fs := newFlags("bench agent", "bench agent [-n N] [-pause D] [-c N] [-share N] [-python PATH] [-wasm PATH] [-json]", stderr)
 	n := fs.Int("n", 100, "calls measured per row")
 	pause := fs.Duration("pause", 0, "time between one call's end and the next (an agent's think time)")
 	concurrent := fs.Int("c", 0, "also start this many python calls at once, through the service and natively: throughput, completion, memory")
+	share := fs.Int("share", 0, "requests one of the services' child processes runs at once (0: the default, vkernel.StartShareDefault; 1: a process per request)")
 	python := fs.String("python", "/usr/bin/python3.11", "the native interpreter, whose hash routes to python.wasm")
 	wasm := fs.String("wasm", "", "python.wasm, its stdlib in lib/ beside it (default: the newest build under the cache; none: no python rows)")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
@@ -117,6 +118,6 @@ func benchAgentCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	dir := filepath.Join(root.CacheRoot(), "bench")
 	report, err := bench.Agent(context.Background(), bench.AgentOptions{Runs: *n, Dir: dir, Compat: self, Pause: *pause,
-		PythonWasm: *wasm, NativePython: *python, Concurrent: *concurrent})
+		PythonWasm: *wasm, NativePython: *python, Concurrent: *concurrent, Share: *share})
 	return writeBenchReport("agent", report, err, *asJSON, stdout, stderr)
 }

@@ -54,13 +54,14 @@ Usage:
                                               the same, run by the compat serve on SOCKET: PATH and
                                               stdio are passed as fds, signals forwarded
   compat serve -megabinary MB -pubkey PUB -socket PATH [-max N] [-warm N] [-prewarm ENTRY]
-             [-allow-uid UID] [-allow-gid GID] [-mode 0600]
+             [-share N] [-drain D] [-allow-uid UID] [-allow-gid GID] [-mode 0600]
                                               exec service: one verified megabinary, each request in
-                                              a vkernel process of its own started ahead of need;
+                                              an instance of its own, up to -share at once in one
+                                              vkernel process started ahead of need;
                                               SIGTERM stops it once running requests end
   compat bench exec [-n N]                    exec-to-first-instruction latency, vkernel vs native
   compat bench concurrent [-n N]              N concurrent tool invocations, vkernel vs native
-  compat bench agent [-n N] [-pause D] [-c N]
+  compat bench agent [-n N] [-pause D] [-c N] [-share N]
                                               tool calls as an agent makes them, one process per call:
                                               compat exec -via, the Go client, plain compat exec and
                                               native, p50/p95/p99 to first instruction and exit;

@@ -35,6 +35,8 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	maxRunning := fs.Int("max", 0, "requests running at once (default 4 per CPU); more wait")
 	maxWaiting := fs.Int("max-waiting", 0, "requests waiting for a slot (default 64); more are refused as busy")
 	warm := fs.Int("warm", 2, "instances per entry kept started ahead of need, at most (one more than the entry has running)")
+	share := fs.Int("share", vkernel.StartShareDefault, "requests one instance process runs at once, each in an instance of its own over one loaded copy of the entry's code (1: a process per request, which ends with it)")
+	drain := fs.Duration("drain", vkernel.StartDrainDefault, "how long an instance process that is draining (a guest it had to stop made no host call) may run for its other requests before it is killed with them")
 	mode := fs.String("mode", "0600", "permissions of the socket file (octal)")
 	snapshot := fs.Bool("snapshot", snapshotDefault(), "start a request from its entry's snapshot when the entry has one and the request qualifies (vkernel/ABI.md, \"Snapshots\"); false, or COMPAT_SNAPSHOT=off, starts every request the usual way")
 	var entries, prewarm, uids, gids listFlag
@@ -90,6 +92,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	k, err := vkernel.Open(ctx, *mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: *cache,
 		Policy: policy, Audit: audit, Entries: entries, ChildCommand: []string{self}, StartWarm: *warm,
+		StartShare: *share, StartDrain: *drain,
 		// The instances load their code; the service only routes.
 		StartOnly: true, NoSnapshot: !*snapshot})
 	if err != nil {

@@ -41,6 +41,10 @@ type AgentOptions struct {
 	// `python3.11 -c pass` calls started at once through the service (Go
 	// library), and as native processes.
 	Concurrent int
+	// Share is the services' vkernel.Options.StartShare: requests one
+	// child process runs at once (0: the default; 1: a process per
+	// request).
+	Share int
 	// PythonWasm is a python.wasm build (its stdlib in lib/ beside it);
 	// empty leaves the python rows out. NativePython is the native
 	// interpreter (default /usr/bin/python3.11), whose hash routes to it.
@@ -205,7 +209,7 @@ func Agent(ctx context.Context, opts AgentOptions) (*AgentReport, error) {
 	// snapshot, the other (NoSnapshot) as compat exec always did.
 	service := func(sock string, noSnapshot bool) (*vkernel.Kernel, func(), error) {
 		k, err := vkernel.Open(ctx, mb, vkernel.Options{TrustedKeys: []ed25519.PublicKey{pub}, CacheDir: cache,
-			ChildCommand: []string{opts.Compat}, StartOnly: true, NoSnapshot: noSnapshot})
+			ChildCommand: []string{opts.Compat}, StartOnly: true, NoSnapshot: noSnapshot, StartShare: opts.Share})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -6,10 +6,12 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -271,22 +273,33 @@ func TestServeHostileClient(t *testing.T) {
 		t.Fatalf("after the hostile requests: %q, %+v, %v", out, res, err)
 	}
 
-	// Hanging up mid-request ends the instance.
+	// Hanging up mid-request ends the instance: its fds are closed (in
+	// a shared instance process, which goes on, or with the process).
 	ctx, cancel := context.WithCancel(context.Background())
 	pids := make(chan int, 1)
 	done := make(chan error, 1)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outR.Close()
 	go func() {
 		_, err := w.client().Exec(ctx, Request{File: f, Path: "posix", Args: []string{"posix", "spin"}, Mounts: w.mounts(),
-			Started: func(pid int) { pids <- pid }})
+			Stdout: outW, Started: func(pid int) { pids <- pid }})
 		done <- err
 	}()
 	pid := <-pids
+	outW.Close()
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("hung-up client: %v", err)
 	}
-	if !gone(pid, 10*time.Second) {
-		t.Errorf("instance %d still runs after its client hung up", pid)
+	ended := make(chan struct{})
+	go func() { io.Copy(io.Discard, outR); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(time.Minute):
+		t.Errorf("instance in process %d still holds its stdout a minute after its client hung up", pid)
 	}
 
 	// A peer of another uid.
@@ -465,5 +478,79 @@ func TestServeMountsOfOtherUsers(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("mount %s (ro %v) for %s: %v, want allowed %v", tc.host, tc.ro, tc.p, err, tc.ok)
 		}
+	}
+}
+
+// TestServeSharedNoLeaks: requests at once share instance processes
+// (vkernel.Options.StartShare), each with its own output and status, one
+// of them trapping; after Shutdown and the kernel's Close no instance
+// process, goroutine or fd of the service is left.
+func TestServeSharedNoLeaks(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	runtime.GC()
+	fdsBefore, goBefore := fds(), runtime.NumGoroutine()
+	w := newWorld(t, &Server{})
+	type outcome struct {
+		i   int
+		out string
+		res *Result
+		err error
+	}
+	const n = 6
+	results := make(chan outcome, n)
+	pids := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			args := []string{"write-later", "300", fmt.Sprintf("r%d", i)}
+			if i == n-1 {
+				args = []string{"trap"}
+			}
+			out, res, err := w.exec(t, w.client(), Request{Started: func(pid int) { pids <- pid }}, args...)
+			results <- outcome{i, out, res, err}
+		}()
+	}
+	hosts := map[int]bool{}
+	for i := 0; i < n; i++ {
+		o := <-results
+		hosts[<-pids] = true
+		switch {
+		case o.i == n-1:
+			if o.err != nil || o.res.Signal != syscall.SIGABRT {
+				t.Errorf("trapping request: %+v, %v", o.res, o.err)
+			}
+		case o.err != nil || o.out != fmt.Sprintf("r%d", o.i) || o.res.ExitCode != 0:
+			t.Errorf("request %d: %q, %+v, %v", o.i, o.out, o.res, o.err)
+		}
+	}
+	if len(hosts) >= n {
+		t.Errorf("%d requests ran in %d processes: none shared", n, len(hosts))
+	}
+	if err := w.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.k.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for pid := range hosts {
+		if !gone(pid, 10*time.Second) {
+			t.Errorf("instance process %d still runs after Close", pid)
+		}
+	}
+	// Goroutines end a moment after what they wait for.
+	for end := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > goBefore && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > goBefore {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines after Close, %d before:\n%s", g, goBefore, buf[:runtime.Stack(buf, true)])
+	}
+	if f := fds(); f > fdsBefore {
+		t.Errorf("%d fds open after Close, %d before", f, fdsBefore)
 	}
 }

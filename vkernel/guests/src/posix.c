@@ -8,7 +8,8 @@
  *   posix cwd                      print the working directory
  *   posix ids                      print pid and ppid
  *   posix sleep MS                 sleep, then exit 0
- *   posix spin                     compute forever without host calls
+ *   posix spin [TEXT]              (print TEXT, then) compute forever without host calls
+ *   posix trap                     trap (unreachable)
  *   posix write-later MS TEXT      sleep, then write TEXT to fd 1
  *   posix pipe                     a pipe within the process
  *   posix capture SELF ARG...      spawn SELF ARG... with stdout on a pipe, print what it wrote and its status
@@ -200,7 +201,11 @@ int main(int argc, char **argv) {
 		printf("pid=%d ppid=%d\n", getpid(), getppid());
 	} else if (!strcmp(mode, "sleep")) {
 		msleep(atoi(argv[2]));
+	} else if (!strcmp(mode, "trap")) {
+		__builtin_trap();
 	} else if (!strcmp(mode, "spin")) {
+		if (argc > 2)
+			printf("%s\n", argv[2]);
 		volatile unsigned long x = 0;
 		for (;;)
 			x++;

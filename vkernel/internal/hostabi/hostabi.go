@@ -211,8 +211,15 @@ const timeSampling = 8
 
 // NewProcess creates a process: fds 0-2 are stdio, the mounts follow as
 // preopened directories, then the listeners. It takes its own duplicates of
-// the listeners' sockets; the caller still owns the listeners.
-func NewProcess(cfg Config) (*Process, error) {
+// the listeners' sockets; the caller still owns the listeners. The host fds
+// of cfg.Files are the process's from the call on: Close closes them, or
+// NewProcess does when it fails.
+func NewProcess(cfg Config) (_ *Process, err error) {
+	defer func() {
+		if err != nil && cfg.Files != nil && !filesHandled(err) {
+			closeFiles(cfg.Files)
+		}
+	}()
 	p := &Process{hooks: cfg.Hooks, start: time.Now(), epfd: -1, sampler: uint64(time.Now().UnixNano()) | 1,
 		cwd: cfg.Cwd, hasCwd: cfg.HasCwd, maxChildren: cfg.MaxChildren}
 	p.kids.stop = -1
@@ -245,7 +252,10 @@ func NewProcess(cfg Config) (*Process, error) {
 		p.env = append(p.env, []byte(e))
 	}
 	if cfg.Files != nil {
-		return p, p.adoptAll(cfg)
+		if err := p.adoptAll(cfg); err != nil {
+			return nil, adoptError{err}
+		}
+		return p, nil
 	}
 	stdin := cfg.Stdin
 	if stdin == nil {
@@ -284,6 +294,7 @@ func (p *Process) adoptAll(cfg Config) error {
 	for _, m := range cfg.Mounts {
 		mt, err := openMount(m)
 		if err != nil {
+			closeFiles(cfg.Files)
 			p.Close()
 			return err
 		}
@@ -291,17 +302,33 @@ func (p *Process) adoptAll(cfg Config) error {
 	}
 	for i, in := range cfg.Files {
 		if err := p.adopt(in); err != nil {
-			// The files not yet adopted are still the caller's to close.
-			for _, rest := range cfg.Files[i:] {
-				if rest.HostFD >= 0 {
-					unix.Close(rest.HostFD)
-				}
-			}
+			// The files not yet adopted are closed here, the others by
+			// Close.
+			closeFiles(cfg.Files[i:])
 			p.Close()
 			return fmt.Errorf("inherited %w", err)
 		}
 	}
 	return nil
+}
+
+// adoptError is adoptAll's failure, which has closed the files already.
+type adoptError struct{ error }
+
+func (e adoptError) Unwrap() error { return e.error }
+
+func filesHandled(err error) bool {
+	_, ok := err.(adoptError)
+	return ok
+}
+
+// closeFiles closes the host fds of inherited files.
+func closeFiles(files []InheritedFile) {
+	for _, f := range files {
+		if f.HostFD >= 0 {
+			unix.Close(f.HostFD)
+		}
+	}
 }
 
 func openMount(m Mount) (*mount, error) {

@@ -715,3 +715,108 @@ func (r *reader) end() error {
 	}
 	return nil
 }
+
+// SplitData returns the memory a module's instance starts with, its
+// minimum size with every active data segment copied in, and the module
+// without its data segments: an instance of the stripped module whose
+// memory is given those bytes (a copy-on-write mapping of them, say) is
+// the instance of the module. Only segments at constant offsets
+// (i32.const) are understood; a module with others, or with no memory of
+// its own, is refused.
+func (m *Module) SplitData() (image, stripped []byte, err error) {
+	if !m.hasMemory {
+		return nil, nil, errors.New("the module defines no memory")
+	}
+	if m.memory.min*PageSize > 1<<32 {
+		return nil, nil, fmt.Errorf("memory of %d pages", m.memory.min)
+	}
+	image = make([]byte, m.memory.min*PageSize)
+	for _, s := range m.sections {
+		if s.id != secData {
+			continue
+		}
+		r := &reader{b: s.payload}
+		n, err := r.u32()
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := uint32(0); i < n; i++ {
+			kind, err := r.u32()
+			if err != nil {
+				return nil, nil, err
+			}
+			switch kind {
+			case 0:
+			case 2:
+				mem, err := r.u32()
+				if err != nil {
+					return nil, nil, err
+				}
+				if mem != 0 {
+					return nil, nil, fmt.Errorf("data segment %d is for memory %d", i, mem)
+				}
+			default:
+				return nil, nil, fmt.Errorf("data segment %d is passive (kind %d)", i, kind)
+			}
+			expr, err := r.constExpr()
+			if err != nil {
+				return nil, nil, fmt.Errorf("data segment %d: %w", i, err)
+			}
+			er := &reader{b: expr}
+			if op, _ := er.byte(); op != 0x41 {
+				return nil, nil, fmt.Errorf("data segment %d: offset is not an i32.const", i)
+			}
+			off, err := er.s32()
+			if err != nil {
+				return nil, nil, fmt.Errorf("data segment %d: %w", i, err)
+			}
+			size, err := r.u32()
+			if err != nil {
+				return nil, nil, err
+			}
+			data, err := r.bytes(int(size))
+			if err != nil {
+				return nil, nil, fmt.Errorf("data segment %d: %w", i, err)
+			}
+			start := uint64(uint32(off))
+			if start+uint64(size) > uint64(len(image)) {
+				return nil, nil, fmt.Errorf("data segment %d: %d bytes at %d, past the memory's %d", i, size, start, len(image))
+			}
+			copy(image[start:], data)
+		}
+		if err := r.end(); err != nil {
+			return nil, nil, err
+		}
+	}
+	stripped = m.assemble(func(s section) []section {
+		switch s.id {
+		case secData:
+			return []section{{id: secData, payload: appendU32(nil, 0)}}
+		case secDataCount:
+			return []section{{id: secDataCount, payload: appendU32(nil, 0)}}
+		}
+		return []section{s}
+	}, secData, appendU32(nil, 0))
+	return image, stripped, nil
+}
+
+// s32 reads a signed LEB128 of 32 bits.
+func (r *reader) s32() (int32, error) {
+	var v int64
+	var shift uint
+	for i := 0; i < 5; i++ {
+		b, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		v |= int64(b&0x7f) << shift
+		shift += 7
+		if b&0x80 == 0 {
+			if shift < 64 && b&0x40 != 0 {
+				v |= -1 << shift
+			}
+			return int32(v), nil
+		}
+	}
+	return 0, errors.New("signed LEB128 longer than 5 bytes")
+}

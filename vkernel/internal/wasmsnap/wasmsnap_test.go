@@ -131,6 +131,68 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSplitData: the snapshot's memory image, given to an instance of the
+// module stripped of its data segments, is the memory an instance of the
+// snapshot starts with; the stripped module has no data and the same
+// code.
+func TestSplitData(t *testing.T) {
+	wasm, err := guests.WAT(testWAT)
+	if errors.Is(err, guests.ErrToolMissing) {
+		testenv.Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := make([]byte, 3*PageSize)
+	copy(mem[16:], "snapshot")
+	mem[150000] = 7
+	mem[3*PageSize-1] = 0xff
+	globals := map[uint32]uint64{}
+	for _, idx := range m.MutableGlobals() {
+		globals[idx] = 1
+	}
+	snap, err := m.Snapshot(State{Memory: mem, Globals: globals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := Parse(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image, stripped, err := sm.SplitData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(image, mem) {
+		t.Errorf("image differs from the snapshot's memory")
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	s, err := rt.InstantiateWithConfig(ctx, stripped, wazero.NewModuleConfig().WithName("stripped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Memory().Read(0, s.Memory().Size())
+	if !bytes.Equal(got, make([]byte, 3*PageSize)) {
+		t.Errorf("the stripped module's memory is not %d zero bytes", 3*PageSize)
+	}
+	st, err := Parse(stripped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(payloadOf(sm, secCode), payloadOf(st, secCode)) {
+		t.Errorf("the code section changed")
+	}
+	if _, _, err := m.SplitData(); err != nil {
+		t.Errorf("the original module: %v", err)
+	}
+}
+
 func payloadOf(m *Module, id byte) []byte {
 	for _, s := range m.sections {
 		if s.id == id {
