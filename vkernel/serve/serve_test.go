@@ -373,7 +373,7 @@ func TestServeStopWithRequestsInFlight(t *testing.T) {
 	// A client that retries is served by the restarted service.
 	retried := make(chan outcome, 1)
 	go func() {
-		out, res, err := w.exec(t, &Client{Socket: w.sock, Retry: 30 * time.Second}, Request{}, "echo", "retried")
+		out, res, err := w.exec(t, &Client{Socket: w.sock, Retry: 2 * time.Minute}, Request{}, "echo", "retried")
 		retried <- outcome{out, res, err}
 	}()
 	for i := 0; i < 2; i++ {
