@@ -11,6 +11,7 @@ import (
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/suitetest"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/pipeline"
@@ -50,20 +51,23 @@ Depends: nginx (>= 1.22),
 }
 
 func TestDebianSkip(t *testing.T) {
+	x25519 := DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}
 	for _, c := range []struct {
 		test DebianTest
 		kind string
+		ssl  bool   // nginx.wasm has ngx_http_ssl_module
 		skip string // a word of the reason, "" for none
 	}{
-		{DebianTest{Name: "light-simple", Depends: []string{"nginx-light", "curl"}}, "vkernel", ""},
-		{DebianTest{Name: "reboot", Restrictions: []string{"needs-reboot"}}, "reference", "reboot"},
-		{DebianTest{Name: "abicheck", Depends: []string{"nginx-dev"}}, "reference", "nginx-dev"},
-		{DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}, "vkernel", "ssl"},
-		{DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}, "reference", ""},
+		{DebianTest{Name: "light-simple", Depends: []string{"nginx-light", "curl"}}, "vkernel", false, ""},
+		{DebianTest{Name: "reboot", Restrictions: []string{"needs-reboot"}}, "reference", true, "reboot"},
+		{DebianTest{Name: "abicheck", Depends: []string{"nginx-dev"}}, "reference", true, "nginx-dev"},
+		{x25519, "vkernel", false, "ssl"},
+		{x25519, "vkernel", true, ""},
+		{x25519, "reference", false, ""},
 	} {
-		got := debianSkip(c.test, c.kind)
+		got := debianSkip(c.test, c.kind, c.ssl)
 		if (c.skip == "") != (got == "") || !strings.Contains(got, c.skip) {
-			t.Errorf("debianSkip(%s, %s) = %q, want a reason with %q", c.test.Name, c.kind, got, c.skip)
+			t.Errorf("debianSkip(%s, %s, ssl=%v) = %q, want a reason with %q", c.test.Name, c.kind, c.ssl, got, c.skip)
 		}
 	}
 }
@@ -143,5 +147,27 @@ func TestDebianTests(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBuildHasSSL(t *testing.T) {
+	for info, want := range map[string]bool{
+		`{"source": {"version": "1.22.1-9"}, "configure_args": ["--with-http_ssl_module", "--with-stream"]}`:           true,
+		`{"source": {"version": "1.22.1-9"}, "configure_args": ["--with-stream", "--with-stream_ssl_preread_module"]}`: false,
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(info), 0o644)
+		os.WriteFile(filepath.Join(dir, "nginx.wasm"), nil, 0o644)
+		b, err := wasmbuild.Open(dir, wasmbuild.Nginx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := BuildHasSSL(b); err != nil || got != want {
+			t.Errorf("BuildHasSSL of %s = %v, %v; want %v", info, got, err, want)
+		}
+	}
+	b := &wasmbuild.Build{Dir: t.TempDir(), Recipe: wasmbuild.Nginx}
+	if _, err := BuildHasSSL(b); err == nil || !strings.Contains(err.Error(), "build-info.json") {
+		t.Errorf("BuildHasSSL of a build without build-info.json: %v, want an error naming it", err)
 	}
 }
