@@ -141,10 +141,12 @@ class HandshakeTests(unittest.TestCase):
             with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
                 with client_context().wrap_socket(c, server_hostname="localhost") as tls:
                     self.assertEqual(tls.version(), "TLSv1.2")
-                    f = tls.makefile("rb")
-                    for word in (b"ping", b"wasm32"):
-                        tls.sendall(word + b"\n")
-                        self.assertEqual(f.readline(), word[::-1] + b"\n")
+                    # Closed before the socket: an open makefile keeps the
+                    # connection open, and the server would wait on.
+                    with tls.makefile("rb") as f:
+                        for word in (b"ping", b"wasm32"):
+                            tls.sendall(word + b"\n")
+                            self.assertEqual(f.readline(), word[::-1] + b"\n")
             self.assertEqual(p.wait(timeout=60), 0)
         finally:
             if p.poll() is None:
