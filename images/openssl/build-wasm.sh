@@ -87,16 +87,6 @@ configure_args=(
 	no-ktls
 	no-sctp
 	no-tests
-	# Debian's own choices (debian/rules CONFARGS), so that the algorithms
-	# and protocols are those of the reference's libssl3.
-	no-idea
-	no-mdc2
-	no-rc5
-	no-zlib
-	no-ssl3
-	no-ssl3-method
-	enable-rfc3779
-	enable-cms
 )
 # getpid(): wasi-libc declares it only with _WASI_EMULATED_GETPID (vkposix
 # or -lwasi-emulated-getpid defines it in the program).

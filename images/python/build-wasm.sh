@@ -274,10 +274,8 @@ configure_args=(
 	# (vkposix) have AF_INET6, and regrtest's socket tests expect ::1.
 	--enable-ipv6
 	# _ssl and _hashlib (wasi-openssl-no-threads.patch: OpenSSL without
-	# threads, as this interpreter); OpenSSL's default protocols and
-	# ciphers, as Debian configures its python3.11 (debian/rules).
+	# threads, as this interpreter).
 	--with-openssl="$openssl"
-	--with-ssl-default-suites=openssl
 )
 # configure's own OPT for clang (it adds -DNDEBUG), with the chosen level.
 py_configure_env=(OPT="-g -fwrapv $py_opt -Wall")
