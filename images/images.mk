@@ -1,6 +1,7 @@
 # Image recipes. Include from the top-level Makefile:
 #     include images/images.mk
 # Targets: images-base, python-wasm, python-image, redis-wasm, redis-image,
+# openssl-wasm (python-wasm and nginx-wasm build it themselves),
 # runner-image (not in images),
 # images (all of them);
 # deps (alias images-deps) installs the Debian packages they need (root).
@@ -50,6 +51,12 @@ redis-image: images-base
 # NGINX joins "images", so "make test" (CI) runs adapters/nginx's tests on
 # real builds instead of skipping them.
 images: nginx-wasm nginx-image nginx-test-deps
+
+# OpenSSL for wasm32 (python-wasm and nginx-wasm run it themselves).
+.PHONY: openssl-wasm
+openssl-wasm: deps
+	@out=$$($(IMAGES_DIR)/openssl/build-wasm.sh | tail -n 1) && \
+	  echo "openssl-wasm: $$out (include/, lib/libcrypto.a, lib/libssl.a, build-info.json)"
 
 nginx-wasm:
 	@out=$$($(IMAGES_DIR)/nginx/build-wasm.sh | tail -n 1) && \

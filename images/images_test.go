@@ -52,9 +52,10 @@ func TestRecipeNamesMissingTool(t *testing.T) {
 	testenv.Command(t, "bash", "bash")
 	root := repoRoot(t)
 	// python.wasm is compiled with clang-19; every recipe checks the shared
-	// clang-14 toolchain.
+	// clang-14 toolchain (OpenSSL is compiled with it).
 	for _, c := range []struct{ recipe, tool string }{
 		{"python", "clang-14"}, {"python", "clang-19"}, {"redis", "clang-14"}, {"nginx", "clang-14"},
+		{"openssl", "clang-14"},
 	} {
 		t.Run(c.recipe+"/"+c.tool, func(t *testing.T) {
 			cmd := exec.Command("bash", filepath.Join(root, "images", c.recipe, "build-wasm.sh"))

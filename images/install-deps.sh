@@ -20,17 +20,19 @@ COMPAT_LOG_TAG=install-deps
 # base: the local base image (debootstrap + docker import).
 base_pkgs="debootstrap"
 # wasm: the WebAssembly builds (images/*/build-wasm.sh) and the test guests;
-# python.wasm is built with the -19 toolchain (faster code), the others with -14.
+# python.wasm is built with the -19 toolchain (faster code), the others with -14;
+# OpenSSL's Configure is Perl.
 wasm_pkgs="clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 wabt binaryen
   clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32
-  autoconf dpkg-dev gcc make tcl patch util-linux python3 xz-utils"
+  autoconf dpkg-dev gcc make tcl patch util-linux python3 xz-utils perl"
 # test: what the Go tests and the quick profile run on the host: the JUnit
 # schema check, Debian's own python3.11 with its regrtest, redis-server for
 # the differential check, ps for runtest; the native servers and load
 # generators of compat bench redis and nginx (redis-benchmark is in
-# redis-tools); chromium renders report.html headless in its test.
+# redis-tools); chromium renders report.html headless in its test; the
+# openssl command makes the certificates of the TLS tests.
 test_pkgs="libxml2-utils python3.11 libpython3.11-testsuite redis-server redis-tools procps perl
-  nginx-light wrk chromium"
+  nginx-light wrk chromium openssl"
 # nginx-test: Test::Nginx's Perl dependencies (Test::Nginx itself comes from
 # images/nginx/fetch-test-nginx.sh).
 nginx_test_pkgs="libtest-base-perl libtest-longstring-perl liblist-moreutils-perl libwww-perl

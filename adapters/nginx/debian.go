@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,10 +31,12 @@ import (
 //     shim, run under the name nginx so that start-stop-daemon --name finds
 //     it, with the whole container file system mounted for the instance.
 //     The image's dynamic modules are not enabled (nginx.wasm has its
-//     modules built in and loads none), and the ssl_* lines of Debian's
-//     nginx.conf are commented out: nginx.wasm has no ngx_http_ssl_module
-//     (there is no OpenSSL for wasm32-wasi here), and they would stop every
-//     test at its configuration check rather than test the service.
+//     modules built in and loads none). A build without
+//     ngx_http_ssl_module (one made before images/openssl) has the ssl_*
+//     lines of Debian's nginx.conf commented out, which would stop every
+//     test at its configuration check rather than test the service, and
+//     skips the tests that serve TLS; a build with it (BuildHasSSL) runs
+//     them as the reference does.
 //
 // A test's result is its script's exit status; the output and, on failure,
 // nginx's error.log are kept in the result.
@@ -159,15 +162,33 @@ func splitDepends(s string) []string {
 	return deps
 }
 
-// debianSkip says why test does not run on the target kind, or "".
-func debianSkip(test DebianTest, kind string) string {
+// BuildHasSSL says whether b's nginx.wasm was configured with
+// ngx_http_ssl_module (its build-info.json's configure_args), as every
+// build linking images/openssl's OpenSSL is.
+func BuildHasSSL(b *wasmbuild.Build) (bool, error) {
+	data, err := os.ReadFile(b.Path("build-info.json"))
+	if err != nil {
+		return false, fmt.Errorf("nginx.wasm build: %w", err)
+	}
+	var info struct {
+		ConfigureArgs []string `json:"configure_args"`
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return false, fmt.Errorf("nginx.wasm build %s: build-info.json: %w", b.Dir, err)
+	}
+	return slices.Contains(info.ConfigureArgs, "--with-http_ssl_module"), nil
+}
+
+// debianSkip says why test does not run on the target kind, or "";
+// ssl says whether the vkernel's nginx.wasm has ngx_http_ssl_module.
+func debianSkip(test DebianTest, kind string, ssl bool) string {
 	switch {
 	case slices.Contains(test.Restrictions, "needs-reboot"):
 		return "needs a reboot between its steps (autopkgtest-reboot), which a container run cannot give"
 	case slices.Contains(test.Depends, "nginx-dev"):
 		return "compares nginx-dev's headers with older releases from the archive: the source's API, not a build's behaviour"
-	case kind == "vkernel" && slices.Contains(test.Depends, "ssl-cert"):
-		return "serves TLS: nginx.wasm has no ngx_http_ssl_module (no OpenSSL for wasm32-wasi)"
+	case kind == "vkernel" && !ssl && slices.Contains(test.Depends, "ssl-cert"):
+		return "serves TLS: this nginx.wasm build has no ngx_http_ssl_module (built before images/openssl: rebuild it)"
 	}
 	return ""
 }
@@ -185,16 +206,25 @@ const (
 // vkernelSystem turns a reference container into the vkernel's system:
 // /usr/sbin/nginx runs the shim script, with the container's whole file
 // system mounted (the comment at the top of this file says why). Its
-// arguments: the shim script, and the directory for host call counts
-// ("" for none).
+// arguments: the shim script, the directory for host call counts ("" for
+// none), and "ssl" when nginx.wasm has ngx_http_ssl_module (else the
+// ssl_* lines of nginx.conf are commented out).
 const vkernelSystem = `set -eu
 ln -sf ` + shimExe + ` ` + shimAsNginx + `
 printf '#!/bin/sh\n# nginx.wasm in the vkernel (compat adapters/nginx)\n` + shim.EnvMounts + `=/=/\nexport ` + shim.EnvMounts + `\nexec %s "$@"\n' "$1" >/usr/sbin/nginx
 [ -z "${2:-}" ] || sed -i "/^exec /i export ` + vkernel.EnvHostCallsDir + `=$2" /usr/sbin/nginx
 chmod 755 /usr/sbin/nginx
 rm -f /etc/nginx/modules-enabled/*.conf
-sed -i 's/^\([[:space:]]*ssl_\)/#\1/' /etc/nginx/nginx.conf
+[ "${3:-}" = ssl ] || sed -i 's/^\([[:space:]]*ssl_\)/#\1/' /etc/nginx/nginx.conf
 `
+
+// sslArg is vkernelSystem's third argument.
+func sslArg(ssl bool) string {
+	if ssl {
+		return "ssl"
+	}
+	return ""
+}
 
 // runDebianTest runs the autopkgtest test on the target kind, in a new
 // container of the reference image; shim is the prepared shim of the
@@ -204,7 +234,7 @@ func (ss *session) runDebianTest(ctx context.Context, test DebianTest) runners.R
 	unit := DebianTestsUnit + "/" + test.Name
 	rep := runners.Report{Command: "(no container was started)"}
 	r := compat.Result{Suite: Name, Unit: unit, Test: unit}
-	if why := debianSkip(test, kind); why != "" {
+	if why := debianSkip(test, kind, ss.debianSSL); why != "" {
 		r.Status, r.Message = compat.Skip, why
 		rep.Results = []compat.Result{r}
 		return rep
@@ -269,7 +299,7 @@ func (ss *session) runDebianTest(ctx context.Context, test DebianTest) runners.R
 		return failed(runners.TargetError(fmt.Errorf("writing policy-rc.d failed (%v, %s)", err, exit)))
 	}
 	if kind == runners.Vkernel {
-		if exit, _, _, err := step("vkernel system", "sh", "-c", vkernelSystem, "setup", ss.debianShim.Binary, runners.HostCallsDir(ctx)); err != nil || !exit.OK() {
+		if exit, _, _, err := step("vkernel system", "sh", "-c", vkernelSystem, "setup", ss.debianShim.Binary, runners.HostCallsDir(ctx), sslArg(ss.debianSSL)); err != nil || !exit.OK() {
 			return failed(runners.TargetError(fmt.Errorf("preparing the vkernel system failed (%v, %s)", err, exit)))
 		}
 	}

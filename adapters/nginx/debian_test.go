@@ -11,6 +11,7 @@ import (
 
 	"github.com/compat-project/compat"
 	"github.com/compat-project/compat/adapters/internal/suitetest"
+	"github.com/compat-project/compat/adapters/internal/wasmbuild"
 	"github.com/compat-project/compat/runners"
 	"github.com/compat-project/compat/runners/docker"
 	"github.com/compat-project/compat/runners/pipeline"
@@ -50,20 +51,23 @@ Depends: nginx (>= 1.22),
 }
 
 func TestDebianSkip(t *testing.T) {
+	x25519 := DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}
 	for _, c := range []struct {
 		test DebianTest
 		kind string
+		ssl  bool   // nginx.wasm has ngx_http_ssl_module
 		skip string // a word of the reason, "" for none
 	}{
-		{DebianTest{Name: "light-simple", Depends: []string{"nginx-light", "curl"}}, "vkernel", ""},
-		{DebianTest{Name: "reboot", Restrictions: []string{"needs-reboot"}}, "reference", "reboot"},
-		{DebianTest{Name: "abicheck", Depends: []string{"nginx-dev"}}, "reference", "nginx-dev"},
-		{DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}, "vkernel", "ssl"},
-		{DebianTest{Name: "ec-x25519", Depends: []string{"nginx-light", "ssl-cert", "curl"}}, "reference", ""},
+		{DebianTest{Name: "light-simple", Depends: []string{"nginx-light", "curl"}}, "vkernel", false, ""},
+		{DebianTest{Name: "reboot", Restrictions: []string{"needs-reboot"}}, "reference", true, "reboot"},
+		{DebianTest{Name: "abicheck", Depends: []string{"nginx-dev"}}, "reference", true, "nginx-dev"},
+		{x25519, "vkernel", false, "ssl"},
+		{x25519, "vkernel", true, ""},
+		{x25519, "reference", false, ""},
 	} {
-		got := debianSkip(c.test, c.kind)
+		got := debianSkip(c.test, c.kind, c.ssl)
 		if (c.skip == "") != (got == "") || !strings.Contains(got, c.skip) {
-			t.Errorf("debianSkip(%s, %s) = %q, want a reason with %q", c.test.Name, c.kind, got, c.skip)
+			t.Errorf("debianSkip(%s, %s, ssl=%v) = %q, want a reason with %q", c.test.Name, c.kind, c.ssl, got, c.skip)
 		}
 	}
 }
@@ -85,8 +89,9 @@ func TestInterpreter(t *testing.T) {
 // TestDebianTests runs three of Debian's autopkgtests of nginx through the
 // pipeline on both targets, in containers of the reference image: the SSI
 // test (restart through the init script, a page through two modules) must
-// pass on both, the TLS test must pass on the reference and be skipped on
-// the vkernel, and the reboot test is skipped everywhere. The vkernel side
+// pass on both, the TLS test (ec-x25519) must pass on the reference and on
+// the vkernel when nginx.wasm has ngx_http_ssl_module (BuildHasSSL; an
+// older build skips it), and the reboot test is skipped everywhere. The vkernel side
 // runs a real compat binary, built here, as /usr/sbin/nginx, on the
 // target's own megabinary, and counts its host calls for the coverage map.
 func TestDebianTests(t *testing.T) {
@@ -105,9 +110,17 @@ func TestDebianTests(t *testing.T) {
 		t.Fatalf("building compat: %v\n%s", err, out)
 	}
 	defer docker.PurgeAll()
+	ssl, err := BuildHasSSL(s.build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkTLS, vkUnits := compat.Skip, 1
+	if ssl {
+		vkTLS, vkUnits = compat.Pass, 2
+	}
 	want := map[string]map[string]compat.Status{
 		"reference": {"ssi-module-test": compat.Pass, "ec-x25519": compat.Pass, "reboot": compat.Skip},
-		"vkernel":   {"ssi-module-test": compat.Pass, "ec-x25519": compat.Skip, "reboot": compat.Skip},
+		"vkernel":   {"ssi-module-test": compat.Pass, "ec-x25519": vkTLS, "reboot": compat.Skip},
 	}
 	for kind, statuses := range want {
 		t.Run(kind, func(t *testing.T) {
@@ -130,9 +143,9 @@ func TestDebianTests(t *testing.T) {
 			}
 			if kind == runners.Vkernel {
 				// The shim's kernels in the container count host calls
-				// into the unit's directory: the one unit that ran counts.
-				if run.HostCalls == nil || run.HostCalls.Units != 1 {
-					t.Fatalf("host calls %+v, want the ssi-module-test unit's", run.HostCalls)
+				// into the unit's directory: the units that ran count.
+				if run.HostCalls == nil || run.HostCalls.Units != vkUnits {
+					t.Fatalf("host calls %+v, want %d units' (ssi-module-test, and ec-x25519 with SSL)", run.HostCalls, vkUnits)
 				}
 				var calls uint64
 				for _, f := range run.HostCalls.Functions {
@@ -143,5 +156,27 @@ func TestDebianTests(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBuildHasSSL(t *testing.T) {
+	for info, want := range map[string]bool{
+		`{"source": {"version": "1.22.1-9"}, "configure_args": ["--with-http_ssl_module", "--with-stream"]}`:           true,
+		`{"source": {"version": "1.22.1-9"}, "configure_args": ["--with-stream", "--with-stream_ssl_preread_module"]}`: false,
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "build-info.json"), []byte(info), 0o644)
+		os.WriteFile(filepath.Join(dir, "nginx.wasm"), nil, 0o644)
+		b, err := wasmbuild.Open(dir, wasmbuild.Nginx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := BuildHasSSL(b); err != nil || got != want {
+			t.Errorf("BuildHasSSL of %s = %v, %v; want %v", info, got, err, want)
+		}
+	}
+	b := &wasmbuild.Build{Dir: t.TempDir(), Recipe: wasmbuild.Nginx}
+	if _, err := BuildHasSSL(b); err == nil || !strings.Contains(err.Error(), "build-info.json") {
+		t.Errorf("BuildHasSSL of a build without build-info.json: %v, want an error naming it", err)
 	}
 }

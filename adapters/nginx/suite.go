@@ -298,6 +298,9 @@ type session struct {
 	// debianShim is the shim the vkernel's autopkgtest containers run as
 	// /usr/sbin/nginx.
 	debianShim *Shim
+	// debianSSL says whether that nginx.wasm has ngx_http_ssl_module
+	// (BuildHasSSL): the autopkgtests that serve TLS run only then.
+	debianSSL bool
 	// env is added to the environment of every test file's prove.
 	env []string
 	// cleanup runs at Close.
@@ -351,6 +354,9 @@ func (s *Suite) Open(ctx context.Context, spec runners.TargetSpec) (runners.Sess
 				inContainer := spec
 				inContainer.Cache = ""
 				ss.debianShim, err = PrepareShim(dir, s.build, []string{shimAsNginx, "nginx-shim"}, inContainer)
+			}
+			if err == nil {
+				ss.debianSSL, err = BuildHasSSL(s.build)
 			}
 		}
 	case nginxTests:

@@ -2,7 +2,9 @@
 # Builds nginx.wasm (wasm32-wasi, for compat's vkernel) from Debian bookworm's
 # own nginx source package, with Debian's clang-14/lld-14/wasi-libc. zlib and
 # PCRE2 are cross-built from Debian's sources (gzip, rewrite and regex
-# locations work); the third-party modules whose test suites compat runs
+# locations work), OpenSSL comes from images/openssl (its own cached build,
+# run from here: http_ssl, stream_ssl, mail_ssl, HTTP/2's ALPN, set-misc's
+# set_hmac_*); the third-party modules whose test suites compat runs
 # (ngx_devel_kit, echo, headers-more, set-misc) are compiled in statically
 # from Debian's source packages. The file part of images/lib/vkposix
 # (libvkposix-fs.a: real stat modes, chmod, umask, the directories above
@@ -55,6 +57,10 @@ for p in "$here"/port/* "$here"/patches/*/*.patch; do
 done
 # vkposix is built here from its sources: they are part of the recipe.
 recipe_files="$recipe_files $(cd "$images" && find lib/vkposix/build.sh lib/vkposix/ldflags lib/vkposix/src lib/vkposix/include -type f | LC_ALL=C sort | tr '\n' ' ')"
+# The OpenSSL it links (images/openssl): that recipe's files.
+# shellcheck source=../openssl/recipe-files.sh
+. "$images/openssl/recipe-files.sh"
+recipe_files="$recipe_files $(openssl_recipe_files)"
 pins="nginx=$NGINX_DEB_VERSION zlib=$ZLIB_DEB_VERSION pcre2=$PCRE2_DEB_VERSION ndk=$NDK_DEB_VERSION echo=$ECHO_DEB_VERSION headers-more=$HEADERS_MORE_DEB_VERSION set-misc=$SET_MISC_DEB_VERSION"
 compat_wasm_begin nginx-wasm "$recipe_files" "$pins"
 
@@ -129,6 +135,15 @@ unpack pcre2 "$PCRE2_DEB_VERSION" "$work/pcre2"
 		make install-libLTLIBRARIES install-nodist_includeHEADERS install-includeHEADERS
 ) >"$logs/pcre2.log" 2>&1 || fail "pcre2 cross-build" "$logs/pcre2.log"
 compat_need_output "pcre2 cross-build" "$logs/pcre2.log" "$deps/lib/libpcre2-8.a" "$deps/include/pcre2.h"
+
+# ------------------------------------------------------------------ openssl
+# Its own recipe and cache (images/openssl): built now unless its output
+# exists. Compiled against vkposix's net headers, as nginx is: its socket
+# BIO (SSL_set_fd) calls vkposix's socket functions.
+openssl=$("$images/openssl/build-wasm.sh" 2>"$logs/openssl.log" | tail -n 1) ||
+	fail "OpenSSL (images/openssl/build-wasm.sh)" "$logs/openssl.log"
+compat_need_output "OpenSSL" "$logs/openssl.log" "$openssl/lib/libssl.a" "$openssl/lib/libcrypto.a" \
+	"$openssl/include/openssl/ssl.h" "$openssl/build-info.json"
 t_deps=$(($(date +%s) - t0))
 
 # ------------------------------------------------------------------ modules
@@ -149,10 +164,9 @@ cp "$here/port/auto-os-wasi" "$src/auto/os/wasi"
 # reference work unchanged. Modules: those of Debian's nginx (debian/rules:
 # built in there or as libnginx-mod-* dynamic modules) that need no
 # library wasm32 lacks, all built in statically, plus the degradation
-# module (no library either). Left out, and why:
-#   --with-http_ssl_module, --with-mail_ssl_module, --with-stream_ssl_module:
-#       OpenSSL, which is not cross-built for wasm32 yet (so no HTTPS and no
-#       STARTTLS; secure_link's MD5 and SHA-1 are nginx's own code);
+# module (no library either). The SSL modules link images/openssl's
+# libssl and libcrypto (OpenSSL without threads, as nginx.wasm). Left out,
+# and why:
 #   --with-threads: wasi-libc 2022-05 has no pthreads (no wasm32-wasi-threads);
 #   --with-pcre-jit: no executable memory in the vkernel (PCRE2 interprets);
 #   --with-http_perl_module: embeds libperl, which is not cross-built;
@@ -166,8 +180,8 @@ cp "$here/port/auto-os-wasi" "$src/auto/os/wasi"
 configure_args=(
 	--crossbuild=wasi
 	--with-cc="$here/wasi-cc"
-	--with-cc-opt="-O2 -g -I$vkposix/include-net -I$deps/include"
-	--with-ld-opt="-L$deps/lib -Wl,-z,stack-size=1048576 $vkposix_ld"
+	--with-cc-opt="-O2 -g -I$vkposix/include-net -I$deps/include -I$openssl/include"
+	--with-ld-opt="-L$deps/lib -L$openssl/lib -Wl,-z,stack-size=1048576 $vkposix_ld"
 	--prefix=/usr/share/nginx
 	--conf-path=/etc/nginx/nginx.conf
 	--http-log-path=/var/log/nginx/access.log
@@ -183,6 +197,7 @@ configure_args=(
 	--with-debug
 	--with-pcre
 	--without-select_module
+	--with-http_ssl_module
 	--with-http_stub_status_module
 	--with-http_realip_module
 	--with-http_auth_request_module
@@ -199,7 +214,9 @@ configure_args=(
 	--with-http_secure_link_module
 	--with-http_degradation_module
 	--with-mail
+	--with-mail_ssl_module
 	--with-stream
+	--with-stream_ssl_module
 	--with-stream_realip_module
 	--with-stream_ssl_preread_module
 	--add-module="$mods/ndk"
@@ -213,6 +230,8 @@ run_logged "configure" "$logs/configure.log" \
 t_configure=$(($(date +%s) - t0))
 grep -q '^#define NGX_WASI  1' "$src/objs/ngx_auto_headers.h" ||
 	compat_die "configure did not take the wasi OS case (no NGX_WASI in objs/ngx_auto_headers.h)"
+grep -q '^#define NGX_OPENSSL  1' "$src/objs/ngx_auto_config.h" ||
+	fail "configure (it did not find OpenSSL: no NGX_OPENSSL in objs/ngx_auto_config.h)" "$logs/configure.log"
 
 t0=$(date +%s)
 run_logged "make -j$jobs" "$logs/make.log" \
@@ -250,7 +269,7 @@ grep -q '^nginx version: nginx/' "$work/nginx-V.txt" ||
 # ------------------------------------------------------------ build info
 pkgver() { compat_pkgver "$1"; }
 t_total=$(($(date +%s) - t_start))
-INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_PINS=$pins \
+INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_PINS=$pins INFO_OPENSSL_DIR=$openssl \
 	INFO_REFERENCE_IMAGE=$(compat_reference_image nginx "$NGINX_DEB_VERSION") \
 	INFO_CLANG=$(pkgver clang-14) INFO_LLD=$(pkgver lld-14) INFO_LLVM=$(pkgver llvm-14) \
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_RT=$(pkgver libclang-rt-14-dev-wasm32) \
@@ -268,6 +287,9 @@ def sha(p):
             h.update(chunk)
     return h.hexdigest()
 pins = dict(kv.split("=", 1) for kv in e["INFO_PINS"].split())
+with open(os.path.join(e["INFO_OPENSSL_DIR"], "build-info.json")) as f:
+    openssl_info = json.load(f)
+pins["openssl"] = openssl_info["source"]["version"]
 imports = {}
 with open(os.path.join(work, "imports.list")) as f:
     for line in f:
@@ -284,6 +306,8 @@ info = {
     "target": "wasm32-wasi (compat vkernel)",
     "configure_args": [a for a in e["INFO_CONFIGURE"].split("\n") if a],
     "nginx_V": version,
+    "openssl": {"build": e["INFO_OPENSSL_DIR"], "key": openssl_info["key"],
+                "version": openssl_info["openssl_version"]},
     "toolchain": {
         "clang-14": e["INFO_CLANG"], "lld-14": e["INFO_LLD"], "llvm-14": e["INFO_LLVM"],
         "wasi-libc": e["INFO_WASILIBC"], "libclang-rt-14-dev-wasm32": e["INFO_RT"],

@@ -5,7 +5,9 @@
 # trained on CPython's own PGO task in the vkernel (pgo.sh; each measured:
 # the README's "python.wasm build options"). zlib, bzip2,
 # xz-utils (liblzma) and sqlite3 are cross-built from Debian's sources so
-# that the zlib, _bz2, _lzma and _sqlite3 modules exist. Our patches live
+# that the zlib, _bz2, _lzma and _sqlite3 modules exist; OpenSSL comes from
+# images/openssl (its own cached build, run from here) for _ssl and
+# _hashlib. Our patches live
 # in patches/<source package>/. Processes, pipes and signals (subprocess,
 # os.pipe, os.kill, os.waitpid, os.posix_spawn, signal handlers, alarm)
 # come from images/lib/vkposix over the vkernel's process calls
@@ -66,6 +68,10 @@ for p in "$here"/patches/*/*.patch; do
 done
 # vkposix is built here from its sources: they are part of the recipe.
 recipe_files="$recipe_files $(cd "$images" && find lib/vkposix/build.sh lib/vkposix/ldflags lib/vkposix/src lib/vkposix/include -type f | LC_ALL=C sort | tr '\n' ' ')"
+# The OpenSSL it links (images/openssl): that recipe's files.
+# shellcheck source=../openssl/recipe-files.sh
+. "$images/openssl/recipe-files.sh"
+recipe_files="$recipe_files $(openssl_recipe_files)"
 py_llvm=${COMPAT_PY_LLVM:-19}
 py_opt=${COMPAT_PY_OPT:--O3}
 py_pymalloc=${COMPAT_PY_PYMALLOC:-yes}
@@ -235,6 +241,13 @@ unpack sqlite3 "$SQLITE_DEB_VERSION" "$work/sqlite"
 		cp sqlite3.h sqlite3ext.h "$deps/include/"
 ) >"$logs/sqlite3.log" 2>&1 || fail "sqlite3 cross-build" "$logs/sqlite3.log"
 compat_need_output "sqlite3 cross-build" "$logs/sqlite3.log" "$deps/lib/libsqlite3.a" "$deps/include/sqlite3.h"
+# ------------------------------------------------------------------ openssl
+# Its own recipe and cache (images/openssl, clang-14 objects, which lld-19
+# links): built now unless its output exists.
+openssl=$("$images/openssl/build-wasm.sh" 2>"$logs/openssl.log" | tail -n 1) ||
+	fail "OpenSSL (images/openssl/build-wasm.sh)" "$logs/openssl.log"
+compat_need_output "OpenSSL" "$logs/openssl.log" "$openssl/lib/libssl.a" "$openssl/lib/libcrypto.a" \
+	"$openssl/include/openssl/ssl.h" "$openssl/build-info.json"
 t_deps=$(($(date +%s) - t0))
 
 # -------------------------------------------------------------- CPython
@@ -260,6 +273,9 @@ configure_args=(
 	# configure turns IPv6 off for WASI unless asked; the vkernel's sockets
 	# (vkposix) have AF_INET6, and regrtest's socket tests expect ::1.
 	--enable-ipv6
+	# _ssl and _hashlib (wasi-openssl-no-threads.patch: OpenSSL without
+	# threads, as this interpreter).
+	--with-openssl="$openssl"
 )
 # configure's own OPT for clang (it adds -DNDEBUG), with the chosen level.
 py_configure_env=(OPT="-g -fwrapv $py_opt -Wall")
@@ -376,7 +392,7 @@ grep -E '^(#define|/\* #undef) (WITH_PYMALLOC|USE_COMPUTED_GOTOS|HAVE_COMPUTED_G
 t_total=$(($(date +%s) - t_start))
 INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_REFERENCE_IMAGE=$(compat_reference_image python "$PY_DEB_VERSION") \
 	INFO_PY=$PY_DEB_VERSION INFO_ZLIB=$ZLIB_DEB_VERSION INFO_BZIP2=$BZIP2_DEB_VERSION \
-	INFO_XZ=$XZ_DEB_VERSION INFO_SQLITE=$SQLITE_DEB_VERSION \
+	INFO_XZ=$XZ_DEB_VERSION INFO_SQLITE=$SQLITE_DEB_VERSION INFO_OPENSSL_DIR=$openssl \
 	INFO_LLVM_MAJOR=$py_llvm INFO_CLANG=$(pkgver "clang-$py_llvm") INFO_LLD=$(pkgver "lld-$py_llvm") \
 	INFO_LLVM=$(pkgver "llvm-$py_llvm") INFO_RT=$(pkgver "libclang-rt-$py_llvm-dev-wasm32") \
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_BINARYEN=$(pkgver binaryen) \
@@ -413,6 +429,8 @@ with open(os.path.join(work, "imports.list")) as f:
         if l.strip():
             module, name = l.split()
             imports.setdefault(module, []).append(name)
+with open(os.path.join(e["INFO_OPENSSL_DIR"], "build-info.json")) as f:
+    openssl_info = json.load(f)
 pyconfig = {}
 with open(os.path.join(work, "pyconfig.txt")) as f:
     for line in f:
@@ -424,7 +442,10 @@ with open(os.path.join(work, "pyconfig.txt")) as f:
 info = {
     "key": e["INFO_KEY"],
     "source": {"package": "python3.11", "version": e["INFO_PY"], "distribution": "debian bookworm"},
-    "deps": {"zlib": e["INFO_ZLIB"], "bzip2": e["INFO_BZIP2"], "xz-utils": e["INFO_XZ"], "sqlite3": e["INFO_SQLITE"]},
+    "deps": {"zlib": e["INFO_ZLIB"], "bzip2": e["INFO_BZIP2"], "xz-utils": e["INFO_XZ"], "sqlite3": e["INFO_SQLITE"],
+             "openssl": openssl_info["source"]["version"]},
+    "openssl": {"build": e["INFO_OPENSSL_DIR"], "key": openssl_info["key"],
+                "version": openssl_info["openssl_version"]},
     "python_version": e["INFO_PYVER"],
     "reference_image": e["INFO_REFERENCE_IMAGE"],
     "target": "wasm32-unknown-wasi",
