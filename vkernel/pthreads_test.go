@@ -13,7 +13,9 @@ import (
 // (images/wasi-libc-threads), on the vkernel: create/join, mutex,
 // condition variable, TLS, errno per thread, malloc from threads, detached
 // threads, semaphores, once, thread-specific data, a timed wait, stdio
-// from threads and the entry's thread limit.
+// from threads, the entry's thread limit, and host calls of one thread
+// while another sleeps in poll_oneoff (hostabi releases the process's lock
+// around that sleep).
 func TestPthreadsLibc(t *testing.T) {
 	sysroot, err := guests.ThreadsSysroot()
 	if err != nil {
@@ -32,7 +34,7 @@ func TestPthreadsLibc(t *testing.T) {
 		if res.ExitCode != 0 || !strings.HasSuffix(out, "done\n") {
 			t.Fatalf("interruptible=%v: exit %d, stdout:\n%s", interruptible, res.ExitCode, out)
 		}
-		for _, name := range []string{"join", "mutex", "cond", "tls", "errno", "malloc", "detached", "once", "specific", "timedwait", "stdio", "limit"} {
+		for _, name := range []string{"join", "mutex", "cond", "tls", "errno", "malloc", "detached", "once", "specific", "timedwait", "stdio", "limit", "sleeper"} {
 			if !strings.Contains(out, "\n"+name+" ok\n") && !strings.HasPrefix(out, name+" ok\n") {
 				t.Errorf("interruptible=%v: no %q line in:\n%s", interruptible, name+" ok", out)
 			}

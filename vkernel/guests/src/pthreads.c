@@ -4,7 +4,10 @@
 // condition variable hand-off, a thread-local variable, errno per thread,
 // malloc/free from every thread at once, a detached thread, a semaphore,
 // pthread_once, thread-specific data with its destructor, a timed wait that
-// times out, stdio from threads and a spawn beyond the entry's limit.
+// times out, stdio from threads, a spawn beyond the entry's limit, and a
+// thread asleep in a host call (poll_oneoff) while the main thread makes
+// host calls: were the sleeper to hold the process's lock, the main thread
+// would wait for ever and the process never print "done".
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,6 +135,16 @@ static void *print_peer(void *arg)
     return NULL;
 }
 
+static volatile int sleeper_started;
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&sleeper_started, 1, __ATOMIC_SEQ_CST);
+    for (;;)
+        sleep(3600); // ended by the process' end
+    return NULL;
+}
+
 static void *block_peer(void *arg)
 {
     sem_wait((sem_t *)arg);
@@ -244,6 +258,20 @@ int main(void)
         pthread_join(th[i], NULL);
     snprintf(detail, sizeof detail, "made=%d extra=%d", made, r);
     check("limit", made == NTHREADS && r == EAGAIN, detail);
+
+    // The last thread the limit allows: never joined, the exit ends it.
+    r = pthread_create(&extra, NULL, sleeper, NULL);
+    while (r == 0 && !__atomic_load_n(&sleeper_started, __ATOMIC_SEQ_CST))
+        sched_yield();
+    // Host calls for 300 ms of the monotonic clock: long enough for the
+    // sleeper to be inside its sleep (nothing here asserts a duration).
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    while ((now.tv_sec - t0.tv_sec) * 1000000000LL + (now.tv_nsec - t0.tv_nsec) < 300000000LL);
+    snprintf(detail, sizeof detail, "create=%d", r);
+    check("sleeper", r == 0, detail);
 
     printf("done\n");
     return failures ? 1 : 0;
