@@ -138,6 +138,11 @@ if [ "$py_threads" = yes ]; then
 	# Every object (deps, vkposix, CPython) with atomics and bulk memory:
 	# wasm-ld links a shared memory only from such objects.
 	CC_WASI="clang-$py_llvm --target=wasm32-wasi-threads -pthread --sysroot=$py_threads_out/sysroot"
+	# Links (the deps' configure checks too) need the shared memory: clang
+	# -pthread alone does not ask wasm-ld for it, and TLS needs it.
+	LDFLAGS_WASI="-Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=1073741824"
+else
+	LDFLAGS_WASI=
 fi
 AR_WASI=llvm-ar-$py_llvm
 RANLIB_WASI=llvm-ranlib-$py_llvm
@@ -202,7 +207,7 @@ unpack zlib "$ZLIB_DEB_VERSION" "$work/zlib"
 # and each step's outputs are checked after it.
 (
 	cd "$work/zlib" &&
-		CC="$CC_WASI" CFLAGS="-O2" AR=$AR_WASI RANLIB=$RANLIB_WASI \
+		CC="$CC_WASI" CFLAGS="-O2" LDFLAGS="$LDFLAGS_WASI" AR=$AR_WASI RANLIB=$RANLIB_WASI \
 			./configure --static --prefix="$deps" &&
 		compat_heavy make -j"$jobs" libz.a &&
 		make install
@@ -231,7 +236,7 @@ compat_need_output "bzip2 cross-build" "$logs/bzip2.log" "$deps/lib/libbz2.a" "$
 unpack xz-utils "$XZ_DEB_VERSION" "$work/xz"
 (
 	cd "$work/xz" &&
-		CC="$CC_WASI" CFLAGS="-O2" AR=$AR_WASI RANLIB=$RANLIB_WASI \
+		CC="$CC_WASI" CFLAGS="-O2" LDFLAGS="$LDFLAGS_WASI" AR=$AR_WASI RANLIB=$RANLIB_WASI \
 			./configure --host=wasm32-unknown-wasi --prefix="$deps" \
 			--disable-shared --enable-static --disable-threads \
 			--disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
@@ -314,7 +319,7 @@ if [ "$py_threads" = yes ]; then
 	# configure's own link checks need the shared memory too (objects with
 	# atomics); the patch adds the same flags to LDFLAGS_NODIST.
 	configure_args+=(--enable-wasm-pthreads)
-	py_ldflags="$py_ldflags -pthread -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=1073741824"
+	py_ldflags="$py_ldflags -pthread $LDFLAGS_WASI"
 fi
 py_configure_env+=(LDFLAGS="$py_ldflags")
 if [ -n "$py_cflags" ]; then
