@@ -403,7 +403,26 @@ done
 	compat_die "installed stdlib looks incomplete (os.py or test/regrtest.py missing in $lib)"
 
 # ---------------------------------------------------------- wasm imports
-compat_wasm_imports "$new/python.wasm" "wasi_snapshot_preview1 vkernel" "$work/imports.list"
+if [ "$py_threads" = yes ]; then
+	# Threads (vkernel/ABI.md "Threads"): wasi.thread-spawn and the one
+	# memory import the ABI allows, env.memory, shared. The check below
+	# takes functions only: it runs on a copy without that line.
+	wasm-objdump -x -j Import "$new/python.wasm" >"$logs/imports-threads.txt" 2>&1 ||
+		fail "wasm-objdump on python.wasm" "$logs/imports-threads.txt"
+	grep -qE '^ - memory\[0\] .* shared <- env\.memory$' "$logs/imports-threads.txt" ||
+		compat_die "python.wasm (threads) does not import a shared env.memory (see $logs/imports-threads.txt)"
+	compat_wasm_imports_threads() {
+		local real
+		real=$(command -v wasm-objdump)
+		# shellcheck disable=SC2317 # called through compat_wasm_imports
+		wasm-objdump() { "$real" "$@" | grep -vE '^ - memory\[0\] .* shared <- env\.memory$'; }
+		compat_wasm_imports "$new/python.wasm" "wasi_snapshot_preview1 vkernel wasi" "$work/imports.list"
+		unset -f wasm-objdump
+	}
+	compat_wasm_imports_threads
+else
+	compat_wasm_imports "$new/python.wasm" "wasi_snapshot_preview1 vkernel" "$work/imports.list"
+fi
 
 # ------------------------------------------------------------ build info
 pkgver() { compat_pkgver "$1"; }
