@@ -89,6 +89,7 @@ func (s *Suite) Entries() []megabinary.SpecEntry {
 			Connect:   []string{"127.0.0.0/8", "::1/128"},
 			Bind:      []string{"127.0.0.0/8", "::1/128"},
 			Processes: MaxProcesses,
+			Threads:   MaxThreads,
 		},
 	}
 	if _, err := os.Stat("/usr/bin/python3.11"); err == nil {
@@ -133,6 +134,15 @@ const zoneInfo = "/usr/share/zoneinfo"
 // regrtest modules run a few children at a time (test_subprocess has at
 // most a handful alive), each a host process of its own.
 const MaxProcesses = 16
+
+// MaxThreads bounds the threads one interpreter may have running besides
+// its main one (the entry's resources.threads), when python.wasm is built
+// with threads (images/python/build-wasm.sh COMPAT_PY_THREADS=yes; a build
+// without them never spawns one). regrtest's thread tests start at most a
+// few dozen at once (test_threading's and test_thread's barriers and
+// semaphores: 10 to 20; a ThreadPoolExecutor: min(32, cpus+4)); each takes
+// a 1 MiB stack from the heap.
+const MaxThreads = 64
 
 // vkernelEnv is the top-level interpreter's environment on the vkernel.
 // Bytecode is written as on the reference (which sets only LC_ALL): the

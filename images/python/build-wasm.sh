@@ -43,6 +43,11 @@
 #                          training below on it in the vkernel, merges the
 #                          profiles with llvm-profdata and builds again
 #                          with -fprofile-use
+#      COMPAT_PY_THREADS   yes|no: threads (default no): --enable-wasm-pthreads
+#                          for wasm32-wasi-threads against the sysroot of
+#                          images/wasi-libc-threads (built first; its output
+#                          key is part of this one), every C source with
+#                          -pthread, an imported shared memory
 #      COMPAT_PY_PGO_TESTS the training: regrtest modules, space-separated
 #                          (default: CPython's own PGO task, the PGO_TESTS
 #                          of Lib/test/libregrtest/pgo.py, i.e. what
@@ -80,6 +85,7 @@ py_wasm_opt=${COMPAT_PY_WASM_OPT-}
 py_cflags=${COMPAT_PY_CFLAGS-}
 py_pgo=${COMPAT_PY_PGO:-no}
 py_pgo_tests=${COMPAT_PY_PGO_TESTS-}
+py_threads=${COMPAT_PY_THREADS:-no}
 py_pins="python3.11=$PY_DEB_VERSION zlib=$ZLIB_DEB_VERSION bzip2=$BZIP2_DEB_VERSION xz-utils=$XZ_DEB_VERSION sqlite3=$SQLITE_DEB_VERSION llvm=$py_llvm opt=$py_opt pymalloc=$py_pymalloc lto=$py_lto wasm-opt=$py_wasm_opt cflags=$py_cflags"
 case $py_pgo in
 no) ;;
@@ -90,6 +96,17 @@ yes)
 	py_pins="$py_pins pgo=$py_pgo pgo-tests=${py_pgo_tests:-libregrtest/pgo.py}"
 	;;
 *) compat_die "COMPAT_PY_PGO=$py_pgo: no or yes" ;;
+esac
+case $py_threads in
+no) ;;
+yes)
+	# The threads sysroot is a recipe of its own (cached by content): its
+	# output directory's key goes into this key.
+	py_threads_out=$("$images/wasi-libc-threads/build-wasm.sh" | tail -n 1)
+	[ -f "$py_threads_out/.done" ] || compat_die "images/wasi-libc-threads/build-wasm.sh did not produce a sysroot"
+	py_pins="$py_pins threads=yes wasi-libc-threads=$(basename "$py_threads_out")"
+	;;
+*) compat_die "COMPAT_PY_THREADS=$py_threads: no or yes" ;;
 esac
 compat_wasm_begin python-wasm "$recipe_files" "$py_pins"
 
@@ -123,6 +140,16 @@ compat_wasm_work
 # compat_wasm_work set CC_WASI for clang-14; CPython and its deps use
 # clang-$py_llvm with the same sysroot.
 CC_WASI="clang-$py_llvm --target=wasm32-wasi --sysroot=$sysroot"
+if [ "$py_threads" = yes ]; then
+	# Every object (deps, vkposix, CPython) with atomics and bulk memory:
+	# wasm-ld links a shared memory only from such objects.
+	CC_WASI="clang-$py_llvm --target=wasm32-wasi-threads -pthread --sysroot=$py_threads_out/sysroot"
+	# Links (the deps' configure checks too) need the shared memory: clang
+	# -pthread alone does not ask wasm-ld for it, and TLS needs it.
+	LDFLAGS_WASI="-Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=1073741824"
+else
+	LDFLAGS_WASI=
+fi
 AR_WASI=llvm-ar-$py_llvm
 RANLIB_WASI=llvm-ranlib-$py_llvm
 apt_update() { compat_private_apt_update "$logs"; }
@@ -167,7 +194,12 @@ build_python_version=$("$build_python" -c 'import sys; print(sys.version.split()
 
 # ------------------------------------------------------------------ vkposix
 vkposix=$work/vkposix
-run_logged "vkposix" "$logs/vkposix.log" "$images/lib/vkposix/build.sh" "$vkposix" "clang-$py_llvm"
+if [ "$py_threads" = yes ]; then
+	VKPOSIX_TARGET="--target=wasm32-wasi-threads -pthread --sysroot=$py_threads_out/sysroot" \
+		run_logged "vkposix" "$logs/vkposix.log" "$images/lib/vkposix/build.sh" "$vkposix" "clang-$py_llvm"
+else
+	run_logged "vkposix" "$logs/vkposix.log" "$images/lib/vkposix/build.sh" "$vkposix" "clang-$py_llvm"
+fi
 compat_need_output "vkposix" "$logs/vkposix.log" "$vkposix/libvkposix.a" "$vkposix/ldflags" "$vkposix/include/vkposix.h"
 
 # --------------------------------------------------------------- deps tree
@@ -181,7 +213,7 @@ unpack zlib "$ZLIB_DEB_VERSION" "$work/zlib"
 # and each step's outputs are checked after it.
 (
 	cd "$work/zlib" &&
-		CC="$CC_WASI" CFLAGS="-O2" AR=$AR_WASI RANLIB=$RANLIB_WASI \
+		CC="$CC_WASI" CFLAGS="-O2" LDFLAGS="$LDFLAGS_WASI" AR=$AR_WASI RANLIB=$RANLIB_WASI \
 			./configure --static --prefix="$deps" &&
 		compat_heavy make -j"$jobs" libz.a &&
 		make install
@@ -210,7 +242,7 @@ compat_need_output "bzip2 cross-build" "$logs/bzip2.log" "$deps/lib/libbz2.a" "$
 unpack xz-utils "$XZ_DEB_VERSION" "$work/xz"
 (
 	cd "$work/xz" &&
-		CC="$CC_WASI" CFLAGS="-O2" AR=$AR_WASI RANLIB=$RANLIB_WASI \
+		CC="$CC_WASI" CFLAGS="-O2" LDFLAGS="$LDFLAGS_WASI" AR=$AR_WASI RANLIB=$RANLIB_WASI \
 			./configure --host=wasm32-unknown-wasi --prefix="$deps" \
 			--disable-shared --enable-static --disable-threads \
 			--disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
@@ -299,6 +331,12 @@ if [ "$py_lto" != no ]; then
 	py_configure_env+=(LLVM_AR="$(command -v "$AR_WASI")")
 	py_ldflags="$py_ldflags -Wl,--lto-${py_opt#-}"
 fi
+if [ "$py_threads" = yes ]; then
+	# configure's own link checks need the shared memory too (objects with
+	# atomics); the patch adds the same flags to LDFLAGS_NODIST.
+	configure_args+=(--enable-wasm-pthreads)
+	py_ldflags="$py_ldflags -pthread $LDFLAGS_WASI"
+fi
 py_configure_env+=(LDFLAGS="$py_ldflags")
 if [ -n "$py_cflags" ]; then
 	py_configure_env+=(CFLAGS="$py_cflags")
@@ -381,7 +419,26 @@ done
 	compat_die "installed stdlib looks incomplete (os.py or test/regrtest.py missing in $lib)"
 
 # ---------------------------------------------------------- wasm imports
-compat_wasm_imports "$new/python.wasm" "wasi_snapshot_preview1 vkernel" "$work/imports.list"
+if [ "$py_threads" = yes ]; then
+	# Threads (vkernel/ABI.md "Threads"): wasi.thread-spawn and the one
+	# memory import the ABI allows, env.memory, shared. The check below
+	# takes functions only: it runs on a copy without that line.
+	wasm-objdump -x -j Import "$new/python.wasm" >"$logs/imports-threads.txt" 2>&1 ||
+		fail "wasm-objdump on python.wasm" "$logs/imports-threads.txt"
+	grep -qE '^ - memory\[0\] .* shared <- env\.memory$' "$logs/imports-threads.txt" ||
+		compat_die "python.wasm (threads) does not import a shared env.memory (see $logs/imports-threads.txt)"
+	compat_wasm_imports_threads() {
+		local real
+		real=$(command -v wasm-objdump)
+		# shellcheck disable=SC2317 # called through compat_wasm_imports
+		wasm-objdump() { "$real" "$@" | grep -vE '^ - memory\[0\] .* shared <- env\.memory$'; }
+		compat_wasm_imports "$new/python.wasm" "wasi_snapshot_preview1 vkernel wasi" "$work/imports.list"
+		unset -f wasm-objdump
+	}
+	compat_wasm_imports_threads
+else
+	compat_wasm_imports "$new/python.wasm" "wasi_snapshot_preview1 vkernel" "$work/imports.list"
+fi
 
 # ------------------------------------------------------------ build info
 pkgver() { compat_pkgver "$1"; }
@@ -397,7 +454,7 @@ INFO_KEY=$key INFO_OUT=$new INFO_WORK=$work INFO_REFERENCE_IMAGE=$(compat_refere
 	INFO_LLVM=$(pkgver "llvm-$py_llvm") INFO_RT=$(pkgver "libclang-rt-$py_llvm-dev-wasm32") \
 	INFO_WASILIBC=$(pkgver wasi-libc) INFO_BINARYEN=$(pkgver binaryen) \
 	INFO_OPT=$py_opt INFO_PYMALLOC=$py_pymalloc INFO_LTO=$py_lto INFO_WASM_OPT=$py_wasm_opt \
-	INFO_CFLAGS=$py_cflags INFO_T_WASM_OPT=$t_wasm_opt INFO_PGO=$py_pgo INFO_PGO_JSON=${pgo_info-} INFO_PGO_WARNINGS=$pgo_warnings \
+	INFO_CFLAGS=$py_cflags INFO_T_WASM_OPT=$t_wasm_opt INFO_PGO=$py_pgo INFO_THREADS=$py_threads INFO_PGO_JSON=${pgo_info-} INFO_PGO_WARNINGS=$pgo_warnings \
 	INFO_WABT=$(pkgver wabt) INFO_AUTOCONF=$(pkgver autoconf) \
 	INFO_BUILD_PY=$build_python INFO_BUILD_PY_VER=$build_python_version \
 	INFO_PYVER=$(sed -n 's/^#define PY_VERSION[[:space:]]*"\(.*\)"/\1/p' "$src/Include/patchlevel.h") \
@@ -457,7 +514,7 @@ info = {
     "build_options": {
         "opt": e["INFO_OPT"], "pymalloc": e["INFO_PYMALLOC"], "lto": e["INFO_LTO"],
         "wasm_opt": e["INFO_WASM_OPT"], "extra_cflags": e["INFO_CFLAGS"],
-        "pgo": e["INFO_PGO"],
+        "pgo": e["INFO_PGO"], "threads": e["INFO_THREADS"],
     },
     "toolchain": {
         "clang-" + e["INFO_LLVM_MAJOR"]: e["INFO_CLANG"],

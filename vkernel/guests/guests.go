@@ -141,6 +141,67 @@ func CPosix(name, compiler string) ([]byte, error) {
 	})
 }
 
+// ThreadsSysroot finds a wasm32-wasi-threads sysroot (wasi-libc built with
+// THREAD_MODEL=posix by images/wasi-libc-threads/build-wasm.sh): the
+// directory COMPAT_WASI_THREADS_SYSROOT names, else the newest complete
+// build of that recipe in the compat cache. None: an ErrToolMissing error
+// naming the recipe.
+func ThreadsSysroot() (string, error) {
+	if d := os.Getenv("COMPAT_WASI_THREADS_SYSROOT"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "lib", "wasm32-wasi-threads", "libc.a")); err != nil {
+			return "", fmt.Errorf("COMPAT_WASI_THREADS_SYSROOT=%s: %w", d, err)
+		}
+		return d, nil
+	}
+	dir, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	done, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "wasi-libc-threads", "*", ".done"))
+	best, bestTime := "", int64(0)
+	for _, d := range done {
+		if st, err := os.Stat(d); err == nil && st.ModTime().UnixNano() > bestTime {
+			best, bestTime = filepath.Join(filepath.Dir(d), "sysroot"), st.ModTime().UnixNano()
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("%w: no wasm32-wasi-threads sysroot (run images/wasi-libc-threads/build-wasm.sh or set COMPAT_WASI_THREADS_SYSROOT)", ErrToolMissing)
+	}
+	return best, nil
+}
+
+// CThreads compiles one C source from src/ for wasm32-wasi-threads with
+// clang-19 -pthread against sysroot (ThreadsSysroot), linked as the
+// vkernel's threads ABI wants it: an imported shared memory with a
+// maximum of maxPages 64 KiB pages.
+func CThreads(name, sysroot string, maxPages int) ([]byte, error) {
+	src, err := Source(name)
+	if err != nil {
+		return nil, err
+	}
+	// The key: the source, the memory and the libc (its archive and the
+	// start file a command links).
+	h := sha256.New()
+	for _, f := range []string{"libc.a", "crt1-command.o"} {
+		b, err := os.ReadFile(filepath.Join(sysroot, "lib", "wasm32-wasi-threads", f))
+		if err != nil {
+			return nil, err
+		}
+		h.Write(b)
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%x", src, maxPages, h.Sum(nil))
+	return cached("c-threads", key, func(dir, out string) error {
+		in := filepath.Join(dir, name)
+		if err := os.WriteFile(in, src, 0o644); err != nil {
+			return err
+		}
+		return run("clang-19", "clang-19 lld-19 libclang-rt-19-dev-wasm32",
+			"--target=wasm32-wasi-threads", "-pthread", "--sysroot="+sysroot, "-O2", "-Wall",
+			"-Wl,--import-memory,--shared-memory,--max-memory="+fmt.Sprint(maxPages*65536),
+			"-o", out, in)
+	})
+}
+
 // NativeC compiles one C source from src/ for the host with cc, statically
 // when the host's libc allows, so that its start-up is comparable.
 func NativeC(name string) (string, error) {

@@ -12,11 +12,16 @@ out=${1:?usage: build.sh OUT [CC]}
 cc=${2:-clang-14}
 here=$(cd "$(dirname "$0")" && pwd)
 ver=${cc#clang-}
+# VKPOSIX_TARGET: the target and sysroot flags instead of wasm32-wasi and
+# Debian's wasi-libc (python.wasm with threads: wasm32-wasi-threads -pthread
+# and images/wasi-libc-threads' sysroot).
+target=${VKPOSIX_TARGET:---target=wasm32-wasi --sysroot=$out/sysroot}
 ar=llvm-ar-$ver
 command -v "$cc" >/dev/null || { echo "vkposix: $cc not found; install it with: apt-get install -y $cc lld-$ver" >&2; exit 1; }
 command -v "$ar" >/dev/null || { echo "vkposix: $ar not found; install it with: apt-get install -y llvm-$ver" >&2; exit 1; }
 [ -f /usr/include/wasm32-wasi/stdio.h ] || { echo "vkposix: wasi-libc missing; install it with: apt-get install -y wasi-libc" >&2; exit 1; }
 mkdir -p "$out/obj" "$out/sysroot/include" "$out/sysroot/lib"
+# shellcheck disable=SC2086 # $target is a list of flags
 # A sysroot of wasi-libc alone: clang would otherwise fall back to the
 # host's glibc headers.
 ln -sfn /usr/include/wasm32-wasi "$out/sysroot/include/wasm32-wasi"
@@ -27,12 +32,12 @@ objs=()
 for src in "$here"/src/*.c; do
 	case $src in */net_signals.c) continue ;; esac
 	obj=$out/obj/$(basename "${src%.c}").o
-	"$cc" --target=wasm32-wasi --sysroot="$out/sysroot" -O2 -Wall -Werror -I"$out/include" -c "$src" -o "$obj"
+	"$cc" $target -O2 -Wall -Werror -I"$out/include" -c "$src" -o "$obj"
 	objs+=("$obj")
 done
 # The net part's weak signal hooks (src/net_signals.c) stay out of
 # libvkposix.a, where signal.c defines them.
-"$cc" --target=wasm32-wasi --sysroot="$out/sysroot" -O2 -Wall -Werror -I"$out/include" -c "$here/src/net_signals.c" -o "$out/obj/net_signals.o"
+"$cc" $target -O2 -Wall -Werror -I"$out/include" -c "$here/src/net_signals.c" -o "$out/obj/net_signals.o"
 rm -f "$out/libvkposix.a" "$out/libvkposix-fs.a" "$out/libvkposix-net.a"
 "$ar" rcs "$out/libvkposix.a" "${objs[@]}"
 "$ar" rcs "$out/libvkposix-fs.a" "$out/obj/fsmode.o" "$out/obj/chmod.o" "$out/obj/ids.o"

@@ -244,6 +244,13 @@ func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, E
 			events = clockEvents(subs, nanotime(), events)
 			return events, ESUCCESS
 		}
+		if p.thr != nil {
+			// The sleep lets the other threads' host calls run
+			// (sleepUntil): keep this call's subscriptions and events
+			// out of the process's reusable memory, which they use.
+			subs = append([]subscription(nil), subs...)
+			events = nil
+		}
 		if errno := p.sleepUntil(ctx, deadline); errno != ESUCCESS {
 			return nil, errno
 		}
@@ -416,7 +423,9 @@ func (p *Process) sleepUntil(ctx context.Context, deadline int64) Errno {
 			return ESUCCESS
 		}
 		ts := unix.NsecToTimespec(min(deadline-now, pollChunkNanos))
-		n, err := unix.Ppoll(pfd, &ts, nil)
+		var n int
+		var err error
+		p.unlocked(func() { n, err = unix.Ppoll(pfd, &ts, nil) })
 		if err != nil && err != unix.EINTR {
 			return errnoOf(err)
 		}
@@ -428,6 +437,20 @@ func (p *Process) sleepUntil(ctx context.Context, deadline int64) Errno {
 			return EINTR
 		}
 	}
+}
+
+// unlocked runs wait, a blocking wait that touches none of the process's
+// state, without the process's lock in a process with threads, so that a
+// thread sleeping in a host call does not hold up the other threads' host
+// calls (ABI.md, "Threads"). Without threads it just runs wait.
+func (p *Process) unlocked(wait func()) {
+	if p.thr == nil {
+		wait()
+		return
+	}
+	p.big.Unlock()
+	defer p.big.Lock()
+	wait()
 }
 
 func max64(a, b int64) int64 {
