@@ -58,6 +58,7 @@ func TestPosixFiles(t *testing.T) {
 					"fchmodat=0", "fchmodat_mode=100644",
 					"umask_old=22", "open_creat=0", "open_creat_mode=100640",
 					"chmod_g=0", "reopen_mode=100600", "mkdir=0", "mkdir_mode=40750",
+					"creat_dir=-1 errno=31", "rdwr_dir=-1 errno=31", "wronly_dir=-1 errno=31", "rdonly_dir=0",
 					"symlink=0", "lstat_link=120777", "lchmod=-1 errno=58",
 					"uid="+strconv.Itoa(os.Geteuid())+" gid="+strconv.Itoa(os.Getegid()),
 					"chown_self=0", "chown_nochange=0", "chown_other=-1 errno=63", "chown_missing=-1 errno=44")

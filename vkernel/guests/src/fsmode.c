@@ -82,6 +82,16 @@ static void modes(const char *dir) {
 	mode_of("reopen_mode", g, 1);
 	say("mkdir", mkdir(d, 0777));
 	mode_of("mkdir_mode", d, 1);
+	/* A directory opened to write or create is EISDIR (21 on Linux, 31
+	 * in preview1's numbering); to read, it opens. */
+	fd = open(d, O_CREAT | O_RDWR, 0666);
+	say("creat_dir", fd < 0 ? -1 : (close(fd), 0));
+	fd = open(d, O_RDWR);
+	say("rdwr_dir", fd < 0 ? -1 : (close(fd), 0));
+	fd = openat(AT_FDCWD, d, O_WRONLY);
+	say("wronly_dir", fd < 0 ? -1 : (close(fd), 0));
+	fd = open(d, O_RDONLY);
+	say("rdonly_dir", fd < 0 ? -1 : (close(fd), 0));
 	umask(022);
 
 	say("symlink", symlink("f", l));

@@ -370,6 +370,28 @@ static int open_at(int dirfd, const char *path, int oflag) {
 	return dirfd == AT_FDCWD ? __real_open(path, oflag) : __real_openat(dirfd, path, oflag);
 }
 
+/* not_dir returns fd, or, when fd is a directory, closes it and fails with
+ * EISDIR. An open that asks to write, or to create, names an existing
+ * directory: on Linux that is EISDIR, while preview1 lets the host open
+ * the directory to read with the rights that apply to it (the vkernel
+ * does), so SQLite, asked to open a directory as a database, would go on
+ * to read it ("disk I/O error" instead of "unable to open database file"). */
+static int not_dir(int fd) {
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		errno = EISDIR;
+		return -1;
+	}
+	return fd;
+}
+
+/* writes reports whether oflag asks to write. */
+static int writes(int oflag) {
+	int acc = oflag & O_ACCMODE;
+	return acc == O_WRONLY || acc == O_RDWR;
+}
+
 /* create opens with O_CREAT and gives a file it created the mode asked
  * for, less the umask (the host created it with its own umask). Whether
  * this open creates the file is known only with O_EXCL: without it, the
@@ -394,14 +416,14 @@ static int create(int dirfd, const char *path, int oflag, mode_t mode) {
 			return -1;
 		fd = open_at(dirfd, path, oflag & ~O_CREAT);
 		if (fd >= 0 || errno != ENOENT)
-			return fd;
+			return not_dir(fd);
 	}
 	return open_at(dirfd, path, oflag);
 }
 
 int __wrap_open(const char *path, int oflag, ...) {
 	if (!(oflag & O_CREAT))
-		return __real_open(path, oflag);
+		return writes(oflag) ? not_dir(__real_open(path, oflag)) : __real_open(path, oflag);
 	va_list ap;
 	va_start(ap, oflag);
 	mode_t mode = va_arg(ap, mode_t);
@@ -411,7 +433,7 @@ int __wrap_open(const char *path, int oflag, ...) {
 
 int __wrap_openat(int dirfd, const char *path, int oflag, ...) {
 	if (!(oflag & O_CREAT))
-		return __real_openat(dirfd, path, oflag);
+		return writes(oflag) ? not_dir(__real_openat(dirfd, path, oflag)) : __real_openat(dirfd, path, oflag);
 	va_list ap;
 	va_start(ap, oflag);
 	mode_t mode = va_arg(ap, mode_t);
