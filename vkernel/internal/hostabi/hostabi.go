@@ -136,7 +136,8 @@ type Config struct {
 // arguments, environment and accounting. It is used by one goroutine at a
 // time: the one running the guest or, in a process with threads
 // (Config.Threads), whichever of its threads holds the process's lock,
-// which every host call takes.
+// which every host call takes and a call that waits lets go of while it
+// waits (unlock.go).
 type Process struct {
 	args, env [][]byte
 	fds       fdTable
@@ -184,10 +185,16 @@ type Process struct {
 
 	// thr is the process's threads (Config.Threads); nil without. With
 	// threads every host call holds big, so the state above stays one
-	// goroutine's at a time; blocking calls hold it too (ABI.md,
+	// goroutine's at a time; a call that waits (for an fd, a child, a
+	// clock, a blocking device) lets go of it while it waits and takes
+	// it again before it touches that state (unlock.go; ABI.md,
 	// "Threads").
 	thr *threadGroup
 	big sync.Mutex
+	// readerMu makes the reads of stdin given as a Go reader one at a
+	// time: with threads they run without big (readUnlocked), and the
+	// copier of shareStdio reads it too.
+	readerMu sync.Mutex
 }
 
 // yieldNanos is how often a guest's goroutine yields to the Go scheduler
