@@ -583,7 +583,9 @@ func (f *hostFunc) goFunc(index int) api.GoModuleFunc {
 			return
 		}
 		if p.thr != nil {
-			// Threads share the process: one host call at a time.
+			// Threads share the process: one host call at a time,
+			// but for the waits, which let go of the lock
+			// (unlock.go).
 			p.big.Lock()
 			defer p.big.Unlock()
 		}
