@@ -2,10 +2,15 @@ package hostabi
 
 import (
 	"context"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/compat-project/compat/runners/testenv"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sys/unix"
@@ -290,5 +295,103 @@ func TestThreadsWaitEndsWithProcess(t *testing.T) {
 	cancel()
 	if res := within(t, "fd_read after the end", read, callLimit); res.err == nil {
 		t.Errorf("fd_read: errno %d and no error; want the guest stopped", res.errno)
+	}
+}
+
+// TestThreadsProcWaitReleasesLock: a thread blocked in proc_wait for a
+// child lets the other thread's host calls run; the child (cat, reading
+// a pipe) ends when the test closes its input, and the wait reaps it.
+func TestThreadsProcWaitReleasesLock(t *testing.T) {
+	a, b, _ := newHarness(t).threaded(t, Config{})
+	in, out, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	defer out.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	pid, err := syscall.ForkExec("/bin/cat", []string{"cat"}, &syscall.ProcAttr{Files: []uintptr{in.Fd(), devnull.Fd(), devnull.Fd()}})
+	if err != nil {
+		testenv.Missing(t, "cannot start /bin/cat: %v", err)
+	}
+	in.Close()
+	a.p.big.Lock()
+	a.p.addChild(pid)
+	a.p.big.Unlock()
+	wait := a.async("vkernel.proc_wait", uint64(pid), 0, 300, 304)
+	stillBlocked(t, "proc_wait for a running child", wait, 50*time.Millisecond)
+	if res := within(t, "fd_pipe of the other thread", b.async("vkernel.fd_pipe", 100), callLimit); res.errno != ESUCCESS {
+		t.Fatalf("fd_pipe: errno %d, %v", res.errno, res.err)
+	}
+	stillBlocked(t, "proc_wait for a running child", wait, 0)
+	out.Close() // cat reads its end and exits 0
+	if res := within(t, "proc_wait", wait, callLimit); res.errno != ESUCCESS || res.err != nil {
+		t.Fatalf("proc_wait: errno %d, %v", res.errno, res.err)
+	}
+	if got, status := a.u32(300), a.u32(304); got != uint32(pid) || status != 0 {
+		t.Errorf("proc_wait: pid %d status %#x; want %d, 0", got, status, pid)
+	}
+}
+
+// TestThreadsFIFOReleasesLock: opening a FIFO (which waits for a writer)
+// and reading it (a read that blocks in the host kernel: the FIFO is not
+// non-blocking) each let the other thread's host calls run.
+func TestThreadsFIFOReleasesLock(t *testing.T) {
+	h := newHarness(t)
+	fifo := filepath.Join(h.root, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b, _ := h.threaded(t, Config{})
+	a.write(1000, []byte("fifo"))
+	open := a.async("wasi_snapshot_preview1.path_open", 3, 0, 1000, 4, 0, rightFDRead, 0, 0, 1100)
+	stillBlocked(t, "path_open of a FIFO without a writer", open, 50*time.Millisecond)
+	if res := within(t, "fd_pipe of the other thread", b.async("vkernel.fd_pipe", 100), callLimit); res.errno != ESUCCESS {
+		t.Fatalf("fd_pipe: errno %d, %v", res.errno, res.err)
+	}
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if res := within(t, "path_open", open, callLimit); res.errno != ESUCCESS || res.err != nil {
+		t.Fatalf("path_open: errno %d, %v", res.errno, res.err)
+	}
+	fd := a.u32(1100)
+	read := a.async("wasi_snapshot_preview1.fd_read", uint64(fd), a.iovec(500, 600, 16), 1, 300)
+	stillBlocked(t, "fd_read of an empty FIFO", read, 50*time.Millisecond)
+	if res := within(t, "fd_pipe of the other thread", b.async("vkernel.fd_pipe", 100), callLimit); res.errno != ESUCCESS {
+		t.Fatalf("fd_pipe: errno %d, %v", res.errno, res.err)
+	}
+	w.Write([]byte("data"))
+	if res := within(t, "fd_read", read, callLimit); res.errno != ESUCCESS || res.err != nil {
+		t.Fatalf("fd_read: errno %d, %v", res.errno, res.err)
+	}
+	if got, _ := a.mod.Memory().Read(600, a.u32(300)); string(got) != "data" {
+		t.Errorf("read %q, want data", got)
+	}
+}
+
+// TestThreadsStdinReaderReleasesLock: a read of stdin given as a Go
+// reader, which waits for input, lets the other thread's host calls run.
+func TestThreadsStdinReaderReleasesLock(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	a, b, _ := newHarness(t).threaded(t, Config{Stdin: pr})
+	read := a.async("wasi_snapshot_preview1.fd_read", 0, a.iovec(500, 600, 16), 1, 300)
+	stillBlocked(t, "fd_read of stdin without input", read, 50*time.Millisecond)
+	if res := within(t, "fd_pipe of the other thread", b.async("vkernel.fd_pipe", 100), callLimit); res.errno != ESUCCESS {
+		t.Fatalf("fd_pipe: errno %d, %v", res.errno, res.err)
+	}
+	go pw.Write([]byte("line\n"))
+	if res := within(t, "fd_read", read, callLimit); res.errno != ESUCCESS || res.err != nil {
+		t.Fatalf("fd_read: errno %d, %v", res.errno, res.err)
+	}
+	if got, _ := a.mod.Memory().Read(600, a.u32(300)); string(got) != "line\n" {
+		t.Errorf("read %q, want %q", got, "line\n")
 	}
 }
