@@ -191,6 +191,10 @@ type Process struct {
 	// "Threads").
 	thr *threadGroup
 	big sync.Mutex
+	// onMain is whether the host call holding big is the main
+	// instance's (a thread's waits leave a caught signal to the main
+	// instance's, pollLoop).
+	onMain bool
 	// readerMu makes the reads of stdin given as a Go reader one at a
 	// time: with threads they run without big (readUnlocked), and the
 	// copier of shareStdio reads it too.
@@ -588,6 +592,7 @@ func (f *hostFunc) goFunc(index int) api.GoModuleFunc {
 			// (unlock.go).
 			p.big.Lock()
 			defer p.big.Unlock()
+			p.onMain = mod == p.thr.main
 		}
 		p.stopIfDone(ctx, mod)
 		p.hostCalls++

@@ -420,10 +420,14 @@ func (p *Process) epollWait(ctx context.Context, max int, immediate bool, deadli
 // sleepUntil waits on CLOCK_MONOTONIC until deadline, in chunks so that
 // ctx can end it; a caught signal ends it with EINTR (ppoll keeps the
 // nanoseconds a clock-only wait asks for). A deadline of -1 with nothing
-// to wait for returns at once.
+// to wait for returns at once. In a process with threads it sleeps
+// without the process's lock (sleepUnlocked).
 func (p *Process) sleepUntil(ctx context.Context, deadline int64) Errno {
 	if deadline < 0 {
 		return EINVAL
+	}
+	if p.thr != nil {
+		return p.sleepUnlocked(ctx, deadline)
 	}
 	pfd := []unix.PollFd{{Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
 	for {

@@ -35,8 +35,9 @@ import (
 // of those fds and of the signal wake-up, in slices of pollChunkNanos, after
 // each of which it looks whether the process is ending (EINTR: the
 // context, another thread's proc_exit or trap, a kill) and whether one of
-// its files was closed (EBADF). It takes the lock again before the call
-// goes on, and releases the pins.
+// its files was closed (EBADF). A caught signal interrupts one wait, the
+// main instance's first (pollUnlocked). The wait takes the lock again
+// before the call goes on, and releases the pins.
 
 // unlockedFor runs wait without the process's lock, in a process with
 // threads, with pinned's host fds kept open for it. The iovec views the
@@ -47,9 +48,11 @@ func (p *Process) unlockedFor(pinned []*file, wait func()) {
 		f.waits++
 	}
 	p.io.bufs, p.io.iovs = nil, nil
+	onMain := p.onMain
 	p.big.Unlock()
 	defer func() {
 		p.big.Lock()
+		p.onMain = onMain
 		for _, f := range pinned {
 			f.release()
 		}
@@ -90,19 +93,35 @@ type unlockedWait struct {
 // pollUnlocked waits without the process's lock until one of fds[1:] has
 // events, or until the deadline (nanotime; noDeadline for none; one
 // already past polls once). fds[0] must be the signal wake-up: a caught
-// signal ends the wait when this wait takes it (another thread's wait may
-// take it first: each arrival interrupts one call, as natively a signal
-// goes to one thread). The wait also ends when a pinned file is closed by
+// signal ends the wait when this wait takes it. Each arrival interrupts
+// one call, as natively a process's signal goes to one thread: the main
+// instance's wait when there is one (Linux, too, picks the main thread
+// first, and CPython runs its handlers there), else whichever thread's
+// wait takes it first. The wait also ends when a pinned file is closed by
 // another thread, and with EINTR when the process is ending. The revents
 // of fds are the last poll's.
 func (p *Process) pollUnlocked(ctx context.Context, fds []unix.PollFd, pinned []*file, deadline int64) (r unlockedWait, errno Errno) {
-	p.unlockedFor(pinned, func() { r, errno = p.pollLoop(ctx, fds, pinned, deadline) })
+	onMain := p.onMain
+	p.unlockedFor(pinned, func() {
+		if onMain {
+			p.thr.mainWaits.Add(1)
+			defer p.thr.mainWaits.Add(-1)
+		}
+		r, errno = p.pollLoop(ctx, fds, pinned, deadline, onMain)
+	})
 	return r, errno
 }
 
-// pollLoop is pollUnlocked's wait, which runs without the lock.
-func (p *Process) pollLoop(ctx context.Context, fds []unix.PollFd, pinned []*file, deadline int64) (unlockedWait, Errno) {
+// deferNanos is how long a thread's wait leaves the signal wake-up to the
+// main instance's wait before it looks again (pollLoop).
+const deferNanos = 10_000_000
+
+// pollLoop is pollUnlocked's wait, which runs without the lock; onMain:
+// it is the main instance's.
+func (p *Process) pollLoop(ctx context.Context, fds []unix.PollFd, pinned []*file, deadline int64, onMain bool) (unlockedWait, Errno) {
 	var r unlockedWait
+	wake := fds[0].Events
+	deferred := false // the wake-up is the main instance's wait's to take
 	for first := true; ; first = false {
 		if p.ending(ctx) {
 			return r, EINTR
@@ -121,8 +140,15 @@ func (p *Process) pollLoop(ctx context.Context, fds []unix.PollFd, pinned []*fil
 			}
 			wait = min(wait, max64(left, 0))
 		}
+		if deferred {
+			// Not the wake-up for a while: the main instance's wait
+			// takes it, or has left, and this one takes it after.
+			fds[0].Events = 0
+			wait = min(wait, deferNanos)
+		}
 		ts := unix.NsecToTimespec(wait)
 		n, err := unix.Ppoll(fds, &ts, nil)
+		fds[0].Events, deferred = wake, false
 		if err == unix.EINTR {
 			continue
 		}
@@ -137,7 +163,11 @@ func (p *Process) pollLoop(ctx context.Context, fds []unix.PollFd, pinned []*fil
 				// The wake-up is gone: the process is closing.
 				return r, EINTR
 			}
-			r.signal = p.sigs.takeWake()
+			if !onMain && p.thr.mainWaits.Load() > 0 {
+				deferred = true
+			} else {
+				r.signal = p.sigs.takeWake()
+			}
 		}
 		for _, fd := range fds[1:] {
 			if fd.Revents != 0 {
@@ -321,4 +351,25 @@ func (p *Process) readUnlocked(f *file, bufs [][]byte) (n int, errno Errno) {
 func (p *Process) openUnlocked(t target, flags, mode uint64) (fd int, err error) {
 	p.unlocked(func() { fd, err = t.open(flags, mode) })
 	return fd, err
+}
+
+// sleepUnlocked is sleepUntil in a process with threads: the same sleep
+// without the process's lock, a signal taken as pollUnlocked says.
+func (p *Process) sleepUnlocked(ctx context.Context, deadline int64) Errno {
+	if nanotime() >= deadline {
+		return ESUCCESS
+	}
+	fds := []unix.PollFd{{Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
+	r, errno := p.pollUnlocked(ctx, fds, nil, deadline)
+	switch {
+	case errno != ESUCCESS:
+		return errno
+	case r.signal && nanotime() >= deadline:
+		// Due as well: the clock fires, and the signal interrupts the
+		// next call.
+		p.sigs.wakeUp()
+	case r.signal:
+		return EINTR
+	}
+	return ESUCCESS
 }

@@ -395,3 +395,36 @@ func TestThreadsStdinReaderReleasesLock(t *testing.T) {
 		t.Errorf("read %q, want %q", got, "line\n")
 	}
 }
+
+// TestThreadsSignalGoesToMain: with the main instance and another thread
+// both blocked, each caught signal interrupts the main instance's call,
+// as Linux gives a process's signal to its main thread first; the other
+// thread waits on.
+func TestThreadsSignalGoesToMain(t *testing.T) {
+	main, other, _ := newHarness(t).threaded(t, Config{})
+	main.p.thr.main = main.mod
+	main.must("vkernel.proc_sigaction", uint64(unix.SIGUSR1), SigCatch)
+	main.must("vkernel.fd_pipe", 100)
+	main.must("vkernel.fd_pipe", 108)
+	r1, r2, w2 := main.u32(100), main.u32(108), hostFDOf(main.p, main.u32(112))
+	ro := other.async("wasi_snapshot_preview1.fd_read", uint64(r2), other.iovec(500, 600, 16), 1, 300)
+	for i := 0; i < 3; i++ {
+		rm := main.async("wasi_snapshot_preview1.fd_read", uint64(r1), main.iovec(500, 600, 16), 1, 300)
+		stillBlocked(t, "the main instance's fd_read", rm, 50*time.Millisecond)
+		main.p.Signal(unix.SIGUSR1)
+		if res := within(t, "the main instance's fd_read", rm, callLimit); res.errno != EINTR || res.err != nil {
+			t.Fatalf("signal %d: the main instance's read: errno %d, %v; want EINTR", i, res.errno, res.err)
+		}
+		stillBlocked(t, "the other thread's fd_read", ro, 30*time.Millisecond)
+	}
+	// With the main instance not waiting, the other thread takes it.
+	main.p.Signal(unix.SIGUSR1)
+	if res := within(t, "the other thread's fd_read", ro, callLimit); res.errno != EINTR || res.err != nil {
+		t.Fatalf("the other thread's read, the main instance not waiting: errno %d, %v; want EINTR", res.errno, res.err)
+	}
+	unix.Write(w2, []byte("x"))
+	ro = other.async("wasi_snapshot_preview1.fd_read", uint64(r2), other.iovec(500, 600, 16), 1, 300)
+	if res := within(t, "the other thread's fd_read", ro, callLimit); res.errno != ESUCCESS || res.err != nil {
+		t.Fatalf("the other thread's read: errno %d, %v", res.errno, res.err)
+	}
+}
