@@ -8,7 +8,19 @@
 // thread asleep in a host call (poll_oneoff) while the main thread makes
 // host calls: were the sleeper to hold the process's lock, the main thread
 // would wait for ever and the process never print "done".
+//
+// "pthreads blocking SELF [CHECK]" checks instead the host calls that block while
+// another thread makes host calls, each a thread blocked in one while the
+// main thread makes the call that ends the wait (with the process's lock
+// held over the wait, that call would never return: the test's time limit
+// ends it): a read of an empty pipe and the write to it (pipe_read), a
+// sock_accept and the connect (accept), poll() on a pipe and the write
+// (poll), proc_wait for a child that ends when the main thread closes its
+// stdin pipe (waitpid; SELF is this program's guest path, run as "pthreads
+// child"), and a close of the fd a thread is blocked reading, which must
+// return (close_blocked); all of them, or only CHECK.
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
@@ -16,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -151,8 +164,241 @@ static void *block_peer(void *arg)
     return NULL;
 }
 
-int main(void)
+
+#define VK(name) __attribute__((import_module("vkernel"), import_name(#name)))
+VK(fd_pipe) int vk_fd_pipe(unsigned *fds);
+VK(sock_open) int vk_sock_open(unsigned domain, unsigned type, unsigned proto, unsigned fdflags, unsigned *fd);
+VK(sock_bind) int vk_sock_bind(unsigned fd, const void *addr, unsigned len);
+VK(sock_listen) int vk_sock_listen(unsigned fd, unsigned backlog);
+VK(sock_getsockname) int vk_sock_getsockname(unsigned fd, void *buf, unsigned len, unsigned *outlen);
+VK(sock_connect_to) int vk_sock_connect_to(unsigned fd, const void *addr, unsigned len);
+VK(proc_spawn) int vk_proc_spawn(const char *path, unsigned len, const char *argv, unsigned argvlen,
+                                 const char *env, unsigned envlen, const char *cwd, unsigned cwdlen,
+                                 const unsigned *fds, unsigned nfds, unsigned *pid);
+VK(proc_wait) int vk_proc_wait(int pid, unsigned options, unsigned *rpid, unsigned *status);
+
+// A blocker runs one blocking call in a thread: it says it is about to
+// block (ready), blocks, and records what the call returned.
+struct blocker {
+    int fd;
+    int pid;
+    volatile int ready;
+    long ret;
+    int err;
+    unsigned status;
+    char buf[16];
+};
+
+static void about_to_block(struct blocker *b) { __atomic_store_n(&b->ready, 1, __ATOMIC_SEQ_CST); }
+
+// settle lets the thread get into its call: it says it is about to
+// block, then 50 ms pass (in a sleep, which releases the lock today).
+static void settle(struct blocker *b)
 {
+    while (!__atomic_load_n(&b->ready, __ATOMIC_SEQ_CST))
+        sched_yield();
+    usleep(50 * 1000);
+}
+
+static void *read_blocker(void *arg)
+{
+    struct blocker *b = arg;
+    about_to_block(b);
+    b->ret = read(b->fd, b->buf, sizeof b->buf);
+    b->err = errno;
+    return NULL;
+}
+
+static void *poll_blocker(void *arg)
+{
+    struct blocker *b = arg;
+    struct pollfd pfd = {.fd = b->fd, .events = POLLIN};
+    about_to_block(b);
+    b->ret = poll(&pfd, 1, -1);
+    b->err = errno;
+    b->status = pfd.revents;
+    return NULL;
+}
+
+static void *accept_blocker(void *arg)
+{
+    struct blocker *b = arg;
+    about_to_block(b);
+    int c = accept(b->fd, NULL, NULL);
+    b->err = errno;
+    if (c < 0) {
+        b->ret = -1;
+        return NULL;
+    }
+    b->ret = read(c, b->buf, sizeof b->buf);
+    close(c);
+    return NULL;
+}
+
+static void *wait_blocker(void *arg)
+{
+    struct blocker *b = arg;
+    unsigned rpid = 0;
+    about_to_block(b);
+    b->err = vk_proc_wait(b->pid, 0, &rpid, &b->status);
+    b->ret = rpid;
+    return NULL;
+}
+
+// inet_addr4 writes a vkaddr for 127.0.0.1:port.
+static void inet_addr4(unsigned char a[24], unsigned port)
+{
+    memset(a, 0, 24);
+    a[0] = 2; // AF_INET
+    a[2] = port & 0xff;
+    a[3] = port >> 8;
+    a[8] = 127;
+    a[11] = 1;
+}
+
+// want reports whether the check name is to run: all of them, or only.
+static int want(const char *only, const char *name) { return !only || strcmp(only, name) == 0; }
+
+static int blocking(const char *self, const char *only)
+{
+    char detail[160];
+    pthread_t th;
+    unsigned p[2];
+
+    if (want(only, "pipe_read")) {
+        struct blocker b = {0};
+        int e = vk_fd_pipe(p);
+        b.fd = (int)p[0];
+        pthread_create(&th, NULL, read_blocker, &b);
+        settle(&b);
+        long w = write((int)p[1], "hello", 5);
+        pthread_join(th, NULL);
+        snprintf(detail, sizeof detail, "pipe=%d write=%ld read=%ld errno=%d", e, w, b.ret, b.err);
+        check("pipe_read", e == 0 && w == 5 && b.ret == 5 && memcmp(b.buf, "hello", 5) == 0, detail);
+        close((int)p[0]);
+        close((int)p[1]);
+    }
+
+    if (want(only, "accept")) {
+        struct blocker b = {0};
+        unsigned l = 0, s = 0, alen = 0;
+        unsigned char addr[24], got[112];
+        inet_addr4(addr, 0);
+        int e = vk_sock_open(2, 1, 0, 0, &l);
+        if (!e)
+            e = vk_sock_bind(l, addr, sizeof addr);
+        if (!e)
+            e = vk_sock_listen(l, 8);
+        if (!e)
+            e = vk_sock_getsockname(l, got, sizeof got, &alen);
+        unsigned port = got[2] | got[3] << 8;
+        long w = -1;
+        int ce = -1;
+        if (!e) {
+            b.fd = (int)l;
+            pthread_create(&th, NULL, accept_blocker, &b);
+            settle(&b);
+            inet_addr4(addr, port);
+            ce = vk_sock_open(2, 1, 0, 0, &s);
+            if (!ce)
+                ce = vk_sock_connect_to(s, addr, sizeof addr);
+            if (!ce)
+                w = write((int)s, "ping", 4);
+            pthread_join(th, NULL);
+            close((int)s);
+            close((int)l);
+        }
+        snprintf(detail, sizeof detail, "listen=%d port=%u connect=%d write=%ld read=%ld errno=%d", e, port, ce, w,
+                 b.ret, b.err);
+        check("accept", e == 0 && ce == 0 && w == 4 && b.ret == 4 && memcmp(b.buf, "ping", 4) == 0, detail);
+    }
+
+    if (want(only, "poll")) {
+        struct blocker b = {0};
+        int e = vk_fd_pipe(p);
+        b.fd = (int)p[0];
+        pthread_create(&th, NULL, poll_blocker, &b);
+        settle(&b);
+        long w = write((int)p[1], "z", 1);
+        pthread_join(th, NULL);
+        snprintf(detail, sizeof detail, "pipe=%d write=%ld poll=%ld errno=%d revents=%#x", e, w, b.ret, b.err,
+                 b.status);
+        check("poll", e == 0 && w == 1 && b.ret == 1 && (b.status & POLLIN), detail);
+        close((int)p[0]);
+        close((int)p[1]);
+    }
+
+    if (want(only, "waitpid")) {
+        struct blocker b = {0};
+        int e = vk_fd_pipe(p);
+        unsigned pid = 0;
+        char argv[] = "pthreads\0child";
+        const unsigned fds[] = {0, p[0]};
+        if (!e)
+            e = vk_proc_spawn(self, strlen(self), argv, sizeof argv, "", 0, "", 0, fds, 1, &pid);
+        close((int)p[0]);
+        long w = -1;
+        int ce = -1;
+        if (!e) {
+            b.pid = (int)pid;
+            pthread_create(&th, NULL, wait_blocker, &b);
+            settle(&b);
+            // Host calls while the other thread waits for the child, the
+            // last of which lets the child end.
+            w = write((int)p[1], "bye", 3);
+            ce = close((int)p[1]);
+            pthread_join(th, NULL);
+        } else {
+            close((int)p[1]);
+        }
+        snprintf(detail, sizeof detail, "spawn=%d write=%ld close=%d wait=%d pid=%ld/%u status=%#x", e, w, ce, b.err,
+                 b.ret, pid, b.status);
+        check("waitpid", e == 0 && w == 3 && ce == 0 && b.err == 0 && b.ret == (long)pid && b.status == 7 << 8,
+              detail);
+    }
+
+    if (want(only, "close_blocked")) {
+        struct blocker b = {0};
+        int e = vk_fd_pipe(p);
+        b.fd = (int)p[0];
+        pthread_create(&th, NULL, read_blocker, &b);
+        settle(&b);
+        int ce = close((int)p[0]);
+        pthread_join(th, NULL);
+        // The fds stay usable: a new pipe carries bytes.
+        unsigned q[2];
+        int e2 = vk_fd_pipe(q);
+        char buf[4] = {0};
+        long w = write((int)q[1], "ok", 2), r = read((int)q[0], buf, sizeof buf);
+        snprintf(detail, sizeof detail, "pipe=%d close=%d read=%ld errno=%d; after: pipe=%d write=%ld read=%ld", e, ce,
+                 b.ret, b.err, e2, w, r);
+        check("close_blocked", e == 0 && ce == 0 && (b.ret == 0 || (b.ret < 0 && b.err == EBADF)) && e2 == 0 &&
+                                   w == 2 && r == 2,
+              detail);
+        close((int)p[1]);
+        close((int)q[0]);
+        close((int)q[1]);
+    }
+
+    printf("done\n");
+    return failures ? 1 : 0;
+}
+
+// child: read stdin to its end, then exit 7.
+static int child(void)
+{
+    char buf[64];
+    while (read(0, buf, sizeof buf) > 0)
+        ;
+    return 7;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 2 && strcmp(argv[1], "blocking") == 0)
+        return blocking(argv[2], argc > 3 ? argv[3] : NULL);
+    if (argc > 1 && strcmp(argv[1], "child") == 0)
+        return child();
     char detail[128];
     pthread_t th[NTHREADS];
     void *res = NULL;

@@ -295,7 +295,11 @@ var fdPread = &hostFunc{
 			return errno
 		}
 		return p.ioCall(mod, s[1], s[2], s[4], func(bufs [][]byte) (int, Errno) {
-			n, err := p.filePreadv(f.hostFD, bufs, int64(s[3]))
+			if p.thr != nil && f.mayBlock() {
+				n, err := p.unlockedIO(f, func(sc *ioScratch, fd int) (int, error) { return sc.filePreadv(fd, bufs, int64(s[3])) })
+				return n, errnoOf(err)
+			}
+			n, err := p.io.filePreadv(f.hostFD, bufs, int64(s[3]))
 			return n, errnoOf(err)
 		})
 	},
@@ -314,7 +318,11 @@ var fdPwrite = &hostFunc{
 			return errno
 		}
 		return p.ioCall(mod, s[1], s[2], s[4], func(bufs [][]byte) (int, Errno) {
-			n, err := p.filePwritev(f.hostFD, bufs, int64(s[3]))
+			if p.thr != nil && f.mayBlock() {
+				n, err := p.unlockedIO(f, func(sc *ioScratch, fd int) (int, error) { return sc.filePwritev(fd, bufs, int64(s[3])) })
+				return n, errnoOf(err)
+			}
+			n, err := p.io.filePwritev(f.hostFD, bufs, int64(s[3]))
 			return n, errnoOf(err)
 		})
 	},
@@ -395,18 +403,10 @@ func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno)
 	case f.listener:
 		return 0, ENOTCONN
 	case f.reader != nil:
-		n := 0
-		for _, b := range bufs {
-			m, err := f.reader.Read(b)
-			n += m
-			if err != nil && !errors.Is(err, io.EOF) && n == 0 {
-				return 0, EIO
-			}
-			if m < len(b) || err != nil {
-				break
-			}
+		if p.thr != nil {
+			return p.readUnlocked(f, bufs)
 		}
-		return n, ESUCCESS
+		return readFrom(f.reader, bufs)
 	case f.hostFD < 0:
 		return 0, EBADF
 	}
@@ -415,7 +415,28 @@ func (p *Process) read(ctx context.Context, f *file, bufs [][]byte) (int, Errno)
 		// these fds never block.
 		return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.sockReadv(f.hostFD, bufs) })
 	}
-	return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.fileReadv(f.hostFD, bufs) })
+	if p.thr != nil && f.mayBlock() {
+		return p.retry(ctx, f, unix.POLLIN, func() (int, error) {
+			return p.unlockedIO(f, func(s *ioScratch, fd int) (int, error) { return s.fileReadv(fd, bufs) })
+		})
+	}
+	return p.retry(ctx, f, unix.POLLIN, func() (int, error) { return p.io.fileReadv(f.hostFD, bufs) })
+}
+
+// readFrom reads a Go reader (stdin) into bufs: until one is not filled.
+func readFrom(r io.Reader, bufs [][]byte) (int, Errno) {
+	n := 0
+	for _, b := range bufs {
+		m, err := r.Read(b)
+		n += m
+		if err != nil && !errors.Is(err, io.EOF) && n == 0 {
+			return 0, EIO
+		}
+		if m < len(b) || err != nil {
+			break
+		}
+	}
+	return n, ESUCCESS
 }
 
 // fdWrite is preview1 fd_write(fd, iovs, iovs_len, result.nwritten) -> errno:
@@ -474,7 +495,12 @@ func (p *Process) write(ctx context.Context, f *file, bufs [][]byte) (int, Errno
 		}
 		return n, errno
 	}
-	return p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return p.fileWritev(f.hostFD, bufs) })
+	if p.thr != nil && f.mayBlock() {
+		return p.retry(ctx, f, unix.POLLOUT, func() (int, error) {
+			return p.unlockedIO(f, func(s *ioScratch, fd int) (int, error) { return s.fileWritev(fd, bufs) })
+		})
+	}
+	return p.retry(ctx, f, unix.POLLOUT, func() (int, error) { return p.io.fileWritev(f.hostFD, bufs) })
 }
 
 // ioCall is the frame the iovec calls share: the guest's iovec array
@@ -515,7 +541,7 @@ func (p *Process) waitLoop(ctx context.Context, f *file, dontwait bool, events i
 			if deadline == noDeadline-1 {
 				deadline = sockDeadline(f, events)
 			}
-			if errno := p.waitFDUntil(ctx, f.hostFD, events, deadline); errno != ESUCCESS {
+			if errno := p.waitFDUntil(ctx, f, f.hostFD, events, deadline); errno != ESUCCESS {
 				return 0, errno
 			}
 			continue
@@ -547,16 +573,22 @@ func sockDeadline(f *file, events int16) int64 {
 	return nanotime() + tv.Nano()
 }
 
-// waitFD blocks until fd is ready for events, a caught signal arrives
-// (EINTR) or ctx ends (EINTR), checking ctx often enough that a cancelled
-// exec stops promptly.
-func (p *Process) waitFD(ctx context.Context, fd int, events int16) Errno {
-	return p.waitFDUntil(ctx, fd, events, noDeadline)
+// waitFD blocks until fd, the host fd of f (nil for a socket not in the
+// fd table yet), is ready for events, a caught signal arrives (EINTR) or
+// ctx ends (EINTR), checking ctx often enough that a cancelled exec stops
+// promptly. In a process with threads it waits without the process's
+// lock (waitFDUnlocked), and answers EBADF when another thread closes f
+// meanwhile.
+func (p *Process) waitFD(ctx context.Context, f *file, fd int, events int16) Errno {
+	return p.waitFDUntil(ctx, f, fd, events, noDeadline)
 }
 
 // waitFDUntil is waitFD with a deadline (nanotime; noDeadline for none),
 // after which it answers EAGAIN.
-func (p *Process) waitFDUntil(ctx context.Context, fd int, events int16, deadline int64) Errno {
+func (p *Process) waitFDUntil(ctx context.Context, f *file, fd int, events int16, deadline int64) Errno {
+	if p.thr != nil {
+		return p.waitFDUnlocked(ctx, f, fd, events, deadline)
+	}
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
 	for {
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package hostabi
 import (
 	"io"
 	"net/netip"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -132,6 +133,15 @@ type file struct {
 	// pipe marks a host pipe: fd_pipe's ends, and stdio shared with a
 	// child. It is polled and read like a socket, written with write.
 	pipe bool
+
+	// waits counts the host calls of a process with threads that use the
+	// host fd while they wait without the process's lock (unlock.go);
+	// guarded by that lock. closed is set, atomically since those waits
+	// read it unlocked, when the guest closed the fd meanwhile: the host
+	// fd stays open until the last of them is done (release), so that its
+	// number is never reused under a wait.
+	waits  int32
+	closed int32
 }
 
 // pollable reports whether poll_oneoff waits for the fd in epoll; other
@@ -197,9 +207,15 @@ func (t *fdTable) remove(fd uint32) *file {
 // maxFDs bounds a process's fd table, like RLIMIT_NOFILE.
 const maxFDs = 4096
 
-// closeHost closes the file's host fd, if it has one.
+// closeHost closes the file's host fd, if it has one. While threads wait
+// on it without the process's lock, it only marks the file closed: the
+// last of them closes the host fd (release), and each answers EBADF.
 func (f *file) closeHost() error {
 	if f.hostFD < 0 {
+		return nil
+	}
+	if f.waits > 0 {
+		atomic.StoreInt32(&f.closed, 1)
 		return nil
 	}
 	fd := f.hostFD

@@ -136,7 +136,8 @@ type Config struct {
 // arguments, environment and accounting. It is used by one goroutine at a
 // time: the one running the guest or, in a process with threads
 // (Config.Threads), whichever of its threads holds the process's lock,
-// which every host call takes.
+// which every host call takes and a call that waits lets go of while it
+// waits (unlock.go).
 type Process struct {
 	args, env [][]byte
 	fds       fdTable
@@ -184,10 +185,20 @@ type Process struct {
 
 	// thr is the process's threads (Config.Threads); nil without. With
 	// threads every host call holds big, so the state above stays one
-	// goroutine's at a time; blocking calls hold it too (ABI.md,
+	// goroutine's at a time; a call that waits (for an fd, a child, a
+	// clock, a blocking device) lets go of it while it waits and takes
+	// it again before it touches that state (unlock.go; ABI.md,
 	// "Threads").
 	thr *threadGroup
 	big sync.Mutex
+	// onMain is whether the host call holding big is the main
+	// instance's (a thread's waits leave a caught signal to the main
+	// instance's, pollLoop).
+	onMain bool
+	// readerMu makes the reads of stdin given as a Go reader one at a
+	// time: with threads they run without big (readUnlocked), and the
+	// copier of shareStdio reads it too.
+	readerMu sync.Mutex
 }
 
 // yieldNanos is how often a guest's goroutine yields to the Go scheduler
@@ -576,9 +587,12 @@ func (f *hostFunc) goFunc(index int) api.GoModuleFunc {
 			return
 		}
 		if p.thr != nil {
-			// Threads share the process: one host call at a time.
+			// Threads share the process: one host call at a time,
+			// but for the waits, which let go of the lock
+			// (unlock.go).
 			p.big.Lock()
 			defer p.big.Unlock()
+			p.onMain = mod == p.thr.main
 		}
 		p.stopIfDone(ctx, mod)
 		p.hostCalls++

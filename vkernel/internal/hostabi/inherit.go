@@ -131,7 +131,13 @@ func (p *Process) shareStdio(f *file) error {
 		w := os.NewFile(uintptr(fds[1]), "stdin-pipe")
 		f.hostFD, f.reader, f.pipe = fds[0], nil, true
 		p.stdioEnds = append(p.stdioEnds, w)
-		go func() { _, _ = io.Copy(w, src) }()
+		go func() {
+			// After a read another thread may still be making
+			// (readUnlocked).
+			p.readerMu.Lock()
+			defer p.readerMu.Unlock()
+			_, _ = io.Copy(w, src)
+		}()
 		return nil
 	}
 	dst := f.writer

@@ -11,9 +11,11 @@ import (
 // ioScratch is the memory the iovec calls (fd_read, fd_write, fd_pread,
 // fd_pwrite, sock_recv, sock_send) reuse from call to call: once it has
 // grown to the most iovecs a guest passes, none of them allocates. A
-// process's host calls run one at a time, on the goroutine running its
-// guest, so one scratch per process is enough; what it holds is valid
-// until the next call.
+// process's host calls run one at a time (with threads, under the
+// process's lock), so one scratch per process is enough; what it holds is
+// valid until the next call. A call that waits without the lock takes the
+// views it holds with it (unlockedFor) and uses a scratch of its own for a
+// system call it makes unlocked (unlockedIO).
 type ioScratch struct {
 	bufs [][]byte     // the guest's iovecs as views of its memory
 	iovs []unix.Iovec // the same, as the host's struct iovec
@@ -48,14 +50,17 @@ func (p *Process) iovecs(m api.Memory, off, n uint32) ([][]byte, Errno) {
 }
 
 // hostIovecs returns bufs as the host's iovec array, in p's scratch.
-func (p *Process) hostIovecs(bufs [][]byte) []unix.Iovec {
-	iovs := p.io.iovs[:0]
+func (p *Process) hostIovecs(bufs [][]byte) []unix.Iovec { return p.io.hostIovecs(bufs) }
+
+// hostIovecs returns bufs as the host's iovec array, in s.
+func (s *ioScratch) hostIovecs(bufs [][]byte) []unix.Iovec {
+	iovs := s.iovs[:0]
 	for _, b := range bufs {
 		iov := unix.Iovec{Base: &b[0]}
 		iov.SetLen(len(b))
 		iovs = append(iovs, iov)
 	}
-	p.io.iovs = iovs
+	s.iovs = iovs
 	return iovs
 }
 
@@ -138,39 +143,39 @@ func (p *Process) pipeWritev(fd int, bufs [][]byte) (int, error) {
 }
 
 // fileReadv is readv(2) on a host fd that may block.
-func (p *Process) fileReadv(fd int, bufs [][]byte) (int, error) {
+func (s *ioScratch) fileReadv(fd int, bufs [][]byte) (int, error) {
 	if len(bufs) == 1 {
 		return result(blockingSyscall(unix.SYS_READ, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), 0, 0))
 	}
-	iovs := p.hostIovecs(bufs)
+	iovs := s.hostIovecs(bufs)
 	return result(blockingSyscall(unix.SYS_READV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), 0, 0))
 }
 
 // fileWritev is writev(2) on a host fd that may block.
-func (p *Process) fileWritev(fd int, bufs [][]byte) (int, error) {
+func (s *ioScratch) fileWritev(fd int, bufs [][]byte) (int, error) {
 	if len(bufs) == 1 {
 		return result(blockingSyscall(unix.SYS_WRITE, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), 0, 0))
 	}
-	iovs := p.hostIovecs(bufs)
+	iovs := s.hostIovecs(bufs)
 	return result(blockingSyscall(unix.SYS_WRITEV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), 0, 0))
 }
 
 // filePreadv is preadv(2) at off on a host fd that may block.
-func (p *Process) filePreadv(fd int, bufs [][]byte, off int64) (int, error) {
+func (s *ioScratch) filePreadv(fd int, bufs [][]byte, off int64) (int, error) {
 	if len(bufs) == 1 {
 		return result(blockingSyscall(unix.SYS_PREAD64, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), uintptr(off), 0))
 	}
-	iovs := p.hostIovecs(bufs)
+	iovs := s.hostIovecs(bufs)
 	// The offset is split in two longs; on a 64-bit host the high one is 0.
 	return result(blockingSyscall(unix.SYS_PREADV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), uintptr(off), 0))
 }
 
 // filePwritev is pwritev(2) at off on a host fd that may block.
-func (p *Process) filePwritev(fd int, bufs [][]byte, off int64) (int, error) {
+func (s *ioScratch) filePwritev(fd int, bufs [][]byte, off int64) (int, error) {
 	if len(bufs) == 1 {
 		return result(blockingSyscall(unix.SYS_PWRITE64, uintptr(fd), bufPtr(bufs[0]), uintptr(len(bufs[0])), uintptr(off), 0))
 	}
-	iovs := p.hostIovecs(bufs)
+	iovs := s.hostIovecs(bufs)
 	return result(blockingSyscall(unix.SYS_PWRITEV, uintptr(fd), iovPtr(iovs), uintptr(len(iovs)), uintptr(off), 0))
 }
 

@@ -562,7 +562,13 @@ var pathOpen = &hostFunc{
 		if flags&unix.O_CREAT != 0 {
 			mode = 0o666 // openat2 refuses a mode without O_CREAT
 		}
-		fd, err := t.open(flags, mode)
+		var fd int
+		var err error
+		if p.thr != nil {
+			fd, err = p.openUnlocked(t, flags, mode)
+		} else {
+			fd, err = t.open(flags, mode)
+		}
 		if err != nil {
 			return errnoOf(err)
 		}

@@ -34,7 +34,9 @@ type subscription struct {
 
 // pollState is poll_oneoff's state in a process: the epoll set and the
 // memory each call reuses, so that a call allocates nothing once these
-// have grown to the most subscriptions the guest passes.
+// have grown to the most subscriptions the guest passes. A process with
+// threads does not use it: its waits run without the process's lock, two
+// threads' at once (pollThreaded).
 type pollState struct {
 	subs   []subscription
 	events []event
@@ -110,6 +112,11 @@ func (ps *pollState) setRegistered(fd int, ev uint32) {
 // when one arrives: with the events ready by then, or with EINTR when there
 // are none, as POSIX poll does.
 //
+// In a process with threads the wait runs without the process's lock, on
+// a ppoll of the fds rather than the epoll set (pollThreaded): fd events
+// come in the order of the subscriptions, and a subscription whose fd
+// another thread closes meanwhile fires with EBADF.
+//
 // An unknown fd fires at once with EBADF in its event. EINVAL when
 // nsubscriptions is 0 or a clock id is unknown, EFAULT when in or out is
 // outside memory. (wazero's preview1 reports every non-stdin fd as always
@@ -139,11 +146,18 @@ var pollOneoff = &hostFunc{
 		if _, ok := view(m, resultN, 4); !ok {
 			return EFAULT
 		}
-		ps := &p.polls
-		if cap(ps.subs) < int(n) {
-			ps.subs = make([]subscription, n)
+		var subs []subscription
+		if p.thr != nil {
+			// The wait runs without the process's lock
+			// (pollThreaded): the subscriptions are this call's own.
+			subs = make([]subscription, n)
+		} else {
+			ps := &p.polls
+			if cap(ps.subs) < int(n) {
+				ps.subs = make([]subscription, n)
+			}
+			subs = ps.subs[:n]
 		}
-		subs := ps.subs[:n]
 		for i := range subs {
 			b := raw[i*subscriptionSize:]
 			subs[i] = subscription{userdata: le64(b), tag: b[8], hostFD: -1}
@@ -207,8 +221,13 @@ func (p *Process) deadline(id uint32, timeout uint64, flags uint16) (int64, Errn
 }
 
 // pollSubs waits for the subscriptions and returns the events that fired,
-// in p's reusable memory (valid until the next call).
+// in p's reusable memory (valid until the next call). A process with
+// threads waits without its lock, in memory of the call's own
+// (pollThreaded).
 func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, Errno) {
+	if p.thr != nil {
+		return p.pollThreaded(ctx, subs)
+	}
 	ps := &p.polls
 	ps.resetWant()
 	events := ps.events[:0]
@@ -243,13 +262,6 @@ func (p *Process) pollSubs(ctx context.Context, subs []subscription) ([]event, E
 			// EINVAL.)
 			events = clockEvents(subs, nanotime(), events)
 			return events, ESUCCESS
-		}
-		if p.thr != nil {
-			// The sleep lets the other threads' host calls run
-			// (sleepUntil): keep this call's subscriptions and events
-			// out of the process's reusable memory, which they use.
-			subs = append([]subscription(nil), subs...)
-			events = nil
 		}
 		if errno := p.sleepUntil(ctx, deadline); errno != ESUCCESS {
 			return nil, errno
@@ -408,10 +420,14 @@ func (p *Process) epollWait(ctx context.Context, max int, immediate bool, deadli
 // sleepUntil waits on CLOCK_MONOTONIC until deadline, in chunks so that
 // ctx can end it; a caught signal ends it with EINTR (ppoll keeps the
 // nanoseconds a clock-only wait asks for). A deadline of -1 with nothing
-// to wait for returns at once.
+// to wait for returns at once. In a process with threads it sleeps
+// without the process's lock (sleepUnlocked).
 func (p *Process) sleepUntil(ctx context.Context, deadline int64) Errno {
 	if deadline < 0 {
 		return EINVAL
+	}
+	if p.thr != nil {
+		return p.sleepUnlocked(ctx, deadline)
 	}
 	pfd := []unix.PollFd{{Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
 	for {

@@ -60,6 +60,10 @@ type threadGroup struct {
 	main api.Module
 	wg   sync.WaitGroup // the threads' goroutines
 
+	// mainWaits counts the main instance's waits that watch the signal
+	// wake-up (pollLoop): while one does, it takes each caught signal.
+	mainWaits atomic.Int32
+
 	endOnce sync.Once
 	ended   atomic.Bool
 	endCh   chan struct{}

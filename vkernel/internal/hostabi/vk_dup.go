@@ -24,6 +24,7 @@ func (p *Process) dup(fd uint32) (*file, Errno) {
 	}
 	g := *f
 	g.preopen, g.dirents = "", nil
+	g.waits, g.closed = 0, 0 // f's waits are on f, not on the copy
 	if f.hostFD >= 0 {
 		h, err := unix.FcntlInt(uintptr(f.hostFD), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {

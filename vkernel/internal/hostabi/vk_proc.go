@@ -298,19 +298,45 @@ var vkProcWait = &hostFunc{
 
 // waitChildren blocks until one of the children may have ended, a caught
 // signal arrives (EINTR) or ctx ends (EINTR), in slices so that ctx is
-// seen promptly.
+// seen promptly. In a process with threads it waits without the
+// process's lock, on duplicates of the pidfds (another thread's proc_wait
+// may reap a child and close its pidfd meanwhile).
 func (p *Process) waitChildren(ctx context.Context, pids []int) Errno {
 	fds := []unix.PollFd{{Fd: int32(p.sigs.wake), Events: unix.POLLIN}}
 	p.kids.mu.Lock()
 	for _, pid := range pids {
 		if c := p.kids.live[pid]; c != nil && c.pidfd >= 0 {
-			fds = append(fds, unix.PollFd{Fd: int32(c.pidfd), Events: unix.POLLIN})
+			fd := c.pidfd
+			if p.thr != nil {
+				dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+				if err != nil {
+					continue // looked at by polling, as without a pidfd
+				}
+				fd = dup
+			}
+			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 		}
 	}
 	p.kids.mu.Unlock()
 	wait := 100
 	if len(fds) < len(pids)+1 {
 		wait = 10 // a child without a pidfd is looked at by polling
+	}
+	if p.thr != nil {
+		defer func() {
+			for _, fd := range fds[1:] {
+				unix.Close(int(fd.Fd))
+			}
+		}()
+		deadline := int64(noDeadline)
+		if wait < 100 {
+			deadline = nanotime() + int64(wait)*1_000_000
+		}
+		r, errno := p.pollUnlocked(ctx, fds, nil, deadline)
+		if errno == ESUCCESS && r.signal {
+			return EINTR
+		}
+		return errno
 	}
 	for {
 		if ctx.Err() != nil {

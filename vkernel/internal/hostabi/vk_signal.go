@@ -84,6 +84,14 @@ func (s *signals) drainWake() {
 	_, _ = unix.Read(s.wake, buf[:])
 }
 
+// takeWake clears the wake-up and reports whether this call did: of the
+// threads' waits that see it readable at once, one takes it.
+func (s *signals) takeWake() bool {
+	var buf [8]byte
+	n, err := unix.Read(s.wake, buf[:])
+	return err == nil && n == len(buf)
+}
+
 func (s *signals) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -47,7 +47,7 @@ var vkSockConnect = &hostFunc{
 		f := &file{filetype: filetypeSocketStream, hostFD: fd, flags: uint16(s[3]), peer: dst, rights: streamRights}
 		err = unix.Connect(fd, sa)
 		if err == unix.EINPROGRESS && !f.nonblocking() {
-			if errno := p.waitFD(ctx, fd, unix.POLLOUT); errno != ESUCCESS {
+			if errno := p.waitFD(ctx, nil, fd, unix.POLLOUT); errno != ESUCCESS {
 				unix.Close(fd)
 				return errno
 			}

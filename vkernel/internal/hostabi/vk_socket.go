@@ -521,7 +521,7 @@ var vkSockConnectTo = &hostFunc{
 				if errno != EAGAIN || f.nonblocking() {
 					break
 				}
-				if errno = p.waitFD(ctx, f.hostFD, unix.POLLOUT); errno != ESUCCESS {
+				if errno = p.waitFD(ctx, f, f.hostFD, unix.POLLOUT); errno != ESUCCESS {
 					return errno
 				}
 			}
@@ -542,7 +542,7 @@ var vkSockConnectTo = &hostFunc{
 		err = unix.Connect(f.hostFD, a.inetSockaddr())
 		if err == unix.EINPROGRESS && !f.nonblocking() {
 			// SO_SNDTIMEO bounds a blocking connect: EINPROGRESS after it.
-			if errno := p.waitFDUntil(ctx, f.hostFD, unix.POLLOUT, sockDeadline(f, unix.POLLOUT)); errno != ESUCCESS {
+			if errno := p.waitFDUntil(ctx, f, f.hostFD, unix.POLLOUT, sockDeadline(f, unix.POLLOUT)); errno != ESUCCESS {
 				if errno == EAGAIN {
 					return EINPROGRESS
 				}
