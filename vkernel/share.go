@@ -136,6 +136,8 @@ func runSharedHost(ctx context.Context, k *Kernel, boot *bootSpec) int {
 	runtime.GC()
 	h.heapAfterGC.Store(heapBytes())
 	debug.SetGCPercent(-1)
+	// Its requests' orphans are re-parented to it (orphans.go).
+	go reapOrphansOnSIGCHLD()
 	h.tell(shareReady)
 	lifeline := os.NewFile(lifelineFD, "lifeline")
 	go func() {
@@ -150,17 +152,7 @@ func runSharedHost(ctx context.Context, k *Kernel, boot *bootSpec) int {
 			}
 		}
 		h.mu.Unlock()
-		for _, c := range ctls {
-			for _, pid := range c.childPids() {
-				c.teardown(pid)
-			}
-		}
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil && err != unix.EINTR {
-				break
-			}
-		}
+		endAll(ctls)
 		os.Exit(128 + int(unix.SIGKILL))
 	}()
 	for {
