@@ -747,37 +747,31 @@ func (s *startPool) drainHost(h *shareHost) {
 }
 
 // refillShared starts a host of r's entry ahead of need when none of its
-// hosts has room for another request.
+// hosts has room for another request and none is starting.
 func (s *startPool) refillShared(k *Kernel, r *route) {
 	entry := r.entry.Name
-	s.mu.Lock()
-	room := 0
-	for _, h := range s.hosts[entry] {
-		if !h.draining && !h.closing && !h.paused {
-			room += s.share - h.running
+	need := func() bool {
+		room := 0
+		for _, h := range s.hosts[entry] {
+			if !h.draining && !h.closing && !h.paused {
+				room += s.share - h.running
+			}
 		}
+		return room == 0 && s.booting[entry] == 0
 	}
-	if room > 0 || s.closed || s.booting[entry] > 0 {
-		s.mu.Unlock()
-		return
-	}
-	if s.booting == nil {
-		s.booting = map[string]int{}
-	}
-	s.booting[entry]++
-	s.mu.Unlock()
-	h, err := k.bootShareHost(r)
-	s.mu.Lock()
-	s.booting[entry]--
-	if err == nil {
+	boot := func() (*shareHost, error) { return k.bootShareHost(r) }
+	keep := func(h *shareHost) func() {
+		// In the pool even when it was closed meanwhile: reapHost
+		// counts it off once it has ended, as the lifeline's close
+		// asks.
 		s.add(h)
 		k.warmStarts.Add(1)
+		if s.closed {
+			return func() { h.lifeline.Close() }
+		}
+		return nil
 	}
-	closed := s.closed
-	s.mu.Unlock()
-	if err == nil && closed {
-		h.lifeline.Close()
-	}
+	bootAhead(s, entry, need, boot, keep)
 }
 
 // trimShared ends the hosts of each entry that have run nothing for idle,
