@@ -561,6 +561,9 @@ type shareHost struct {
 	draining  bool
 	closing   bool
 	idleSince time.Time
+	// pauses counts the host's sharePause messages: each is followed
+	// by a collection before it takes requests again (collect).
+	pauses int
 }
 
 // kill kills the host process outright (its pidfd: never another
@@ -617,6 +620,7 @@ func (k *Kernel) bootShareHost(r *route) (*shareHost, error) {
 				h.ready, h.paused = true, false
 			case sharePause:
 				h.paused = true
+				h.pauses++
 			}
 			k.pool.mu.Unlock()
 		}
