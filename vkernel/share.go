@@ -220,7 +220,11 @@ func (h *sharedHost) takeInstance() *instance {
 // holds it for reading through its Exec, a collection for writing,
 // taken only when free). When its heap has grown by sharePauseHeap and
 // requests keep it busy, it asks its parent for no more requests
-// (sharePause) until it has collected (shareReady again).
+// (sharePause) until it has collected (shareReady again). A try follows
+// each request's end, so a stream of short requests that overlap still
+// leaves it moments with none running; the pause is for a request that
+// runs throughout (TestShareCollectsUnderLoad), whose end the collection
+// then waits for, the host taking no requests meanwhile.
 const (
 	shareCollectHeap = 32 << 20
 	sharePauseHeap   = 256 << 20
