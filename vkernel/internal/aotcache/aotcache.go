@@ -337,9 +337,10 @@ func readFile(name string) ([]byte, error) {
 	}
 	// Sized to the file, so that tens of MiB of code are read in place,
 	// not copied again as a buffer grows; a file that grows meanwhile is
-	// still read to its end.
-	var buf bytes.Buffer
-	buf.Grow(int(st.Size()) + bytes.MinRead)
+	// still read to its end. The buffer is made, not grown (Buffer.Grow
+	// clears what it adds, a pass over tens of MiB; memory the allocator
+	// takes fresh from the kernel is zero already).
+	buf := bytes.NewBuffer(make([]byte, 0, int(st.Size())+bytes.MinRead))
 	_, err = buf.ReadFrom(f)
 	return buf.Bytes(), err
 }
