@@ -754,15 +754,7 @@ func runChild(fdText string) int {
 			// in order (warm ones too), reap them and any orphan, then
 			// this process.
 			_, _ = io.Copy(io.Discard, lifeline)
-			for _, pid := range ctl.childPids() {
-				ctl.teardown(pid)
-			}
-			var ws unix.WaitStatus
-			for {
-				if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil && err != unix.EINTR {
-					break
-				}
-			}
+			endAll([]*procCtl{ctl})
 			os.Exit(128 + int(unix.SIGKILL))
 		}()
 	}

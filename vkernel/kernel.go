@@ -161,6 +161,12 @@ type Kernel struct {
 
 	// images are the snapshot modules' memory images (memimage.go).
 	images []*memImage
+	// hostKey seals the split cache's files, kept in splitDir ("": no
+	// cache); splitsMade and splitsCached count the splits written and
+	// read (memimage.go).
+	hostKey                  []byte
+	splitDir                 string
+	splitsMade, splitsCached atomic.Int64
 
 	// lazyModules are the modules ownModule loaded, by digest.
 	lazyMu      sync.Mutex
@@ -327,6 +333,10 @@ func load(ctx context.Context, f *megabinary.File, opts Options) (_ *Kernel, err
 		}
 		k.cacheDir = filepath.Join(aotRoot, "wazero-"+WazeroVersion(), f.Digest())
 		if err := os.MkdirAll(k.cacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("compilation cache: %w", err)
+		}
+		k.hostKey, k.splitDir = hostKey, filepath.Join(aotRoot, "wazero-"+WazeroVersion(), "split")
+		if err := os.MkdirAll(k.splitDir, 0o700); err != nil {
 			return nil, fmt.Errorf("compilation cache: %w", err)
 		}
 		k.aot = aotcache.New(k.cacheDir, hostKey, aotcache.Binding{Megabinary: f.Digest(), Wazero: WazeroVersion()})
@@ -695,12 +705,18 @@ type Stats struct {
 	// WarmRuns the spawns and forks that a warm one ran (ABI.md,
 	// "Processes").
 	ChildStarts, WarmStarts, WarmRuns int64
+	// SplitsMade counts the snapshot modules this kernel split into
+	// memory image and module without data and kept in the cache;
+	// SplitsCached those whose split it read from the cache, checked
+	// against its host-key seal (memimage.go).
+	SplitsMade, SplitsCached int64
 }
 
 // Stats returns the kernel's counters.
 func (k *Kernel) Stats() Stats {
 	s := Stats{HashCacheHits: k.hashHits.Load(), HashCacheMisses: k.hashMisses.Load(),
-		ChildStarts: k.coldStarts.Load(), WarmStarts: k.warmStarts.Load(), WarmRuns: k.warmRuns.Load()}
+		ChildStarts: k.coldStarts.Load(), WarmStarts: k.warmStarts.Load(), WarmRuns: k.warmRuns.Load(),
+		SplitsMade: k.splitsMade.Load(), SplitsCached: k.splitsCached.Load()}
 	if k.aot != nil {
 		s.AOTLoaded, s.AOTCompiled = k.aot.Counts()
 	}

@@ -136,6 +136,8 @@ func runSharedHost(ctx context.Context, k *Kernel, boot *bootSpec) int {
 	runtime.GC()
 	h.heapAfterGC.Store(heapBytes())
 	debug.SetGCPercent(-1)
+	// Its requests' orphans are re-parented to it (orphans.go).
+	go reapOrphansOnSIGCHLD()
 	h.tell(shareReady)
 	lifeline := os.NewFile(lifelineFD, "lifeline")
 	go func() {
@@ -150,17 +152,7 @@ func runSharedHost(ctx context.Context, k *Kernel, boot *bootSpec) int {
 			}
 		}
 		h.mu.Unlock()
-		for _, c := range ctls {
-			for _, pid := range c.childPids() {
-				c.teardown(pid)
-			}
-		}
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil && err != unix.EINTR {
-				break
-			}
-		}
+		endAll(ctls)
 		os.Exit(128 + int(unix.SIGKILL))
 	}()
 	for {
@@ -228,7 +220,11 @@ func (h *sharedHost) takeInstance() *instance {
 // holds it for reading through its Exec, a collection for writing,
 // taken only when free). When its heap has grown by sharePauseHeap and
 // requests keep it busy, it asks its parent for no more requests
-// (sharePause) until it has collected (shareReady again).
+// (sharePause) until it has collected (shareReady again). A try follows
+// each request's end, so a stream of short requests that overlap still
+// leaves it moments with none running; the pause is for a request that
+// runs throughout (TestShareCollectsUnderLoad), whose end the collection
+// then waits for, the host taking no requests meanwhile.
 const (
 	shareCollectHeap = 32 << 20
 	sharePauseHeap   = 256 << 20
@@ -569,6 +565,9 @@ type shareHost struct {
 	draining  bool
 	closing   bool
 	idleSince time.Time
+	// pauses counts the host's sharePause messages: each is followed
+	// by a collection before it takes requests again (collect).
+	pauses int
 }
 
 // kill kills the host process outright (its pidfd: never another
@@ -625,6 +624,7 @@ func (k *Kernel) bootShareHost(r *route) (*shareHost, error) {
 				h.ready, h.paused = true, false
 			case sharePause:
 				h.paused = true
+				h.pauses++
 			}
 			k.pool.mu.Unlock()
 		}
@@ -755,37 +755,31 @@ func (s *startPool) drainHost(h *shareHost) {
 }
 
 // refillShared starts a host of r's entry ahead of need when none of its
-// hosts has room for another request.
+// hosts has room for another request and none is starting.
 func (s *startPool) refillShared(k *Kernel, r *route) {
 	entry := r.entry.Name
-	s.mu.Lock()
-	room := 0
-	for _, h := range s.hosts[entry] {
-		if !h.draining && !h.closing && !h.paused {
-			room += s.share - h.running
+	need := func() bool {
+		room := 0
+		for _, h := range s.hosts[entry] {
+			if !h.draining && !h.closing && !h.paused {
+				room += s.share - h.running
+			}
 		}
+		return room == 0 && s.booting[entry] == 0
 	}
-	if room > 0 || s.closed || s.booting[entry] > 0 {
-		s.mu.Unlock()
-		return
-	}
-	if s.booting == nil {
-		s.booting = map[string]int{}
-	}
-	s.booting[entry]++
-	s.mu.Unlock()
-	h, err := k.bootShareHost(r)
-	s.mu.Lock()
-	s.booting[entry]--
-	if err == nil {
+	boot := func() (*shareHost, error) { return k.bootShareHost(r) }
+	keep := func(h *shareHost) func() {
+		// In the pool even when it was closed meanwhile: reapHost
+		// counts it off once it has ended, as the lifeline's close
+		// asks.
 		s.add(h)
 		k.warmStarts.Add(1)
+		if s.closed {
+			return func() { h.lifeline.Close() }
+		}
+		return nil
 	}
-	closed := s.closed
-	s.mu.Unlock()
-	if err == nil && closed {
-		h.lifeline.Close()
-	}
+	bootAhead(s, entry, need, boot, keep)
 }
 
 // trimShared ends the hosts of each entry that have run nothing for idle,

@@ -398,28 +398,11 @@ func (s *startPool) send(k *Kernel, r *route, spec *runSpec, fds []int) (*startH
 // are ready or starting, up to the bound.
 func (s *startPool) refill(k *Kernel, r *route) {
 	entry := r.entry.Name
-	for {
-		s.mu.Lock()
-		want := min(s.running[entry]+1, s.max)
-		have := len(s.ready[entry]) + s.booting[entry]
-		if s.closed || have >= want {
-			s.mu.Unlock()
-			return
-		}
-		if s.booting == nil {
-			s.booting = map[string]int{}
-		}
-		s.booting[entry]++
-		s.mu.Unlock()
-		h, err := k.bootStartHost(r)
-		s.mu.Lock()
-		s.booting[entry]--
-		if err != nil || s.closed {
-			s.mu.Unlock()
-			if h != nil {
-				h.discard()
-			}
-			return
+	need := func() bool { return len(s.ready[entry])+s.booting[entry] < min(s.running[entry]+1, s.max) }
+	boot := func() (*startHost, error) { return k.bootStartHost(r) }
+	keep := func(h *startHost) func() {
+		if s.closed {
+			return h.discard
 		}
 		if s.ready == nil {
 			s.ready = map[string][]*startHost{}
@@ -428,8 +411,43 @@ func (s *startPool) refill(k *Kernel, r *route) {
 		s.ready[entry] = append(s.ready[entry], h)
 		k.warmStarts.Add(1)
 		s.scheduleTrim()
-		s.mu.Unlock()
+		return nil
 	}
+	for bootAhead(s, entry, need, boot, keep) {
+	}
+}
+
+// bootAhead starts a child process of entry ahead of need: the part that
+// refill (a process per request) and refillShared (shared hosts) share.
+// Under s.mu, when the pool is not closed and need says one is wanted, the
+// entry counts one booting while boot starts it (without s.mu, which the
+// start would hold for its whole load); then, under s.mu again, keep takes
+// the process started and returns what is to be done with it once s.mu is
+// released (nil: nothing). It reports whether one was started.
+func bootAhead[H any](s *startPool, entry string, need func() bool, boot func() (H, error), keep func(H) func()) bool {
+	s.mu.Lock()
+	if s.closed || !need() {
+		s.mu.Unlock()
+		return false
+	}
+	if s.booting == nil {
+		s.booting = map[string]int{}
+	}
+	s.booting[entry]++
+	s.mu.Unlock()
+	h, err := boot()
+	s.mu.Lock()
+	s.booting[entry]--
+	if err != nil {
+		s.mu.Unlock()
+		return false
+	}
+	after := keep(h)
+	s.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	return true
 }
 
 // scheduleTrim makes sure a trim runs once the idle time has passed.

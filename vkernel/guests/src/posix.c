@@ -18,6 +18,7 @@
  *   posix spawn-cwd SELF DIR       spawn SELF cwd with a chdir action
  *   posix spawnp NAME ARG...       posix_spawnp through PATH, print how it ended
  *   posix deny PATH                posix_spawn of PATH, print the error
+ *   posix orphan SELF ARG...       spawn SELF ARG..., print orphan=PID, exit 0 without waiting for it
  *   posix kill-child SELF SIG MODE spawn SELF MODE 60000 (sleep or spin), kill it with SIG
  *   posix kill-parent SELF         a SIGUSR1 handler, then a child that signals its parent (this)
  *   posix signal-parent            kill(getppid(), SIGUSR1), print the result
@@ -271,6 +272,8 @@ int main(int argc, char **argv) {
 		char *av[] = {argv[2], NULL};
 		pid_t pid;
 		printf("spawn_errno=%d\n", posix_spawn(&pid, argv[2], NULL, NULL, av, environ));
+	} else if (!strcmp(mode, "orphan")) {
+		printf("orphan=%d\n", start(argv + 2, NULL));
 	} else if (!strcmp(mode, "kill-child")) {
 		char *av[] = {argv[2], argv[4], "60000", NULL};
 		pid_t pid = start(av, NULL);
