@@ -52,21 +52,24 @@ func TestRecipeNamesMissingTool(t *testing.T) {
 	testenv.Command(t, "bash", "bash")
 	root := repoRoot(t)
 	// python.wasm is compiled with clang-19; every recipe checks the shared
-	// clang-14 toolchain (OpenSSL is compiled with it).
-	for _, c := range []struct{ recipe, tool string }{
-		{"python", "clang-14"}, {"python", "clang-19"}, {"redis", "clang-14"}, {"nginx", "clang-14"},
-		{"openssl", "clang-14"},
+	// clang-14 toolchain (OpenSSL is compiled with it). OpenSSL's threads
+	// build is compiled with clang-19 (its threads sysroot's recipe, run
+	// first, names it).
+	for _, c := range []struct{ recipe, script, tool string }{
+		{"python", "build-wasm.sh", "clang-14"}, {"python", "build-wasm.sh", "clang-19"},
+		{"redis", "build-wasm.sh", "clang-14"}, {"nginx", "build-wasm.sh", "clang-14"},
+		{"openssl", "build-wasm.sh", "clang-14"}, {"openssl", "build-wasm-threads.sh", "clang-19"},
 	} {
-		t.Run(c.recipe+"/"+c.tool, func(t *testing.T) {
-			cmd := exec.Command("bash", filepath.Join(root, "images", c.recipe, "build-wasm.sh"))
+		t.Run(c.recipe+"/"+c.script+"/"+c.tool, func(t *testing.T) {
+			cmd := exec.Command("bash", filepath.Join(root, "images", c.recipe, c.script))
 			cmd.Env = append(os.Environ(), "PATH="+pathWithout(t, c.tool), "COMPAT_CACHE="+t.TempDir(), "CI=true")
 			out, err := cmd.CombinedOutput()
 			if err == nil {
-				t.Fatalf("%s/build-wasm.sh succeeded without %s:\n%s", c.recipe, c.tool, out)
+				t.Fatalf("%s/%s succeeded without %s:\n%s", c.recipe, c.script, c.tool, out)
 			}
 			want := "'" + c.tool + "' not found; install it with: apt-get install -y " + c.tool
 			if !strings.Contains(string(out), want) {
-				t.Errorf("%s/build-wasm.sh does not name the missing tool (want %q):\n%s", c.recipe, want, out)
+				t.Errorf("%s/%s does not name the missing tool (want %q):\n%s", c.recipe, c.script, want, out)
 			}
 		})
 	}

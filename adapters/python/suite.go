@@ -138,11 +138,12 @@ const MaxProcesses = 16
 // MaxThreads bounds the threads one interpreter may have running besides
 // its main one (the entry's resources.threads), when python.wasm is built
 // with threads (images/python/build-wasm.sh COMPAT_PY_THREADS=yes; a build
-// without them never spawns one). regrtest's thread tests start at most a
-// few dozen at once (test_threading's and test_thread's barriers and
-// semaphores: 10 to 20; a ThreadPoolExecutor: min(32, cpus+4)); each takes
-// a 1 MiB stack from the heap.
-const MaxThreads = 64
+// without them never spawns one). regrtest's thread tests start up to 100
+// at once (test_queue's test_many_threads_nonblock: 50 feeders and 50
+// consumers; test_threading's and test_thread's barriers and semaphores:
+// 10 to 20; a ThreadPoolExecutor: min(32, cpus+4)); each takes a 1 MiB
+// stack from the heap, 128 MiB at most of the 1 GiB memory.
+const MaxThreads = 128
 
 // vkernelEnv is the top-level interpreter's environment on the vkernel.
 // Bytecode is written as on the reference (which sets only LC_ALL): the
