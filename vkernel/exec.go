@@ -274,7 +274,7 @@ func (k *Kernel) Exec(ctx context.Context, req Request) (*Result, error) {
 	proc, perr := hostabi.NewProcess(pcfg)
 	if perr != nil {
 		if tp != nil {
-			tp.memory.Close(context.Background())
+			tp.close()
 		}
 		return nil, fmt.Errorf("exec %s: %w", req.shownPath(), perr)
 	}

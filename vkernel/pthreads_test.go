@@ -3,13 +3,16 @@ package vkernel
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/compat-project/compat/vkernel/guests"
 	"github.com/compat-project/compat/vkernel/megabinary"
+	"golang.org/x/sys/unix"
 )
 
 // TestPthreadsLibc runs guests/src/pthreads.c, built with clang-19 for
@@ -89,4 +92,78 @@ func TestPthreadsBlocking(t *testing.T) {
 			}
 		}
 	}
+}
+
+// childMemoryEnv marks the process TestThreadedChildMemory runs itself in.
+const childMemoryEnv = "VKERNEL_TEST_THREADED_CHILD_MEMORY"
+
+// TestThreadedChildMemory: a process of a guest whose shared memory may
+// grow to 1 GiB (python.wasm's maximum) commits only what the guest
+// touches, at the top and in a spawned child process. The shared memory is
+// a reservation outside the Go heap (sharedRegion): made in the Go heap,
+// the whole maximum was one object, which the runtime zeroed when it
+// reused freed pages, as in every child process (loading the megabinary
+// frees a lot before the exec): each child of the threaded python took
+// 1.1 GB and seconds to start. The exec runs in a process of its own,
+// whose only children are the vkernel's, so that their peak resident size
+// is this process's RUSAGE_CHILDREN maximum.
+func TestThreadedChildMemory(t *testing.T) {
+	sysroot, err := guests.ThreadsSysroot()
+	if err != nil {
+		guest(t, func() ([]byte, error) { return nil, err })
+	}
+	const maxPages = 16384 // 1 GiB
+	wasm := guest(t, func() ([]byte, error) { return guests.CThreads("pthreads.c", sysroot, maxPages) })
+	if os.Getenv(childMemoryEnv) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestThreadedChildMemory$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), childMemoryEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestThreadedChildMemory") {
+			t.Fatalf("the test in a process of its own: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "peak resident size:") {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+		return
+	}
+	f := newFixture(t, entry("pthreads", wasm, megabinary.Resources{Threads: 4, Processes: 1,
+		Mounts: []megabinary.MountRule{{Guest: "/"}}}))
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "pthreads.wasm"), wasm, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := f.open(t, Options{CacheDir: t.TempDir()})
+	allocs := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	before := allocs()
+	// The check spawns "pthreads child", which reads its stdin to its end
+	// and exits 7, and waits for it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut syncBuffer
+	res, err := k.Exec(ctx, Request{Path: f.wasm("pthreads"), Args: []string{"pthreads", "blocking", "/pthreads.wasm", "waitpid"},
+		Mounts: []Mount{{Guest: "/", Host: root}}, Stdout: &out, Stderr: &errOut})
+	if err != nil || res.ExitCode != 0 || out.String() != "waitpid ok\ndone\n" {
+		t.Fatalf("exec: %v, %+v; stdout:\n%sstderr:\n%s", err, res, out.String(), errOut.String())
+	}
+	const limit = maxPages * 65536 / 4
+	if n := allocs() - before; n >= limit {
+		t.Errorf("the exec allocated %d MiB in the Go heap; want under %d MiB (the shared memory belongs outside it)", n>>20, limit>>20)
+	}
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err != nil {
+		t.Fatal(err)
+	}
+	if ru.Maxrss == 0 {
+		t.Fatal("no child process was reaped")
+	}
+	if peak := ru.Maxrss << 10; peak >= limit {
+		t.Errorf("a child process's peak resident size was %d MiB; want under %d MiB (its shared memory's maximum is %d MiB)", peak>>20, limit>>20, maxPages>>4)
+	}
+	t.Logf("children's peak resident size: %d MiB", ru.Maxrss>>10)
 }

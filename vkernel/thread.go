@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
 )
 
 // Threads (ABI.md, "Threads"): a module built for wasm32-wasi-threads
@@ -203,18 +204,83 @@ func checkThreadImports(cm wazero.CompiledModule, shared bool) error {
 // are made under.
 type threadedProcess struct {
 	memory api.Module
+	region *sharedRegion
+}
+
+// sharedRegion backs a process's shared memory (wazero's
+// experimental.MemoryAllocator): one anonymous mapping of the memory's
+// maximum, readable and writable, outside the Go heap. Without an
+// allocator wazero makes a shared memory with make([]byte, min, max): the
+// Go heap then holds the whole maximum (python.wasm's 1 GiB), and when
+// that span reuses pages the heap had freed (a child process frees what
+// loading the megabinary took, before its exec) the runtime zeroes all of
+// it, which made a child of the threaded python commit 1.1 GB and spend
+// seconds before its first instruction. Fresh anonymous pages are zero
+// already: only the pages the guest writes are committed.
+//
+// The slice given to wazero has the whole mapping as its capacity, as
+// make's had, and no page of it is ever inaccessible: wazero calls Free,
+// and forgets the allocator, when any instance whose memory it is closes
+// (every thread's instance imports it), and grows the memory within its
+// capacity from then on. Free therefore does nothing; release unmaps the
+// region, once the memory module is closed and no thread runs
+// (threadedProcess.close). The guest's accesses are bounds-checked
+// against the memory's current size, not by page protection.
+type sharedRegion struct{ region []byte }
+
+// Allocate implements experimental.MemoryAllocator.
+func (m *sharedRegion) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	if m.region != nil {
+		panic("vkernel: a process has one shared memory")
+	}
+	region, err := unix.Mmap(-1, 0, int(maxBytes), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		panic(fmt.Errorf("vkernel: reserving %d bytes of shared memory: %w", maxBytes, err))
+	}
+	m.region = region
+	return m
+}
+
+// Reallocate implements experimental.LinearMemory: the first size bytes,
+// at the same address always (a shared memory never moves).
+func (m *sharedRegion) Reallocate(size uint64) []byte {
+	if size > uint64(len(m.region)) {
+		return nil
+	}
+	return m.region[:size:len(m.region)]
+}
+
+// Free implements experimental.LinearMemory: it leaves the region mapped
+// (see sharedRegion).
+func (m *sharedRegion) Free() {}
+
+// release unmaps the region.
+func (m *sharedRegion) release() {
+	if m.region != nil {
+		_ = unix.Munmap(m.region)
+		m.region = nil
+	}
 }
 
 // newThreadedProcess instantiates the route's shared memory for one
 // process, and the hostabi.Threads its process is made with.
 func (k *Kernel) newThreadedProcess(ctx context.Context, r *route) (*threadedProcess, *hostabi.Threads, error) {
-	mem, err := k.runtime.InstantiateModule(ctx, r.threads.memory, wazero.NewModuleConfig().WithName(""))
+	region := &sharedRegion{}
+	mem, err := k.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, region), r.threads.memory, wazero.NewModuleConfig().WithName(""))
 	if err != nil {
+		region.release()
 		return nil, nil, fmt.Errorf("shared memory of %d..%d pages: %w", r.threads.mem.min, r.threads.mem.max, err)
 	}
-	return &threadedProcess{memory: mem}, &hostabi.Threads{
+	return &threadedProcess{memory: mem, region: region}, &hostabi.Threads{
 		Runtime: k.runtime, Module: r.module, Memory: mem, Max: r.entry.Resources.Threads,
 	}, nil
+}
+
+// close closes the shared memory and unmaps it: only when no instance over
+// it runs any more.
+func (tp *threadedProcess) close() {
+	tp.memory.Close(context.Background())
+	tp.region.release()
 }
 
 // resolve gives every instance of the process the shared memory as
@@ -236,7 +302,7 @@ func (k *Kernel) runThreaded(ctx context.Context, r *route, proc *hostabi.Proces
 	defer cancel()
 	mod, err := k.runtime.InstantiateModule(ctx, r.module, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
-		tp.memory.Close(context.Background())
+		tp.close()
 		return exitStatus(ctx, err)
 	}
 	proc.StartThreads(ctx, cancel, mod)
@@ -267,7 +333,7 @@ func (k *Kernel) runThreaded(ctx context.Context, r *route, proc *hostabi.Proces
 	}
 	if proc.EndThreads(out.code, mainDone) {
 		mod.Close(context.Background())
-		tp.memory.Close(context.Background())
+		tp.close()
 	}
 	return out.code, out.err
 }
