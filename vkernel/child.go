@@ -637,18 +637,27 @@ func memfdWith(name string, b []byte) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	if err := pwriteAll(fd, b, 0); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// pwriteAll writes all of b to fd at offset at, retrying short writes and
+// EINTR.
+func pwriteAll(fd int, b []byte, at int64) error {
 	for off := 0; off < len(b); {
-		n, err := unix.Pwrite(fd, b[off:], int64(off))
+		n, err := unix.Pwrite(fd, b[off:], at+int64(off))
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			unix.Close(fd)
-			return -1, err
+			return err
 		}
 		off += n
 	}
-	return fd, nil
+	return nil
 }
 
 // snapshotMemory copies a guest's linear memory into a memfd: the child

@@ -163,16 +163,9 @@ func imageMemfd(size int, runs []imageRun) (int, error) {
 		return -1, err
 	}
 	for _, r := range runs {
-		for off := 0; off < len(r.data); {
-			n, err := unix.Pwrite(fd, r.data[off:], int64(r.off+off))
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				unix.Close(fd)
-				return -1, err
-			}
-			off += n
+		if err := pwriteAll(fd, r.data, int64(r.off)); err != nil {
+			unix.Close(fd)
+			return -1, err
 		}
 	}
 	return fd, nil
